@@ -1,0 +1,58 @@
+// Typed settings for each part of an experiment, parsed from the ConfigTree in one place.
+// One experiment file holds all sections; each subcommand reads the sections it needs.
+// The defaults (and so the list of valid keys) are in default_config().
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "svmoe/config/config_tree.h"
+
+namespace svmoe {
+
+// How and where the process runs (every subcommand).
+struct RuntimeSettings {
+  std::string device = "auto";  // auto | cpu | cuda | cuda:N
+  std::string log_level = "info";
+  int threads = 0;  // intra-op CPU threads; 0 = LibTorch's default
+  std::uint64_t seed = 1234;
+};
+
+// svmoe forward: run a checkpoint on given token ids (for checks against other frameworks).
+struct ForwardSettings {
+  std::filesystem::path model;
+  std::filesystem::path input;    // safetensors with int64 input_ids [B, T]
+  std::filesystem::path output;   // safetensors: float32 logits [B, T, V]
+  std::string dtype = "float32";  // compute dtype: float32 | bfloat16 | float16 | auto (the checkpoint's)
+  std::filesystem::path compare;  // optional: safetensors with expected outputs to compare with
+  double atol = 1e-4;             // tolerance for --compare
+};
+
+// The defaults of every section: the schema of valid keys.
+Json default_config();
+
+RuntimeSettings parse_runtime_settings(const ConfigTree& config);
+ForwardSettings parse_forward_settings(const ConfigTree& config);
+
+// Reads one typed value from the tree; every error names the key path, where the value came
+// from, what was found and what was expected.
+class SettingReader {
+ public:
+  explicit SettingReader(const ConfigTree& config) : config_(config) {}
+
+  std::string string(const std::string& key_path) const;
+  std::string choice(const std::string& key_path, const std::vector<std::string>& options) const;
+  std::int64_t integer(const std::string& key_path, std::int64_t min, std::int64_t max) const;
+  double number(const std::string& key_path, double min, double max) const;
+  bool boolean(const std::string& key_path) const;
+  // An empty path when the key is null or ""; with `required`, that is an error.
+  std::filesystem::path path(const std::string& key_path, bool required, const std::string& hint = {}) const;
+
+ private:
+  [[noreturn]] void fail(const std::string& key_path, const std::string& expected, const std::string& hint = {}) const;
+  const ConfigTree& config_;
+};
+
+}  // namespace svmoe

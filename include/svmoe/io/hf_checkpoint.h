@@ -1,0 +1,75 @@
+// Hugging Face checkpoint directories: config.json plus model.safetensors, or shards
+// (model-0000k-of-0000n.safetensors) listed in model.safetensors.index.json.
+// Tensor names are the Hugging Face keys, which are also svmoe's module names, so loading
+// and saving a module is a plain name mapping.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "svmoe/io/safetensors.h"
+#include "svmoe/model/model_config.h"
+
+namespace svmoe {
+
+// All tensors of a checkpoint, single-file or sharded; every file is mapped, nothing copied.
+class CheckpointTensors {
+ public:
+  static CheckpointTensors open(const std::filesystem::path& directory);
+
+  std::vector<std::string> names() const;  // sorted
+  bool contains(const std::string& name) const { return location_.count(name) > 0; }
+  const TensorEntry& entry(const std::string& name) const;
+  torch::Tensor tensor(const std::string& name) const;
+  const std::vector<SafetensorsFile>& files() const { return files_; }
+
+ private:
+  std::vector<SafetensorsFile> files_;
+  std::map<std::string, std::size_t> location_;  // name -> index into files_
+};
+
+struct HfCheckpoint {
+  std::filesystem::path directory;
+  ModelConfig config;
+  nlohmann::json raw_config;  // config.json as read, to keep fields svmoe does not model
+  CheckpointTensors tensors;
+};
+
+HfCheckpoint load_hf_checkpoint(const std::filesystem::path& directory);
+
+// Copies the checkpoint's tensors into the module's parameters (converting to each
+// parameter's dtype and device). Every parameter must be present with its shape, and every
+// checkpoint tensor must belong to a parameter (known leftovers excepted); otherwise the error
+// lists what is missing or unexpected.
+void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint);
+
+// The module's parameters as named tensors, in the module's dtype.
+std::vector<NamedTensor> named_tensors(const torch::nn::Module& module);
+
+struct SaveOptions {
+  std::uint64_t max_shard_bytes = 5ull << 30;  // transformers' default shard size (5 GB)
+  std::filesystem::path copy_tokenizer_from;   // a directory whose tokenizer files to copy, if any
+};
+
+// Writes config.json, the safetensors file(s) and the index atomically: everything is written
+// into DIR.partial and renamed to DIR at the end, so DIR is the old or the complete new one.
+void save_hf_checkpoint(const std::filesystem::path& directory, const ModelConfig& config,
+                        const std::vector<NamedTensor>& tensors, const SaveOptions& options = {},
+                        const nlohmann::json& base_config = nlohmann::json::object());
+
+// Writes tensors as one model.safetensors or as shards of at most `max_shard_bytes` (a tensor
+// larger than that gets a shard of its own) with model.safetensors.index.json.
+void write_sharded_safetensors(const std::filesystem::path& directory, const std::vector<NamedTensor>& tensors,
+                               std::uint64_t max_shard_bytes);
+
+// The tokenizer files a Hugging Face directory may hold.
+const std::vector<std::string>& tokenizer_file_names();
+
+}  // namespace svmoe

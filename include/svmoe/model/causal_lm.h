@@ -1,0 +1,64 @@
+// The causal language model: Hugging Face LlamaForCausalLM (dense). Parameter names equal the
+// checkpoint keys: model.embed_tokens.weight, model.layers.{l}.self_attn.q_proj.weight, ...,
+// model.norm.weight, lm_head.weight (absent when the embeddings are tied).
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/embedding.h>
+
+#include <vector>
+
+#include "svmoe/model/layers.h"
+#include "svmoe/model/model_config.h"
+
+namespace svmoe {
+
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x, const RotaryTables& rotary);
+
+  RMSNorm input_layernorm{nullptr};
+  SelfAttention self_attn{nullptr};
+  RMSNorm post_attention_layernorm{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+// Embedding, the blocks and the final norm (Hugging Face's LlamaModel, the "model." prefix).
+class DecoderModelImpl : public torch::nn::Module {
+ public:
+  explicit DecoderModelImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& input_ids);  // [B, T] -> [B, T, hidden]
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  RMSNorm norm{nullptr};
+
+ private:
+  ModelConfig config_;
+};
+TORCH_MODULE(DecoderModel);
+
+struct CausalLMOutput {
+  torch::Tensor logits;                      // [B, T, vocab]
+  std::vector<torch::Tensor> router_logits;  // per MoE layer [B*T, experts]; empty for dense models
+};
+
+class CausalLMImpl : public torch::nn::Module {
+ public:
+  explicit CausalLMImpl(const ModelConfig& config);
+  CausalLMOutput forward(const torch::Tensor& input_ids);  // int64 [B, T]
+
+  const ModelConfig& config() const { return config_; }
+
+  DecoderModel model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // null when tied to model.embed_tokens
+
+ private:
+  ModelConfig config_;
+};
+TORCH_MODULE(CausalLM);
+
+}  // namespace svmoe

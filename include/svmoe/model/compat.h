@@ -1,0 +1,71 @@
+// Every difference between the LibTorch versions svmoe builds against (1.13 on Debian 12 for
+// CI, 2.x from pip on the GPU machine) lives here.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <optional>
+
+namespace svmoe::compat {
+
+#if TORCH_VERSION_MAJOR >= 2
+inline constexpr bool kHasScaledDotProductAttention = true;
+#else
+inline constexpr bool kHasScaledDotProductAttention = false;
+#endif
+
+// Causal self-attention. q: [B, H, T, D], k and v: [B, H, T, D] (KV heads already repeated).
+// LibTorch 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA).
+// LibTorch 1.13: the exact math, softmax in float32 as Hugging Face's eager attention does.
+inline torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true);
+#else
+  const auto t = q.size(2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, T, T]
+  const auto future = torch::ones({t, t}, torch::dtype(torch::kBool).device(q.device())).triu(1);
+  scores = scores.masked_fill(future, -std::numeric_limits<float>::infinity());
+  const auto weights = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
+  return torch::matmul(weights, v);
+#endif
+}
+
+// Scalar types that only newer LibTorch versions define; nullopt where this one lacks them.
+inline std::optional<torch::ScalarType> uint16_type() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  return torch::kUInt16;
+#else
+  return std::nullopt;
+#endif
+}
+inline std::optional<torch::ScalarType> uint32_type() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  return torch::kUInt32;
+#else
+  return std::nullopt;
+#endif
+}
+inline std::optional<torch::ScalarType> uint64_type() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+  return torch::kUInt64;
+#else
+  return std::nullopt;
+#endif
+}
+inline std::optional<torch::ScalarType> float8_e4m3_type() {
+#if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1)
+  return torch::kFloat8_e4m3fn;
+#else
+  return std::nullopt;
+#endif
+}
+inline std::optional<torch::ScalarType> float8_e5m2_type() {
+#if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 1)
+  return torch::kFloat8_e5m2;
+#else
+  return std::nullopt;
+#endif
+}
+
+}  // namespace svmoe::compat

@@ -1,0 +1,16 @@
+// Choosing the device: "auto" is CUDA when this LibTorch has it and a GPU is present.
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+
+namespace svmoe {
+
+// "auto" | "cpu" | "cuda" | "cuda:N"; throws ConfigError for CUDA where none is available.
+torch::Device resolve_device(const std::string& name);
+
+// "float32" | "bfloat16" | "float16"; throws ConfigError otherwise.
+torch::ScalarType parse_compute_dtype(const std::string& name);
+
+}  // namespace svmoe

@@ -1,0 +1,41 @@
+// Tokenizers: a SentencePiece `tokenizer.model` (run by libsentencepiece) or a Hugging Face
+// `tokenizer.json` of the kinds SentencePiece-based models ship (Unigram or BPE with byte
+// fallback), run by svmoe's own implementation of the `tokenizers` pipeline.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace svmoe {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+
+  // With `add_special_tokens`, BOS/EOS are added as the tokenizer's own config says
+  // (tokenizer.json: its post-processor; tokenizer.model: tokenizer_config.json's
+  // add_bos_token / add_eos_token, true / false by default, as Llama's tokenizer).
+  virtual std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const = 0;
+  virtual std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens = true) const = 0;
+
+  virtual std::int64_t vocab_size() const = 0;
+  virtual std::string piece(std::int32_t id) const = 0;
+  virtual std::optional<std::int32_t> bos_id() const = 0;
+  virtual std::optional<std::int32_t> eos_id() const = 0;
+  // One line for logs and manifests, e.g. "tokenizer.json (Unigram, 99487 pieces)".
+  virtual std::string description() const = 0;
+};
+
+// `path`: a directory (tokenizer.json is preferred, as transformers does, else tokenizer.model),
+// a tokenizer.json or a tokenizer.model file. tokenizer_config.json beside it is read if present.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
+
+std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& tokenizer_json);
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::filesystem::path& tokenizer_model);
+
+}  // namespace svmoe

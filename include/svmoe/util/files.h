@@ -1,0 +1,60 @@
+// File helpers: atomic writes (temporary name, fsync, rename) and read-only memory maps.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace svmoe {
+
+// Writes a file under a temporary name beside `path`; commit() fsyncs it and renames it over
+// `path`, so a reader sees the old file or the complete new one, never a part. Destroyed
+// without commit() (an exception, an interrupted run), the temporary file is removed.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::filesystem::path path);
+  ~AtomicFileWriter();
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void write(const void* data, std::size_t size);
+  void write(std::string_view text) { write(text.data(), text.size()); }
+  void commit();
+
+ private:
+  std::filesystem::path path_;
+  std::filesystem::path temporary_path_;
+  int fd_ = -1;
+};
+
+void write_file_atomically(const std::filesystem::path& path, std::string_view content);
+
+std::string read_text_file(const std::filesystem::path& path);
+
+// fsync a directory, so that renames inside it survive a crash.
+void sync_directory(const std::filesystem::path& directory);
+
+// A whole file mapped read-only-shared / copy-on-write: tensors can view it without a copy,
+// and a write to such a tensor touches only a private page, never the file.
+class MappedFile {
+ public:
+  static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  std::filesystem::path path_;
+  std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+}  // namespace svmoe

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs svmoe's build and test dependencies from Debian 12 packages.
+# Idempotent: packages already present are left alone. Needs root or sudo.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build ccache pkg-config
+  # LibTorch 1.13 (CPU) and the Gloo headers its distributed API includes
+  libtorch-dev libgloo-dev
+  # tokenizer, logging, CLI, JSON/YAML, linear algebra, tests
+  libsentencepiece-dev sentencepiece libspdlog-dev libcli11-dev nlohmann-json3-dev
+  libeigen3-dev libyaml-cpp-dev libgtest-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages already installed"
+  exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "install-deps: need root or sudo to install: ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -q
+"${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "install-deps: done"

@@ -1,0 +1,124 @@
+// svmoe forward: run a checkpoint on given token ids and write (or compare) its outputs, to
+// check svmoe's model against another framework's.
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "svmoe/config/settings.h"
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/safetensors.h"
+#include "svmoe/model/causal_lm.h"
+#include "svmoe/model/device.h"
+#include "svmoe/util/error.h"
+
+namespace svmoe::cli {
+namespace {
+
+struct ForwardOptions {
+  ConfigOptions config;
+  std::string model, input, output, dtype, compare;
+  double atol = -1.0;
+};
+
+std::vector<NamedTensor> run_forward(const ForwardSettings& settings, const RuntimeSettings& runtime) {
+  const torch::Device device = resolve_device(runtime.device);
+  const HfCheckpoint checkpoint = load_hf_checkpoint(settings.model);
+  const std::string dtype_name = settings.dtype == "auto" ? checkpoint.config.dtype : settings.dtype;
+  const torch::ScalarType dtype = parse_compute_dtype(dtype_name);
+
+  const SafetensorsFile input = SafetensorsFile::open(settings.input);
+  if (!input.contains("input_ids")) {
+    throw FormatError("'" + settings.input.string() + "' has no tensor named 'input_ids'",
+                      "write the token ids as int64 input_ids [batch, length]");
+  }
+  torch::Tensor input_ids = input.tensor("input_ids");
+  if (input_ids.dim() == 1) input_ids = input_ids.unsqueeze(0);
+  if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kInt64) {
+    throw FormatError("'" + settings.input.string() + "': input_ids must be int64 [batch, length], found " +
+                      std::string(c10::toString(input_ids.scalar_type())) + " " + c10::str(input_ids.sizes()));
+  }
+
+  CausalLM model(checkpoint.config);
+  model->to(dtype);
+  load_weights(*model, checkpoint);
+  model->to(device);
+  model->eval();
+  spdlog::info("forward: {} ({} layers, {}) on {} in {}, input {}", settings.model.string(),
+               checkpoint.config.num_hidden_layers, checkpoint.config.model_type, device.str(), dtype_name,
+               c10::str(input_ids.sizes()));
+
+  torch::NoGradGuard no_grad;
+  const CausalLMOutput output = model->forward(input_ids.to(device));
+  std::vector<NamedTensor> tensors = {{"logits", output.logits.to(torch::kCPU, torch::kFloat32)}};
+  for (std::size_t l = 0; l < output.router_logits.size(); ++l) {
+    tensors.push_back({"router_logits." + std::to_string(l), output.router_logits[l].to(torch::kCPU, torch::kFloat32)});
+  }
+  return tensors;
+}
+
+// Max |difference| per output present in both; true if all are within atol.
+bool compare_outputs(const std::vector<NamedTensor>& outputs, const std::filesystem::path& expected_path, double atol) {
+  const SafetensorsFile expected = SafetensorsFile::open(expected_path);
+  bool all_close = true;
+  std::size_t compared = 0;
+  for (const auto& output : outputs) {
+    if (!expected.contains(output.name)) continue;
+    const torch::Tensor reference = expected.tensor(output.name).to(torch::kFloat32);
+    if (reference.sizes() != output.tensor.sizes()) {
+      throw FormatError("'" + expected_path.string() + "': '" + output.name + "' has shape " +
+                        c10::str(reference.sizes()) + " but svmoe computed " + c10::str(output.tensor.sizes()));
+    }
+    const double difference = (output.tensor - reference).abs().max().item<double>();
+    const bool close = difference <= atol;
+    all_close = all_close && close;
+    ++compared;
+    spdlog::info("compare {:<18} max |difference| {:.3e}  {} (atol {:.0e})", output.name, difference,
+                 close ? "ok" : "MISMATCH", atol);
+  }
+  if (compared == 0) {
+    throw FormatError("'" + expected_path.string() + "' holds none of the outputs (logits, router_logits.L)");
+  }
+  return all_close;
+}
+
+}  // namespace
+
+void add_forward_command(CLI::App& app) {
+  auto* command = app.add_subcommand("forward", "run a checkpoint on token ids; write or compare its logits");
+  auto options = std::make_shared<ForwardOptions>();
+  add_config_options(*command, options->config);
+  command->add_option("--model", options->model, "Hugging Face checkpoint directory (forward.model)");
+  command->add_option("--input", options->input, "safetensors file with int64 input_ids [B, T] (forward.input)");
+  command->add_option("--output", options->output,
+                      "safetensors file to write: float32 logits [B, T, V] (forward.output)");
+  command->add_option("--dtype", options->dtype, "float32, bfloat16, float16 or auto (forward.dtype)");
+  command->add_option("--compare", options->compare,
+                      "safetensors file with expected logits (and router_logits.L) to compare with (forward.compare)");
+  command->add_option("--atol", options->atol, "largest absolute difference accepted by --compare (forward.atol)");
+  command->callback([options] {
+    ConfigTree config(default_config());
+    auto text = [](const std::string& s) { return s.empty() ? Json() : Json(s); };
+    const FlagValues flags = {{"forward.model", text(options->model)},
+                              {"forward.input", text(options->input)},
+                              {"forward.output", text(options->output)},
+                              {"forward.dtype", text(options->dtype)},
+                              {"forward.compare", text(options->compare)},
+                              {"forward.atol", options->atol >= 0 ? Json(options->atol) : Json()}};
+    if (!resolve_config(options->config, flags, config)) return;
+    const RuntimeSettings runtime = parse_runtime_settings(config);
+    const ForwardSettings settings = parse_forward_settings(config);
+    if (runtime.threads > 0) torch::set_num_threads(runtime.threads);
+
+    const std::vector<NamedTensor> outputs = run_forward(settings, runtime);
+    if (!settings.output.empty()) {
+      write_safetensors(settings.output, outputs, {{"producer", "svmoe forward"}});
+      spdlog::info("wrote {}", settings.output.string());
+    }
+    if (!settings.compare.empty() && !compare_outputs(outputs, settings.compare, settings.atol)) {
+      throw ComparisonError("svmoe's outputs differ from '" + settings.compare.string() + "' by more than atol " +
+                            std::to_string(settings.atol));
+    }
+  });
+}
+
+}  // namespace svmoe::cli

@@ -1,0 +1,64 @@
+// svmoe inspect DIR: a checkpoint's config and a table of its tensors.
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/util/strings.h"
+
+namespace svmoe::cli {
+namespace {
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::vector<std::string> parts;
+  for (const auto d : shape) parts.push_back(std::to_string(d));
+  return "[" + join(parts, ", ") + "]";
+}
+
+void print_checkpoint(const HfCheckpoint& checkpoint, std::ostream& out) {
+  const ModelConfig& c = checkpoint.config;
+  out << "checkpoint  " << checkpoint.directory.string() << "\n";
+  out << fmt::format("model       {} ({})\n", c.model_type, c.is_moe() ? "MoE" : "dense");
+  out << fmt::format("layers      {}   hidden {}   ffn {}   vocab {}\n", c.num_hidden_layers, c.hidden_size,
+                     c.intermediate_size, c.vocab_size);
+  out << fmt::format("attention   {} heads, {} KV heads, head_dim {}, rope_theta {}\n", c.num_attention_heads,
+                     c.num_key_value_heads, c.head_dim, c.rope_theta);
+  if (c.is_moe()) {
+    out << fmt::format("experts     {} per layer, top-{}, router_aux_loss_coef {}\n", c.num_local_experts,
+                       c.num_experts_per_tok, c.router_aux_loss_coef);
+  }
+  out << fmt::format("other       rms_norm_eps {}, tie_word_embeddings {}, max_positions {}, dtype {}\n",
+                     c.rms_norm_eps, c.tie_word_embeddings, c.max_position_embeddings, c.dtype);
+  out << fmt::format("files       {} safetensors file(s)\n\n", checkpoint.tensors.files().size());
+
+  std::size_t width = 4;
+  for (const auto& name : checkpoint.tensors.names()) width = std::max(width, name.size());
+  out << fmt::format("{:<{}}  {:<18} {:<6} {:>14}\n", "name", width, "shape", "dtype", "parameters");
+  std::uint64_t total = 0;
+  std::uint64_t bytes = 0;
+  for (const auto& name : checkpoint.tensors.names()) {
+    const TensorEntry& e = checkpoint.tensors.entry(name);
+    std::uint64_t count = 1;
+    for (const auto d : e.shape) count *= static_cast<std::uint64_t>(d);
+    total += count;
+    bytes += e.end - e.begin;
+    out << fmt::format("{:<{}}  {:<18} {:<6} {:>14}\n", name, width, shape_text(e.shape), dtype_name(e.dtype),
+                       format_count(count));
+  }
+  out << fmt::format("\ntotal: {} tensors, {} parameters ({}); config.json implies {} parameters\n",
+                     checkpoint.tensors.names().size(), format_count(total), format_bytes(bytes),
+                     format_count(static_cast<std::uint64_t>(c.num_parameters())));
+}
+
+}  // namespace
+
+void add_inspect_command(CLI::App& app) {
+  auto* command = app.add_subcommand("inspect", "print a checkpoint's config and a table of its parameters");
+  auto directory = std::make_shared<std::string>();
+  command->add_option("directory", *directory, "Hugging Face checkpoint directory")->required();
+  command->callback([directory] { print_checkpoint(load_hf_checkpoint(*directory), std::cout); });
+}
+
+}  // namespace svmoe::cli

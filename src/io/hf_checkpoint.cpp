@@ -1,0 +1,237 @@
+#include "svmoe/io/hf_checkpoint.h"
+
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <set>
+
+#include "svmoe/io/hf_config.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "svmoe/util/strings.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace {
+
+const char* kSingleFile = "model.safetensors";
+const char* kIndexFile = "model.safetensors.index.json";
+
+// Tensors that older checkpoints carry but that are recomputed, not learned.
+bool is_known_leftover(const std::string& name) { return ends_with(name, ".rotary_emb.inv_freq"); }
+
+std::string shard_name(std::size_t index, std::size_t count) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, "model-%05zu-of-%05zu.safetensors", index + 1, count);
+  return buffer;
+}
+
+std::string list_some(const std::vector<std::string>& names) {
+  std::vector<std::string> shown(names.begin(), names.begin() + std::min<std::size_t>(names.size(), 5));
+  std::string text = join(shown, ", ");
+  if (names.size() > shown.size()) text += " and " + std::to_string(names.size() - shown.size()) + " more";
+  return text;
+}
+
+}  // namespace
+
+const std::vector<std::string>& tokenizer_file_names() {
+  static const std::vector<std::string> names = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                                                 "special_tokens_map.json", "generation_config.json"};
+  return names;
+}
+
+CheckpointTensors CheckpointTensors::open(const fs::path& directory) {
+  CheckpointTensors result;
+  const fs::path index_path = directory / kIndexFile;
+  const fs::path single_path = directory / kSingleFile;
+  if (fs::exists(index_path)) {
+    Json index;
+    try {
+      index = Json::parse(read_text_file(index_path));
+    } catch (const Json::parse_error& e) {
+      throw FormatError("'" + index_path.string() + "' is not valid JSON: " + e.what());
+    }
+    if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
+      throw FormatError("'" + index_path.string() + "' has no \"weight_map\" object");
+    }
+    std::map<std::string, std::size_t> file_index;
+    for (auto it = index.at("weight_map").begin(); it != index.at("weight_map").end(); ++it) {
+      if (!it.value().is_string())
+        throw FormatError("'" + index_path.string() + "': weight_map[\"" + it.key() + "\"] is not a file name");
+      const std::string file = it.value().get<std::string>();
+      if (file.find('/') != std::string::npos || file == ".." || file.empty()) {
+        throw FormatError("'" + index_path.string() + "': shard name '" + file + "' is not a plain file name");
+      }
+      if (!file_index.count(file)) {
+        const fs::path shard = directory / file;
+        if (!fs::exists(shard)) {
+          throw IoError("shard '" + shard.string() + "', listed in '" + index_path.string() + "', is missing",
+                        "copy all shards of the checkpoint into the directory");
+        }
+        file_index[file] = result.files_.size();
+        result.files_.push_back(SafetensorsFile::open(shard));
+      }
+      const std::size_t i = file_index[file];
+      if (!result.files_[i].contains(it.key())) {
+        throw FormatError("'" + index_path.string() + "' places tensor '" + it.key() + "' in '" + file +
+                          "', but that shard does not hold it");
+      }
+      result.location_[it.key()] = i;
+    }
+  } else if (fs::exists(single_path)) {
+    result.files_.push_back(SafetensorsFile::open(single_path));
+    for (const auto& entry : result.files_.front().entries()) result.location_[entry.name] = 0;
+  } else {
+    throw IoError("'" + directory.string() + "' holds neither " + kSingleFile + " nor " + kIndexFile,
+                  "give a Hugging Face checkpoint directory saved with safetensors");
+  }
+  return result;
+}
+
+std::vector<std::string> CheckpointTensors::names() const {
+  std::vector<std::string> names;
+  for (const auto& item : location_) names.push_back(item.first);
+  return names;
+}
+
+const TensorEntry& CheckpointTensors::entry(const std::string& name) const {
+  const auto it = location_.find(name);
+  if (it == location_.end()) throw FormatError("the checkpoint has no tensor named '" + name + "'");
+  return files_[it->second].entry(name);
+}
+
+torch::Tensor CheckpointTensors::tensor(const std::string& name) const {
+  const auto it = location_.find(name);
+  if (it == location_.end()) throw FormatError("the checkpoint has no tensor named '" + name + "'");
+  return files_[it->second].tensor(name);
+}
+
+HfCheckpoint load_hf_checkpoint(const fs::path& directory) {
+  if (!fs::is_directory(directory)) {
+    throw IoError("checkpoint directory '" + directory.string() + "' does not exist",
+                  "give the directory that holds config.json and model.safetensors");
+  }
+  HfCheckpoint checkpoint;
+  checkpoint.directory = directory;
+  const fs::path config_path = directory / "config.json";
+  checkpoint.config = read_model_config(config_path);
+  checkpoint.raw_config = Json::parse(read_text_file(config_path));
+  checkpoint.tensors = CheckpointTensors::open(directory);
+  return checkpoint;
+}
+
+void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
+  torch::NoGradGuard no_grad;
+  const auto parameters = module.named_parameters(/*recurse=*/true);
+  std::vector<std::string> missing;
+  std::set<std::string> used;
+  for (const auto& item : parameters) {
+    if (!checkpoint.tensors.contains(item.key())) {
+      missing.push_back(item.key());
+      continue;
+    }
+    const TensorEntry& entry = checkpoint.tensors.entry(item.key());
+    torch::Tensor parameter = item.value();
+    if (entry.shape != parameter.sizes().vec()) {
+      throw FormatError("'" + checkpoint.directory.string() + "': tensor '" + item.key() + "' has shape " +
+                            c10::str(c10::IntArrayRef(entry.shape)) + " but config.json implies " +
+                            c10::str(parameter.sizes()),
+                        "config.json and the weights do not belong together");
+    }
+    parameter.copy_(checkpoint.tensors.tensor(item.key()));
+    used.insert(item.key());
+  }
+  if (!missing.empty()) {
+    throw FormatError(
+        "'" + checkpoint.directory.string() + "' lacks " + std::to_string(missing.size()) +
+            " weight(s) the model needs: " + list_some(missing),
+        "the checkpoint does not match its config.json (or is not a " + checkpoint.config.model_type + " model)");
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& name : checkpoint.tensors.names()) {
+    if (used.count(name) || is_known_leftover(name)) continue;
+    if (name == "lm_head.weight" && checkpoint.config.tie_word_embeddings) continue;  // transformers ignores it too
+    unexpected.push_back(name);
+  }
+  if (!unexpected.empty()) {
+    throw FormatError("'" + checkpoint.directory.string() + "' holds " + std::to_string(unexpected.size()) +
+                          " weight(s) svmoe's " + checkpoint.config.model_type +
+                          " model has no place for: " + list_some(unexpected),
+                      "the checkpoint's architecture differs from what its config.json says");
+  }
+}
+
+std::vector<NamedTensor> named_tensors(const torch::nn::Module& module) {
+  std::vector<NamedTensor> tensors;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    tensors.push_back({item.key(), item.value().detach()});
+  }
+  return tensors;
+}
+
+void write_sharded_safetensors(const fs::path& directory, const std::vector<NamedTensor>& tensors,
+                               std::uint64_t max_shard_bytes) {
+  std::vector<const NamedTensor*> ordered;
+  for (const auto& t : tensors) ordered.push_back(&t);
+  std::sort(ordered.begin(), ordered.end(),
+            [](const NamedTensor* a, const NamedTensor* b) { return a->name < b->name; });
+
+  std::vector<std::vector<NamedTensor>> shards(1);
+  std::uint64_t shard_bytes = 0;
+  std::uint64_t total_bytes = 0;
+  for (const NamedTensor* t : ordered) {
+    const std::uint64_t bytes = stored_bytes(t->tensor);
+    if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shards.back().push_back(*t);
+    shard_bytes += bytes;
+    total_bytes += bytes;
+  }
+  if (shards.size() == 1) {
+    write_safetensors(directory / kSingleFile, shards.front());
+    return;
+  }
+  Json weight_map = Json::object();
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    const std::string name = shard_name(i, shards.size());
+    write_safetensors(directory / name, shards[i]);
+    for (const auto& t : shards[i]) weight_map[t.name] = name;
+  }
+  const Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
+  write_file_atomically(directory / kIndexFile, index.dump(2) + "\n");
+}
+
+void save_hf_checkpoint(const fs::path& directory, const ModelConfig& config, const std::vector<NamedTensor>& tensors,
+                        const SaveOptions& options, const Json& base_config) {
+  fs::path partial = directory;
+  partial += ".partial";
+  std::error_code ec;
+  fs::remove_all(partial, ec);  // a leftover of an interrupted save
+  if (!fs::create_directories(partial, ec) && ec) {
+    throw IoError("cannot create '" + partial.string() + "': " + ec.message());
+  }
+  write_file_atomically(partial / "config.json", model_config_to_json(config, base_config).dump(2) + "\n");
+  write_sharded_safetensors(partial, tensors, options.max_shard_bytes);
+  if (!options.copy_tokenizer_from.empty()) {
+    for (const auto& name : tokenizer_file_names()) {
+      const fs::path source = options.copy_tokenizer_from / name;
+      if (fs::exists(source)) fs::copy_file(source, partial / name, fs::copy_options::overwrite_existing);
+    }
+  }
+  sync_directory(partial);
+
+  fs::path previous = directory;
+  previous += ".previous";
+  fs::remove_all(previous, ec);
+  if (fs::exists(directory)) fs::rename(directory, previous);
+  fs::rename(partial, directory);
+  sync_directory(directory.has_parent_path() ? directory.parent_path() : fs::path("."));
+  fs::remove_all(previous, ec);
+}
+
+}  // namespace svmoe

@@ -1,0 +1,68 @@
+#include "svmoe/model/causal_lm.h"
+
+#include <torch/torch.h>
+
+#include "svmoe/util/error.h"
+
+namespace svmoe {
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  if (c.is_moe()) {
+    throw UnsupportedError("MoE (Mixtral) models cannot run yet: svmoe's MoE layer is not built",
+                           "use a dense Llama checkpoint");
+  }
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  self_attn = register_module("self_attn", SelfAttention(c));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
+}
+
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTables& rotary) {
+  const auto h = x + self_attn(input_layernorm(x), rotary);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+DecoderModelImpl::DecoderModelImpl(const ModelConfig& c) : config_(c) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) layers->push_back(DecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids) {
+  auto x = embed_tokens(input_ids);  // [B, T, hidden]
+  const auto rotary =
+      rotary_tables(config_.head_dim, config_.rope_theta, input_ids.size(1), x.scalar_type(), x.device());
+  for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x, rotary);
+  return norm(x);
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
+  model = register_module("model", DecoderModel(c));
+  if (!c.tie_word_embeddings) {
+    lm_head = register_module("lm_head",
+                              torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.vocab_size).bias(false)));
+  }
+}
+
+CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
+  if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kInt64) {
+    throw Error("input_ids must be int64 [batch, length], got " + std::string(c10::toString(input_ids.scalar_type())) +
+                " " + c10::str(input_ids.sizes()));
+  }
+  if (input_ids.numel() > 0) {
+    const auto low = input_ids.min().item<std::int64_t>();
+    const auto high = input_ids.max().item<std::int64_t>();
+    if (low < 0 || high >= config_.vocab_size) {
+      throw FormatError("input_ids hold token ids in [" + std::to_string(low) + ", " + std::to_string(high) +
+                            "], outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")",
+                        "were the ids made with this model's tokenizer?");
+    }
+  }
+  const auto hidden = model(input_ids);
+  CausalLMOutput output;
+  output.logits = lm_head ? lm_head(hidden) : torch::linear(hidden, model->embed_tokens->weight);
+  return output;
+}
+
+}  // namespace svmoe

@@ -1,0 +1,40 @@
+#include "svmoe/model/device.h"
+
+#include <torch/torch.h>
+
+#include "svmoe/util/error.h"
+
+namespace svmoe {
+
+torch::Device resolve_device(const std::string& name) {
+  const bool cuda_available = torch::cuda::is_available();
+  if (name == "auto") return cuda_available ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (name == "cpu") return torch::Device(torch::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    if (!cuda_available) {
+      throw ConfigError("device '" + name + "' was asked for, but " +
+                            (torch::hasCUDA() ? "no GPU is visible" : "this svmoe's LibTorch was built without CUDA"),
+                        "use --device cpu (or auto), or build svmoe against a CUDA LibTorch (docs/gpu.md)");
+    }
+    try {
+      const torch::Device device(name);
+      if (device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count())) {
+        throw ConfigError("device '" + name + "' does not exist: " + std::to_string(torch::cuda::device_count()) +
+                          " GPU(s) are visible");
+      }
+      return device;
+    } catch (const c10::Error&) {
+      throw ConfigError("device '" + name + "' is not a device name", "use auto, cpu, cuda or cuda:N");
+    }
+  }
+  throw ConfigError("device '" + name + "' is not a device name", "use auto, cpu, cuda or cuda:N");
+}
+
+torch::ScalarType parse_compute_dtype(const std::string& name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  if (name == "float16") return torch::kFloat16;
+  throw ConfigError("dtype '" + name + "' is not one of float32, bfloat16, float16");
+}
+
+}  // namespace svmoe

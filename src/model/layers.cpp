@@ -1,0 +1,78 @@
+#include "svmoe/model/layers.h"
+
+#include <torch/torch.h>
+
+#include "svmoe/model/compat.h"
+
+namespace svmoe {
+
+RMSNormImpl::RMSNormImpl(std::int64_t size, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({size}));
+}
+
+torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
+  const auto x32 = x.to(torch::kFloat32);
+  const auto normalised = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
+  return weight * normalised.to(x.scalar_type());
+}
+
+RotaryTables rotary_tables(std::int64_t head_dim, double theta, std::int64_t length, torch::ScalarType dtype,
+                           torch::Device device) {
+  // inv_freq_i = theta^(-2i/D), computed in float32 as transformers does.
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const auto exponents =
+      torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(torch::kInt64).device(device)).to(torch::kFloat32) /
+      static_cast<double>(head_dim);
+  const auto inv_freq = 1.0 / torch::pow(theta, exponents);  // [D/2]
+  const auto positions = torch::arange(length, f32);         // [T]
+  const auto freqs = torch::outer(positions, inv_freq);      // [T, D/2]
+  const auto angles = torch::cat({freqs, freqs}, -1);        // [T, D]
+  return {angles.cos().to(dtype), angles.sin().to(dtype)};
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& rotary) {
+  const auto half = x.size(-1) / 2;
+  const auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * rotary.cos + rotated * rotary.sin;  // tables broadcast over [B, H]
+}
+
+SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  const auto linear = [&](std::int64_t in, std::int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(c.attention_bias));
+  };
+  q_proj = register_module("q_proj", linear(c.hidden_size, heads_ * head_dim_));
+  k_proj = register_module("k_proj", linear(c.hidden_size, kv_heads_ * head_dim_));
+  v_proj = register_module("v_proj", linear(c.hidden_size, kv_heads_ * head_dim_));
+  o_proj = register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size));
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const RotaryTables& rotary) {
+  const auto batch = x.size(0);
+  const auto length = x.size(1);
+  auto split_heads = [&](const torch::Tensor& t, std::int64_t heads) {
+    return t.view({batch, length, heads, head_dim_}).transpose(1, 2);  // [B, heads, T, D]
+  };
+  auto q = apply_rotary(split_heads(q_proj(x), heads_), rotary);
+  auto k = apply_rotary(split_heads(k_proj(x), kv_heads_), rotary);
+  auto v = split_heads(v_proj(x), kv_heads_);
+  if (kv_heads_ != heads_) {  // each KV head serves heads_/kv_heads_ consecutive query heads
+    k = k.repeat_interleave(heads_ / kv_heads_, 1);
+    v = v.repeat_interleave(heads_ / kv_heads_, 1);
+  }
+  const auto attended = compat::causal_attention(q, k, v);  // [B, H, T, D]
+  return o_proj(attended.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
+}
+
+MlpImpl::MlpImpl(std::int64_t hidden_size, std::int64_t intermediate_size, bool bias) {
+  gate_proj = register_module("gate_proj",
+                              torch::nn::Linear(torch::nn::LinearOptions(hidden_size, intermediate_size).bias(bias)));
+  up_proj = register_module("up_proj",
+                            torch::nn::Linear(torch::nn::LinearOptions(hidden_size, intermediate_size).bias(bias)));
+  down_proj = register_module("down_proj",
+                              torch::nn::Linear(torch::nn::LinearOptions(intermediate_size, hidden_size).bias(bias)));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
+
+}  // namespace svmoe

@@ -1,0 +1,113 @@
+#include "svmoe/util/files.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "svmoe/util/error.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+AtomicFileWriter::AtomicFileWriter(fs::path path) : path_(std::move(path)) {
+  temporary_path_ = path_;
+  temporary_path_ += ".tmp." + std::to_string(::getpid());
+  fd_ = ::open(temporary_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw IoError(describe_errno("cannot create '" + temporary_path_.string() + "'"),
+                  "check that the directory exists and is writable");
+  }
+}
+
+AtomicFileWriter::~AtomicFileWriter() {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    ::unlink(temporary_path_.c_str());
+  }
+}
+
+void AtomicFileWriter::write(const void* data, std::size_t size) {
+  const auto* bytes = static_cast<const char*>(data);
+  while (size > 0) {
+    const ssize_t written = ::write(fd_, bytes, size);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      throw IoError(describe_errno("cannot write '" + temporary_path_.string() + "'"), "check free disk space");
+    }
+    bytes += written;
+    size -= static_cast<std::size_t>(written);
+  }
+}
+
+void AtomicFileWriter::commit() {
+  if (::fsync(fd_) != 0) throw IoError(describe_errno("cannot sync '" + temporary_path_.string() + "'"));
+  ::close(fd_);
+  fd_ = -1;
+  if (::rename(temporary_path_.c_str(), path_.c_str()) != 0) {
+    const std::string message =
+        describe_errno("cannot rename '" + temporary_path_.string() + "' to '" + path_.string() + "'");
+    ::unlink(temporary_path_.c_str());
+    throw IoError(message);
+  }
+  sync_directory(path_.has_parent_path() ? path_.parent_path() : fs::path("."));
+}
+
+void write_file_atomically(const fs::path& path, std::string_view content) {
+  AtomicFileWriter writer(path);
+  writer.write(content);
+  writer.commit();
+}
+
+std::string read_text_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(describe_errno("cannot open '" + path.string() + "'"));
+  std::ostringstream content;
+  content << in.rdbuf();
+  return content.str();
+}
+
+void sync_directory(const fs::path& directory) {
+  const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;  // some file systems do not allow opening directories; the rename stands
+  ::fsync(fd);
+  ::close(fd);
+}
+
+std::shared_ptr<MappedFile> MappedFile::open(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw IoError(describe_errno("cannot open '" + path.string() + "'"));
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    const std::string message = describe_errno("cannot stat '" + path.string() + "'");
+    ::close(fd);
+    throw IoError(message);
+  }
+  if (!S_ISREG(info.st_mode)) {
+    ::close(fd);
+    throw IoError("'" + path.string() + "' is not a regular file");
+  }
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = path;
+  file->size_ = static_cast<std::size_t>(info.st_size);
+  if (file->size_ > 0) {
+    void* address = ::mmap(nullptr, file->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (address == MAP_FAILED) {
+      const std::string message = describe_errno("cannot map '" + path.string() + "'");
+      ::close(fd);
+      throw IoError(message);
+    }
+    file->data_ = static_cast<std::uint8_t*>(address);
+  }
+  ::close(fd);
+  return file;
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(data_, size_);
+}
+
+}  // namespace svmoe

@@ -1,0 +1,127 @@
+// The real svmoe executable on the bundled fixtures: what a user sees.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "svmoe/io/safetensors.h"
+#include "svmoe/util/files.h"
+#include "test_support.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+namespace {
+std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+}  // namespace
+
+TEST(E2ECli, HelpListsSubcommands) {
+  const auto result = test::run_svmoe("--help");
+  EXPECT_EQ(result.exit_code, 0);
+  for (const char* command : {"inspect", "forward", "tokenize"}) {
+    EXPECT_NE(result.output.find(command), std::string::npos) << result.output;
+  }
+}
+
+TEST(E2ECli, UnknownSubcommandIsAUsageError) {
+  const auto result = test::run_svmoe("fly");
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+}
+
+TEST(E2ECli, InspectPrintsConfigAndParameterTable) {
+  const auto result = test::run_svmoe("inspect " + quoted(test::model_fixture("llama_gqa_tied_theta5e5")));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("4 heads, 2 KV heads"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("model.layers.0.self_attn.k_proj.weight"), std::string::npos);
+  EXPECT_NE(result.output.find("[32, 64]"), std::string::npos);
+  EXPECT_NE(result.output.find("278,336 parameters"), std::string::npos) << result.output;
+}
+
+class E2EForward : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(E2EForward, MatchesTransformersLogits) {
+  test::ScratchDir dir;
+  const fs::path model = test::model_fixture(GetParam());
+  const auto result = test::run_svmoe(
+      "forward --model " + quoted(model) + " --input " + quoted(model / "expected.safetensors") + " --output " +
+      quoted(dir / "out.safetensors") + " --compare " + quoted(model / "expected.safetensors") + " --device cpu");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("logits"), std::string::npos);
+  const SafetensorsFile out = SafetensorsFile::open(dir / "out.safetensors");
+  EXPECT_EQ(out.tensor("logits").sizes(), (std::vector<std::int64_t>{2, 24, 3000}));
+  EXPECT_EQ(out.tensor("logits").scalar_type(), torch::kFloat32);
+}
+
+INSTANTIATE_TEST_SUITE_P(Llama, E2EForward,
+                         ::testing::Values("llama_mha_untied", "llama_gqa_tied_theta5e5", "llama_legacy_rope_config",
+                                           "llama_bf16"));
+
+TEST(E2EForward, ComparisonFailureHasItsOwnExitCode) {
+  // llama_mha_untied's logits are not llama_bf16's.
+  const auto result =
+      test::run_svmoe("forward --model " + quoted(test::model_fixture("llama_mha_untied")) + " --input " +
+                      quoted(test::model_fixture("llama_bf16") / "expected.safetensors") + " --compare " +
+                      quoted(test::model_fixture("llama_bf16") / "expected.safetensors"));
+  EXPECT_EQ(result.exit_code, 7) << result.output;
+  EXPECT_NE(result.output.find("MISMATCH"), std::string::npos) << result.output;
+}
+
+TEST(E2EForward, ConfigFileAndOverridesAndPrintConfig) {
+  test::ScratchDir dir;
+  const fs::path model = test::model_fixture("llama_mha_untied");
+  test::write_text(dir / "exp.yaml", "runtime:\n  device: cpu\nforward:\n  model: " + model.string() + "\n  input: " +
+                                         (model / "expected.safetensors").string() + "\n  dtype: bfloat16\n");
+  const auto printed = test::run_svmoe("forward -c " + quoted(dir / "exp.yaml") + " --set forward.dtype=float32 " +
+                                       "--output out.safetensors --print-config");
+  ASSERT_EQ(printed.exit_code, 0) << printed.output;
+  EXPECT_NE(printed.output.find("\"dtype\": \"float32\""), std::string::npos) << printed.output;
+  EXPECT_NE(printed.output.find("\"output\": \"out.safetensors\""), std::string::npos) << printed.output;
+
+  const auto run = test::run_svmoe("forward -c " + quoted(dir / "exp.yaml") +
+                                   " --set forward.dtype=float32 --compare " + quoted(model / "expected.safetensors"));
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+}
+
+TEST(E2EForward, BrokenConfigSaysWhereAndWhat) {
+  test::ScratchDir dir;
+  test::write_text(dir / "exp.yaml", "forward:\n  modle: x\n");
+  const auto result = test::run_svmoe("forward -c " + quoted(dir / "exp.yaml"));
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("forward.modle"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("did you mean 'forward.model'"), std::string::npos) << result.output;
+}
+
+TEST(E2EForward, TruncatedCheckpointIsACleanError) {
+  test::ScratchDir dir;
+  fs::copy(test::model_fixture("llama_mha_untied"), dir / "ckpt");
+  const std::string bytes = read_text_file(dir / "ckpt" / "model.safetensors");
+  write_file_atomically(dir / "ckpt" / "model.safetensors", bytes.substr(0, bytes.size() / 2));
+  const auto result =
+      test::run_svmoe("forward --model " + quoted(dir / "ckpt") + " --input " +
+                      quoted(dir / "ckpt" / "expected.safetensors") + " --output " + quoted(dir / "o.safetensors"));
+  EXPECT_EQ(result.exit_code, 4) << result.output;
+  EXPECT_NE(result.output.find("model.safetensors"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("truncated"), std::string::npos) << result.output;
+  EXPECT_FALSE(fs::exists(dir / "o.safetensors"));
+}
+
+TEST(E2EForward, MissingCudaIsAConfigErrorOnACpuBuild) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a GPU is present";
+  const fs::path model = test::model_fixture("llama_mha_untied");
+  const auto result =
+      test::run_svmoe("forward --model " + quoted(model) + " --input " + quoted(model / "expected.safetensors") +
+                      " --compare " + quoted(model / "expected.safetensors") + " --device cuda");
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("--device cpu"), std::string::npos) << result.output;
+}
+
+TEST(E2ETokenize, EncodesAndDecodes) {
+  const fs::path tokenizer = test::data_dir() / "tokenizers" / "unigram";
+  const auto encoded = test::run_svmoe("tokenize --tokenizer " + quoted(tokenizer) + " --text 'Hello 世界'");
+  ASSERT_EQ(encoded.exit_code, 0) << encoded.output;
+  EXPECT_EQ(encoded.output.substr(0, 2), "1 ");  // BOS first
+  const auto decoded = test::run_svmoe("tokenize --tokenizer " + quoted(tokenizer) + " --decode --text '" +
+                                       encoded.output.substr(0, encoded.output.size() - 1) + "'");
+  ASSERT_EQ(decoded.exit_code, 0) << decoded.output;
+  EXPECT_EQ(decoded.output, "Hello 世界\n");
+}
+
+}  // namespace svmoe

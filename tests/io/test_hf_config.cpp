@@ -1,0 +1,101 @@
+#include "svmoe/io/hf_config.h"
+
+#include <gtest/gtest.h>
+
+#include "svmoe/util/error.h"
+#include "test_support.h"
+
+namespace svmoe {
+
+namespace {
+nlohmann::json llama_json() {
+  return {{"model_type", "llama"},  {"vocab_size", 100},        {"hidden_size", 32},        {"intermediate_size", 64},
+          {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"rms_norm_eps", 1e-5},
+          {"rope_theta", 10000.0},  {"eos_token_id", 2},        {"bos_token_id", 1}};
+}
+}  // namespace
+
+TEST(HfConfig, ReadsNewerRopeParametersForm) {
+  const ModelConfig c = read_model_config(test::model_fixture("llama_gqa_tied_theta5e5") / "config.json");
+  EXPECT_EQ(c.model_type, "llama");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.num_key_value_heads, 2);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.head_dim, 16);
+  EXPECT_EQ(c.dtype, "float32");
+}
+
+TEST(HfConfig, ReadsOlderTopLevelRopeThetaAndTorchDtype) {
+  const ModelConfig c = read_model_config(test::model_fixture("llama_legacy_rope_config") / "config.json");
+  EXPECT_DOUBLE_EQ(c.rope_theta, 20000.0);
+  EXPECT_EQ(c.dtype, "float32");
+}
+
+TEST(HfConfig, ReadsMixtralFields) {
+  const ModelConfig c = read_model_config(test::model_fixture("mixtral_8e_top2") / "config.json");
+  EXPECT_TRUE(c.is_moe());
+  EXPECT_EQ(c.num_local_experts, 8);
+  EXPECT_EQ(c.num_experts_per_tok, 2);
+  EXPECT_DOUBLE_EQ(c.router_aux_loss_coef, 0.01);
+  EXPECT_EQ(c.head_dim, 16);  // "head_dim": null -> hidden / heads
+}
+
+TEST(HfConfig, DefaultsAndEosLists) {
+  auto json = llama_json();
+  json.erase("num_key_value_heads");
+  json["eos_token_id"] = {2, 7};
+  const ModelConfig c = parse_model_config(json, "config.json");
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.head_dim, 8);
+  EXPECT_EQ(c.eos_token_ids, (std::vector<std::int64_t>{2, 7}));
+}
+
+TEST(HfConfig, UnsupportedFeaturesAreErrorsNotIgnored) {
+  auto scaled = llama_json();
+  scaled["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}};
+  EXPECT_THROW(parse_model_config(scaled, "c"), UnsupportedError);
+  auto scaled_new = llama_json();
+  scaled_new["rope_parameters"] = {{"rope_type", "yarn"}, {"rope_theta", 1e4}};
+  EXPECT_THROW(parse_model_config(scaled_new, "c"), UnsupportedError);
+  auto gelu = llama_json();
+  gelu["hidden_act"] = "gelu";
+  EXPECT_THROW(parse_model_config(gelu, "c"), UnsupportedError);
+  auto other = llama_json();
+  other["model_type"] = "gpt2";
+  EXPECT_THROW(parse_model_config(other, "c"), UnsupportedError);
+  auto sliding = llama_json();
+  sliding["model_type"] = "mixtral";
+  sliding["num_local_experts"] = 4;
+  sliding["num_experts_per_tok"] = 2;
+  sliding["sliding_window"] = 4096;
+  EXPECT_THROW(parse_model_config(sliding, "c"), UnsupportedError);
+}
+
+TEST(HfConfig, MalformedFieldsNameFileAndKey) {
+  auto json = llama_json();
+  json["hidden_size"] = "big";
+  const std::string message = test::error_message<FormatError>([&] { parse_model_config(json, "ckpt/config.json"); });
+  EXPECT_NE(message.find("ckpt/config.json"), std::string::npos) << message;
+  EXPECT_NE(message.find("hidden_size"), std::string::npos) << message;
+  auto heads = llama_json();
+  heads["num_key_value_heads"] = 3;
+  EXPECT_THROW(parse_model_config(heads, "c"), FormatError);
+  auto missing = llama_json();
+  missing.erase("vocab_size");
+  EXPECT_THROW(parse_model_config(missing, "c"), FormatError);
+}
+
+TEST(HfConfig, WritesWhatItReadsAndKeepsUnknownFields) {
+  auto json = llama_json();
+  json["some_future_field"] = "kept";
+  const ModelConfig c = parse_model_config(json, "c");
+  const auto written = model_config_to_json(c, json);
+  EXPECT_EQ(written["some_future_field"], "kept");
+  EXPECT_EQ(written["architectures"][0], "LlamaForCausalLM");
+  const ModelConfig again = parse_model_config(written, "written");
+  EXPECT_EQ(again.num_key_value_heads, c.num_key_value_heads);
+  EXPECT_DOUBLE_EQ(again.rope_theta, c.rope_theta);
+  EXPECT_EQ(again.eos_token_ids, c.eos_token_ids);
+}
+
+}  // namespace svmoe

@@ -1,0 +1,48 @@
+// Helpers shared by the tests: fixture paths, scratch directories, running the CLI.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+
+namespace svmoe::test {
+
+// tests/data in the source tree.
+std::filesystem::path data_dir();
+std::filesystem::path model_fixture(const std::string& name);
+
+// A fresh directory under the build's temp folder, removed when the test ends.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the svmoe executable with `arguments` (a shell-quoted string).
+CommandResult run_svmoe(const std::string& arguments);
+
+void write_text(const std::filesystem::path& path, const std::string& text);
+
+// Messages of an exception thrown by `body`, or "" if none was thrown.
+template <typename Exception, typename Body>
+std::string error_message(Body&& body) {
+  try {
+    body();
+  } catch (const Exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace svmoe::test

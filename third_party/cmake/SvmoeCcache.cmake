@@ -1,0 +1,9 @@
+# Use ccache when present. Precompiled headers need ccache's pch sloppiness.
+if(SVMOE_USE_CCACHE)
+  find_program(SVMOE_CCACHE ccache)
+  if(SVMOE_CCACHE)
+    set(CMAKE_CXX_COMPILER_LAUNCHER
+        "${CMAKE_COMMAND};-E;env;CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime;${SVMOE_CCACHE}")
+    message(STATUS "svmoe: compiling through ccache (${SVMOE_CCACHE})")
+  endif()
+endif()
