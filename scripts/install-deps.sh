@@ -10,7 +10,9 @@ packages=(
   libtorch-dev libgloo-dev
   # tokenizer, logging, CLI, JSON/YAML, linear algebra, tests
   libsentencepiece-dev sentencepiece libspdlog-dev libcli11-dev nlohmann-json3-dev
-  libeigen3-dev libyaml-cpp-dev libgtest-dev
+  libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev
+  # reference checks (scikit-learn's TF-IDF and spectral clustering), through /usr/bin/python3
+  python3 python3-sklearn
 )
 
 missing=()

@@ -33,5 +33,6 @@ bool resolve_config(const ConfigOptions& options, const FlagValues& flag_values,
 void add_inspect_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_prepare_command(CLI::App& app);
 
 }  // namespace svmoe::cli

@@ -1,5 +1,6 @@
 #include "svmoe/config/settings.h"
 
+#include <cmath>
 #include <limits>
 
 #include "svmoe/util/error.h"
@@ -10,6 +11,8 @@ namespace svmoe {
 Json default_config() {
   const RuntimeSettings runtime;
   const ForwardSettings forward;
+  const PrepareSettings prepare;
+  const TokenizerTrainSettings train;
   return Json{
       {"runtime",
        {{"device", runtime.device},
@@ -23,6 +26,29 @@ Json default_config() {
         {"dtype", forward.dtype},
         {"compare", nullptr},
         {"atol", forward.atol}}},
+      {"prepare",
+       {{"corpus", Json::array()},
+        {"text_field", prepare.text_field},
+        {"category_field", prepare.category_field},
+        {"skip_bad_lines", prepare.skip_bad_lines},
+        {"output", nullptr},
+        {"tokenizer", nullptr},
+        {"tokenizer_train",
+         {{"enabled", train.enabled},
+          {"vocab_size", train.vocab_size},
+          {"model_type", train.model_type},
+          {"character_coverage", train.character_coverage},
+          {"input_sentence_size", train.input_sentence_size}}},
+        {"num_subdomains", prepare.num_subdomains},
+        {"pinned_categories", Json::array()},
+        {"neighbors", prepare.neighbors},
+        {"size_tolerance", prepare.size_tolerance},
+        {"split",
+         {{"train", prepare.train_fraction}, {"valid", prepare.valid_fraction}, {"test", prepare.test_fraction}}},
+        {"add_bos", prepare.add_bos},
+        {"add_eos", prepare.add_eos},
+        {"threads", prepare.threads},
+        {"buffer_mb", prepare.buffer_mb}}},
   };
 }
 
@@ -54,6 +80,50 @@ ForwardSettings parse_forward_settings(const ConfigTree& config) {
     throw ConfigError("svmoe forward has nothing to do: neither forward.output nor forward.compare is set",
                       "give --output OUT.safetensors, --compare EXPECTED.safetensors, or both");
   }
+  return s;
+}
+
+PrepareSettings parse_prepare_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  PrepareSettings s;
+  for (const auto& path : read.strings("prepare.corpus")) s.corpus.emplace_back(path);
+  if (s.corpus.empty()) {
+    throw ConfigError("config key 'prepare.corpus' is empty", "list the corpus's JSONL files or directories");
+  }
+  s.text_field = read.string("prepare.text_field");
+  s.category_field = read.string("prepare.category_field");
+  s.skip_bad_lines = read.boolean("prepare.skip_bad_lines");
+  s.output = read.path("prepare.output", true, "give the dataset directory to write (prepare.output or --output)");
+  s.tokenizer_train.enabled = read.boolean("prepare.tokenizer_train.enabled");
+  s.tokenizer = read.path("prepare.tokenizer", !s.tokenizer_train.enabled,
+                          "give the model's tokenizer (a directory, tokenizer.json or tokenizer.model), or set "
+                          "prepare.tokenizer_train.enabled: true to train one on the corpus");
+  if (s.tokenizer_train.enabled && !s.tokenizer.empty()) {
+    throw ConfigError("both prepare.tokenizer and prepare.tokenizer_train.enabled are set",
+                      "use the given tokenizer, or train one: not both");
+  }
+  s.tokenizer_train.vocab_size = read.integer("prepare.tokenizer_train.vocab_size", 100, 1 << 22);
+  s.tokenizer_train.model_type = read.choice("prepare.tokenizer_train.model_type", {"unigram", "bpe"});
+  s.tokenizer_train.character_coverage = read.number("prepare.tokenizer_train.character_coverage", 0.5, 1.0);
+  s.tokenizer_train.input_sentence_size = read.integer("prepare.tokenizer_train.input_sentence_size", 1, 1ll << 40);
+  s.num_subdomains = static_cast<int>(read.integer("prepare.num_subdomains", 1, 4096));
+  s.pinned_categories = read.strings("prepare.pinned_categories");
+  s.neighbors = static_cast<int>(read.integer("prepare.neighbors", 0, 1 << 20));
+  s.size_tolerance = static_cast<int>(read.integer("prepare.size_tolerance", 1, 1 << 20));
+  s.train_fraction = read.number("prepare.split.train", 0.0, 1.0);
+  s.valid_fraction = read.number("prepare.split.valid", 0.0, 1.0);
+  s.test_fraction = read.number("prepare.split.test", 0.0, 1.0);
+  const double total = s.train_fraction + s.valid_fraction + s.test_fraction;
+  if (std::abs(total - 1.0) > 1e-9 || s.train_fraction <= 0) {
+    throw ConfigError("prepare.split fractions (train " + Json(s.train_fraction).dump() + ", valid " +
+                          Json(s.valid_fraction).dump() + ", test " + Json(s.test_fraction).dump() + ") sum to " +
+                          Json(total).dump(),
+                      "they must sum to 1 with a positive train fraction, e.g. 0.8 / 0.1 / 0.1");
+  }
+  s.add_bos = read.boolean("prepare.add_bos");
+  s.add_eos = read.boolean("prepare.add_eos");
+  s.threads = static_cast<int>(read.integer("prepare.threads", 0, 4096));
+  s.buffer_mb = read.integer("prepare.buffer_mb", 1, 1 << 20);
   return s;
 }
 
@@ -105,6 +175,18 @@ bool SettingReader::boolean(const std::string& key_path) const {
   const Json& value = config_.at(key_path);
   if (!value.is_boolean()) fail(key_path, "true or false");
   return value.get<bool>();
+}
+
+std::vector<std::string> SettingReader::strings(const std::string& key_path) const {
+  const Json& value = config_.at(key_path);
+  if (value.is_string()) return {value.get<std::string>()};
+  if (!value.is_array()) fail(key_path, "a list of strings");
+  std::vector<std::string> result;
+  for (const auto& item : value) {
+    if (!item.is_string()) fail(key_path, "a list of strings");
+    result.push_back(item.get<std::string>());
+  }
+  return result;
 }
 
 std::filesystem::path SettingReader::path(const std::string& key_path, bool required, const std::string& hint) const {

@@ -208,13 +208,7 @@ void write_sharded_safetensors(const fs::path& directory, const std::vector<Name
 
 void save_hf_checkpoint(const fs::path& directory, const ModelConfig& config, const std::vector<NamedTensor>& tensors,
                         const SaveOptions& options, const Json& base_config) {
-  fs::path partial = directory;
-  partial += ".partial";
-  std::error_code ec;
-  fs::remove_all(partial, ec);  // a leftover of an interrupted save
-  if (!fs::create_directories(partial, ec) && ec) {
-    throw IoError("cannot create '" + partial.string() + "': " + ec.message());
-  }
+  const fs::path partial = begin_directory(directory);
   write_file_atomically(partial / "config.json", model_config_to_json(config, base_config).dump(2) + "\n");
   write_sharded_safetensors(partial, tensors, options.max_shard_bytes);
   if (!options.copy_tokenizer_from.empty()) {
@@ -223,15 +217,7 @@ void save_hf_checkpoint(const fs::path& directory, const ModelConfig& config, co
       if (fs::exists(source)) fs::copy_file(source, partial / name, fs::copy_options::overwrite_existing);
     }
   }
-  sync_directory(partial);
-
-  fs::path previous = directory;
-  previous += ".previous";
-  fs::remove_all(previous, ec);
-  if (fs::exists(directory)) fs::rename(directory, previous);
-  fs::rename(partial, directory);
-  sync_directory(directory.has_parent_path() ? directory.parent_path() : fs::path("."));
-  fs::remove_all(previous, ec);
+  commit_directory(directory);
 }
 
 }  // namespace svmoe

@@ -29,6 +29,7 @@ struct SentencePieceModule {
   std::int32_t (*eos_id)(void*);
   int (*is_control)(void*, std::int32_t);
   std::int64_t (*id_to_piece)(void*, std::int32_t, char*, std::size_t);
+  int (*train)(const char*, char*, std::size_t);
 };
 
 // Where the module may be: $SVMOE_SENTENCEPIECE_MODULE, beside the running executable, in
@@ -82,6 +83,7 @@ const SentencePieceModule& sentencepiece_module() {
     resolve(library, "svmoe_spm_eos_id", m.eos_id);
     resolve(library, "svmoe_spm_is_control", m.is_control);
     resolve(library, "svmoe_spm_id_to_piece", m.id_to_piece);
+    resolve(library, "svmoe_spm_train", m.train);
     return m;  // the library stays loaded for the life of the process
   }();
   return module;
@@ -176,6 +178,29 @@ class SentencePieceTokenizer : public Tokenizer {
 };
 
 }  // namespace
+
+void train_sentencepiece(const SentencePieceTrainOptions& options) {
+  // Llama-style special ids, byte fallback and split digits, as the paper's tokenizers have.
+  const std::string arguments =
+      "--input=" + options.input.string() + " --model_prefix=" + options.model_prefix.string() +
+      " --vocab_size=" + std::to_string(options.vocab_size) + " --model_type=" + options.model_type +
+      " --character_coverage=" + std::to_string(options.character_coverage) +
+      " --input_sentence_size=" + std::to_string(options.input_sentence_size) +
+      " --shuffle_input_sentence=true --seed_sentencepiece_size=1000000 --byte_fallback=true --split_digits=true"
+      " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=" +
+      std::to_string(options.threads) + " --random_seed=" + std::to_string(options.seed) + " --minloglevel=1";
+  if (options.input.string().find(' ') != std::string::npos ||
+      options.model_prefix.string().find(' ') != std::string::npos) {
+    throw UnsupportedError("sentencepiece training cannot take paths with spaces: '" + options.input.string() + "'",
+                           "use an output directory without spaces");
+  }
+  char error[1024] = {0};
+  if (sentencepiece_module().train(arguments.c_str(), error, sizeof error) != 0) {
+    throw Error(
+        std::string("sentencepiece training failed: ") + error,
+        "a vocab_size larger than the corpus supports is the usual cause; lower prepare.tokenizer_train.vocab_size");
+  }
+}
 
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const fs::path& tokenizer_model) {
   if (!fs::exists(tokenizer_model)) throw IoError("'" + tokenizer_model.string() + "' does not exist");

@@ -1,9 +1,43 @@
 #include "svmoe/text/tokenizer.h"
 
+#include <algorithm>
+#include <thread>
+
 #include "svmoe/util/error.h"
 
 namespace svmoe {
 namespace fs = std::filesystem;
+
+std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                                                    bool add_special_tokens, unsigned threads) {
+  std::vector<std::vector<std::int32_t>> ids(texts.size());
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  threads = std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(1, texts.size())));
+  // Interleaved, so that long and short documents spread over the threads.
+  auto work = [&](unsigned first) {
+    for (std::size_t i = first; i < texts.size(); i += threads) ids[i] = tokenizer.encode(texts[i], add_special_tokens);
+  };
+  if (threads == 1) {
+    work(0);
+    return ids;
+  }
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(threads);
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      try {
+        work(t);
+      } catch (...) {
+        errors[t] = std::current_exception();
+      }
+    });
+  }
+  for (auto& thread : pool) thread.join();
+  for (const auto& error : errors) {
+    if (error) std::rethrow_exception(error);
+  }
+  return ids;
+}
 
 std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   if (fs::is_directory(path)) {

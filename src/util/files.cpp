@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -75,6 +77,68 @@ void sync_directory(const fs::path& directory) {
   if (fd < 0) return;  // some file systems do not allow opening directories; the rename stands
   ::fsync(fd);
   ::close(fd);
+}
+
+fs::path begin_directory(const fs::path& directory) {
+  fs::path partial = directory;
+  partial += ".partial";
+  std::error_code ec;
+  fs::remove_all(partial, ec);  // a leftover of an interrupted run
+  fs::create_directories(partial, ec);
+  if (ec)
+    throw IoError("cannot create '" + partial.string() + "': " + ec.message(), "check the output path's permissions");
+  return partial;
+}
+
+void commit_directory(const fs::path& directory) {
+  fs::path partial = directory;
+  partial += ".partial";
+  fs::path previous = directory;
+  previous += ".previous";
+  sync_directory(partial);
+  std::error_code ec;
+  fs::remove_all(previous, ec);
+  if (fs::exists(directory)) fs::rename(directory, previous);
+  fs::rename(partial, directory);
+  sync_directory(directory.has_parent_path() ? directory.parent_path() : fs::path("."));
+  fs::remove_all(previous, ec);
+}
+
+LineReader::LineReader(const fs::path& path) : path_(path), buffer_(1 << 16) {
+  if (!fs::exists(path)) throw IoError("'" + path.string() + "' does not exist");
+  gz_ = ::gzopen(path.c_str(), "rb");  // reads plain files as they are
+  if (gz_ == nullptr) throw IoError(describe_errno("cannot open '" + path.string() + "'"));
+  ::gzbuffer(static_cast<gzFile>(gz_), 1 << 18);
+}
+
+LineReader::~LineReader() {
+  if (gz_ != nullptr) ::gzclose(static_cast<gzFile>(gz_));
+}
+
+bool LineReader::next(std::string& line) {
+  line.clear();
+  auto* file = static_cast<gzFile>(gz_);
+  while (true) {
+    if (::gzgets(file, buffer_.data(), static_cast<int>(buffer_.size())) == nullptr) {
+      int code = 0;
+      const char* message = ::gzerror(file, &code);
+      if (code != Z_OK && code != Z_STREAM_END) {
+        throw FormatError(
+            "'" + path_.string() + "' cannot be read past line " + std::to_string(line_number_) + ": " + message,
+            "is the .gz file truncated or damaged?");
+      }
+      if (line.empty()) return false;
+      ++line_number_;
+      return true;
+    }
+    line += buffer_.data();
+    if (!line.empty() && line.back() == '\n') {
+      line.pop_back();
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      ++line_number_;
+      return true;
+    }
+  }
 }
 
 std::shared_ptr<MappedFile> MappedFile::open(const fs::path& path) {

@@ -9,9 +9,7 @@
 namespace svmoe {
 namespace fs = std::filesystem;
 
-namespace {
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
-}  // namespace
+static std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
 TEST(E2ECli, HelpListsSubcommands) {
   const auto result = test::run_svmoe("--help");
@@ -122,6 +120,55 @@ TEST(E2ETokenize, EncodesAndDecodes) {
                                        encoded.output.substr(0, encoded.output.size() - 1) + "'");
   ASSERT_EQ(decoded.exit_code, 0) << decoded.output;
   EXPECT_EQ(decoded.output, "Hello 世界\n");
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+TEST(E2EPrepare, ExampleCorpusTwiceGivesTheSameDataset) {
+  test::ScratchDir dir;
+  test::write_text(dir / "exp.yaml", "prepare:\n  corpus: " + test::example_ci_corpus().string() +
+                                         "\n  tokenizer: " + (test::data_dir() / "tokenizers" / "unigram").string() +
+                                         "\n  output: " + (dir / "dataset").string() +
+                                         "\n  num_subdomains: 4\n  pinned_categories: [devicetree]\n");
+  const auto first = test::run_svmoe("prepare -c " + quoted(dir / "exp.yaml"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("Table 1"), std::string::npos) << first.output;
+  EXPECT_NE(first.output.find("| 0 | devicetree |"), std::string::npos) << first.output;
+  const std::string manifest = read_text_file(dir / "dataset" / "manifest.json");
+  const std::string tokens = read_text_file(dir / "dataset" / "subdomain_2" / "train.bin");
+  const auto second = test::run_svmoe("prepare -c " + quoted(dir / "exp.yaml"));
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_EQ(read_text_file(dir / "dataset" / "manifest.json"), manifest);
+  EXPECT_EQ(read_text_file(dir / "dataset" / "subdomain_2" / "train.bin"), tokens);
+}
+
+TEST(E2EPrepare, UserMistakesGetClearErrors) {
+  test::ScratchDir dir;
+  const std::string base = "prepare --corpus " + quoted(test::example_ci_corpus()) + " --tokenizer " +
+                           quoted(test::data_dir() / "tokenizers" / "unigram") + " --output " + quoted(dir / "out");
+  auto result = test::run_svmoe(base + " --subdomains 40");
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("only 12 categories"), std::string::npos) << result.output;
+
+  result = test::run_svmoe(base + " --set prepare.pinned_categories=[networkin]");
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("did you mean 'networking'"), std::string::npos) << result.output;
+
+  test::write_text(dir / "bad.jsonl",
+                   "{\"text\": \"fine\", \"category\": \"a\"}\n{\"text\": \"oops\", \"category\": }\n");
+  result = test::run_svmoe("prepare --corpus " + quoted(dir / "bad.jsonl") + " --tokenizer " +
+                           quoted(test::data_dir() / "tokenizers" / "unigram") + " --output " + quoted(dir / "out"));
+  EXPECT_EQ(result.exit_code, 4) << result.output;
+  EXPECT_NE(result.output.find("bad.jsonl' line 2"), std::string::npos) << result.output;
+
+  test::write_text(dir / "empty.jsonl", "\n");
+  result = test::run_svmoe("prepare --corpus " + quoted(dir / "empty.jsonl") + " --tokenizer " +
+                           quoted(test::data_dir() / "tokenizers" / "unigram") + " --output " + quoted(dir / "out"));
+  EXPECT_EQ(result.exit_code, 4) << result.output;
+  EXPECT_NE(result.output.find("no documents"), std::string::npos) << result.output;
+  EXPECT_FALSE(fs::exists(dir / "out"));
 }
 
 }  // namespace svmoe

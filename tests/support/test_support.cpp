@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 namespace svmoe::test {
@@ -46,6 +47,35 @@ CommandResult run_svmoe(const std::string& arguments) {
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;
+}
+
+}  // namespace svmoe::test
+
+namespace svmoe::test {
+
+nlohmann::json sklearn_reference(const std::string& mode, const nlohmann::json& request) {
+  ScratchDir dir;
+  write_text(dir / "request.json", request.dump());
+  const std::string command = "/usr/bin/python3 '" + std::string(SVMOE_SOURCE_DIR) +
+                              "/scripts/reference/sklearn_reference.py' " + mode + " '" +
+                              (dir / "request.json").string() + "' '" + (dir / "answer.json").string() + "' 2>&1";
+  const int status = std::system(command.c_str());
+  if (status != 0) {
+    throw std::runtime_error(
+        "the scikit-learn reference script failed (is python3-sklearn installed? "
+        "scripts/install-deps.sh installs it): " +
+        command);
+  }
+  std::ifstream in(dir / "answer.json");
+  return nlohmann::json::parse(in);
+}
+
+fs::path example_ci_corpus() {
+  const fs::path path = fs::path(SVMOE_SOURCE_DIR) / "data" / "example" / "ci.jsonl";
+  if (!fs::exists(path)) {
+    throw std::runtime_error(path.string() + " is missing: run scripts/get-example-corpus.sh (scripts/test.sh does)");
+  }
+  return path;
 }
 
 }  // namespace svmoe::test

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace svmoe::test {
 
 // tests/data in the source tree.
@@ -44,5 +46,16 @@ std::string error_message(Body&& body) {
   }
   return "";
 }
+
+}  // namespace svmoe::test
+
+namespace svmoe::test {
+
+// Runs scripts/reference/sklearn_reference.py MODE on `request` through /usr/bin/python3
+// (Debian's python3-sklearn, installed by scripts/install-deps.sh) and returns its answer.
+nlohmann::json sklearn_reference(const std::string& mode, const nlohmann::json& request);
+
+// data/example/ci.jsonl (scripts/get-example-corpus.sh writes it; scripts/test.sh runs that).
+std::filesystem::path example_ci_corpus();
 
 }  // namespace svmoe::test

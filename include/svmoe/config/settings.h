@@ -30,11 +30,42 @@ struct ForwardSettings {
   double atol = 1e-4;             // tolerance for --compare
 };
 
+// svmoe prepare (SPEC.md §2): corpus -> subdomains, token shards and the router's TF-IDF targets.
+struct TokenizerTrainSettings {
+  bool enabled = false;  // train a SentencePiece tokenizer on the corpus first
+  std::int64_t vocab_size = 8000;
+  std::string model_type = "unigram";  // unigram | bpe
+  double character_coverage = 0.9995;
+  std::int64_t input_sentence_size = 1000000;  // sentences sampled for training
+};
+
+struct PrepareSettings {
+  std::vector<std::filesystem::path> corpus;  // JSONL files (.jsonl, .jsonl.gz) or directories of them
+  std::string text_field = "text";
+  std::string category_field = "category";
+  bool skip_bad_lines = false;
+  std::filesystem::path output;
+  std::filesystem::path tokenizer;  // model directory, tokenizer.json or tokenizer.model
+  TokenizerTrainSettings tokenizer_train;
+  int num_subdomains = 8;
+  std::vector<std::string> pinned_categories;
+  int neighbors = 0;  // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
+  int size_tolerance = 1;
+  double train_fraction = 0.8;
+  double valid_fraction = 0.1;
+  double test_fraction = 0.1;
+  bool add_bos = false;         // before each document in the shards
+  bool add_eos = true;          // after each document in the shards
+  int threads = 0;              // tokenisation threads; 0: all cores
+  std::int64_t buffer_mb = 64;  // corpus text held in memory at once
+};
+
 // The defaults of every section: the schema of valid keys.
 Json default_config();
 
 RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
+PrepareSettings parse_prepare_settings(const ConfigTree& config);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.
@@ -47,6 +78,8 @@ class SettingReader {
   std::int64_t integer(const std::string& key_path, std::int64_t min, std::int64_t max) const;
   double number(const std::string& key_path, double min, double max) const;
   bool boolean(const std::string& key_path) const;
+  // A list of strings; a single string is a list of one.
+  std::vector<std::string> strings(const std::string& key_path) const;
   // An empty path when the key is null or ""; with `required`, that is an error.
   std::filesystem::path path(const std::string& key_path, bool required, const std::string& hint = {}) const;
 

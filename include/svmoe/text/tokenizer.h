@@ -31,9 +31,27 @@ class Tokenizer {
   virtual std::string description() const = 0;
 };
 
+// Encodes many texts on `threads` threads (0: all cores), in order. Tokenizers are immutable,
+// so one tokenizer serves every thread.
+std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, const std::vector<std::string>& texts,
+                                                    bool add_special_tokens, unsigned threads);
+
 // `path`: a directory (tokenizer.json is preferred, as transformers does, else tokenizer.model),
 // a tokenizer.json or a tokenizer.model file. tokenizer_config.json beside it is read if present.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
+
+struct SentencePieceTrainOptions {
+  std::filesystem::path input;         // text, one sentence per line
+  std::filesystem::path model_prefix;  // writes PREFIX.model and PREFIX.vocab
+  std::int64_t vocab_size = 8000;
+  std::string model_type = "unigram";
+  double character_coverage = 0.9995;
+  std::int64_t input_sentence_size = 1000000;
+  unsigned threads = 1;
+  std::uint64_t seed = 0;
+};
+// Trains a SentencePiece model (unk 0, bos 1, eos 2, byte fallback, digits split).
+void train_sentencepiece(const SentencePieceTrainOptions& options);
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& tokenizer_json);
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::filesystem::path& tokenizer_model);

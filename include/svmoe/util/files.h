@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace svmoe {
 
@@ -36,6 +37,31 @@ std::string read_text_file(const std::filesystem::path& path);
 
 // fsync a directory, so that renames inside it survive a crash.
 void sync_directory(const std::filesystem::path& directory);
+
+// The directory an output is built in before it is complete: DIR.partial (emptied first).
+std::filesystem::path begin_directory(const std::filesystem::path& directory);
+// Renames the complete DIR.partial to DIR, replacing an older DIR whole. A reader sees the
+// old directory or the new one; an interrupted run leaves only DIR.partial, which no stage reads.
+void commit_directory(const std::filesystem::path& directory);
+
+// Reads a text file line by line, transparently decompressing gzip (.gz) files.
+class LineReader {
+ public:
+  explicit LineReader(const std::filesystem::path& path);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // The next line without its newline; false at the end of the file.
+  bool next(std::string& line);
+  std::uint64_t line_number() const { return line_number_; }
+
+ private:
+  std::filesystem::path path_;
+  void* gz_ = nullptr;
+  std::uint64_t line_number_ = 0;
+  std::vector<char> buffer_;
+};
 
 // A whole file mapped read-only-shared / copy-on-write: tensors can view it without a copy,
 // and a write to such a tensor touches only a private page, never the file.

@@ -1,0 +1,35 @@
+// TF-IDF over token ids (SPEC.md §2.5): scikit-learn's TfidfVectorizer defaults, with each
+// "document" given as its token counts: tf = raw count, idf = ln((1 + n_docs) / (1 + df)) + 1,
+// each row L2-normalised.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace svmoe {
+
+// A sparse row: token ids in increasing order and their values.
+struct SparseRow {
+  std::vector<std::int32_t> ids;
+  std::vector<double> values;
+};
+
+// Token counts of each document over a vocabulary of `counts[d].size()` tokens.
+using TokenCounts = std::vector<std::vector<std::uint64_t>>;
+
+// [documents][vocab] counts -> L2-normalised TF-IDF rows.
+std::vector<SparseRow> tfidf_rows(const TokenCounts& counts);
+
+// The router's teacher (SPEC.md §2.4): each token's column of the N subdomain rows, normalised
+// to sum 1. Returns [vocab][N] row-major; `has_target[t]` is false for tokens in no subdomain
+// (their column is all zero and is left zero here).
+struct TfidfTargets {
+  std::vector<float> targets;  // [vocab * N]
+  std::vector<bool> has_target;
+};
+TfidfTargets normalise_token_columns(const std::vector<SparseRow>& rows, std::int64_t vocab_size);
+
+// Cosine distances 1 - <a, b> between L2-normalised rows: [rows * rows] row-major.
+std::vector<double> cosine_distances(const std::vector<SparseRow>& rows);
+
+}  // namespace svmoe

@@ -1,0 +1,435 @@
+#include "svmoe/stages/prepare.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "svmoe/io/safetensors.h"
+#include "svmoe/io/token_shards.h"
+#include "svmoe/text/clustering.h"
+#include "svmoe/text/corpus.h"
+#include "svmoe/text/tfidf.h"
+#include "svmoe/text/tokenizer.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "svmoe/util/sha256.h"
+#include "svmoe/util/strings.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kSplits = {"train", "valid", "test"};
+
+unsigned thread_count(int configured) {
+  return configured > 0 ? static_cast<unsigned>(configured) : std::max(1u, std::thread::hardware_concurrency());
+}
+
+// Step 0 (optional): a SentencePiece tokenizer trained on the corpus, written to DATASET/tokenizer.model.
+fs::path train_tokenizer(const PrepareSettings& s, const RuntimeSettings& runtime, const fs::path& partial) {
+  const fs::path sentences = partial / "tmp" / "tokenizer_training.txt";
+  {
+    CorpusReader reader({s.corpus, s.text_field, s.category_field, s.skip_bad_lines});
+    std::ofstream out(sentences, std::ios::binary);
+    Document document;
+    while (reader.next(document)) out << document.text << '\n';
+    if (!out) throw IoError("cannot write '" + sentences.string() + "'", "check free disk space");
+  }
+  spdlog::info("prepare: training a {} tokenizer of {} pieces", s.tokenizer_train.model_type,
+               s.tokenizer_train.vocab_size);
+  SentencePieceTrainOptions options;
+  options.input = sentences;
+  options.model_prefix = partial / "tokenizer";
+  options.vocab_size = s.tokenizer_train.vocab_size;
+  options.model_type = s.tokenizer_train.model_type;
+  options.character_coverage = s.tokenizer_train.character_coverage;
+  options.input_sentence_size = s.tokenizer_train.input_sentence_size;
+  options.threads = thread_count(s.threads);
+  options.seed = runtime.seed;
+  train_sentencepiece(options);
+  fs::remove(partial / "tokenizer.vocab");
+  fs::remove(sentences);
+  return partial / "tokenizer.model";
+}
+
+// The tokenizer files copied into the dataset, so that it names exactly what tokenised it.
+fs::path copy_tokenizer(const fs::path& tokenizer, const fs::path& partial) {
+  const fs::path target = partial / "tokenizer";
+  fs::create_directories(target);
+  if (fs::is_directory(tokenizer)) {
+    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}) {
+      if (fs::exists(tokenizer / name)) fs::copy_file(tokenizer / name, target / name);
+    }
+  } else {
+    fs::copy_file(tokenizer, target / tokenizer.filename());
+    if (fs::exists(tokenizer.parent_path() / "tokenizer_config.json")) {
+      fs::copy_file(tokenizer.parent_path() / "tokenizer_config.json", target / "tokenizer_config.json");
+    }
+  }
+  return fs::is_directory(tokenizer) ? target : target / tokenizer.filename();
+}
+
+struct TokenisedCorpus {
+  std::vector<std::string> category_names;         // in order of first appearance
+  std::vector<std::vector<std::uint64_t>> counts;  // [category][token]
+  std::vector<std::uint64_t> documents;            // per category
+  CorpusStats stats;
+};
+
+// Step 1: tokenise every document (in batches of at most buffer_mb, on all threads) into a
+// temporary shard per category, counting each category's tokens.
+TokenisedCorpus tokenise_corpus(const PrepareSettings& s, const Tokenizer& tokenizer, const fs::path& temporary) {
+  TokenisedCorpus result;
+  std::map<std::string, std::size_t> category_index;
+  std::vector<std::unique_ptr<TokenShardWriter>> writers;
+  const auto vocab = static_cast<std::size_t>(tokenizer.vocab_size());
+  const auto bos = tokenizer.bos_id();
+  const auto eos = tokenizer.eos_id();
+  if (s.add_bos && !bos) throw ConfigError("prepare.add_bos is true but the tokenizer has no BOS token");
+  if (s.add_eos && !eos) throw ConfigError("prepare.add_eos is true but the tokenizer has no EOS token");
+
+  CorpusReader reader({s.corpus, s.text_field, s.category_field, s.skip_bad_lines});
+  const std::uint64_t buffer_bytes = static_cast<std::uint64_t>(s.buffer_mb) << 20;
+  std::vector<std::string> texts;
+  std::vector<std::string> categories;
+  Document document;
+  bool more = true;
+  while (more) {
+    texts.clear();
+    categories.clear();
+    std::uint64_t bytes = 0;
+    while (bytes < buffer_bytes && (more = reader.next(document))) {
+      bytes += document.text.size();
+      texts.push_back(std::move(document.text));
+      categories.push_back(std::move(document.category));
+    }
+    const auto encoded = encode_batch(tokenizer, texts, /*add_special_tokens=*/false, thread_count(s.threads));
+    for (std::size_t i = 0; i < encoded.size(); ++i) {
+      auto [it, added] = category_index.emplace(categories[i], result.category_names.size());
+      if (added) {
+        result.category_names.push_back(categories[i]);
+        result.counts.emplace_back(vocab, 0);
+        result.documents.push_back(0);
+        writers.push_back(std::make_unique<TokenShardWriter>(temporary / ("category_" + std::to_string(it->second))));
+      }
+      const std::size_t c = it->second;
+      std::vector<std::int32_t> ids;
+      if (s.add_bos) ids.push_back(*bos);
+      for (const auto id : encoded[i]) {
+        if (id < 0 || static_cast<std::size_t>(id) >= vocab) {
+          throw FormatError("the tokenizer produced id " + std::to_string(id) + " outside its vocabulary of " +
+                            std::to_string(vocab));
+        }
+        ++result.counts[c][static_cast<std::size_t>(id)];  // the document's own tokens, without BOS/EOS
+        ids.push_back(id);
+      }
+      if (s.add_eos) ids.push_back(*eos);
+      writers[c]->add_document(ids);
+      ++result.documents[c];
+    }
+    if (!texts.empty()) {
+      spdlog::info("prepare: {} documents, {} tokenised", format_count(reader.stats().documents),
+                   format_bytes(reader.stats().bytes));
+    }
+  }
+  for (auto& writer : writers) writer->commit();
+  result.stats = reader.stats();
+  return result;
+}
+
+// Step 2 (SPEC.md §2.2): categories -> subdomains. Pinned categories are subdomains 0..P-1 in the
+// order given; the others are clustered by equal-size spectral clustering into N - P subdomains.
+std::vector<int> assign_subdomains(const PrepareSettings& s, const std::vector<std::string>& names,
+                                   const TokenCounts& counts, std::uint64_t seed) {
+  const int m = static_cast<int>(names.size());
+  const int n = s.num_subdomains;
+  const int p = static_cast<int>(s.pinned_categories.size());
+  std::vector<int> subdomain(static_cast<std::size_t>(m), -1);
+  std::set<std::string> seen;
+  for (int k = 0; k < p; ++k) {
+    const std::string& pinned = s.pinned_categories[k];
+    const auto it = std::find(names.begin(), names.end(), pinned);
+    if (it == names.end()) {
+      const std::string suggestion = nearest_word(pinned, names);
+      throw ConfigError("pinned category '" + pinned + "' (prepare.pinned_categories) is not in the corpus",
+                        suggestion.empty() ? "the corpus's categories are: " + join(names, ", ")
+                                           : "did you mean '" + suggestion + "'?");
+    }
+    if (!seen.insert(pinned).second) throw ConfigError("category '" + pinned + "' is pinned twice");
+    subdomain[static_cast<std::size_t>(it - names.begin())] = k;
+  }
+  if (n > m) {
+    throw ConfigError("prepare.num_subdomains is " + std::to_string(n) + " but the corpus has only " +
+                          std::to_string(m) + " categories",
+                      "each subdomain needs at least one category: lower num_subdomains");
+  }
+  if (p >= n && m > p) {
+    throw ConfigError(
+        std::to_string(p) + " pinned categories leave no subdomain for the other " + std::to_string(m - p),
+        "pin fewer categories than prepare.num_subdomains");
+  }
+  std::vector<std::size_t> free_categories;
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    if (subdomain[c] < 0) free_categories.push_back(c);
+  }
+  if (free_categories.empty()) return subdomain;
+
+  TokenCounts free_counts;
+  for (const auto c : free_categories) free_counts.push_back(counts[c]);
+  const auto rows = tfidf_rows(free_counts);  // SPEC.md §2.1, category TF-IDF
+  SquareMatrix distances{free_categories.size(), cosine_distances(rows)};
+  EqualSizeClusteringOptions options;
+  options.clusters = n - p;
+  options.neighbors = s.neighbors;
+  options.tolerance = s.size_tolerance;
+  options.seed = seed;
+  const auto labels = equal_size_spectral_clustering(distances, options);
+  for (std::size_t k = 0; k < free_categories.size(); ++k) subdomain[free_categories[k]] = p + labels[k];
+  return subdomain;
+}
+
+// Fisher-Yates with a fixed generator, so the split is the same on every platform.
+void shuffle(std::vector<std::pair<std::size_t, std::uint64_t>>& items, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = items.size(); i > 1; --i) {
+    const std::size_t j = static_cast<std::size_t>(rng() % i);
+    std::swap(items[i - 1], items[j]);
+  }
+}
+
+std::string markdown_table1(const std::vector<SubdomainSummary>& subdomains) {
+  auto millions = [](std::uint64_t tokens) { return fmt::format("{:.3f}", static_cast<double>(tokens) / 1e6); };
+  std::string out =
+      "| subdomain | categories | train (M tokens) | valid (M tokens) | test (M tokens) |\n|---|---|---|---|---|\n";
+  for (std::size_t n = 0; n < subdomains.size(); ++n) {
+    const auto& d = subdomains[n];
+    out += fmt::format("| {} | {} | {} | {} | {} |\n", n, d.categories.size(), millions(d.train.tokens),
+                       millions(d.valid.tokens), millions(d.test.tokens));
+  }
+  return out;
+}
+
+std::string markdown_table4(const std::vector<SubdomainSummary>& subdomains) {
+  std::string out = "| subdomain | categories |\n|---|---|\n";
+  for (std::size_t n = 0; n < subdomains.size(); ++n)
+    out += fmt::format("| {} | {} |\n", n, join(subdomains[n].categories, ", "));
+  return out;
+}
+
+Json split_json(const SplitSummary& split) { return {{"documents", split.documents}, {"tokens", split.tokens}}; }
+
+}  // namespace
+
+fs::path shard_prefix(const fs::path& dataset, int subdomain, const std::string& split) {
+  return dataset / ("subdomain_" + std::to_string(subdomain)) / split;
+}
+
+namespace {
+
+PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, const RuntimeSettings& runtime,
+                           const Json& config_json) {
+  const fs::path temporary = partial / "tmp";
+  fs::create_directories(temporary);
+
+  const fs::path tokenizer_source = s.tokenizer_train.enabled ? train_tokenizer(s, runtime, partial) : s.tokenizer;
+  const auto tokenizer = load_tokenizer(tokenizer_source);
+  const fs::path tokenizer_copy =
+      s.tokenizer_train.enabled ? tokenizer_source : copy_tokenizer(tokenizer_source, partial);
+  spdlog::info("prepare: tokenizer {}", tokenizer->description());
+
+  // 1. Tokenise; categories sorted by name from here on.
+  TokenisedCorpus corpus = tokenise_corpus(s, *tokenizer, temporary);
+  if (corpus.category_names.empty()) {
+    throw FormatError("the corpus holds no documents (" + std::to_string(corpus.stats.lines) + " lines, " +
+                          std::to_string(corpus.stats.empty_documents) + " empty, " +
+                          std::to_string(corpus.stats.bad_lines) + " bad)",
+                      "check prepare.corpus and the field names prepare.text_field / prepare.category_field");
+  }
+  std::vector<std::size_t> order(corpus.category_names.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](std::size_t a, std::size_t b) { return corpus.category_names[a] < corpus.category_names[b]; });
+  std::vector<std::string> names;
+  TokenCounts counts;
+  for (const auto c : order) {
+    names.push_back(corpus.category_names[c]);
+    counts.push_back(std::move(corpus.counts[c]));
+  }
+
+  // 2. Cluster the categories into subdomains.
+  const std::vector<int> subdomain_of = assign_subdomains(s, names, counts, runtime.seed);
+  const int n = s.num_subdomains;
+
+  // 3. Split each subdomain's documents and write its shards; count its training tokens.
+  PrepareResult result;
+  result.dataset = s.output;
+  result.subdomains.resize(static_cast<std::size_t>(n));
+  const auto vocab = static_cast<std::size_t>(tokenizer->vocab_size());
+  TokenCounts train_counts(static_cast<std::size_t>(n), std::vector<std::uint64_t>(vocab, 0));
+  std::vector<TokenShard> category_shards;
+  for (const auto c : order) category_shards.push_back(TokenShard::open(temporary / ("category_" + std::to_string(c))));
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    CategorySummary category;
+    category.name = names[k];
+    category.subdomain = subdomain_of[k];
+    category.pinned =
+        std::find(s.pinned_categories.begin(), s.pinned_categories.end(), names[k]) != s.pinned_categories.end();
+    category.documents = category_shards[k].documents();
+    for (const auto count : counts[k]) category.tokens += count;
+    result.categories.push_back(category);
+    result.subdomains[static_cast<std::size_t>(subdomain_of[k])].categories.push_back(names[k]);
+  }
+  const std::set<std::int32_t> specials = [&] {
+    std::set<std::int32_t> ids;
+    if (s.add_bos) ids.insert(*tokenizer->bos_id());
+    if (s.add_eos) ids.insert(*tokenizer->eos_id());
+    return ids;
+  }();
+  for (int d = 0; d < n; ++d) {
+    std::vector<std::pair<std::size_t, std::uint64_t>> documents;  // (category, document)
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      if (subdomain_of[k] != d) continue;
+      for (std::uint64_t doc = 0; doc < category_shards[k].documents(); ++doc) documents.emplace_back(k, doc);
+    }
+    shuffle(documents, runtime.seed + static_cast<std::uint64_t>(d));
+    const auto total = documents.size();
+    const auto valid = static_cast<std::size_t>(std::llround(total * s.valid_fraction));
+    const auto test = static_cast<std::size_t>(std::llround(total * s.test_fraction));
+    const std::size_t sizes[3] = {total - std::min(total, valid + test), std::min(valid, total),
+                                  std::min(test, total - std::min(valid, total))};
+    fs::create_directories(shard_prefix(partial, d, "train").parent_path());
+    std::size_t next = 0;
+    SubdomainSummary& summary = result.subdomains[static_cast<std::size_t>(d)];
+    SplitSummary* split_summaries[3] = {&summary.train, &summary.valid, &summary.test};
+    for (int split = 0; split < 3; ++split) {
+      TokenShardWriter writer(shard_prefix(partial, d, kSplits[split]));
+      for (std::size_t i = 0; i < sizes[split]; ++i, ++next) {
+        const auto [k, doc] = documents[next];
+        const auto ids = category_shards[k].document(doc);
+        writer.add_document(ids);
+        if (split == 0) {
+          for (const auto id : ids) {
+            if (!specials.count(id)) ++train_counts[static_cast<std::size_t>(d)][static_cast<std::size_t>(id)];
+          }
+        }
+      }
+      writer.commit();
+      split_summaries[split]->documents = writer.documents();
+      split_summaries[split]->tokens = writer.tokens();
+    }
+  }
+  category_shards.clear();
+  fs::remove_all(temporary);
+
+  // 4. The router's teacher (SPEC.md §2.4): subdomain TF-IDF over the training splits, each
+  //    token's column normalised to sum 1.
+  const auto subdomain_rows = tfidf_rows(train_counts);
+  const TfidfTargets targets = normalise_token_columns(subdomain_rows, static_cast<std::int64_t>(vocab));
+  torch::Tensor tfidf = torch::zeros({n, static_cast<std::int64_t>(vocab)}, torch::kFloat32);
+  for (int d = 0; d < n; ++d) {
+    const auto& row = subdomain_rows[static_cast<std::size_t>(d)];
+    for (std::size_t i = 0; i < row.ids.size(); ++i) tfidf[d][row.ids[i]] = static_cast<float>(row.values[i]);
+  }
+  torch::Tensor target_tensor = torch::from_blob(const_cast<float*>(targets.targets.data()),
+                                                 {static_cast<std::int64_t>(vocab), n}, torch::kFloat32)
+                                    .clone();
+  torch::Tensor has_target = torch::zeros({static_cast<std::int64_t>(vocab)}, torch::kBool);
+  std::uint64_t untargeted = 0;
+  for (std::size_t t = 0; t < vocab; ++t) {
+    has_target[static_cast<std::int64_t>(t)] = static_cast<bool>(targets.has_target[t]);
+    untargeted += targets.has_target[t] ? 0 : 1;
+  }
+  write_safetensors(partial / "tfidf.safetensors",
+                    {{"tfidf_target", target_tensor}, {"has_target", has_target}, {"subdomain_tfidf", tfidf}},
+                    {{"producer", "svmoe prepare"},
+                     {"layout", "tfidf_target [vocab, subdomains]; subdomain_tfidf [subdomains, vocab]"}});
+
+  // 5. Manifest and tables.
+  result.table1_markdown = markdown_table1(result.subdomains);
+  result.table4_markdown = markdown_table4(result.subdomains);
+  Json categories = Json::array();
+  for (const auto& c : result.categories) {
+    categories.push_back({{"name", c.name},
+                          {"subdomain", c.subdomain},
+                          {"pinned", c.pinned},
+                          {"documents", c.documents},
+                          {"tokens", c.tokens}});
+  }
+  Json subdomains = Json::array();
+  for (std::size_t d = 0; d < result.subdomains.size(); ++d) {
+    const auto& sd = result.subdomains[d];
+    subdomains.push_back(
+        {{"index", d},
+         {"categories", sd.categories},
+         {"splits",
+          {{"train", split_json(sd.train)}, {"valid", split_json(sd.valid)}, {"test", split_json(sd.test)}}}});
+  }
+  const Json manifest = {
+      {"format", "svmoe-dataset"},
+      {"version", kDatasetFormatVersion},
+      {"num_subdomains", n},
+      {"vocab_size", vocab},
+      {"seed", runtime.seed},
+      {"tokenizer",
+       {{"description", tokenizer->description()},
+        {"source", tokenizer_source.string()},
+        {"files", fs::relative(tokenizer_copy, partial).string()},
+        {"sha256",
+         sha256_file_hex(fs::is_directory(tokenizer_copy)
+                             ? tokenizer_copy / (fs::exists(tokenizer_copy / "tokenizer.json") ? "tokenizer.json"
+                                                                                               : "tokenizer.model")
+                             : tokenizer_copy)},
+        {"bos_id", tokenizer->bos_id() ? Json(*tokenizer->bos_id()) : Json()},
+        {"eos_id", tokenizer->eos_id() ? Json(*tokenizer->eos_id()) : Json()}}},
+      {"shards",
+       {{"layout", "subdomain_N/{train,valid,test}.{bin,idx}"}, {"add_bos", s.add_bos}, {"add_eos", s.add_eos}}},
+      {"tfidf", {{"file", "tfidf.safetensors"}, {"tokens_without_target", untargeted}}},
+      {"corpus",
+       {{"files", list_corpus_files(s.corpus).size()},
+        {"lines", corpus.stats.lines},
+        {"documents", corpus.stats.documents},
+        {"empty_documents", corpus.stats.empty_documents},
+        {"bad_lines_skipped", corpus.stats.bad_lines},
+        {"bytes", corpus.stats.bytes}}},
+      {"categories", categories},
+      {"subdomains", subdomains},
+      {"config", config_json},
+  };
+  write_file_atomically(partial / "manifest.json", manifest.dump(2) + "\n");
+  write_file_atomically(partial / "table1.md", result.table1_markdown);
+  write_file_atomically(partial / "table4.md", result.table4_markdown);
+  if (corpus.stats.empty_documents > 0 || corpus.stats.bad_lines > 0) {
+    spdlog::warn("prepare: skipped {} empty document(s) and {} bad line(s)", corpus.stats.empty_documents,
+                 corpus.stats.bad_lines);
+  }
+  spdlog::info("prepare: {} tokens of the vocabulary have no TF-IDF target", untargeted);
+  return result;
+}
+
+}  // namespace
+
+PrepareResult run_prepare(const PrepareSettings& s, const RuntimeSettings& runtime, const Json& config_json) {
+  list_corpus_files(s.corpus);  // fail on a missing input before anything is written
+  const fs::path partial = begin_directory(s.output);
+  PrepareResult result;
+  try {
+    result = prepare_into(partial, s, runtime, config_json);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(partial, ec);  // nothing half-written stays behind
+    throw;
+  }
+  commit_directory(s.output);
+  spdlog::info("prepare: wrote {} ({} categories -> {} subdomains)", s.output.string(), result.categories.size(),
+               result.subdomains.size());
+  return result;
+}
+
+}  // namespace svmoe

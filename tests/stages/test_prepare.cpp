@@ -1,0 +1,189 @@
+#include "svmoe/stages/prepare.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <map>
+
+#include "svmoe/io/safetensors.h"
+#include "svmoe/io/token_shards.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "svmoe/util/sha256.h"
+#include "test_support.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+namespace {
+
+// A corpus of six categories in three topics, written as JSONL: the two categories of a topic
+// write sentences from the same pool of topical words, so their TF-IDF rows are close.
+fs::path write_topic_corpus(const fs::path& dir) {
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> topics = {
+      {{"cooking", "baking"},
+       {"butter", "flour", "dough", "oven", "sugar", "bread", "knead", "garlic", "onion", "simmer", "crust", "yeast"}},
+      {{"sailing", "rowing"},
+       {"boat", "river", "oars", "crew", "stroke", "mainsail", "wind", "harbour", "tide", "keel", "rudder", "current"}},
+      {{"chess", "go"},
+       {"knight", "stone", "board", "opening", "endgame", "bishop", "territory", "capture", "rook", "corner", "pawn",
+        "ko"}},
+  };
+  std::string lines;
+  for (int sentence = 0; sentence < 20; ++sentence) {
+    for (const auto& [categories, words] : topics) {
+      for (std::size_t c = 0; c < categories.size(); ++c) {
+        std::string text = "The";
+        for (std::size_t w = 0; w < 8; ++w) text += " " + words[(sentence * 5 + c * 7 + w * 3) % words.size()];
+        lines += nlohmann::json({{"text", text + "."}, {"category", categories[c]}}).dump() + "\n";
+      }
+    }
+  }
+  test::write_text(dir / "corpus.jsonl", lines);
+  return dir / "corpus.jsonl";
+}
+
+PrepareSettings topic_settings(const fs::path& dir) {
+  PrepareSettings s;
+  s.corpus = {write_topic_corpus(dir)};
+  s.output = dir / "dataset";
+  s.tokenizer = test::data_dir() / "tokenizers" / "bpe";
+  s.num_subdomains = 3;
+  s.threads = 2;
+  return s;
+}
+
+std::map<std::string, std::string> file_hashes(const fs::path& dir) {
+  std::map<std::string, std::string> hashes;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) hashes[fs::relative(entry.path(), dir).string()] = sha256_file_hex(entry.path());
+  }
+  return hashes;
+}
+
+}  // namespace
+
+TEST(Prepare, ClustersTopicsIntoEqualSubdomainsAndWritesTheDataset) {
+  test::ScratchDir dir;
+  const PrepareSettings s = topic_settings(dir.path());
+  const PrepareResult result = run_prepare(s, RuntimeSettings{}, Json::object());
+  ASSERT_EQ(result.subdomains.size(), 3u);
+  std::map<std::string, int> subdomain;
+  for (const auto& c : result.categories) subdomain[c.name] = c.subdomain;
+  EXPECT_EQ(subdomain["cooking"], subdomain["baking"]);
+  EXPECT_EQ(subdomain["sailing"], subdomain["rowing"]);
+  EXPECT_EQ(subdomain["chess"], subdomain["go"]);
+  for (const auto& d : result.subdomains) EXPECT_EQ(d.categories.size(), 2u);
+
+  // Every document lands in exactly one split: 2 categories x 20 documents per subdomain, 8:1:1.
+  for (int d = 0; d < 3; ++d) {
+    const auto train = TokenShard::open(shard_prefix(s.output, d, "train"));
+    const auto valid = TokenShard::open(shard_prefix(s.output, d, "valid"));
+    const auto test = TokenShard::open(shard_prefix(s.output, d, "test"));
+    EXPECT_EQ(train.documents(), 32u);
+    EXPECT_EQ(valid.documents(), 4u);
+    EXPECT_EQ(test.documents(), 4u);
+    EXPECT_EQ(train.document(0).back(), 2);  // EOS ends each document
+  }
+  const SafetensorsFile tfidf = SafetensorsFile::open(s.output / "tfidf.safetensors");
+  const auto targets = tfidf.tensor("tfidf_target");
+  const auto has_target = tfidf.tensor("has_target");
+  EXPECT_EQ(targets.sizes(), (std::vector<std::int64_t>{3000, 3}));
+  const auto sums = targets.sum(1);
+  EXPECT_TRUE(torch::allclose(sums.masked_select(has_target), torch::ones({has_target.sum().item<std::int64_t>()}),
+                              1e-5, 1e-5));
+  EXPECT_EQ(sums.masked_select(has_target.logical_not()).abs().sum().item<float>(), 0.0f);
+  const auto manifest = nlohmann::json::parse(read_text_file(s.output / "manifest.json"));
+  EXPECT_EQ(manifest["version"], kDatasetFormatVersion);
+  EXPECT_EQ(manifest["tokenizer"]["sha256"], sha256_file_hex(s.tokenizer / "tokenizer.json"));
+  EXPECT_TRUE(fs::exists(s.output / "tokenizer" / "tokenizer.json"));
+  EXPECT_FALSE(fs::exists(s.output / "tmp"));
+}
+
+TEST(Prepare, RerunGivesIdenticalBytes) {
+  test::ScratchDir dir;
+  const PrepareSettings s = topic_settings(dir.path());
+  run_prepare(s, RuntimeSettings{}, Json::object());
+  const auto first = file_hashes(s.output);
+  run_prepare(s, RuntimeSettings{}, Json::object());
+  EXPECT_EQ(file_hashes(s.output), first);
+  EXPECT_FALSE(fs::exists(dir / "dataset.partial"));
+}
+
+TEST(Prepare, PinnedCategoriesAreSubdomainsOfTheirOwn) {
+  test::ScratchDir dir;
+  PrepareSettings s = topic_settings(dir.path());
+  s.num_subdomains = 4;
+  s.pinned_categories = {"go", "sailing"};
+  const PrepareResult result = run_prepare(s, RuntimeSettings{}, Json::object());
+  EXPECT_EQ(result.subdomains[0].categories, (std::vector<std::string>{"go"}));
+  EXPECT_EQ(result.subdomains[1].categories, (std::vector<std::string>{"sailing"}));
+  EXPECT_EQ(result.subdomains[2].categories.size() + result.subdomains[3].categories.size(), 4u);
+}
+
+TEST(Prepare, BadRequestsAreClearAndLeaveNothingBehind) {
+  test::ScratchDir dir;
+  PrepareSettings s = topic_settings(dir.path());
+  s.num_subdomains = 7;
+  std::string message = test::error_message<ConfigError>([&] { run_prepare(s, RuntimeSettings{}, Json::object()); });
+  EXPECT_NE(message.find("only 6 categories"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(s.output));
+  EXPECT_FALSE(fs::exists(dir / "dataset.partial"));
+
+  s.num_subdomains = 3;
+  s.pinned_categories = {"sailng"};
+  try {
+    run_prepare(s, RuntimeSettings{}, Json::object());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'sailng'"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("did you mean 'sailing'"), std::string::npos) << e.hint();
+  }
+
+  s.pinned_categories = {};
+  test::write_text(dir / "empty.jsonl", "");
+  s.corpus = {dir / "empty.jsonl"};
+  message = test::error_message<FormatError>([&] { run_prepare(s, RuntimeSettings{}, Json::object()); });
+  EXPECT_NE(message.find("no documents"), std::string::npos) << message;
+}
+
+// The subdomain TF-IDF written for the router equals scikit-learn's on the training splits of
+// the real example corpus.
+TEST(PrepareReference, SubdomainTfidfMatchesScikitLearn) {
+  test::ScratchDir dir;
+  PrepareSettings s;
+  s.corpus = {test::example_ci_corpus()};
+  s.output = dir / "dataset";
+  s.tokenizer = test::data_dir() / "tokenizers" / "unigram";
+  s.num_subdomains = 4;
+  run_prepare(s, RuntimeSettings{}, Json::object());
+  nlohmann::json documents = nlohmann::json::array();
+  for (int d = 0; d < 4; ++d) {
+    const auto shard = TokenShard::open(shard_prefix(s.output, d, "train"));
+    std::vector<std::int32_t> ids;
+    for (std::uint64_t k = 0; k < shard.documents(); ++k) {
+      for (const auto id : shard.document(k)) {
+        if (id != 2) ids.push_back(id);  // EOS separates documents; it is not part of the text
+      }
+    }
+    documents.push_back(ids);
+  }
+  const auto answer = test::sklearn_reference("tfidf", {{"documents", documents}});
+  const auto tfidf = SafetensorsFile::open(s.output / "tfidf.safetensors").tensor("subdomain_tfidf");
+  double worst = 0;
+  std::int64_t nonzero = 0;
+  for (int d = 0; d < 4; ++d) {
+    const auto& expected = answer["rows"][d];
+    for (std::int64_t t = 0; t < tfidf.size(1); ++t) {
+      const float value = tfidf[d][t].item<float>();
+      const auto key = std::to_string(t);
+      const double reference = expected.contains(key) ? expected[key].get<double>() : 0.0;
+      worst = std::max(worst, std::abs(reference - value));
+      nonzero += value != 0 ? 1 : 0;
+    }
+  }
+  EXPECT_GT(nonzero, 1000);
+  EXPECT_LT(worst, 1e-6);
+}
+
+}  // namespace svmoe
