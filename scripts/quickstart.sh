@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The main job on the bundled example, from a fresh clone: install, build, then check a
-# bundled Llama checkpoint against Hugging Face transformers' logits and tokenize some text.
-# (Later stages of the pipeline join this script as they land.)
+# The main job on the bundled example, from a fresh clone: install, build, fetch the example
+# corpus (the Linux kernel documentation), then run the pipeline's stages that exist so far:
+#   1. check a bundled Llama checkpoint against Hugging Face transformers' logits,
+#   2. svmoe prepare: train a tokenizer, cluster 43 subsystems into 8 subdomains, write the
+#      token shards and the router's TF-IDF targets (runs/quickstart/dataset).
+# Later stages join this script as they land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/get-example-corpus.sh
 scripts/build.sh -DSVMOE_BUILD_TESTS=OFF
 model=tests/data/models/llama_gqa_tied_theta5e5
 mkdir -p runs/quickstart
@@ -12,4 +16,4 @@ set -x
 build/svmoe inspect "$model"
 build/svmoe forward -c configs/quickstart/forward.yaml \
   --output runs/quickstart/logits.safetensors --compare "$model/expected.safetensors"
-build/svmoe tokenize --tokenizer tests/data/tokenizers/unigram --text "Hello, world." --text "日本の法令"
+build/svmoe prepare -c configs/quickstart/experiment.yaml

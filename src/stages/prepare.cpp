@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <random>
@@ -244,8 +245,17 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
       s.tokenizer_train.enabled ? tokenizer_source : copy_tokenizer(tokenizer_source, partial);
   spdlog::info("prepare: tokenizer {}", tokenizer->description());
 
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  auto step_start = Clock::now();
+
   // 1. Tokenise; categories sorted by name from here on.
   TokenisedCorpus corpus = tokenise_corpus(s, *tokenizer, temporary);
+  spdlog::info("prepare: tokenised {} documents ({}) in {:.2f} s", format_count(corpus.stats.documents),
+               format_bytes(corpus.stats.bytes), seconds_since(step_start));
+  step_start = Clock::now();
   if (corpus.category_names.empty()) {
     throw FormatError("the corpus holds no documents (" + std::to_string(corpus.stats.lines) + " lines, " +
                           std::to_string(corpus.stats.empty_documents) + " empty, " +
@@ -266,6 +276,9 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
   // 2. Cluster the categories into subdomains.
   const std::vector<int> subdomain_of = assign_subdomains(s, names, counts, runtime.seed);
   const int n = s.num_subdomains;
+  spdlog::info("prepare: category TF-IDF and clustering of {} categories in {:.2f} s", names.size(),
+               seconds_since(step_start));
+  step_start = Clock::now();
 
   // 3. Split each subdomain's documents and write its shards; count its training tokens.
   PrepareResult result;
@@ -405,6 +418,7 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
   write_file_atomically(partial / "manifest.json", manifest.dump(2) + "\n");
   write_file_atomically(partial / "table1.md", result.table1_markdown);
   write_file_atomically(partial / "table4.md", result.table4_markdown);
+  spdlog::info("prepare: splits, shards and TF-IDF targets in {:.2f} s", seconds_since(step_start));
   if (corpus.stats.empty_documents > 0 || corpus.stats.bad_lines > 0) {
     spdlog::warn("prepare: skipped {} empty document(s) and {} bad line(s)", corpus.stats.empty_documents,
                  corpus.stats.bad_lines);

@@ -1,10 +1,15 @@
 // tokenizer.model files, run by libsentencepiece through svmoe's sentencepiece module (see
 // src/text/sentencepiece_module/ for why it is loaded apart with dlopen).
 #include <dlfcn.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
 
@@ -29,7 +34,6 @@ struct SentencePieceModule {
   std::int32_t (*eos_id)(void*);
   int (*is_control)(void*, std::int32_t);
   std::int64_t (*id_to_piece)(void*, std::int32_t, char*, std::size_t);
-  int (*train)(const char*, char*, std::size_t);
 };
 
 // Where the module may be: $SVMOE_SENTENCEPIECE_MODULE, beside the running executable, in
@@ -49,6 +53,34 @@ std::vector<fs::path> module_candidates() {
   candidates.emplace_back(SVMOE_SENTENCEPIECE_MODULE_PATH);
 #endif
   return candidates;
+}
+
+extern "C" char** environ;
+
+// Runs `arguments` (argv[0] found on PATH) with stdout and stderr to `log`; its exit status
+// (127 if it could not be started).
+int run_program(const std::vector<std::string>& arguments, const fs::path& log) {
+  std::vector<char*> argv;
+  for (const auto& a : arguments) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int spawned = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) return 127;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string tail_of_file(const fs::path& path, std::size_t bytes) {
+  if (!fs::exists(path)) return {};
+  const std::string text = read_text_file(path);
+  return text.size() > bytes ? "..." + text.substr(text.size() - bytes) : text;
 }
 
 template <typename Function>
@@ -83,7 +115,6 @@ const SentencePieceModule& sentencepiece_module() {
     resolve(library, "svmoe_spm_eos_id", m.eos_id);
     resolve(library, "svmoe_spm_is_control", m.is_control);
     resolve(library, "svmoe_spm_id_to_piece", m.id_to_piece);
-    resolve(library, "svmoe_spm_train", m.train);
     return m;  // the library stays loaded for the life of the process
   }();
   return module;
@@ -181,25 +212,33 @@ class SentencePieceTokenizer : public Tokenizer {
 
 void train_sentencepiece(const SentencePieceTrainOptions& options) {
   // Llama-style special ids, byte fallback and split digits, as the paper's tokenizers have.
-  const std::string arguments =
-      "--input=" + options.input.string() + " --model_prefix=" + options.model_prefix.string() +
-      " --vocab_size=" + std::to_string(options.vocab_size) + " --model_type=" + options.model_type +
-      " --character_coverage=" + std::to_string(options.character_coverage) +
-      " --input_sentence_size=" + std::to_string(options.input_sentence_size) +
-      " --shuffle_input_sentence=true --seed_sentencepiece_size=1000000 --byte_fallback=true --split_digits=true"
-      " --unk_id=0 --bos_id=1 --eos_id=2 --pad_id=-1 --num_threads=" +
-      std::to_string(options.threads) + " --random_seed=" + std::to_string(options.seed) + " --minloglevel=1";
-  if (options.input.string().find(' ') != std::string::npos ||
-      options.model_prefix.string().find(' ') != std::string::npos) {
-    throw UnsupportedError("sentencepiece training cannot take paths with spaces: '" + options.input.string() + "'",
-                           "use an output directory without spaces");
+  const std::vector<std::string> arguments = {"spm_train",
+                                              "--input=" + options.input.string(),
+                                              "--model_prefix=" + options.model_prefix.string(),
+                                              "--vocab_size=" + std::to_string(options.vocab_size),
+                                              "--model_type=" + options.model_type,
+                                              "--character_coverage=" + std::to_string(options.character_coverage),
+                                              "--input_sentence_size=" + std::to_string(options.input_sentence_size),
+                                              "--shuffle_input_sentence=true",
+                                              "--byte_fallback=true",
+                                              "--split_digits=true",
+                                              "--unk_id=0",
+                                              "--bos_id=1",
+                                              "--eos_id=2",
+                                              "--pad_id=-1",
+                                              "--num_threads=" + std::to_string(options.threads),
+                                              "--random_seed=" + std::to_string(options.seed)};
+  fs::path log = options.model_prefix;
+  log += ".train.log";
+  const int status = run_program(arguments, log);
+  if (status != 0) {
+    throw Error("sentencepiece training (spm_train) failed with status " + std::to_string(status) + ":\n" +
+                    tail_of_file(log, 1500),
+                status == 127 ? "install the sentencepiece package (scripts/install-deps.sh does)"
+                              : "a vocab_size larger than the corpus supports is the usual cause; lower "
+                                "prepare.tokenizer_train.vocab_size");
   }
-  char error[1024] = {0};
-  if (sentencepiece_module().train(arguments.c_str(), error, sizeof error) != 0) {
-    throw Error(
-        std::string("sentencepiece training failed: ") + error,
-        "a vocab_size larger than the corpus supports is the usual cause; lower prepare.tokenizer_train.vocab_size");
-  }
+  fs::remove(log);
 }
 
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const fs::path& tokenizer_model) {

@@ -20,7 +20,15 @@ std::size_t utf8_char_length(unsigned char lead) {
 void Vocabulary::add(std::string piece, std::int32_t id) {
   if (id < 0) throw FormatError("negative token id " + std::to_string(id) + " for piece '" + piece + "'");
   if (id >= size()) pieces_.resize(static_cast<std::size_t>(id) + 1);
-  ids_.emplace(piece, id);  // the first id of a duplicated piece wins, as in `tokenizers`
+  const bool added = ids_.emplace(piece, id).second;  // the first id of a duplicated piece wins, as in `tokenizers`
+  unsigned value = 0;
+  char end = 0;
+  // A byte piece is spelled exactly "<0xHH>" (upper-case hex), as `tokenizers` looks it up.
+  if (added && piece.size() == 6 && std::sscanf(piece.c_str(), "<0x%2X%c", &value, &end) == 2 && end == '>') {
+    char canonical[8];
+    std::snprintf(canonical, sizeof canonical, "<0x%02X>", value);
+    if (piece == canonical) byte_ids_[value] = id;
+  }
   pieces_[id] = std::move(piece);
 }
 
@@ -38,13 +46,34 @@ const std::string& Vocabulary::piece(std::int32_t id) const {
 std::optional<std::vector<std::int32_t>> Vocabulary::byte_pieces(std::string_view text) const {
   std::vector<std::int32_t> ids;
   for (const char c : text) {
-    char name[8];
-    std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(c));
-    const auto id = find(name);
-    if (!id) return std::nullopt;
-    ids.push_back(*id);
+    const std::int32_t id = byte_ids_[static_cast<unsigned char>(c)];
+    if (id < 0) return std::nullopt;
+    ids.push_back(id);
   }
   return ids;
+}
+
+void PieceTrie::insert(std::string_view piece, std::int32_t id) {
+  std::int32_t node = 0;
+  for (const char c : piece) {
+    const auto byte = static_cast<unsigned char>(c);
+    std::int32_t next = child(node, byte);
+    if (next < 0) {
+      next = static_cast<std::int32_t>(nodes_.size());
+      nodes_.emplace_back();
+      auto& children = nodes_[node].children;
+      children.insert(std::lower_bound(children.begin(), children.end(), std::make_pair(byte, std::int32_t{-1})),
+                      {byte, next});
+    }
+    node = next;
+  }
+  if (nodes_[node].id < 0) nodes_[node].id = id;  // the first id of a duplicated piece wins
+}
+
+std::int32_t PieceTrie::child(std::int32_t node, unsigned char byte) const {
+  const auto& children = nodes_[node].children;
+  const auto it = std::lower_bound(children.begin(), children.end(), std::make_pair(byte, std::int32_t{-1}));
+  return it != children.end() && it->first == byte ? it->second : -1;
 }
 
 UnigramModel::UnigramModel(std::vector<std::pair<std::string, double>> pieces, std::optional<std::int32_t> unk_id,
@@ -53,8 +82,8 @@ UnigramModel::UnigramModel(std::vector<std::pair<std::string, double>> pieces, s
   double min_score = std::numeric_limits<double>::infinity();
   for (std::size_t id = 0; id < pieces.size(); ++id) {
     min_score = std::min(min_score, pieces[id].second);
-    max_piece_bytes_ = std::max(max_piece_bytes_, pieces[id].first.size());
     scores_.push_back(pieces[id].second);
+    trie_.insert(pieces[id].first, static_cast<std::int32_t>(id));
     vocabulary_.add(std::move(pieces[id].first), static_cast<std::int32_t>(id));
   }
   unk_score_ = min_score - 10.0;  // tokenizers' K_UNK_PENALTY
@@ -74,15 +103,12 @@ std::vector<std::string_view> UnigramModel::segment(std::string_view text) const
     const std::size_t char_bytes =
         std::min(utf8_char_length(static_cast<unsigned char>(text[start])), text.size() - start);
     bool has_single_char_piece = false;
-    const std::size_t longest = std::min(max_piece_bytes_, text.size() - start);
-    for (std::size_t length = 1; length <= longest; ++length) {
-      const auto id = vocabulary_.find(text.substr(start, length));
-      if (!id) continue;
+    trie_.for_each_prefix(text.substr(start), [&](std::size_t length, std::int32_t id) {
       Node& target = best[start + length];
-      const double candidate = score_here + scores_[*id];
-      if (target.start < 0 || candidate > target.score) target = {candidate, static_cast<std::int64_t>(start), *id};
+      const double candidate = score_here + scores_[id];
+      if (target.start < 0 || candidate > target.score) target = {candidate, static_cast<std::int64_t>(start), id};
       if (length == char_bytes) has_single_char_piece = true;
-    }
+    });
     if (!has_single_char_piece) {
       Node& target = best[start + char_bytes];
       const double candidate = score_here + unk_score_;

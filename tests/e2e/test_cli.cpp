@@ -172,3 +172,22 @@ TEST(E2EPrepare, UserMistakesGetClearErrors) {
 }
 
 }  // namespace svmoe
+
+namespace svmoe {
+
+TEST(E2EPrepare, TrainsATokenizerOnTheCorpusWhenAsked) {
+  test::ScratchDir dir;
+  const auto result = test::run_svmoe(
+      "prepare --corpus " + quoted(test::example_ci_corpus()) + " --output " + quoted(dir / "dataset") +
+      " --subdomains 3" + " --set prepare.tokenizer_train.enabled=true --set prepare.tokenizer_train.vocab_size=600");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  ASSERT_TRUE(fs::exists(dir / "dataset" / "tokenizer.model"));
+  const auto manifest = nlohmann::json::parse(read_text_file(dir / "dataset" / "manifest.json"));
+  EXPECT_EQ(manifest["vocab_size"], 600);
+  EXPECT_EQ(manifest["tokenizer"]["files"], "tokenizer.model");
+  const auto tokens = test::run_svmoe("tokenize --tokenizer " + quoted(dir / "dataset" / "tokenizer.model") +
+                                      " --decode --text '1 300 301 302'");
+  EXPECT_EQ(tokens.exit_code, 0) << tokens.output;
+}
+
+}  // namespace svmoe

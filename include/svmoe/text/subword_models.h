@@ -27,6 +27,32 @@ class Vocabulary {
  private:
   std::vector<std::string> pieces_;
   std::unordered_map<std::string, std::int32_t> ids_;
+  std::vector<std::int32_t> byte_ids_ = std::vector<std::int32_t>(256, -1);  // <0xXX> piece of each byte
+};
+
+// The pieces as a byte trie, for the common-prefix search of Unigram's Viterbi: walking from a
+// position visits every piece that starts there, shortest first, in O(piece length).
+class PieceTrie {
+ public:
+  void insert(std::string_view piece, std::int32_t id);
+  // Calls visit(length, id) for each piece that is a prefix of `text`.
+  template <typename Visit>
+  void for_each_prefix(std::string_view text, Visit&& visit) const {
+    std::int32_t node = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      node = child(node, static_cast<unsigned char>(text[i]));
+      if (node < 0) return;
+      if (nodes_[node].id >= 0) visit(i + 1, nodes_[node].id);
+    }
+  }
+
+ private:
+  struct Node {
+    std::int32_t id = -1;                                          // the piece ending here, if any
+    std::vector<std::pair<unsigned char, std::int32_t>> children;  // sorted by byte
+  };
+  std::int32_t child(std::int32_t node, unsigned char byte) const;
+  std::vector<Node> nodes_ = std::vector<Node>(1);
 };
 
 class UnigramModel {
@@ -41,11 +67,11 @@ class UnigramModel {
   std::vector<std::string_view> segment(std::string_view text) const;
 
   Vocabulary vocabulary_;
+  PieceTrie trie_;
   std::vector<double> scores_;
   std::optional<std::int32_t> unk_id_;
   bool byte_fallback_;
   double unk_score_;
-  std::size_t max_piece_bytes_ = 0;
 };
 
 class BpeModel {

@@ -50,7 +50,8 @@ struct SentencePieceTrainOptions {
   unsigned threads = 1;
   std::uint64_t seed = 0;
 };
-// Trains a SentencePiece model (unk 0, bos 1, eos 2, byte fallback, digits split).
+// Trains a SentencePiece model (unk 0, bos 1, eos 2, byte fallback, digits split) by running
+// sentencepiece's spm_train program.
 void train_sentencepiece(const SentencePieceTrainOptions& options);
 
 std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& tokenizer_json);

@@ -3,9 +3,10 @@
 // protobuf (3.14) and exports its symbols, while LibTorch loads the system libprotobuf (3.21);
 // in one global symbol namespace one of them binds to the other's code and the process
 // crashes or aborts. Loaded locally and deep-bound, sentencepiece keeps its protobuf to itself.
-// No C++ type or exception crosses this boundary.
+// No C++ type or exception crosses this boundary. Deep binding has one cost: the module sees
+// libstdc++'s own std::cerr, not the executable's initialised copy, so sentencepiece code that
+// logs (the trainer) must not run here; training runs the spm_train program instead.
 #include <sentencepiece_processor.h>
-#include <sentencepiece_trainer.h>
 
 #include <cstdint>
 #include <cstring>
@@ -98,21 +99,6 @@ std::int64_t svmoe_spm_id_to_piece(void* handle, std::int32_t id, char* piece, s
   const std::string text = static_cast<sentencepiece::SentencePieceProcessor*>(handle)->IdToPiece(id);
   copy_message(text, piece, capacity);
   return static_cast<std::int64_t>(text.size());
-}
-
-// Trains a model with sentencepiece's command-line style arguments; returns 0 or -1.
-int svmoe_spm_train(const char* arguments, char* error, std::size_t error_size) {
-  try {
-    const auto status = sentencepiece::SentencePieceTrainer::Train(arguments);
-    if (!status.ok()) {
-      copy_message(status.ToString(), error, error_size);
-      return -1;
-    }
-    return 0;
-  } catch (const std::exception& e) {
-    copy_message(e.what(), error, error_size);
-    return -1;
-  }
 }
 
 }  // extern "C"
