@@ -34,5 +34,6 @@ void add_inspect_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
+void add_merge_command(CLI::App& app);
 
 }  // namespace svmoe::cli

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   svmoe::cli::add_forward_command(app);
   svmoe::cli::add_tokenize_command(app);
   svmoe::cli::add_prepare_command(app);
+  svmoe::cli::add_merge_command(app);
 
   try {
     app.parse(argc, argv);

@@ -13,6 +13,7 @@ Json default_config() {
   const ForwardSettings forward;
   const PrepareSettings prepare;
   const TokenizerTrainSettings train;
+  const MergeSettings merge;
   return Json{
       {"runtime",
        {{"device", runtime.device},
@@ -49,6 +50,13 @@ Json default_config() {
         {"add_eos", prepare.add_eos},
         {"threads", prepare.threads},
         {"buffer_mb", prepare.buffer_mb}}},
+      {"merge",
+       {{"experts", Json::array()},
+        {"output", nullptr},
+        {"num_experts_per_tok", merge.num_experts_per_tok},
+        {"router_aux_loss_coef", merge.router_aux_loss_coef},
+        {"router_init_std", merge.router_init_std},
+        {"max_shard_mb", merge.max_shard_mb}}},
   };
 }
 
@@ -124,6 +132,23 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
   s.add_eos = read.boolean("prepare.add_eos");
   s.threads = static_cast<int>(read.integer("prepare.threads", 0, 4096));
   s.buffer_mb = read.integer("prepare.buffer_mb", 1, 1 << 20);
+  return s;
+}
+
+MergeSettings parse_merge_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  MergeSettings s;
+  for (const auto& path : read.strings("merge.experts")) s.experts.emplace_back(path);
+  if (s.experts.size() < 2) {
+    throw ConfigError("config key 'merge.experts' lists " + std::to_string(s.experts.size()) +
+                          " expert(s); a mixture needs at least 2",
+                      "list the N expert checkpoint directories (svmoe train-experts writes experts/expert_n)");
+  }
+  s.output = read.path("merge.output", true, "give the MoE directory to write (merge.output or --output)");
+  s.num_experts_per_tok = read.integer("merge.num_experts_per_tok", 1, static_cast<std::int64_t>(s.experts.size()));
+  s.router_aux_loss_coef = read.number("merge.router_aux_loss_coef", 0.0, 1e6);
+  s.router_init_std = read.number("merge.router_init_std", 0.0, 1e6);
+  s.max_shard_mb = read.integer("merge.max_shard_mb", 1, 1 << 30);
   return s;
 }
 

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <regex>
 #include <set>
 
 #include "svmoe/io/hf_config.h"
@@ -33,6 +34,46 @@ std::string list_some(const std::vector<std::string>& names) {
   std::string text = join(shown, ", ");
   if (names.size() > shown.size()) text += " and " + std::to_string(names.size() - shown.size()) + " more";
   return text;
+}
+
+// Newer transformers versions save Mixtral's experts fused per layer:
+//   model.layers.L.mlp.gate.weight [N, h]                  = block_sparse_moe.gate.weight
+//   model.layers.L.mlp.experts.gate_up_proj [N, 2f, h]     = w1 (rows 0..f) and w3 (rows f..2f) of each expert
+//   model.layers.L.mlp.experts.down_proj [N, h, f]         = w2 of each expert
+// (the transposed [N, h, 2f] / [N, f, h] orientations are read too). Returns the classic-named
+// tensor `name` taken from the fused ones, marking them used, or an undefined tensor.
+torch::Tensor from_fused_mixtral(const std::string& name, const HfCheckpoint& checkpoint, std::set<std::string>& used) {
+  static const std::regex gate_re(R"(model\.layers\.(\d+)\.block_sparse_moe\.gate\.weight)");
+  static const std::regex expert_re(R"(model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.w([123])\.weight)");
+  const auto& tensors = checkpoint.tensors;
+  const std::int64_t h = checkpoint.config.hidden_size;
+  const std::int64_t f = checkpoint.config.intermediate_size;
+  std::smatch match;
+  if (std::regex_match(name, match, gate_re)) {
+    const std::string fused = "model.layers." + match[1].str() + ".mlp.gate.weight";
+    if (!tensors.contains(fused)) return {};
+    used.insert(fused);
+    return tensors.tensor(fused);
+  }
+  if (!std::regex_match(name, match, expert_re)) return {};
+  const std::string prefix = "model.layers." + match[1].str() + ".mlp.experts.";
+  const std::int64_t expert = std::stoll(match[2].str());
+  const char which = match[3].str()[0];
+  const std::string fused = prefix + (which == '2' ? "down_proj" : "gate_up_proj");
+  if (!tensors.contains(fused)) return {};
+  used.insert(fused);
+  torch::Tensor all = tensors.tensor(fused);
+  if (all.dim() != 3 || expert >= all.size(0)) {
+    throw FormatError("'" + checkpoint.directory.string() + "': fused tensor '" + fused + "' has shape " +
+                      c10::str(all.sizes()) + ", which does not hold expert " + std::to_string(expert));
+  }
+  torch::Tensor one = all[expert];
+  if (which == '2') {
+    if (one.sizes() == torch::IntArrayRef{f, h} && f != h) one = one.t();  // [f, h] orientation
+    return one;                                                            // [h, f]
+  }
+  if (one.sizes() == torch::IntArrayRef{h, 2 * f} && h != 2 * f) one = one.t();  // [h, 2f] orientation
+  return one.narrow(0, which == '1' ? 0 : f, f);                                 // [f, h]
 }
 
 }  // namespace
@@ -109,6 +150,11 @@ torch::Tensor CheckpointTensors::tensor(const std::string& name) const {
   return files_[it->second].tensor(name);
 }
 
+void CheckpointTensors::release(const std::string& name) const {
+  const auto it = location_.find(name);
+  if (it != location_.end()) files_[it->second].release(name);
+}
+
 HfCheckpoint load_hf_checkpoint(const fs::path& directory) {
   if (!fs::is_directory(directory)) {
     throw IoError("checkpoint directory '" + directory.string() + "' does not exist",
@@ -129,20 +175,24 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
   std::vector<std::string> missing;
   std::set<std::string> used;
   for (const auto& item : parameters) {
-    if (!checkpoint.tensors.contains(item.key())) {
+    torch::Tensor stored;
+    if (checkpoint.tensors.contains(item.key())) {
+      stored = checkpoint.tensors.tensor(item.key());
+      used.insert(item.key());
+    } else if (checkpoint.config.is_moe()) {
+      stored = from_fused_mixtral(item.key(), checkpoint, used);
+    }
+    if (!stored.defined()) {
       missing.push_back(item.key());
       continue;
     }
-    const TensorEntry& entry = checkpoint.tensors.entry(item.key());
     torch::Tensor parameter = item.value();
-    if (entry.shape != parameter.sizes().vec()) {
+    if (stored.sizes() != parameter.sizes()) {
       throw FormatError("'" + checkpoint.directory.string() + "': tensor '" + item.key() + "' has shape " +
-                            c10::str(c10::IntArrayRef(entry.shape)) + " but config.json implies " +
-                            c10::str(parameter.sizes()),
+                            c10::str(stored.sizes()) + " but config.json implies " + c10::str(parameter.sizes()),
                         "config.json and the weights do not belong together");
     }
-    parameter.copy_(checkpoint.tensors.tensor(item.key()));
-    used.insert(item.key());
+    parameter.copy_(stored);
   }
   if (!missing.empty()) {
     throw FormatError(
@@ -172,38 +222,52 @@ std::vector<NamedTensor> named_tensors(const torch::nn::Module& module) {
   return tensors;
 }
 
-void write_sharded_safetensors(const fs::path& directory, const std::vector<NamedTensor>& tensors,
+void write_sharded_safetensors(const fs::path& directory, const std::vector<TensorSpec>& specs,
+                               const std::function<torch::Tensor(const TensorSpec&)>& produce,
                                std::uint64_t max_shard_bytes) {
-  std::vector<const NamedTensor*> ordered;
-  for (const auto& t : tensors) ordered.push_back(&t);
-  std::sort(ordered.begin(), ordered.end(),
-            [](const NamedTensor* a, const NamedTensor* b) { return a->name < b->name; });
-
-  std::vector<std::vector<NamedTensor>> shards(1);
+  std::vector<TensorSpec> ordered = specs;
+  std::sort(ordered.begin(), ordered.end(), [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
+  std::vector<std::vector<TensorSpec>> shards(1);
   std::uint64_t shard_bytes = 0;
   std::uint64_t total_bytes = 0;
-  for (const NamedTensor* t : ordered) {
-    const std::uint64_t bytes = stored_bytes(t->tensor);
-    if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
+  for (const auto& spec : ordered) {
+    if (!shards.back().empty() && shard_bytes + spec.bytes() > max_shard_bytes) {
       shards.emplace_back();
       shard_bytes = 0;
     }
-    shards.back().push_back(*t);
-    shard_bytes += bytes;
-    total_bytes += bytes;
+    shards.back().push_back(spec);
+    shard_bytes += spec.bytes();
+    total_bytes += spec.bytes();
   }
+  auto write_shard = [&](const fs::path& path, const std::vector<TensorSpec>& shard) {
+    SafetensorsWriter writer(path, shard);
+    for (const auto& spec : writer.specs()) writer.write(produce(spec));
+    writer.commit();
+  };
   if (shards.size() == 1) {
-    write_safetensors(directory / kSingleFile, shards.front());
+    write_shard(directory / kSingleFile, shards.front());
     return;
   }
   Json weight_map = Json::object();
   for (std::size_t i = 0; i < shards.size(); ++i) {
     const std::string name = shard_name(i, shards.size());
-    write_safetensors(directory / name, shards[i]);
-    for (const auto& t : shards[i]) weight_map[t.name] = name;
+    write_shard(directory / name, shards[i]);
+    for (const auto& spec : shards[i]) weight_map[spec.name] = name;
   }
   const Json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
   write_file_atomically(directory / kIndexFile, index.dump(2) + "\n");
+}
+
+void write_sharded_safetensors(const fs::path& directory, const std::vector<NamedTensor>& tensors,
+                               std::uint64_t max_shard_bytes) {
+  std::vector<TensorSpec> specs;
+  std::map<std::string, const torch::Tensor*> by_name;
+  for (const auto& t : tensors) {
+    specs.push_back({t.name, t.tensor.scalar_type(), t.tensor.sizes().vec()});
+    by_name[t.name] = &t.tensor;
+  }
+  write_sharded_safetensors(
+      directory, specs, [&](const TensorSpec& spec) { return *by_name.at(spec.name); }, max_shard_bytes);
 }
 
 void save_hf_checkpoint(const fs::path& directory, const ModelConfig& config, const std::vector<NamedTensor>& tensors,

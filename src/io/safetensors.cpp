@@ -271,39 +271,73 @@ std::uint64_t stored_bytes(const torch::Tensor& tensor) {
   return static_cast<std::uint64_t>(tensor.numel()) * tensor.element_size();
 }
 
-void write_safetensors(const std::filesystem::path& path, const std::vector<NamedTensor>& tensors,
-                       std::map<std::string, std::string> metadata) {
-  metadata.emplace("format", "pt");
-  std::vector<const NamedTensor*> ordered;
-  for (const auto& t : tensors) ordered.push_back(&t);
-  std::sort(ordered.begin(), ordered.end(),
-            [](const NamedTensor* a, const NamedTensor* b) { return a->name < b->name; });
+void SafetensorsFile::release(const std::string& name) const {
+  const TensorEntry& e = entry(name);
+  file_->release(header_.data_start + e.begin, e.end - e.begin);
+}
 
+std::uint64_t TensorSpec::bytes() const {
+  std::uint64_t count = 1;
+  for (const auto d : shape) count *= static_cast<std::uint64_t>(d);
+  return count * dtype_size(from_torch_dtype(dtype));
+}
+
+SafetensorsWriter::SafetensorsWriter(const std::filesystem::path& path, std::vector<TensorSpec> specs,
+                                     std::map<std::string, std::string> metadata)
+    : specs_(std::move(specs)) {
+  metadata.emplace("format", "pt");  // transformers requires it
+  std::sort(specs_.begin(), specs_.end(), [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   header["__metadata__"] = metadata;
   std::uint64_t offset = 0;
-  for (std::size_t i = 0; i < ordered.size(); ++i) {
-    const NamedTensor& t = *ordered[i];
-    if (i > 0 && ordered[i - 1]->name == t.name) throw Error("internal: two tensors named '" + t.name + "' to write");
-    if (t.name == "__metadata__") throw Error("internal: a tensor cannot be named __metadata__");
-    const std::uint64_t bytes = stored_bytes(t.tensor);
-    header[t.name] = {{"dtype", dtype_name(from_torch_dtype(t.tensor.scalar_type()))},
-                      {"shape", t.tensor.sizes().vec()},
-                      {"data_offsets", {offset, offset + bytes}}};
-    offset += bytes;
+  for (std::size_t i = 0; i < specs_.size(); ++i) {
+    const TensorSpec& spec = specs_[i];
+    if (i > 0 && specs_[i - 1].name == spec.name)
+      throw Error("internal: two tensors named '" + spec.name + "' to write");
+    if (spec.name == "__metadata__") throw Error("internal: a tensor cannot be named __metadata__");
+    header[spec.name] = {{"dtype", dtype_name(from_torch_dtype(spec.dtype))},
+                         {"shape", spec.shape},
+                         {"data_offsets", {offset, offset + spec.bytes()}}};
+    offset += spec.bytes();
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // tensors start 8-byte aligned
-
-  AtomicFileWriter writer(path);
+  file_ = std::make_unique<AtomicFileWriter>(path);
   std::uint8_t length[8];
   for (int i = 0; i < 8; ++i) length[i] = static_cast<std::uint8_t>(static_cast<std::uint64_t>(text.size()) >> (8 * i));
-  writer.write(length, 8);
-  writer.write(text);
-  for (const NamedTensor* t : ordered) {
-    const torch::Tensor cpu = t->tensor.detach().to(torch::kCPU).contiguous();
-    writer.write(cpu.data_ptr(), stored_bytes(cpu));
+  file_->write(length, 8);
+  file_->write(text);
+}
+
+SafetensorsWriter::~SafetensorsWriter() = default;
+
+void SafetensorsWriter::write(const torch::Tensor& tensor) {
+  if (next_ >= specs_.size()) throw Error("internal: more tensors written than announced");
+  const TensorSpec& spec = specs_[next_++];
+  if (tensor.scalar_type() != spec.dtype || tensor.sizes().vec() != spec.shape) {
+    throw Error("internal: tensor '" + spec.name + "' is " + std::string(c10::toString(tensor.scalar_type())) + " " +
+                c10::str(tensor.sizes()) + ", not as announced");
   }
+  const torch::Tensor cpu = tensor.detach().to(torch::kCPU).contiguous();
+  file_->write(cpu.data_ptr(), stored_bytes(cpu));
+}
+
+void SafetensorsWriter::commit() {
+  if (next_ != specs_.size())
+    throw Error("internal: " + std::to_string(specs_.size() - next_) + " tensors not written");
+  file_->commit();
+}
+
+void write_safetensors(const std::filesystem::path& path, const std::vector<NamedTensor>& tensors,
+                       std::map<std::string, std::string> metadata) {
+  std::vector<TensorSpec> specs;
+  std::map<std::string, const torch::Tensor*> by_name;
+  for (const auto& t : tensors) {
+    specs.push_back({t.name, t.tensor.scalar_type(), t.tensor.sizes().vec()});
+    by_name[t.name] = &t.tensor;
+  }
+  SafetensorsWriter writer(path, std::move(specs), std::move(metadata));
+  for (const auto& spec : writer.specs()) writer.write(*by_name.at(spec.name));
   writer.commit();
 }
 

@@ -7,19 +7,23 @@
 namespace svmoe {
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
-  if (c.is_moe()) {
-    throw UnsupportedError("MoE (Mixtral) models cannot run yet: svmoe's MoE layer is not built",
-                           "use a dense Llama checkpoint");
-  }
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   self_attn = register_module("self_attn", SelfAttention(c));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
-  mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  if (c.is_moe()) {
+    block_sparse_moe = register_module("block_sparse_moe", SparseMoeBlock(c));
+  } else {
+    mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  }
 }
 
-torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTables& rotary) {
+torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTables& rotary,
+                                        std::vector<torch::Tensor>& router_logits) {
   const auto h = x + self_attn(input_layernorm(x), rotary);
-  return h + mlp(post_attention_layernorm(h));
+  if (!block_sparse_moe) return h + mlp(post_attention_layernorm(h));
+  MoeOutput moe = block_sparse_moe(post_attention_layernorm(h));
+  router_logits.push_back(moe.router_logits);
+  return h + moe.hidden;
 }
 
 DecoderModelImpl::DecoderModelImpl(const ModelConfig& c) : config_(c) {
@@ -29,11 +33,11 @@ DecoderModelImpl::DecoderModelImpl(const ModelConfig& c) : config_(c) {
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps));
 }
 
-torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids) {
+torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, std::vector<torch::Tensor>& router_logits) {
   auto x = embed_tokens(input_ids);  // [B, T, hidden]
   const auto rotary =
       rotary_tables(config_.head_dim, config_.rope_theta, input_ids.size(1), x.scalar_type(), x.device());
-  for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x, rotary);
+  for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x, rotary, router_logits);
   return norm(x);
 }
 
@@ -59,8 +63,8 @@ CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
                         "were the ids made with this model's tokenizer?");
     }
   }
-  const auto hidden = model(input_ids);
   CausalLMOutput output;
+  const auto hidden = model->forward(input_ids, output.router_logits);
   output.logits = lm_head ? lm_head(hidden) : torch::linear(hidden, model->embed_tokens->weight);
   return output;
 }

@@ -170,6 +170,13 @@ std::shared_ptr<MappedFile> MappedFile::open(const fs::path& path) {
   return file;
 }
 
+void MappedFile::release(std::size_t offset, std::size_t length) const {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t begin = (offset + page - 1) / page * page;  // whole pages inside the range only
+  const std::size_t end = std::min(offset + length, size_) / page * page;
+  if (data_ != nullptr && end > begin) ::madvise(data_ + begin, end - begin, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(data_, size_);
 }

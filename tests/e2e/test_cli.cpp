@@ -46,11 +46,15 @@ TEST_P(E2EForward, MatchesTransformersLogits) {
   const SafetensorsFile out = SafetensorsFile::open(dir / "out.safetensors");
   EXPECT_EQ(out.tensor("logits").sizes(), (std::vector<std::int64_t>{2, 24, 3000}));
   EXPECT_EQ(out.tensor("logits").scalar_type(), torch::kFloat32);
+  if (GetParam().rfind("mixtral", 0) == 0) {  // MoE: every layer's router logits, compared too
+    EXPECT_EQ(out.tensor("router_logits.1").size(0), 48);
+    EXPECT_NE(result.output.find("router_logits.1"), std::string::npos) << result.output;
+  }
 }
 
-INSTANTIATE_TEST_SUITE_P(Llama, E2EForward,
+INSTANTIATE_TEST_SUITE_P(Models, E2EForward,
                          ::testing::Values("llama_mha_untied", "llama_gqa_tied_theta5e5", "llama_legacy_rope_config",
-                                           "llama_bf16"));
+                                           "llama_bf16", "mixtral_8e_top2", "mixtral_4e_top1_gqa"));
 
 TEST(E2EForward, ComparisonFailureHasItsOwnExitCode) {
   // llama_mha_untied's logits are not llama_bf16's.
@@ -188,6 +192,32 @@ TEST(E2EPrepare, TrainsATokenizerOnTheCorpusWhenAsked) {
   const auto tokens = test::run_svmoe("tokenize --tokenizer " + quoted(dir / "dataset" / "tokenizer.model") +
                                       " --decode --text '1 300 301 302'");
   EXPECT_EQ(tokens.exit_code, 0) << tokens.output;
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+TEST(E2EMerge, MergesExpertsAndForwardRunsTheMoe) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  const auto merged = test::run_svmoe("merge --experts " + quoted(dense) + " " + quoted(dense) + " --output " +
+                                      quoted(dir / "moe") + " --top-k 1");
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  // The merged MoE of identical experts reproduces the dense model's transformers logits.
+  const auto result =
+      test::run_svmoe("forward --model " + quoted(dir / "moe") + " --input " + quoted(dense / "expected.safetensors") +
+                      " --compare " + quoted(dense / "expected.safetensors"));
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  const auto inspect = test::run_svmoe("inspect " + quoted(dir / "moe"));
+  EXPECT_NE(inspect.output.find("2 per layer, top-1"), std::string::npos) << inspect.output;
+}
+
+TEST(E2EMerge, OneExpertIsAClearError) {
+  const auto result =
+      test::run_svmoe("merge --experts " + quoted(test::model_fixture("llama_mha_untied")) + " --output /tmp/x");
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("at least 2"), std::string::npos) << result.output;
 }
 
 }  // namespace svmoe

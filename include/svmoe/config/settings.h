@@ -60,12 +60,23 @@ struct PrepareSettings {
   std::int64_t buffer_mb = 64;  // corpus text held in memory at once
 };
 
+// svmoe merge (SPEC.md §4, stage 2): N dense experts -> one Mixtral MoE (BTX).
+struct MergeSettings {
+  std::vector<std::filesystem::path> experts;  // N >= 2 dense Llama checkpoint directories
+  std::filesystem::path output;
+  std::int64_t num_experts_per_tok = 2;  // top-k
+  double router_aux_loss_coef = 0.01;    // written to config.json (alpha of the switch loss)
+  double router_init_std = 0.0;          // routers ~ normal(0, std); 0: the experts' initializer_range
+  std::int64_t max_shard_mb = 5000;      // safetensors shard size
+};
+
 // The defaults of every section: the schema of valid keys.
 Json default_config();
 
 RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
 PrepareSettings parse_prepare_settings(const ConfigTree& config);
+MergeSettings parse_merge_settings(const ConfigTree& config);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ class CheckpointTensors {
   bool contains(const std::string& name) const { return location_.count(name) > 0; }
   const TensorEntry& entry(const std::string& name) const;
   torch::Tensor tensor(const std::string& name) const;
+  void release(const std::string& name) const;  // SafetensorsFile::release
   const std::vector<SafetensorsFile>& files() const { return files_; }
 
  private:
@@ -45,9 +47,11 @@ struct HfCheckpoint {
 HfCheckpoint load_hf_checkpoint(const std::filesystem::path& directory);
 
 // Copies the checkpoint's tensors into the module's parameters (converting to each
-// parameter's dtype and device). Every parameter must be present with its shape, and every
-// checkpoint tensor must belong to a parameter (known leftovers excepted); otherwise the error
-// lists what is missing or unexpected.
+// parameter's dtype and device). Mixtral checkpoints are read in the classic layout
+// (block_sparse_moe.gate, .experts.{e}.w1/w2/w3) or the fused one of newer transformers
+// (mlp.gate, mlp.experts.gate_up_proj, mlp.experts.down_proj); svmoe writes the classic one. Every parameter must be
+// present with its shape, and every checkpoint tensor must belong to a parameter (known leftovers excepted); otherwise
+// the error lists what is missing or unexpected.
 void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint);
 
 // The module's parameters as named tensors, in the module's dtype.
@@ -67,6 +71,12 @@ void save_hf_checkpoint(const std::filesystem::path& directory, const ModelConfi
 // Writes tensors as one model.safetensors or as shards of at most `max_shard_bytes` (a tensor
 // larger than that gets a shard of its own) with model.safetensors.index.json.
 void write_sharded_safetensors(const std::filesystem::path& directory, const std::vector<NamedTensor>& tensors,
+                               std::uint64_t max_shard_bytes);
+
+// The same, streaming: `specs` announce every tensor, and `produce(spec)` makes each one when
+// its shard is written, so only one tensor need exist at a time (how svmoe merge stays small).
+void write_sharded_safetensors(const std::filesystem::path& directory, const std::vector<TensorSpec>& specs,
+                               const std::function<torch::Tensor(const TensorSpec&)>& produce,
                                std::uint64_t max_shard_bytes);
 
 // The tokenizer files a Hugging Face directory may hold.

@@ -18,6 +18,7 @@
 namespace svmoe {
 
 class MappedFile;
+class AtomicFileWriter;
 
 // Every dtype the format defines.
 enum class DType { kBool, kU8, kI8, kF8E5M2, kF8E4M3, kI16, kU16, kF16, kBF16, kI32, kU32, kF32, kF64, kI64, kU64 };
@@ -61,6 +62,8 @@ class SafetensorsFile {
   // A CPU tensor viewing the mapped file (copy-on-write: writing to it never changes the file).
   // It keeps the mapping alive. Copied only if the bytes are misaligned for the dtype.
   torch::Tensor tensor(const std::string& name) const;
+  // Drops the tensor's pages from memory (MappedFile::release): for streaming, after use.
+  void release(const std::string& name) const;
 
  private:
   std::shared_ptr<MappedFile> file_;
@@ -71,6 +74,32 @@ class SafetensorsFile {
 struct NamedTensor {
   std::string name;
   torch::Tensor tensor;
+};
+
+// What a tensor will be, before its values exist.
+struct TensorSpec {
+  std::string name;
+  torch::ScalarType dtype;
+  std::vector<std::int64_t> shape;
+  std::uint64_t bytes() const;
+};
+
+// Writes a safetensors file tensor by tensor, so that only one tensor need exist at a time:
+// the header comes from the specs (written in name order), then write() each tensor in that
+// order (checked against its spec), then commit() (atomic, as write_safetensors).
+class SafetensorsWriter {
+ public:
+  SafetensorsWriter(const std::filesystem::path& path, std::vector<TensorSpec> specs,
+                    std::map<std::string, std::string> metadata = {});
+  ~SafetensorsWriter();
+  const std::vector<TensorSpec>& specs() const { return specs_; }  // in the order to write
+  void write(const torch::Tensor& tensor);
+  void commit();
+
+ private:
+  std::unique_ptr<AtomicFileWriter> file_;
+  std::vector<TensorSpec> specs_;
+  std::size_t next_ = 0;
 };
 
 // Writes tensors (any device; stored as they are, dtype kept) atomically. The metadata always

@@ -1,6 +1,8 @@
-// The causal language model: Hugging Face LlamaForCausalLM (dense). Parameter names equal the
-// checkpoint keys: model.embed_tokens.weight, model.layers.{l}.self_attn.q_proj.weight, ...,
-// model.norm.weight, lm_head.weight (absent when the embeddings are tied).
+// The causal language model: Hugging Face LlamaForCausalLM (dense) or MixtralForCausalLM (MoE).
+// Parameter names equal the checkpoint keys: model.embed_tokens.weight,
+// model.layers.{l}.self_attn.q_proj.weight, model.layers.{l}.mlp.* (dense) or
+// model.layers.{l}.block_sparse_moe.* (MoE), model.norm.weight, lm_head.weight (absent when the
+// embeddings are tied).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -11,18 +13,21 @@
 
 #include "svmoe/model/layers.h"
 #include "svmoe/model/model_config.h"
+#include "svmoe/model/moe.h"
 
 namespace svmoe {
 
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& x, const RotaryTables& rotary);
+  // Appends the layer's router logits [B*T, experts] to `router_logits` for MoE layers.
+  torch::Tensor forward(const torch::Tensor& x, const RotaryTables& rotary, std::vector<torch::Tensor>& router_logits);
 
   RMSNorm input_layernorm{nullptr};
   SelfAttention self_attn{nullptr};
   RMSNorm post_attention_layernorm{nullptr};
-  Mlp mlp{nullptr};
+  Mlp mlp{nullptr};                          // dense models
+  SparseMoeBlock block_sparse_moe{nullptr};  // MoE models
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -30,7 +35,8 @@ TORCH_MODULE(DecoderLayer);
 class DecoderModelImpl : public torch::nn::Module {
  public:
   explicit DecoderModelImpl(const ModelConfig& config);
-  torch::Tensor forward(const torch::Tensor& input_ids);  // [B, T] -> [B, T, hidden]
+  // [B, T] -> [B, T, hidden]; MoE layers append their router logits.
+  torch::Tensor forward(const torch::Tensor& input_ids, std::vector<torch::Tensor>& router_logits);
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
@@ -43,7 +49,7 @@ TORCH_MODULE(DecoderModel);
 
 struct CausalLMOutput {
   torch::Tensor logits;                      // [B, T, vocab]
-  std::vector<torch::Tensor> router_logits;  // per MoE layer [B*T, experts]; empty for dense models
+  std::vector<torch::Tensor> router_logits;  // per layer [B*T, experts] (float32); empty for dense models
 };
 
 class CausalLMImpl : public torch::nn::Module {

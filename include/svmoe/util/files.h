@@ -74,6 +74,10 @@ class MappedFile {
 
   std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
+  // Lets the kernel drop the whole pages inside [offset, offset + length) from memory; they are
+  // read from the file again if touched. For streaming over files larger than memory. Pages a
+  // tensor view wrote to (copy-on-write) must not be released: their changes would be lost.
+  void release(std::size_t offset, std::size_t length) const;
   const std::filesystem::path& path() const { return path_; }
 
  private:

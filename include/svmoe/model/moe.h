@@ -1,0 +1,52 @@
+// The MoE layer of Hugging Face MixtralForCausalLM (SPEC.md §3): N SwiGLU experts and a
+// bias-free linear router. Routing: p = softmax(router logits) over all experts (in float32),
+// the top-k experts, their probabilities renormalised to sum 1, the weighted sum of their
+// outputs. Dropless: every token is processed, no capacity limit.
+// Submodule names are the classic Mixtral keys: block_sparse_moe.gate, .experts.{e}.w1/w2/w3.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/linear.h>
+
+#include "svmoe/model/model_config.h"
+
+namespace svmoe {
+
+// One expert: w2(silu(w1 x) * w3 x), i.e. w1 = gate_proj, w3 = up_proj, w2 = down_proj.
+class ExpertImpl : public torch::nn::Module {
+ public:
+  ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};
+};
+TORCH_MODULE(Expert);
+
+struct MoeOutput {
+  torch::Tensor hidden;         // [B, T, hidden]
+  torch::Tensor router_logits;  // [B*T, experts], float32
+};
+
+class SparseMoeBlockImpl : public torch::nn::Module {
+ public:
+  explicit SparseMoeBlockImpl(const ModelConfig& config);
+  MoeOutput forward(const torch::Tensor& x);
+
+  torch::nn::Linear gate{nullptr};  // the router: hidden -> experts, no bias
+  torch::nn::ModuleList experts{nullptr};
+
+ private:
+  std::int64_t top_k_;
+};
+TORCH_MODULE(SparseMoeBlock);
+
+// Top-k routing of router logits [tokens, experts]: the chosen experts [tokens, k] and their
+// renormalised weights [tokens, k] (float32).
+struct Routing {
+  torch::Tensor experts;
+  torch::Tensor weights;
+};
+Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k);
+
+}  // namespace svmoe

@@ -1,0 +1,196 @@
+#include "svmoe/stages/merge.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <regex>
+#include <set>
+
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/hf_config.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "svmoe/util/sha256.h"
+#include "svmoe/util/strings.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+namespace {
+
+// config.json fields that may differ between experts (provenance, not architecture).
+const std::set<std::string> kIgnoredConfigFields = {"_name_or_path", "transformers_version", "architectures",
+                                                    "use_cache"};
+
+// The experts must be one architecture with one tokenizer: name the first field that differs.
+void check_experts_agree(const std::vector<HfCheckpoint>& experts) {
+  const HfCheckpoint& first = experts.front();
+  for (const auto& expert : experts) {
+    if (expert.config.is_moe()) {
+      throw UnsupportedError(
+          "expert '" + expert.directory.string() + "' is already an MoE (" + expert.config.model_type + ")",
+          "merge dense Llama experts");
+    }
+    if (expert.config.attention_bias || expert.config.mlp_bias) {
+      throw UnsupportedError(
+          "expert '" + expert.directory.string() + "' has attention or MLP biases, which Mixtral has no place for",
+          "merge experts without attention_bias / mlp_bias");
+    }
+  }
+  for (std::size_t n = 1; n < experts.size(); ++n) {
+    const HfCheckpoint& other = experts[n];
+    std::set<std::string> keys;
+    for (const auto& item : first.raw_config.items()) keys.insert(item.key());
+    for (const auto& item : other.raw_config.items()) keys.insert(item.key());
+    for (const auto& key : keys) {
+      if (kIgnoredConfigFields.count(key)) continue;
+      const Json a = first.raw_config.value(key, Json());
+      const Json b = other.raw_config.value(key, Json());
+      if (a != b) {
+        throw ConfigError("experts differ in config.json field \"" + key + "\": " + a.dump() + " in '" +
+                              first.directory.string() + "' but " + b.dump() + " in '" + other.directory.string() + "'",
+                          "all experts must be trained from one base model with one architecture");
+      }
+    }
+    for (const auto& name : tokenizer_file_names()) {
+      if (name == "generation_config.json") continue;
+      const bool in_first = fs::exists(first.directory / name);
+      const bool in_other = fs::exists(other.directory / name);
+      if (in_first != in_other ||
+          (in_first && sha256_file_hex(first.directory / name) != sha256_file_hex(other.directory / name))) {
+        throw ConfigError("experts differ in their tokenizer: '" + name + "' of '" + first.directory.string() +
+                              "' and of '" + other.directory.string() + "' are not the same file",
+                          "all experts must share the base model's tokenizer");
+      }
+    }
+    if (first.tensors.names() != other.tensors.names()) {
+      throw FormatError("experts '" + first.directory.string() + "' and '" + other.directory.string() +
+                        "' hold different sets of tensors although their configs agree");
+    }
+  }
+}
+
+}  // namespace
+
+MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
+  std::vector<HfCheckpoint> experts;
+  for (const auto& directory : s.experts) experts.push_back(load_hf_checkpoint(directory));  // mapped, not read
+  check_experts_agree(experts);
+  const auto n = static_cast<std::int64_t>(experts.size());
+  const ModelConfig& dense = experts.front().config;
+
+  ModelConfig moe = dense;
+  moe.model_type = "mixtral";
+  moe.num_local_experts = n;
+  moe.num_experts_per_tok = s.num_experts_per_tok;
+  moe.router_aux_loss_coef = s.router_aux_loss_coef;
+  const double router_std = s.router_init_std > 0 ? s.router_init_std : dense.initializer_range;
+
+  // The plan: every output tensor and where it comes from.
+  static const std::regex ffn_re(R"(model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight)");
+  struct Source {
+    enum class Kind { kMean, kExpert, kRouter } kind;
+    std::string name;         // the dense tensor (mean, expert)
+    std::int64_t expert = 0;  // which expert (expert)
+    std::int64_t layer = 0;   // which layer (router)
+  };
+  std::vector<TensorSpec> specs;
+  std::map<std::string, Source> sources;
+  const auto stored_type = [&](const std::string& name) {
+    return to_torch_dtype(experts.front().tensors.entry(name).dtype);
+  };
+  for (const auto& name : experts.front().tensors.names()) {
+    const TensorEntry& entry = experts.front().tensors.entry(name);
+    std::smatch match;
+    if (std::regex_match(name, match, ffn_re)) {
+      const std::string w = match[2] == "gate" ? "w1" : match[2] == "down" ? "w2" : "w3";
+      for (std::int64_t e = 0; e < n; ++e) {
+        const std::string out =
+            "model.layers." + match[1].str() + ".block_sparse_moe.experts." + std::to_string(e) + "." + w + ".weight";
+        specs.push_back({out, stored_type(name), entry.shape});
+        sources[out] = {Source::Kind::kExpert, name, e, 0};
+      }
+    } else if (name.find(".rotary_emb.inv_freq") != std::string::npos) {
+      continue;  // recomputed, not learned
+    } else {
+      specs.push_back({name, stored_type(name), entry.shape});
+      sources[name] = {Source::Kind::kMean, name, 0, 0};
+    }
+  }
+  const auto dtype = stored_type("model.embed_tokens.weight");
+  for (std::int64_t l = 0; l < dense.num_hidden_layers; ++l) {
+    const std::string out = "model.layers." + std::to_string(l) + ".block_sparse_moe.gate.weight";
+    specs.push_back({out, dtype, {n, dense.hidden_size}});
+    sources[out] = {Source::Kind::kRouter, "", 0, l};
+  }
+
+  // The inputs of the tensor produced last: released once it has been written (the writer asks
+  // for the next tensor only then), so that resident memory stays near one tensor.
+  std::string previous_source;
+  const auto release_previous = [&] {
+    if (previous_source.empty()) return;
+    for (const auto& expert : experts) expert.tensors.release(previous_source);
+    previous_source.clear();
+  };
+  const auto produce = [&](const TensorSpec& spec) -> torch::Tensor {
+    release_previous();
+    const Source& source = sources.at(spec.name);
+    previous_source = source.name;
+    switch (source.kind) {
+      case Source::Kind::kExpert:
+        return experts[static_cast<std::size_t>(source.expert)].tensors.tensor(source.name);
+      case Source::Kind::kMean: {
+        // A copy even for float32 experts: the mapped tensor itself must stay as stored.
+        torch::Tensor sum = experts.front().tensors.tensor(source.name).to(torch::kFloat32, false, /*copy=*/true);
+        for (std::int64_t e = 1; e < n; ++e)
+          sum.add_(experts[static_cast<std::size_t>(e)].tensors.tensor(source.name).to(torch::kFloat32));
+        return sum.div_(static_cast<double>(n)).to(spec.dtype);
+      }
+      case Source::Kind::kRouter: {
+        // Each layer's router from its own generator, so the value does not depend on write order.
+        auto generator =
+            at::detail::createCPUGenerator(runtime.seed + 1000003ULL * static_cast<std::uint64_t>(source.layer));
+        return at::normal(0.0, router_std, {n, dense.hidden_size}, generator).to(spec.dtype);
+      }
+    }
+    throw Error("internal: unknown merge source");
+  };
+
+  spdlog::info("merge: {} experts -> {} (top-{}, {} layers, routers ~ normal(0, {}))", n, s.output.string(),
+               s.num_experts_per_tok, dense.num_hidden_layers, router_std);
+  const fs::path partial = begin_directory(s.output);
+  try {
+    write_file_atomically(partial / "config.json",
+                          model_config_to_json(moe, experts.front().raw_config).dump(2) + "\n");
+    write_sharded_safetensors(partial, specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
+    release_previous();
+    for (const auto& name : tokenizer_file_names()) {
+      const fs::path file = experts.front().directory / name;
+      if (fs::exists(file)) fs::copy_file(file, partial / name);
+    }
+    Json provenance = {{"producer", "svmoe merge"},
+                       {"method", "BTX: expert FFNs kept, other weights averaged, routers random"},
+                       {"router_init", {{"distribution", "normal"}, {"std", router_std}, {"seed", runtime.seed}}},
+                       {"experts", Json::array()}};
+    for (const auto& e : experts) provenance["experts"].push_back(e.directory.string());
+    write_file_atomically(partial / "svmoe_merge.json", provenance.dump(2) + "\n");
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(partial, ec);
+    throw;
+  }
+  commit_directory(s.output);
+
+  MergeResult result;
+  result.config = moe;
+  for (const auto& spec : specs) {
+    std::uint64_t count = 1;
+    for (const auto d : spec.shape) count *= static_cast<std::uint64_t>(d);
+    result.parameters += count;
+  }
+  spdlog::info("merge: wrote {} ({} parameters)", s.output.string(), format_count(result.parameters));
+  return result;
+}
+
+}  // namespace svmoe
