@@ -141,10 +141,15 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
       case Source::Kind::kExpert:
         return experts[static_cast<std::size_t>(source.expert)].tensors.tensor(source.name);
       case Source::Kind::kMean: {
-        // A copy even for float32 experts: the mapped tensor itself must stay as stored.
+        // A copy even for float32 experts: the mapped tensor itself must stay as stored. Each
+        // expert's pages are released as soon as they are summed.
         torch::Tensor sum = experts.front().tensors.tensor(source.name).to(torch::kFloat32, false, /*copy=*/true);
-        for (std::int64_t e = 1; e < n; ++e)
-          sum.add_(experts[static_cast<std::size_t>(e)].tensors.tensor(source.name).to(torch::kFloat32));
+        experts.front().tensors.release(source.name);
+        for (std::int64_t e = 1; e < n; ++e) {
+          const auto& tensors = experts[static_cast<std::size_t>(e)].tensors;
+          sum.add_(tensors.tensor(source.name).to(torch::kFloat32));
+          tensors.release(source.name);
+        }
         return sum.div_(static_cast<double>(n)).to(spec.dtype);
       }
       case Source::Kind::kRouter: {
