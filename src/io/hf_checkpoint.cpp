@@ -200,6 +200,24 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
             " weight(s) the model needs: " + list_some(missing),
         "the checkpoint does not match its config.json (or is not a " + checkpoint.config.model_type + " model)");
   }
+  const fs::path state_path = checkpoint.directory / kSvmoeStateFile;
+  if (fs::exists(state_path)) {
+    const SafetensorsFile state = SafetensorsFile::open(state_path);
+    auto buffers = module.named_buffers(/*recurse=*/true);
+    for (const auto& entry : state.entries()) {
+      torch::Tensor* buffer = buffers.find(entry.name);
+      if (buffer == nullptr) {
+        throw FormatError("'" + state_path.string() + "' holds '" + entry.name + "', which the model has no buffer for",
+                          "the file belongs to another model; remove it or restore the matching checkpoint");
+      }
+      const torch::Tensor stored = state.tensor(entry.name);
+      if (stored.sizes() != buffer->sizes()) {
+        throw FormatError("'" + state_path.string() + "': '" + entry.name + "' has shape " + c10::str(stored.sizes()) +
+                          " but the model's is " + c10::str(buffer->sizes()));
+      }
+      buffer->copy_(stored);
+    }
+  }
   std::vector<std::string> unexpected;
   for (const auto& name : checkpoint.tensors.names()) {
     if (used.count(name) || is_known_leftover(name)) continue;
@@ -212,6 +230,13 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
                           " model has no place for: " + list_some(unexpected),
                       "the checkpoint's architecture differs from what its config.json says");
   }
+}
+
+std::vector<NamedTensor> named_buffers(const torch::nn::Module& module) {
+  std::vector<NamedTensor> tensors;
+  for (const auto& item : module.named_buffers(/*recurse=*/true))
+    tensors.push_back({item.key(), item.value().detach()});
+  return tensors;
 }
 
 std::vector<NamedTensor> named_tensors(const torch::nn::Module& module) {
@@ -275,6 +300,7 @@ void save_hf_checkpoint(const fs::path& directory, const ModelConfig& config, co
   const fs::path partial = begin_directory(directory);
   write_file_atomically(partial / "config.json", model_config_to_json(config, base_config).dump(2) + "\n");
   write_sharded_safetensors(partial, tensors, options.max_shard_bytes);
+  if (!options.svmoe_state.empty()) write_safetensors(partial / kSvmoeStateFile, options.svmoe_state);
   if (!options.copy_tokenizer_from.empty()) {
     for (const auto& name : tokenizer_file_names()) {
       const fs::path source = options.copy_tokenizer_from / name;

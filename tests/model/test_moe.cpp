@@ -102,3 +102,62 @@ TEST(Moe, SavesTheClassicLayoutBitIdentically) {
 }
 
 }  // namespace svmoe
+
+namespace svmoe {
+
+TEST(AuxFreeBalancing, ZeroBiasRoutesAsPlainTopK) {
+  torch::manual_seed(4);
+  const auto logits = torch::randn({40, 6});
+  const Routing plain = route_top_k(logits, 2);
+  const Routing biased = route_top_k(logits, 2, torch::zeros({6}));
+  EXPECT_TRUE(torch::equal(plain.experts, biased.experts));
+  EXPECT_TRUE(torch::allclose(plain.weights, biased.weights));
+}
+
+TEST(AuxFreeBalancing, BiasChangesTheChoiceButNotTheWeights) {
+  const auto logits = torch::tensor({{2.0f, 1.0f, 0.0f}});
+  const Routing routing = route_top_k(logits, 1, torch::tensor({0.0f, 0.0f, 1.0f}));
+  EXPECT_EQ(routing.experts.item<std::int64_t>(), 2);    // p_2 + 1 is the largest
+  EXPECT_FLOAT_EQ(routing.weights.item<float>(), 1.0f);  // one expert: all its weight
+  const Routing two = route_top_k(logits, 2, torch::tensor({0.0f, 0.0f, 1.0f}));
+  const auto p = torch::softmax(logits, -1)[0];
+  // Experts 2 and 0, weighted by their unbiased probabilities.
+  EXPECT_NEAR(two.weights[0][0].item<float>(), (p[2] / (p[2] + p[0])).item<float>(), 1e-6);
+}
+
+TEST(AuxFreeBalancing, UpdatesEvenTheLoadWithoutALoss) {
+  torch::manual_seed(5);
+  // A router that prefers expert 0 for every token.
+  auto logits = torch::randn({512, 4}) * 0.5;
+  logits.select(1, 0).add_(1.0);
+  auto bias = torch::zeros({4});
+  auto spread = [&] {
+    const auto load = expert_load(route_top_k(logits, 1, bias), 4).to(torch::kFloat32);
+    return (load.max() - load.min()).item<float>();
+  };
+  const float before = spread();
+  for (int step = 0; step < 200; ++step)
+    update_selection_bias(bias, expert_load(route_top_k(logits, 1, bias), 4), 0.01);
+  EXPECT_LT(spread(), before / 4) << bias;
+  EXPECT_LT(bias[0].item<float>(), 0.0f);  // the overloaded expert was pushed down
+}
+
+TEST(AuxFreeBalancing, BiasIsSavedBesideTheWeightsAndRestored) {
+  test::ScratchDir dir;
+  const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture("mixtral_8e_top2"));
+  CausalLM model(checkpoint.config);
+  load_weights(*model, checkpoint);
+  auto* moe = model->model->layers[1]->as<DecoderLayer>()->block_sparse_moe.get();
+  moe->selection_bias.copy_(torch::arange(8, torch::kFloat32) * 0.01);
+  SaveOptions options;
+  options.svmoe_state = named_buffers(*model);
+  save_hf_checkpoint(dir / "out", checkpoint.config, named_tensors(*model), options, checkpoint.raw_config);
+  // The Hugging Face weights stay as transformers expects them.
+  EXPECT_EQ(CheckpointTensors::open(dir / "out").names(), checkpoint.tensors.names());
+  CausalLM again(checkpoint.config);
+  load_weights(*again, load_hf_checkpoint(dir / "out"));
+  EXPECT_TRUE(
+      torch::equal(again->model->layers[1]->as<DecoderLayer>()->block_sparse_moe->selection_bias, moe->selection_bias));
+}
+
+}  // namespace svmoe

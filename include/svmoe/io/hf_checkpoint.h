@@ -57,9 +57,15 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint);
 // The module's parameters as named tensors, in the module's dtype.
 std::vector<NamedTensor> named_tensors(const torch::nn::Module& module);
 
+// svmoe's own state beside the Hugging Face weights: the module's buffers (the aux-free
+// selection biases), in `svmoe_state.safetensors`, which transformers and vLLM never read.
+inline constexpr const char* kSvmoeStateFile = "svmoe_state.safetensors";
+std::vector<NamedTensor> named_buffers(const torch::nn::Module& module);
+
 struct SaveOptions {
   std::uint64_t max_shard_bytes = 5ull << 30;  // transformers' default shard size (5 GB)
   std::filesystem::path copy_tokenizer_from;   // a directory whose tokenizer files to copy, if any
+  std::vector<NamedTensor> svmoe_state;        // written to svmoe_state.safetensors when not empty
 };
 
 // Writes config.json, the safetensors file(s) and the index atomically: everything is written

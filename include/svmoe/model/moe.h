@@ -35,6 +35,9 @@ class SparseMoeBlockImpl : public torch::nn::Module {
 
   torch::nn::Linear gate{nullptr};  // the router: hidden -> experts, no bias
   torch::nn::ModuleList experts{nullptr};
+  // Auxiliary-loss-free balancing's per-expert bias [experts] (a buffer, zero unless trained
+  // with lb: aux_free); it changes which experts are chosen, never their weights.
+  torch::Tensor selection_bias;
 
  private:
   std::int64_t top_k_;
@@ -42,11 +45,20 @@ class SparseMoeBlockImpl : public torch::nn::Module {
 TORCH_MODULE(SparseMoeBlock);
 
 // Top-k routing of router logits [tokens, experts]: the chosen experts [tokens, k] and their
-// renormalised weights [tokens, k] (float32).
+// renormalised weights [tokens, k] (float32). With a `selection_bias` [experts] (auxiliary-loss-
+// free balancing, Wang et al. 2024), the experts are the top-k of p + bias, and their weights
+// still come from p alone.
 struct Routing {
   torch::Tensor experts;
   torch::Tensor weights;
 };
-Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k);
+Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k, const torch::Tensor& selection_bias = {});
+
+// Tokens routed to each expert [experts] (int64), for load statistics and the bias update.
+torch::Tensor expert_load(const Routing& routing, std::int64_t experts);
+
+// Wang et al. 2024's update after a step: b_n += rate * sign(mean load - load_n), so an
+// overloaded expert becomes less likely to be chosen and an idle one more.
+void update_selection_bias(torch::Tensor& bias, const torch::Tensor& load, double rate);
 
 }  // namespace svmoe
