@@ -1,5 +1,6 @@
 #include "svmoe/config/settings.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -41,6 +42,7 @@ Json default_config() {
           {"character_coverage", train.character_coverage},
           {"input_sentence_size", train.input_sentence_size}}},
         {"num_subdomains", prepare.num_subdomains},
+        {"categories", Json::array()},
         {"pinned_categories", Json::array()},
         {"neighbors", prepare.neighbors},
         {"size_tolerance", prepare.size_tolerance},
@@ -115,7 +117,14 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
   s.tokenizer_train.character_coverage = read.number("prepare.tokenizer_train.character_coverage", 0.5, 1.0);
   s.tokenizer_train.input_sentence_size = read.integer("prepare.tokenizer_train.input_sentence_size", 1, 1ll << 40);
   s.num_subdomains = static_cast<int>(read.integer("prepare.num_subdomains", 1, 4096));
+  s.categories = read.strings("prepare.categories");
   s.pinned_categories = read.strings("prepare.pinned_categories");
+  for (const auto& pinned : s.pinned_categories) {
+    if (!s.categories.empty() && std::find(s.categories.begin(), s.categories.end(), pinned) == s.categories.end()) {
+      throw ConfigError("pinned category '" + pinned + "' is not in prepare.categories",
+                        "add it to prepare.categories, or leave prepare.categories empty to keep every category");
+    }
+  }
   s.neighbors = static_cast<int>(read.integer("prepare.neighbors", 0, 1 << 20));
   s.size_tolerance = static_cast<int>(read.integer("prepare.size_tolerance", 1, 1 << 20));
   s.train_fraction = read.number("prepare.split.train", 0.0, 1.0);

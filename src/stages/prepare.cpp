@@ -81,6 +81,7 @@ struct TokenisedCorpus {
   std::vector<std::string> category_names;         // in order of first appearance
   std::vector<std::vector<std::uint64_t>> counts;  // [category][token]
   std::vector<std::uint64_t> documents;            // per category
+  std::map<std::string, std::uint64_t> unknown;    // documents skipped: category not in prepare.categories
   CorpusStats stats;
 };
 
@@ -107,6 +108,11 @@ TokenisedCorpus tokenise_corpus(const PrepareSettings& s, const Tokenizer& token
     categories.clear();
     std::uint64_t bytes = 0;
     while (bytes < buffer_bytes && (more = reader.next(document))) {
+      if (!s.categories.empty() &&
+          std::find(s.categories.begin(), s.categories.end(), document.category) == s.categories.end()) {
+        ++result.unknown[document.category];
+        continue;
+      }
       bytes += document.text.size();
       texts.push_back(std::move(document.text));
       categories.push_back(std::move(document.category));
@@ -266,6 +272,12 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(),
             [&](std::size_t a, std::size_t b) { return corpus.category_names[a] < corpus.category_names[b]; });
+  for (const auto& wanted : s.categories) {
+    if (std::find(corpus.category_names.begin(), corpus.category_names.end(), wanted) == corpus.category_names.end()) {
+      throw ConfigError("category '" + wanted + "' (prepare.categories) has no document in the corpus",
+                        "check its spelling, or remove it from prepare.categories");
+    }
+  }
   std::vector<std::string> names;
   TokenCounts counts;
   for (const auto c : order) {
@@ -410,6 +422,7 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
         {"documents", corpus.stats.documents},
         {"empty_documents", corpus.stats.empty_documents},
         {"bad_lines_skipped", corpus.stats.bad_lines},
+        {"unknown_category_documents_skipped", corpus.unknown},
         {"bytes", corpus.stats.bytes}}},
       {"categories", categories},
       {"subdomains", subdomains},
@@ -422,6 +435,16 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
   if (corpus.stats.empty_documents > 0 || corpus.stats.bad_lines > 0) {
     spdlog::warn("prepare: skipped {} empty document(s) and {} bad line(s)", corpus.stats.empty_documents,
                  corpus.stats.bad_lines);
+  }
+  if (!corpus.unknown.empty()) {
+    std::vector<std::string> skipped;
+    std::uint64_t total = 0;
+    for (const auto& [category, documents] : corpus.unknown) {
+      skipped.push_back(category + " (" + std::to_string(documents) + ")");
+      total += documents;
+    }
+    spdlog::warn("prepare: skipped {} document(s) of {} categories that prepare.categories does not list: {}", total,
+                 skipped.size(), join(skipped, ", "));
   }
   spdlog::info("prepare: {} tokens of the vocabulary have no TF-IDF target", untargeted);
   return result;

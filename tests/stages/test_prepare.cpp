@@ -147,6 +147,22 @@ TEST(Prepare, BadRequestsAreClearAndLeaveNothingBehind) {
   EXPECT_NE(message.find("no documents"), std::string::npos) << message;
 }
 
+TEST(Prepare, CategoryListSkipsAndCountsTheOthers) {
+  test::ScratchDir dir;
+  PrepareSettings s = topic_settings(dir.path());
+  s.num_subdomains = 2;
+  s.categories = {"chess", "go", "sailing", "rowing"};
+  const PrepareResult result = run_prepare(s, RuntimeSettings{}, Json::object());
+  EXPECT_EQ(result.categories.size(), 4u);
+  const auto manifest = nlohmann::json::parse(read_text_file(s.output / "manifest.json"));
+  EXPECT_EQ(manifest["corpus"]["unknown_category_documents_skipped"]["cooking"], 20);
+  EXPECT_EQ(manifest["corpus"]["unknown_category_documents_skipped"]["baking"], 20);
+  s.categories.push_back("fencing");
+  const std::string message =
+      test::error_message<ConfigError>([&] { run_prepare(s, RuntimeSettings{}, Json::object()); });
+  EXPECT_NE(message.find("'fencing'"), std::string::npos) << message;
+}
+
 // The subdomain TF-IDF written for the router equals scikit-learn's on the training splits of
 // the real example corpus.
 TEST(PrepareReference, SubdomainTfidfMatchesScikitLearn) {

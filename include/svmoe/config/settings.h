@@ -48,6 +48,7 @@ struct PrepareSettings {
   std::filesystem::path tokenizer;  // model directory, tokenizer.json or tokenizer.model
   TokenizerTrainSettings tokenizer_train;
   int num_subdomains = 8;
+  std::vector<std::string> categories;  // if not empty: the categories to keep; others are skipped and counted
   std::vector<std::string> pinned_categories;
   int neighbors = 0;  // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
   int size_tolerance = 1;
