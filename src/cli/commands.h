@@ -12,6 +12,11 @@
 
 namespace svmoe::cli {
 
+// Thrown by a subcommand to end the program with a given exit code (not an error).
+struct ExitRequest {
+  int code;
+};
+
 // -c/--config, --set, --print-config: shared by every subcommand that reads an experiment config.
 struct ConfigOptions {
   std::vector<std::string> files;
@@ -35,5 +40,6 @@ void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_prepare_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
+void add_finetune_command(CLI::App& app);
 
 }  // namespace svmoe::cli

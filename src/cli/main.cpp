@@ -33,12 +33,15 @@ int main(int argc, char** argv) {
   svmoe::cli::add_tokenize_command(app);
   svmoe::cli::add_prepare_command(app);
   svmoe::cli::add_merge_command(app);
+  svmoe::cli::add_finetune_command(app);
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints help, version or the parse error
     return code == 0 ? 0 : static_cast<int>(svmoe::ExitCode::kUsage);
+  } catch (const svmoe::cli::ExitRequest& request) {
+    return request.code;
   } catch (const svmoe::Error& e) {
     return report(e.what(), e.hint(), e.exit_code());
   } catch (const c10::Error& e) {

@@ -15,6 +15,8 @@ Json default_config() {
   const PrepareSettings prepare;
   const TokenizerTrainSettings train;
   const MergeSettings merge;
+  const TrainSettings t;
+  const FinetuneSettings finetune;
   return Json{
       {"runtime",
        {{"device", runtime.device},
@@ -59,6 +61,31 @@ Json default_config() {
         {"router_aux_loss_coef", merge.router_aux_loss_coef},
         {"router_init_std", merge.router_init_std},
         {"max_shard_mb", merge.max_shard_mb}}},
+      {"train",
+       {{"steps", t.steps},
+        {"micro_batch", t.micro_batch},
+        {"grad_accum", t.grad_accum},
+        {"sequence_length", t.sequence_length},
+        {"learning_rate", t.learning_rate},
+        {"min_lr_ratio", t.min_lr_ratio},
+        {"warmup_steps", t.warmup_steps},
+        {"schedule", t.schedule},
+        {"weight_decay", t.weight_decay},
+        {"beta1", t.beta1},
+        {"beta2", t.beta2},
+        {"eps", t.eps},
+        {"grad_clip", t.grad_clip},
+        {"log_every", t.log_every},
+        {"eval_every", t.eval_every},
+        {"eval_batches", t.eval_batches},
+        {"save_every", t.save_every},
+        {"keep_last", t.keep_last}}},
+      {"finetune",
+       {{"model", nullptr},
+        {"init", finetune.init},
+        {"dataset", nullptr},
+        {"subdomains", Json::array()},
+        {"output", nullptr}}},
   };
 }
 
@@ -158,6 +185,52 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   s.router_aux_loss_coef = read.number("merge.router_aux_loss_coef", 0.0, 1e6);
   s.router_init_std = read.number("merge.router_init_std", 0.0, 1e6);
   s.max_shard_mb = read.integer("merge.max_shard_mb", 1, 1 << 30);
+  return s;
+}
+
+TrainSettings parse_train_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  TrainSettings t;
+  const std::int64_t big = std::int64_t{1} << 40;
+  t.steps = read.integer("train.steps", 1, big);
+  t.micro_batch = read.integer("train.micro_batch", 1, 1 << 20);
+  t.grad_accum = read.integer("train.grad_accum", 1, 1 << 20);
+  t.sequence_length = read.integer("train.sequence_length", 1, 1 << 24);
+  t.learning_rate = read.number("train.learning_rate", 0.0, 10.0);
+  t.min_lr_ratio = read.number("train.min_lr_ratio", 0.0, 1.0);
+  t.warmup_steps = read.integer("train.warmup_steps", 0, big);
+  t.schedule = read.choice("train.schedule", {"cosine", "linear", "constant"});
+  t.weight_decay = read.number("train.weight_decay", 0.0, 10.0);
+  t.beta1 = read.number("train.beta1", 0.0, 0.999999);
+  t.beta2 = read.number("train.beta2", 0.0, 0.999999);
+  t.eps = read.number("train.eps", 0.0, 1.0);
+  t.grad_clip = read.number("train.grad_clip", 0.0, 1e9);
+  t.log_every = read.integer("train.log_every", 1, big);
+  t.eval_every = read.integer("train.eval_every", 0, big);
+  t.eval_batches = read.integer("train.eval_batches", 1, big);
+  t.save_every = read.integer("train.save_every", 0, big);
+  t.keep_last = read.integer("train.keep_last", 1, 1 << 20);
+  return t;
+}
+
+FinetuneSettings parse_finetune_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  FinetuneSettings s;
+  s.model = read.path("finetune.model", true,
+                      "give the model to train (a Hugging Face directory; finetune.model or --model)");
+  s.init = read.choice("finetune.init", {"pretrained", "random"});
+  s.dataset =
+      read.path("finetune.dataset", true, "give a dataset directory written by svmoe prepare (finetune.dataset)");
+  const Json& subdomains = config.at("finetune.subdomains");
+  if (!subdomains.is_array()) throw ConfigError("config key 'finetune.subdomains' must be a list of subdomain numbers");
+  for (const auto& n : subdomains) {
+    if (!n.is_number_integer() || n.get<std::int64_t>() < 0) {
+      throw ConfigError("config key 'finetune.subdomains' holds " + n.dump() +
+                        "; expected subdomain numbers (0, 1, ...)");
+    }
+    s.subdomains.push_back(n.get<std::int64_t>());
+  }
+  s.output = read.path("finetune.output", true, "give the run directory (finetune.output or --output)");
   return s;
 }
 

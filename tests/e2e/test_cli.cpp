@@ -1,8 +1,14 @@
 // The real svmoe executable on the bundled fixtures: what a user sees.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <torch/torch.h>
 
+#include <csignal>
+#include <fstream>
+#include <thread>
+
 #include "svmoe/io/safetensors.h"
+#include "svmoe/train/trainer.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
 
@@ -218,6 +224,59 @@ TEST(E2EMerge, OneExpertIsAClearError) {
       test::run_svmoe("merge --experts " + quoted(test::model_fixture("llama_mha_untied")) + " --output /tmp/x");
   EXPECT_EQ(result.exit_code, 3) << result.output;
   EXPECT_NE(result.output.find("at least 2"), std::string::npos) << result.output;
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+// Pretraining a tiny model from scratch on the example corpus: the validation loss falls
+// clearly; SIGTERM stops it with a checkpoint and exit code 75; running again resumes.
+TEST(E2EFinetune, TrainsFromScratchStopsOnSigtermAndResumes) {
+  test::ScratchDir dir;
+  const auto prepared = test::run_svmoe("prepare --corpus " + quoted(test::example_ci_corpus()) + " --tokenizer " +
+                                        quoted(test::data_dir() / "tokenizers" / "unigram") + " --output " +
+                                        quoted(dir / "dataset") + " --subdomains 2 --log-level warn");
+  ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
+  const std::string base = std::string(SVMOE_BINARY) + " finetune --model " +
+                           quoted(test::model_fixture("llama_mha_untied")) + " --dataset " + quoted(dir / "dataset") +
+                           " --output " + quoted(dir / "run") +
+                           " --set finetune.init=random --set train.sequence_length=32 --set train.micro_batch=4"
+                           " --set train.learning_rate=3e-3 --set train.warmup_steps=5 --set train.eval_every=0"
+                           " --set train.log_every=5";
+
+  // A long run, stopped by SIGTERM once it is training.
+  const std::string long_run = base + " --steps 100000 > " + quoted(dir / "log.txt") + " 2>&1";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + long_run).c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  for (int i = 0; i < 600 && !fs::exists(dir / "run" / "metrics.jsonl"); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << read_text_file(dir / "log.txt");
+  EXPECT_EQ(WEXITSTATUS(status), 75) << read_text_file(dir / "log.txt");
+  const auto checkpoint = latest_checkpoint(dir / "run");
+  ASSERT_TRUE(checkpoint.has_value()) << read_text_file(dir / "log.txt");
+
+  // Resume and finish a short run: the validation loss is far below the untrained one, ln(3000) = 8.0.
+  const auto step = nlohmann::json::parse(read_text_file(*checkpoint / "trainer_state.json"))["step"].get<int>();
+  const auto resumed =
+      test::run_svmoe(base.substr(std::string(SVMOE_BINARY).size() + 1) + " --steps " + std::to_string(step + 40));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming from"), std::string::npos) << resumed.output;
+  EXPECT_TRUE(fs::exists(dir / "run" / "final" / "model.safetensors"));
+  double valid_loss = 100;
+  std::ifstream metrics(dir / "run" / "metrics.jsonl");
+  for (std::string line; std::getline(metrics, line);) {
+    const auto json = nlohmann::json::parse(line);
+    if (json.contains("valid_loss")) valid_loss = json["valid_loss"].get<double>();
+  }
+  EXPECT_LT(valid_loss, 6.5);
 }
 
 }  // namespace svmoe

@@ -71,6 +71,37 @@ struct MergeSettings {
   std::int64_t max_shard_mb = 5000;      // safetensors shard size
 };
 
+// The training engine (every training stage): optimizer, schedule, batches, checkpoints.
+struct TrainSettings {
+  std::int64_t steps = 1000;
+  std::int64_t micro_batch = 8;  // sequences per forward/backward
+  std::int64_t grad_accum = 1;   // micro-batches per optimizer step
+  std::int64_t sequence_length = 512;
+  double learning_rate = 3e-4;  // peak
+  double min_lr_ratio = 0.1;    // the schedule's floor, as a fraction of the peak
+  std::int64_t warmup_steps = 100;
+  std::string schedule = "cosine";  // cosine | linear | constant
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;  // global norm; 0: none
+  std::int64_t log_every = 10;
+  std::int64_t eval_every = 100;  // 0: only at the end
+  std::int64_t eval_batches = 8;
+  std::int64_t save_every = 200;  // 0: only at the end
+  std::int64_t keep_last = 2;     // checkpoints kept
+};
+
+// svmoe finetune: the engine on a dense model and any mix of subdomains (all: the Dense baseline).
+struct FinetuneSettings {
+  std::filesystem::path model;      // a Hugging Face directory (its config.json, and weights unless init is random)
+  std::string init = "pretrained";  // pretrained | random (the HF initialiser)
+  std::filesystem::path dataset;    // a directory svmoe prepare wrote
+  std::vector<std::int64_t> subdomains;  // empty: all
+  std::filesystem::path output;          // the run directory: checkpoints, metrics.jsonl, final/
+};
+
 // The defaults of every section: the schema of valid keys.
 Json default_config();
 
@@ -78,6 +109,8 @@ RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
 PrepareSettings parse_prepare_settings(const ConfigTree& config);
 MergeSettings parse_merge_settings(const ConfigTree& config);
+TrainSettings parse_train_settings(const ConfigTree& config);
+FinetuneSettings parse_finetune_settings(const ConfigTree& config);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.

@@ -1,0 +1,110 @@
+#include "svmoe/train/trainer.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/model/initialization.h"
+#include "svmoe/stages/prepare.h"
+#include "test_support.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path tiny_dataset(const fs::path& dir) {
+  PrepareSettings s;
+  s.corpus = {test::example_ci_corpus()};
+  s.tokenizer = test::data_dir() / "tokenizers" / "unigram";
+  s.output = dir / "dataset";
+  s.num_subdomains = 2;
+  run_prepare(s, RuntimeSettings{}, Json::object());
+  return s.output;
+}
+
+TrainingJob tiny_job(const fs::path& dataset, const fs::path& output) {
+  const HfCheckpoint base = load_hf_checkpoint(test::model_fixture("llama_gqa_tied_theta5e5"));
+  TrainingJob job;
+  job.model = CausalLM(base.config);
+  initialize_weights(*job.model, 0.02, 1);
+  job.base_config = base.raw_config;
+  job.train_shards = {shard_prefix(dataset, 0, "train"), shard_prefix(dataset, 1, "train")};
+  job.valid_shards = {shard_prefix(dataset, 0, "valid")};
+  job.output = output;
+  job.seed = 5;
+  return job;
+}
+
+TrainSettings tiny_settings(std::int64_t steps) {
+  TrainSettings t;
+  t.steps = steps;
+  t.micro_batch = 4;
+  t.grad_accum = 2;
+  t.sequence_length = 32;
+  t.learning_rate = 3e-3;
+  t.warmup_steps = 0;
+  t.schedule = "constant";  // so that a shorter run is a prefix of a longer one
+  t.log_every = 1;
+  t.eval_every = 0;
+  t.eval_batches = 2;
+  t.save_every = 3;
+  return t;
+}
+
+std::vector<double> losses(const fs::path& metrics) {
+  std::vector<double> values;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);) {
+    const auto json = nlohmann::json::parse(line);
+    if (json.contains("loss")) values.push_back(json["loss"].get<double>());
+  }
+  return values;
+}
+
+}  // namespace
+
+TEST(Trainer, LossFallsAndCheckpointsAreWritten) {
+  test::ScratchDir dir;
+  const fs::path dataset = tiny_dataset(dir.path());
+  TrainingJob job = tiny_job(dataset, dir / "run");
+  TrainSettings t = tiny_settings(12);
+  const TrainResult result = train_causal_lm(job, t);
+  EXPECT_EQ(result.steps, 12);
+  const auto curve = losses(dir / "run" / "metrics.jsonl");
+  ASSERT_EQ(curve.size(), 12u);
+  EXPECT_LT(curve.back(), curve.front() - 1.0);
+  ASSERT_TRUE(result.valid_loss.has_value());
+  EXPECT_LT(*result.valid_loss, std::log(3000.0));
+  // keep_last 2: checkpoints 9 and 12 remain, each a loadable Hugging Face directory.
+  EXPECT_FALSE(fs::exists(dir / "run" / "checkpoint-6"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-9" / "trainer_state.json"));
+  EXPECT_EQ(latest_checkpoint(dir / "run"), dir / "run" / "checkpoint-12");
+  EXPECT_NO_THROW(load_hf_checkpoint(dir / "run" / "checkpoint-12"));
+}
+
+// A run stopped after a checkpoint and resumed gives exactly the uninterrupted run's losses.
+TEST(Trainer, ResumeIsBitExactOnTheCpu) {
+  test::ScratchDir dir;
+  const fs::path dataset = tiny_dataset(dir.path());
+  TrainingJob whole = tiny_job(dataset, dir / "whole");
+  train_causal_lm(whole, tiny_settings(8));
+
+  TrainingJob first = tiny_job(dataset, dir / "parts");
+  train_causal_lm(first, tiny_settings(4));        // stops after step 4 (checkpoints at 3 and 4)
+  fs::remove_all(dir / "parts" / "checkpoint-4");  // as if killed between two checkpoints
+  TrainingJob second = tiny_job(dataset, dir / "parts");
+  const TrainResult resumed = train_causal_lm(second, tiny_settings(8));
+  EXPECT_TRUE(resumed.resumed);
+  const auto expected = losses(dir / "whole" / "metrics.jsonl");
+  const auto actual = losses(dir / "parts" / "metrics.jsonl");
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_EQ(actual[i], expected[i]) << "step " << i + 1;
+  const auto a = CheckpointTensors::open(dir / "whole" / "checkpoint-8").tensor("model.norm.weight");
+  const auto b = CheckpointTensors::open(dir / "parts" / "checkpoint-8").tensor("model.norm.weight");
+  EXPECT_TRUE(torch::equal(a, b));
+}
+
+}  // namespace svmoe
