@@ -3,7 +3,9 @@
 # corpus (the Linux kernel documentation), then run the pipeline's stages that exist so far:
 #   1. check a bundled Llama checkpoint against Hugging Face transformers' logits,
 #   2. svmoe prepare: train a tokenizer, cluster 43 subsystems into 8 subdomains, write the
-#      token shards and the router's TF-IDF targets (runs/quickstart/dataset).
+#      token shards and the router's TF-IDF targets (runs/quickstart/dataset),
+#   3. svmoe finetune: pretrain a tiny base model from scratch on all subdomains (a few minutes
+#      on 2 cores; runs/quickstart/base, its validation loss in metrics.jsonl).
 # Later stages join this script as they land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +19,4 @@ build/svmoe inspect "$model"
 build/svmoe forward -c configs/quickstart/forward.yaml \
   --output runs/quickstart/logits.safetensors --compare "$model/expected.safetensors"
 build/svmoe prepare -c configs/quickstart/experiment.yaml
+build/svmoe finetune -c configs/quickstart/experiment.yaml
