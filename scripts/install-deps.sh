@@ -8,6 +8,8 @@ packages=(
   g++ cmake ninja-build ccache pkg-config
   # LibTorch 1.13 (CPU) and the Gloo headers its distributed API includes
   libtorch-dev libgloo-dev
+  # an optimised BLAS for LibTorch's CPU matmuls (Debian's default is the slow reference BLAS)
+  libopenblas0-pthread
   # tokenizer, logging, CLI, JSON/YAML, linear algebra, tests
   libsentencepiece-dev sentencepiece libspdlog-dev libcli11-dev nlohmann-json3-dev
   libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev

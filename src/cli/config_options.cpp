@@ -2,6 +2,7 @@
 
 #include "commands.h"
 #include "svmoe/config/settings.h"
+#include "svmoe/model/device.h"
 #include "svmoe/util/logging.h"
 
 namespace svmoe::cli {
@@ -28,7 +29,9 @@ bool resolve_config(const ConfigOptions& options, const FlagValues& flag_values,
     std::cout << config.dump() << std::endl;
     return false;
   }
-  setup_logging(parse_runtime_settings(config).log_level);
+  const RuntimeSettings runtime = parse_runtime_settings(config);
+  setup_logging(runtime.log_level);
+  set_cpu_threads(runtime.threads);
   return true;
 }
 

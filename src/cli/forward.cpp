@@ -107,7 +107,6 @@ void add_forward_command(CLI::App& app) {
     if (!resolve_config(options->config, flags, config)) return;
     const RuntimeSettings runtime = parse_runtime_settings(config);
     const ForwardSettings settings = parse_forward_settings(config);
-    if (runtime.threads > 0) torch::set_num_threads(runtime.threads);
 
     const std::vector<NamedTensor> outputs = run_forward(settings, runtime);
     if (!settings.output.empty()) {

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "svmoe/util/error.h"
 
 namespace svmoe {
@@ -28,6 +31,11 @@ torch::Device resolve_device(const std::string& name) {
     }
   }
   throw ConfigError("device '" + name + "' is not a device name", "use auto, cpu, cuda or cuda:N");
+}
+
+void set_cpu_threads(int threads) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads > 0 ? threads : cores);
 }
 
 torch::ScalarType parse_compute_dtype(const std::string& name) {

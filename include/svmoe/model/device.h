@@ -10,6 +10,10 @@ namespace svmoe {
 // "auto" | "cpu" | "cuda" | "cuda:N"; throws ConfigError for CUDA where none is available.
 torch::Device resolve_device(const std::string& name);
 
+// CPU intra-op threads for LibTorch: `threads`, or every core when 0 (Debian's LibTorch
+// otherwise starts with one).
+void set_cpu_threads(int threads);
+
 // "float32" | "bfloat16" | "float16"; throws ConfigError otherwise.
 torch::ScalarType parse_compute_dtype(const std::string& name);
 
