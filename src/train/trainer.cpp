@@ -13,6 +13,7 @@
 #include "svmoe/train/optimizer.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
+#include "svmoe/util/logging.h"
 #include "svmoe/util/signals.h"
 
 namespace svmoe {
@@ -122,6 +123,7 @@ double evaluate_loss(CausalLM& model, WindowSampler& sampler, std::int64_t batch
 
 TrainResult train_causal_lm(TrainingJob& job, const TrainSettings& t) {
   fs::create_directories(job.output);
+  const ScopedLogFile log_copy(job.output / "train.log");  // appended to across resumes
   const fs::path metrics = job.output / "metrics.jsonl";
   WindowSampler train(job.train_shards, t.sequence_length, job.seed);
   std::optional<WindowSampler> valid;

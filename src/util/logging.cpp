@@ -4,6 +4,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "svmoe/util/error.h"
 
 namespace svmoe {
@@ -23,10 +25,17 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-void add_log_file(const std::filesystem::path& path) {
-  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), false);
+ScopedLogFile::ScopedLogFile(const std::filesystem::path& path) {
+  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
   sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   spdlog::default_logger()->sinks().push_back(sink);
+  sink_ = sink;
+}
+
+ScopedLogFile::~ScopedLogFile() {
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::remove(sinks.begin(), sinks.end(), std::static_pointer_cast<spdlog::sinks::sink>(sink_)),
+              sinks.end());
 }
 
 }  // namespace svmoe

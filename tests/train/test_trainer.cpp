@@ -8,6 +8,7 @@
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/model/initialization.h"
 #include "svmoe/stages/prepare.h"
+#include "svmoe/util/files.h"
 #include "test_support.h"
 
 namespace svmoe {
@@ -83,6 +84,7 @@ TEST(Trainer, LossFallsAndCheckpointsAreWritten) {
   EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-9" / "trainer_state.json"));
   EXPECT_EQ(latest_checkpoint(dir / "run"), dir / "run" / "checkpoint-12");
   EXPECT_NO_THROW(load_hf_checkpoint(dir / "run" / "checkpoint-12"));
+  EXPECT_NE(read_text_file(dir / "run" / "train.log").find("step 12/12"), std::string::npos);
 }
 
 // A run stopped after a checkpoint and resumed gives exactly the uninterrupted run's losses.

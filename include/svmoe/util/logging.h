@@ -2,6 +2,7 @@
 #pragma once
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 namespace svmoe {
@@ -9,7 +10,16 @@ namespace svmoe {
 // "trace", "debug", "info", "warn", "error", "off"; throws ConfigError for any other.
 void setup_logging(const std::string& level);
 
-// Also write everything logged from now on to `path` (the run directory's copy).
-void add_log_file(const std::filesystem::path& path);
+// While it lives, everything logged is also appended to `path` (a run directory's copy of the log).
+class ScopedLogFile {
+ public:
+  explicit ScopedLogFile(const std::filesystem::path& path);
+  ~ScopedLogFile();
+  ScopedLogFile(const ScopedLogFile&) = delete;
+  ScopedLogFile& operator=(const ScopedLogFile&) = delete;
+
+ private:
+  std::shared_ptr<void> sink_;
+};
 
 }  // namespace svmoe
