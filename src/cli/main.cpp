@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   svmoe::cli::add_forward_command(app);
   svmoe::cli::add_tokenize_command(app);
   svmoe::cli::add_prepare_command(app);
+  svmoe::cli::add_train_experts_command(app);
   svmoe::cli::add_merge_command(app);
   svmoe::cli::add_finetune_command(app);
 

@@ -80,6 +80,12 @@ Json default_config() {
         {"eval_batches", t.eval_batches},
         {"save_every", t.save_every},
         {"keep_last", t.keep_last}}},
+      {"train_experts",
+       {{"base_model", nullptr},
+        {"init", "pretrained"},
+        {"dataset", nullptr},
+        {"output", nullptr},
+        {"experts", Json::array()}}},
       {"finetune",
        {{"model", nullptr},
         {"init", finetune.init},
@@ -188,6 +194,21 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   return s;
 }
 
+namespace {
+std::vector<std::int64_t> subdomain_list(const ConfigTree& config, const std::string& key) {
+  const Json& value = config.at(key);
+  if (!value.is_array()) throw ConfigError("config key '" + key + "' must be a list of subdomain numbers");
+  std::vector<std::int64_t> list;
+  for (const auto& n : value) {
+    if (!n.is_number_integer() || n.get<std::int64_t>() < 0) {
+      throw ConfigError("config key '" + key + "' holds " + n.dump() + "; expected subdomain numbers (0, 1, ...)");
+    }
+    list.push_back(n.get<std::int64_t>());
+  }
+  return list;
+}
+}  // namespace
+
 TrainSettings parse_train_settings(const ConfigTree& config) {
   const SettingReader read(config);
   TrainSettings t;
@@ -221,16 +242,21 @@ FinetuneSettings parse_finetune_settings(const ConfigTree& config) {
   s.init = read.choice("finetune.init", {"pretrained", "random"});
   s.dataset =
       read.path("finetune.dataset", true, "give a dataset directory written by svmoe prepare (finetune.dataset)");
-  const Json& subdomains = config.at("finetune.subdomains");
-  if (!subdomains.is_array()) throw ConfigError("config key 'finetune.subdomains' must be a list of subdomain numbers");
-  for (const auto& n : subdomains) {
-    if (!n.is_number_integer() || n.get<std::int64_t>() < 0) {
-      throw ConfigError("config key 'finetune.subdomains' holds " + n.dump() +
-                        "; expected subdomain numbers (0, 1, ...)");
-    }
-    s.subdomains.push_back(n.get<std::int64_t>());
-  }
+  s.subdomains = subdomain_list(config, "finetune.subdomains");
   s.output = read.path("finetune.output", true, "give the run directory (finetune.output or --output)");
+  return s;
+}
+
+TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  TrainExpertsSettings s;
+  s.base_model =
+      read.path("train_experts.base_model", true,
+                "give the dense base model (a Hugging Face directory; train_experts.base_model or --base-model)");
+  s.init = read.choice("train_experts.init", {"pretrained", "random"});
+  s.dataset = read.path("train_experts.dataset", true, "give a dataset directory written by svmoe prepare");
+  s.output = read.path("train_experts.output", true, "give the experts directory (train_experts.output or --output)");
+  s.experts = subdomain_list(config, "train_experts.experts");
   return s;
 }
 

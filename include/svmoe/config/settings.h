@@ -102,6 +102,16 @@ struct FinetuneSettings {
   std::filesystem::path output;          // the run directory: checkpoints, metrics.jsonl, final/
 };
 
+// svmoe train-experts (SPEC.md §4, stage 1): one expert per subdomain, each the base model
+// trained on that subdomain's training split.
+struct TrainExpertsSettings {
+  std::filesystem::path base_model;
+  std::string init = "pretrained";  // pretrained | random
+  std::filesystem::path dataset;
+  std::filesystem::path output;       // writes OUTPUT/expert_N/ (and OUTPUT/runs/expert_N/)
+  std::vector<std::int64_t> experts;  // which subdomains; empty: all (--expert N: one, for a Slurm array task)
+};
+
 // The defaults of every section: the schema of valid keys.
 Json default_config();
 
@@ -111,6 +121,7 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config);
 MergeSettings parse_merge_settings(const ConfigTree& config);
 TrainSettings parse_train_settings(const ConfigTree& config);
 FinetuneSettings parse_finetune_settings(const ConfigTree& config);
+TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.

@@ -1,0 +1,26 @@
+// svmoe train-experts (SPEC.md §4, stage 1): for each subdomain n, start from the base dense
+// model and train it as a causal LM on d_n's training split (validating on d_n's valid split),
+// giving expert E_n in OUTPUT/expert_n/ (a Hugging Face Llama directory with the tokenizer).
+// Each expert is an independent run (OUTPUT/runs/expert_n/, resumable), so on a cluster each
+// can be one Slurm array task (--expert n).
+#pragma once
+
+#include <vector>
+
+#include "svmoe/config/settings.h"
+#include "svmoe/train/trainer.h"
+
+namespace svmoe {
+
+struct TrainExpertsResult {
+  std::vector<std::int64_t> trained;  // experts trained by this call
+  std::vector<std::int64_t> skipped;  // already complete
+  bool interrupted = false;
+};
+
+TrainExpertsResult run_train_experts(const TrainExpertsSettings& settings, const TrainSettings& train,
+                                     const RuntimeSettings& runtime);
+
+std::filesystem::path expert_directory(const std::filesystem::path& output, std::int64_t expert);
+
+}  // namespace svmoe
