@@ -4,8 +4,11 @@
 #   1. check a bundled Llama checkpoint against Hugging Face transformers' logits,
 #   2. svmoe prepare: train a tokenizer, cluster 43 subsystems into 8 subdomains, write the
 #      token shards and the router's TF-IDF targets (runs/quickstart/dataset),
-#   3. svmoe finetune: pretrain a tiny base model from scratch on all subdomains (a few minutes
-#      on 2 cores; runs/quickstart/base, its validation loss in metrics.jsonl).
+#   3. svmoe finetune: pretrain a tiny base model from scratch on all subdomains
+#      (runs/quickstart/base, its validation loss in metrics.jsonl),
+#   4. svmoe train-experts: one expert per subdomain from that base (runs/quickstart/experts),
+#   5. svmoe merge: the 8 experts into one top-2 MoE (runs/quickstart/moe).
+# About 10 minutes on 2 cores. Every step resumes or skips what is done when run again.
 # Later stages join this script as they land.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +23,6 @@ build/svmoe forward -c configs/quickstart/forward.yaml \
   --output runs/quickstart/logits.safetensors --compare "$model/expected.safetensors"
 build/svmoe prepare -c configs/quickstart/experiment.yaml
 build/svmoe finetune -c configs/quickstart/experiment.yaml
+build/svmoe train-experts -c configs/quickstart/experiment.yaml --steps 60
+build/svmoe merge -c configs/quickstart/experiment.yaml
+build/svmoe inspect runs/quickstart/moe
