@@ -31,6 +31,9 @@ void add_config_options(CLI::App& command, ConfigOptions& options);
 // A dedicated flag of a subcommand: the config key it sets and its value (null when not given).
 using FlagValues = std::vector<std::pair<std::string, Json>>;
 
+// A string flag's value: null when the flag was not given (empty).
+inline Json flag_text(const std::string& value) { return value.empty() ? Json() : Json(value); }
+
 // Defaults, then the files, then --set, then the subcommand's own flags. Sets up logging at the
 // resolved level. Returns false when --print-config printed the tree and the command should stop.
 bool resolve_config(const ConfigOptions& options, const FlagValues& flag_values, ConfigTree& config);

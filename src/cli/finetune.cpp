@@ -24,10 +24,9 @@ void add_finetune_command(CLI::App& app) {
   command->callback([options] {
     install_stop_handlers();  // from the start: a signal while loading still ends in a clean stop
     ConfigTree config(default_config());
-    auto text = [](const std::string& s) { return s.empty() ? Json() : Json(s); };
-    const FlagValues flags = {{"finetune.model", text(options->model)},
-                              {"finetune.dataset", text(options->dataset)},
-                              {"finetune.output", text(options->output)},
+    const FlagValues flags = {{"finetune.model", flag_text(options->model)},
+                              {"finetune.dataset", flag_text(options->dataset)},
+                              {"finetune.output", flag_text(options->output)},
                               {"train.steps", options->steps > 0 ? Json(options->steps) : Json()}};
     if (!resolve_config(options->config, flags, config)) return;
     const TrainResult result =

@@ -97,12 +97,11 @@ void add_forward_command(CLI::App& app) {
   command->add_option("--atol", options->atol, "largest absolute difference accepted by --compare (forward.atol)");
   command->callback([options] {
     ConfigTree config(default_config());
-    auto text = [](const std::string& s) { return s.empty() ? Json() : Json(s); };
-    const FlagValues flags = {{"forward.model", text(options->model)},
-                              {"forward.input", text(options->input)},
-                              {"forward.output", text(options->output)},
-                              {"forward.dtype", text(options->dtype)},
-                              {"forward.compare", text(options->compare)},
+    const FlagValues flags = {{"forward.model", flag_text(options->model)},
+                              {"forward.input", flag_text(options->input)},
+                              {"forward.output", flag_text(options->output)},
+                              {"forward.dtype", flag_text(options->dtype)},
+                              {"forward.compare", flag_text(options->compare)},
                               {"forward.atol", options->atol >= 0 ? Json(options->atol) : Json()}};
     if (!resolve_config(options->config, flags, config)) return;
     const RuntimeSettings runtime = parse_runtime_settings(config);

@@ -23,7 +23,7 @@ void add_merge_command(CLI::App& app) {
   command->callback([options] {
     ConfigTree config(default_config());
     const FlagValues flags = {{"merge.experts", options->experts.empty() ? Json() : Json(options->experts)},
-                              {"merge.output", options->output.empty() ? Json() : Json(options->output)},
+                              {"merge.output", flag_text(options->output)},
                               {"merge.num_experts_per_tok", options->top_k > 0 ? Json(options->top_k) : Json()}};
     if (!resolve_config(options->config, flags, config)) return;
     run_merge(parse_merge_settings(config), parse_runtime_settings(config));

@@ -33,11 +33,10 @@ void add_prepare_command(CLI::App& app) {
   command->add_option("--subdomains", options->num_subdomains, "number of subdomains N (prepare.num_subdomains)");
   command->callback([options] {
     ConfigTree config(default_config());
-    auto text = [](const std::string& s) { return s.empty() ? Json() : Json(s); };
     const FlagValues flags = {
         {"prepare.corpus", options->corpus.empty() ? Json() : Json(options->corpus)},
-        {"prepare.output", text(options->output)},
-        {"prepare.tokenizer", text(options->tokenizer)},
+        {"prepare.output", flag_text(options->output)},
+        {"prepare.tokenizer", flag_text(options->tokenizer)},
         {"prepare.num_subdomains", options->num_subdomains > 0 ? Json(options->num_subdomains) : Json()}};
     if (!resolve_config(options->config, flags, config)) return;
     const RuntimeSettings runtime = parse_runtime_settings(config);

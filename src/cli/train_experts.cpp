@@ -27,10 +27,9 @@ void add_train_experts_command(CLI::App& app) {
   command->callback([options] {
     install_stop_handlers();
     ConfigTree config(default_config());
-    auto text = [](const std::string& s) { return s.empty() ? Json() : Json(s); };
-    const FlagValues flags = {{"train_experts.base_model", text(options->base_model)},
-                              {"train_experts.dataset", text(options->dataset)},
-                              {"train_experts.output", text(options->output)},
+    const FlagValues flags = {{"train_experts.base_model", flag_text(options->base_model)},
+                              {"train_experts.dataset", flag_text(options->dataset)},
+                              {"train_experts.output", flag_text(options->output)},
                               {"train_experts.experts", options->expert >= 0 ? Json::array({options->expert}) : Json()},
                               {"train.steps", options->steps > 0 ? Json(options->steps) : Json()}};
     if (!resolve_config(options->config, flags, config)) return;
