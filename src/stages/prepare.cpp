@@ -83,6 +83,7 @@ struct TokenisedCorpus {
   std::vector<std::uint64_t> documents;            // per category
   std::map<std::string, std::uint64_t> unknown;    // documents skipped: category not in prepare.categories
   CorpusStats stats;
+  std::size_t files = 0;
 };
 
 // Step 1: tokenise every document (in batches of at most buffer_mb, on all threads) into a
@@ -148,6 +149,7 @@ TokenisedCorpus tokenise_corpus(const PrepareSettings& s, const Tokenizer& token
   }
   for (auto& writer : writers) writer->commit();
   result.stats = reader.stats();
+  result.files = reader.files().size();
   return result;
 }
 
@@ -406,18 +408,14 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
        {{"description", tokenizer->description()},
         {"source", tokenizer_source.string()},
         {"files", fs::relative(tokenizer_copy, partial).string()},
-        {"sha256",
-         sha256_file_hex(fs::is_directory(tokenizer_copy)
-                             ? tokenizer_copy / (fs::exists(tokenizer_copy / "tokenizer.json") ? "tokenizer.json"
-                                                                                               : "tokenizer.model")
-                             : tokenizer_copy)},
+        {"sha256", sha256_file_hex(tokenizer_file(tokenizer_copy))},
         {"bos_id", tokenizer->bos_id() ? Json(*tokenizer->bos_id()) : Json()},
         {"eos_id", tokenizer->eos_id() ? Json(*tokenizer->eos_id()) : Json()}}},
       {"shards",
        {{"layout", "subdomain_N/{train,valid,test}.{bin,idx}"}, {"add_bos", s.add_bos}, {"add_eos", s.add_eos}}},
       {"tfidf", {{"file", "tfidf.safetensors"}, {"tokens_without_target", untargeted}}},
       {"corpus",
-       {{"files", list_corpus_files(s.corpus).size()},
+       {{"files", corpus.files},
         {"lines", corpus.stats.lines},
         {"documents", corpus.stats.documents},
         {"empty_documents", corpus.stats.empty_documents},

@@ -8,12 +8,6 @@
 
 namespace svmoe::compat {
 
-#if TORCH_VERSION_MAJOR >= 2
-inline constexpr bool kHasScaledDotProductAttention = true;
-#else
-inline constexpr bool kHasScaledDotProductAttention = false;
-#endif
-
 // Causal self-attention. q: [B, H, T, D], k and v: [B, H, T, D] (KV heads already repeated).
 // LibTorch 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA).
 // LibTorch 1.13: the exact math, softmax in float32 as Hugging Face's eager attention does.

@@ -40,6 +40,9 @@ std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, 
 // a tokenizer.json or a tokenizer.model file. tokenizer_config.json beside it is read if present.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
 
+// The file load_tokenizer reads for `path` (a directory's tokenizer.json, else its tokenizer.model).
+std::filesystem::path tokenizer_file(const std::filesystem::path& path);
+
 struct SentencePieceTrainOptions {
   std::filesystem::path input;         // text, one sentence per line
   std::filesystem::path model_prefix;  // writes PREFIX.model and PREFIX.vocab
