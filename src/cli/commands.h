@@ -45,5 +45,6 @@ void add_prepare_command(CLI::App& app);
 void add_merge_command(CLI::App& app);
 void add_finetune_command(CLI::App& app);
 void add_train_experts_command(CLI::App& app);
+void add_train_router_command(CLI::App& app);
 
 }  // namespace svmoe::cli

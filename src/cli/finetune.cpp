@@ -20,17 +20,18 @@ void add_finetune_command(CLI::App& app) {
   command->add_option("--model", options->model, "the model to train, a Hugging Face directory (finetune.model)");
   command->add_option("--dataset", options->dataset, "a dataset directory from svmoe prepare (finetune.dataset)");
   command->add_option("--output", options->output, "the run directory (finetune.output)");
-  command->add_option("--steps", options->steps, "optimizer steps (train.steps)");
+  command->add_option("--steps", options->steps, "optimizer steps (finetune.train.steps)");
   command->callback([options] {
     install_stop_handlers();  // from the start: a signal while loading still ends in a clean stop
     ConfigTree config(default_config());
     const FlagValues flags = {{"finetune.model", flag_text(options->model)},
                               {"finetune.dataset", flag_text(options->dataset)},
                               {"finetune.output", flag_text(options->output)},
-                              {"train.steps", options->steps > 0 ? Json(options->steps) : Json()}};
+                              {"finetune.train.steps", options->steps > 0 ? Json(options->steps) : Json()}};
     if (!resolve_config(options->config, flags, config)) return;
-    const TrainResult result =
-        run_finetune(parse_finetune_settings(config), parse_train_settings(config), parse_runtime_settings(config));
+    const RuntimeSettings runtime = parse_runtime_settings(config);
+    const TrainResult result = run_finetune(parse_finetune_settings(config), parse_train_settings(config, "finetune"),
+                                            runtime, start_training(runtime));
     if (result.interrupted) throw ExitRequest{kExitRequeue};
   });
 }

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   svmoe::cli::add_prepare_command(app);
   svmoe::cli::add_train_experts_command(app);
   svmoe::cli::add_merge_command(app);
+  svmoe::cli::add_train_router_command(app);
   svmoe::cli::add_finetune_command(app);
 
   try {

@@ -23,7 +23,7 @@ void add_train_experts_command(CLI::App& app) {
   command->add_option("--output", options->output, "the experts directory (train_experts.output)");
   command->add_option("--expert", options->expert,
                       "train only expert N (a Slurm array task: --expert $SLURM_ARRAY_TASK_ID)");
-  command->add_option("--steps", options->steps, "optimizer steps per expert (train.steps)");
+  command->add_option("--steps", options->steps, "optimizer steps per expert (train_experts.train.steps)");
   command->callback([options] {
     install_stop_handlers();
     ConfigTree config(default_config());
@@ -31,10 +31,12 @@ void add_train_experts_command(CLI::App& app) {
                               {"train_experts.dataset", flag_text(options->dataset)},
                               {"train_experts.output", flag_text(options->output)},
                               {"train_experts.experts", options->expert >= 0 ? Json::array({options->expert}) : Json()},
-                              {"train.steps", options->steps > 0 ? Json(options->steps) : Json()}};
+                              {"train_experts.train.steps", options->steps > 0 ? Json(options->steps) : Json()}};
     if (!resolve_config(options->config, flags, config)) return;
-    const auto result = run_train_experts(parse_train_experts_settings(config), parse_train_settings(config),
-                                          parse_runtime_settings(config));
+    const RuntimeSettings runtime = parse_runtime_settings(config);
+    const auto result =
+        run_train_experts(parse_train_experts_settings(config), parse_train_settings(config, "train_experts"), runtime,
+                          start_training(runtime));
     if (result.interrupted) throw ExitRequest{kExitRequeue};
   });
 }

@@ -9,6 +9,13 @@
 
 namespace svmoe {
 
+namespace {
+const char* const kTrainKeys[] = {"steps",        "micro_batch",  "grad_accum", "sequence_length", "learning_rate",
+                                  "min_lr_ratio", "warmup_steps", "schedule",   "weight_decay",    "beta1",
+                                  "beta2",        "eps",          "grad_clip",  "log_every",       "eval_every",
+                                  "eval_batches", "save_every",   "keep_last",  "precision"};
+}  // namespace
+
 Json default_config() {
   const RuntimeSettings runtime;
   const ForwardSettings forward;
@@ -17,12 +24,17 @@ Json default_config() {
   const MergeSettings merge;
   const TrainSettings t;
   const FinetuneSettings finetune;
+  const TrainRouterSettings router;
+  // A stage's own training settings: every `train` key, null = as in `train`.
+  Json stage_train = Json::object();
+  for (const char* key : kTrainKeys) stage_train[key] = nullptr;
   return Json{
       {"runtime",
        {{"device", runtime.device},
         {"log_level", runtime.log_level},
         {"threads", runtime.threads},
-        {"seed", runtime.seed}}},
+        {"seed", runtime.seed},
+        {"distributed_timeout_s", runtime.distributed_timeout_s}}},
       {"forward",
        {{"model", nullptr},
         {"input", nullptr},
@@ -79,19 +91,34 @@ Json default_config() {
         {"eval_every", t.eval_every},
         {"eval_batches", t.eval_batches},
         {"save_every", t.save_every},
-        {"keep_last", t.keep_last}}},
+        {"keep_last", t.keep_last},
+        {"precision", t.precision}}},
       {"train_experts",
        {{"base_model", nullptr},
         {"init", "pretrained"},
         {"dataset", nullptr},
         {"output", nullptr},
-        {"experts", Json::array()}}},
+        {"experts", Json::array()},
+        {"train", stage_train}}},
       {"finetune",
        {{"model", nullptr},
         {"init", finetune.init},
         {"dataset", nullptr},
         {"subdomains", Json::array()},
-        {"output", nullptr}}},
+        {"subdomain_weights", Json::array()},
+        {"output", nullptr},
+        {"load_balancing",
+         {{"method", finetune.load_balancing.method},
+          {"alpha", finetune.load_balancing.alpha},
+          {"pooling", finetune.load_balancing.pooling},
+          {"aux_free_rate", finetune.load_balancing.aux_free_rate}}},
+        {"train", stage_train}}},
+      {"train_router",
+       {{"model", nullptr},
+        {"dataset", nullptr},
+        {"output", nullptr},
+        {"missing_target", router.missing_target},
+        {"train", stage_train}}},
   };
 }
 
@@ -107,6 +134,7 @@ RuntimeSettings parse_runtime_settings(const ConfigTree& config) {
   s.log_level = read.choice("runtime.log_level", {"trace", "debug", "info", "warn", "error", "off"});
   s.threads = static_cast<int>(read.integer("runtime.threads", 0, 4096));
   s.seed = static_cast<std::uint64_t>(read.integer("runtime.seed", 0, std::numeric_limits<std::int64_t>::max()));
+  s.distributed_timeout_s = read.integer("runtime.distributed_timeout_s", 1, 7 * 24 * 3600);
   return s;
 }
 
@@ -209,7 +237,16 @@ std::vector<std::int64_t> subdomain_list(const ConfigTree& config, const std::st
 }
 }  // namespace
 
-TrainSettings parse_train_settings(const ConfigTree& config) {
+TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::string& stage) {
+  ConfigTree config = stage_config;
+  if (!stage.empty()) {
+    for (const char* key : kTrainKeys) {
+      const std::string own = stage + ".train." + key;
+      if (!stage_config.at(own).is_null()) {
+        config.set(std::string("train.") + key, stage_config.at(own), stage_config.origin(own) + ", as " + own);
+      }
+    }
+  }
   const SettingReader read(config);
   TrainSettings t;
   const std::int64_t big = std::int64_t{1} << 40;
@@ -231,6 +268,7 @@ TrainSettings parse_train_settings(const ConfigTree& config) {
   t.eval_batches = read.integer("train.eval_batches", 1, big);
   t.save_every = read.integer("train.save_every", 0, big);
   t.keep_last = read.integer("train.keep_last", 1, 1 << 20);
+  t.precision = read.choice("train.precision", {"auto", "float32", "bf16_mixed", "bf16"});
   return t;
 }
 
@@ -244,6 +282,25 @@ FinetuneSettings parse_finetune_settings(const ConfigTree& config) {
       read.path("finetune.dataset", true, "give a dataset directory written by svmoe prepare (finetune.dataset)");
   s.subdomains = subdomain_list(config, "finetune.subdomains");
   s.output = read.path("finetune.output", true, "give the run directory (finetune.output or --output)");
+  const Json& weights = config.at("finetune.subdomain_weights");
+  if (!weights.is_array()) throw ConfigError("config key 'finetune.subdomain_weights' must be a list of numbers");
+  for (const auto& w : weights) {
+    if (!w.is_number() || !(w.get<double>() > 0)) {
+      throw ConfigError("config key 'finetune.subdomain_weights' (from " + config.origin("finetune.subdomain_weights") +
+                        ") holds " + w.dump() + "; expected positive numbers");
+    }
+    s.subdomain_weights.push_back(w.get<double>());
+  }
+  if (!s.subdomain_weights.empty() && s.subdomain_weights.size() != s.subdomains.size()) {
+    throw ConfigError("config key 'finetune.subdomain_weights' has " + std::to_string(s.subdomain_weights.size()) +
+                          " weights for " + std::to_string(s.subdomains.size()) + " subdomains",
+                      "list the subdomains in finetune.subdomains and one weight for each");
+  }
+  auto& lb = s.load_balancing;
+  lb.method = read.choice("finetune.load_balancing.method", {"none", "switch", "aux_free"});
+  lb.alpha = read.number("finetune.load_balancing.alpha", 0.0, 1e6);
+  lb.pooling = read.choice("finetune.load_balancing.pooling", {"pooled", "per_layer"});
+  lb.aux_free_rate = read.number("finetune.load_balancing.aux_free_rate", 0.0, 1e6);
   return s;
 }
 
@@ -257,6 +314,18 @@ TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config) {
   s.dataset = read.path("train_experts.dataset", true, "give a dataset directory written by svmoe prepare");
   s.output = read.path("train_experts.output", true, "give the experts directory (train_experts.output or --output)");
   s.experts = subdomain_list(config, "train_experts.experts");
+  return s;
+}
+
+TrainRouterSettings parse_train_router_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  TrainRouterSettings s;
+  s.model = read.path("train_router.model", true,
+                      "give the merged MoE (svmoe merge's output; train_router.model or --model)");
+  s.dataset = read.path("train_router.dataset", true,
+                        "give the dataset svmoe prepare wrote (its TF-IDF targets; train_router.dataset)");
+  s.output = read.path("train_router.output", true, "give the run directory (train_router.output or --output)");
+  s.missing_target = read.choice("train_router.missing_target", {"mask", "uniform"});
   return s;
 }
 

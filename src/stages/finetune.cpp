@@ -10,6 +10,7 @@
 #include "svmoe/stages/prepare.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
+#include "svmoe/util/logging.h"
 
 namespace svmoe {
 namespace fs = std::filesystem;
@@ -47,46 +48,80 @@ DatasetShards dataset_shards(const fs::path& dataset, const std::vector<std::int
   return shards;
 }
 
-TrainResult run_finetune(const FinetuneSettings& f, const TrainSettings& t, const RuntimeSettings& runtime) {
-  const ModelConfig config = read_model_config(f.model / "config.json");
-  const DatasetShards shards = dataset_shards(f.dataset, f.subdomains);
+TrainingContext start_training(const RuntimeSettings& runtime) {
+  const DistributedEnvironment environment = detect_distributed_environment();
+  TrainingContext context;
+  context.device = resolve_device(runtime.device);
+  if (context.device.is_cuda() && environment.world_size > 1) {
+    context.device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(environment.local_rank));
+  }
+  if (environment.world_size > 1) set_log_rank(environment.rank);
+  context.group =
+      ProcessGroup::connect(environment, context.device, std::chrono::seconds(runtime.distributed_timeout_s));
+  return context;
+}
+
+TrainingJob training_job(const fs::path& model_dir, bool random_init, const DatasetShards& shards,
+                         const fs::path& output, const RuntimeSettings& runtime, const TrainingContext& context) {
+  const ModelConfig config = read_model_config(model_dir / "config.json");
   if (shards.vocab_size > config.vocab_size) {
     throw ConfigError("the dataset's tokenizer has " + std::to_string(shards.vocab_size) + " tokens but the model '" +
-                          f.model.string() + "' only " + std::to_string(config.vocab_size),
+                          model_dir.string() + "' only " + std::to_string(config.vocab_size),
                       "prepare the data with the model's own tokenizer");
   }
-  const torch::Device device = resolve_device(runtime.device);
-  if (device.is_cuda()) {
-    throw UnsupportedError("training on CUDA is not built yet", "train with --device cpu for now");
-  }
   torch::manual_seed(runtime.seed);
-
   TrainingJob job;
   job.model = CausalLM(config);
-  if (f.init == "pretrained") {
-    load_weights(*job.model, load_hf_checkpoint(f.model));
-    job.base_config = nlohmann::json::parse(read_text_file(f.model / "config.json"));
-  } else {
+  if (random_init) {
     initialize_weights(*job.model, config.initializer_range, runtime.seed);
-    job.base_config = nlohmann::json::parse(read_text_file(f.model / "config.json"));
+  } else {
+    load_weights(*job.model, load_hf_checkpoint(model_dir));
   }
-  job.tokenizer_from =
-      fs::exists(f.model / "tokenizer.json") || fs::exists(f.model / "tokenizer.model") ? f.model : shards.tokenizer;
-  job.train_shards = shards.train;
+  job.base_config = nlohmann::json::parse(read_text_file(model_dir / "config.json"));
+  job.tokenizer_from = fs::exists(model_dir / "tokenizer.json") || fs::exists(model_dir / "tokenizer.model")
+                           ? model_dir
+                           : shards.tokenizer;
+  job.train_sources = {SamplerSource{shards.train, 1.0}};
   job.valid_shards = shards.valid;
-  job.output = f.output;
+  job.output = output;
   job.seed = runtime.seed;
-  spdlog::info("finetune: {} ({}, {} parameters) on {} subdomain(s) of {} -> {}", f.model.string(), f.init,
-               config.num_parameters(), shards.train.size(), f.dataset.string(), f.output.string());
+  job.device = context.device;
+  job.group = context.group;
+  return job;
+}
 
-  TrainResult result = train_causal_lm(job, t);
-  if (!result.interrupted) {
-    SaveOptions options;
-    options.copy_tokenizer_from = job.tokenizer_from;
-    options.svmoe_state = named_buffers(*job.model);
-    save_hf_checkpoint(f.output / "final", config, named_tensors(*job.model), options, job.base_config);
-    spdlog::info("finetune: wrote {}", (f.output / "final").string());
+void save_final_model(TrainingJob& job) {
+  if (job.group.is_main()) {
+    save_model(job, job.output / "final");
+    spdlog::info("wrote {}", (job.output / "final").string());
   }
+  job.group.barrier();
+}
+
+TrainResult run_finetune(const FinetuneSettings& f, const TrainSettings& t, const RuntimeSettings& runtime,
+                         const TrainingContext& context) {
+  const DatasetShards shards = dataset_shards(f.dataset, f.subdomains);
+  TrainingJob job = training_job(f.model, f.init == "random", shards, f.output, runtime, context);
+  if (!f.subdomain_weights.empty()) {
+    job.train_sources.clear();
+    for (std::size_t i = 0; i < shards.train.size(); ++i) {
+      job.train_sources.push_back({{shards.train[i]}, f.subdomain_weights[i]});
+    }
+  }
+  LoadBalancingSettings lb;
+  lb.method = f.load_balancing.method;
+  lb.alpha = f.load_balancing.alpha;
+  lb.pooling =
+      f.load_balancing.pooling == "per_layer" ? LoadBalancingPooling::kPerLayer : LoadBalancingPooling::kPooled;
+  lb.aux_free_rate = f.load_balancing.aux_free_rate;
+  job.objective = std::make_shared<LanguageModelObjective>(job.model->config(), lb);
+  const ModelConfig& config = job.model->config();
+  spdlog::info("finetune: {} ({}{}, {} parameters) on {} subdomain(s) of {} -> {}", f.model.string(), f.init,
+               config.is_moe() ? ", MoE, load balancing " + lb.method : std::string(", dense"), config.num_parameters(),
+               shards.train.size(), f.dataset.string(), f.output.string());
+
+  TrainResult result = train_model(job, t);
+  if (!result.interrupted) save_final_model(job);
   return result;
 }
 

@@ -14,7 +14,7 @@ fs::path expert_directory(const fs::path& output, std::int64_t expert) {
 }
 
 TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainSettings& train,
-                                     const RuntimeSettings& runtime) {
+                                     const RuntimeSettings& runtime, const TrainingContext& context) {
   std::vector<std::int64_t> experts = s.experts;
   if (experts.empty()) {
     const DatasetShards all = dataset_shards(s.dataset, {});
@@ -35,15 +35,18 @@ TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainS
     expert.subdomains = {n};
     expert.output = s.output / "runs" / ("expert_" + std::to_string(n));
     spdlog::info("train-experts: expert {} on subdomain {}", n, n);
-    const TrainResult trained = run_finetune(expert, train, runtime);
+    const TrainResult trained = run_finetune(expert, train, runtime, context);
     if (trained.interrupted) {
       result.interrupted = true;
       return result;
     }
     // The run's final model becomes the expert, in one rename.
-    fs::create_directories(s.output);
-    fs::rename(expert.output / "final", done);
-    sync_directory(s.output);
+    if (context.group.is_main()) {
+      fs::create_directories(s.output);
+      fs::rename(expert.output / "final", done);
+      sync_directory(s.output);
+    }
+    context.group.barrier();
     result.trained.push_back(n);
   }
   return result;

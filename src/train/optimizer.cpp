@@ -15,6 +15,8 @@ AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> parameters, Adam
     // Moments in float32 whatever the parameter's dtype.
     exp_avg_.push_back(torch::zeros_like(p, torch::TensorOptions().dtype(torch::kFloat32)));
     exp_avg_sq_.push_back(torch::zeros_like(p, torch::TensorOptions().dtype(torch::kFloat32)));
+    const bool needs_master = options_.master_weights && p.scalar_type() != torch::kFloat32;
+    master_.push_back(needs_master ? p.detach().to(torch::kFloat32).clone() : torch::Tensor());
   }
 }
 
@@ -24,15 +26,17 @@ void AdamW::step(double learning_rate) {
   const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    torch::Tensor& p = parameters_[i].second;
-    if (!p.grad().defined()) continue;
-    const auto g = p.grad().to(torch::kFloat32);
+    torch::Tensor& param = parameters_[i].second;
+    if (!param.grad().defined()) continue;
+    const auto g = param.grad().to(torch::kFloat32);
+    torch::Tensor& p = master_[i].defined() ? master_[i] : param;
     if (p.dim() > 1 && options_.weight_decay > 0) p.mul_(1.0 - learning_rate * options_.weight_decay);
     exp_avg_[i].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
     exp_avg_sq_[i].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
     const auto denominator = (exp_avg_sq_[i].sqrt() / std::sqrt(correction2)).add_(options_.eps);
     const auto update = exp_avg_[i] / denominator * (learning_rate / correction1);
     p.sub_(update.to(p.scalar_type()));
+    if (master_[i].defined()) param.copy_(master_[i]);
   }
 }
 
@@ -47,6 +51,7 @@ std::vector<NamedTensor> AdamW::state() const {
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     state.push_back({"exp_avg." + parameters_[i].first, exp_avg_[i]});
     state.push_back({"exp_avg_sq." + parameters_[i].first, exp_avg_sq_[i]});
+    if (master_[i].defined()) state.push_back({"master." + parameters_[i].first, master_[i]});
   }
   return state;
 }
@@ -55,8 +60,9 @@ void AdamW::load_state(const SafetensorsFile& file) {
   torch::NoGradGuard no_grad;
   steps_ = file.tensor("step").item<std::int64_t>();
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    const std::pair<const char*, torch::Tensor*> moments[] = {{"exp_avg.", &exp_avg_[i]},
-                                                              {"exp_avg_sq.", &exp_avg_sq_[i]}};
+    std::vector<std::pair<const char*, torch::Tensor*>> moments = {{"exp_avg.", &exp_avg_[i]},
+                                                                   {"exp_avg_sq.", &exp_avg_sq_[i]}};
+    if (master_[i].defined()) moments.emplace_back("master.", &master_[i]);
     for (const auto& [prefix, target] : moments) {
       const std::string name = prefix + parameters_[i].first;
       if (!file.contains(name)) {

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <regex>
 
 #include "svmoe/io/hf_checkpoint.h"
@@ -14,6 +15,7 @@
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/logging.h"
+#include "svmoe/util/progress.h"
 #include "svmoe/util/signals.h"
 
 namespace svmoe {
@@ -22,15 +24,7 @@ using Json = nlohmann::json;
 
 namespace {
 
-constexpr int kTrainerStateVersion = 1;
-
-// Next-token cross-entropy of a batch [B, T + 1]: inputs are the first T tokens, targets the last T.
-torch::Tensor causal_lm_loss(CausalLM& model, const torch::Tensor& batch) {
-  const auto length = batch.size(1) - 1;
-  const auto logits = model->forward(batch.narrow(1, 0, length)).logits;  // [B, T, V]
-  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}).to(torch::kFloat32),
-                                              batch.narrow(1, 1, length).reshape({-1}));
-}
+constexpr int kTrainerStateVersion = 2;
 
 double resident_megabytes() {
   std::ifstream statm("/proc/self/statm");
@@ -67,20 +61,32 @@ void append_metrics(const fs::path& metrics, const Json& line) {
   out.flush();
 }
 
+Json position_to_json(const SamplerPosition& position) {
+  Json sources = Json::array();
+  for (const auto& p : position) sources.push_back({{"epoch", p.epoch}, {"index", p.index}});
+  return {{"sources", sources}};
+}
+
+SamplerPosition position_from_json(const Json& data) {
+  SamplerPosition position;
+  for (const auto& p : data.at("sources")) {
+    position.push_back({p.at("epoch").get<std::uint64_t>(), p.at("index").get<std::uint64_t>()});
+  }
+  return position;
+}
+
 void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampler& sampler, std::int64_t step,
                      const TrainSettings& settings) {
   const fs::path directory = job.output / ("checkpoint-" + std::to_string(step));
-  SaveOptions options;
-  options.copy_tokenizer_from = job.tokenizer_from;
-  options.svmoe_state = named_buffers(*job.model);
-  save_hf_checkpoint(directory, job.model->config(), named_tensors(*job.model), options, job.base_config);
+  save_model(job, directory);
   // The trainer's state goes in after the model, each file atomically; a checkpoint counts as
   // complete only once trainer_state.json, written last, exists.
   write_safetensors(directory / "optimizer.safetensors", optimizer.state());
   const Json state = {{"version", kTrainerStateVersion},
                       {"step", step},
-                      {"data", {{"epoch", sampler.position().epoch}, {"index", sampler.position().index}}},
-                      {"seed", job.seed}};
+                      {"data", position_to_json(sampler.position())},
+                      {"seed", job.seed},
+                      {"world_size", job.group.world_size()}};
   write_file_atomically(directory / "trainer_state.json", state.dump(2) + "\n");
   // Keep the newest `keep_last`.
   std::vector<std::pair<std::int64_t, fs::path>> checkpoints;
@@ -95,7 +101,87 @@ void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampl
   spdlog::info("train: saved {}", directory.string());
 }
 
+// Restores model, optimizer and data position from the newest checkpoint; the step it holds.
+std::int64_t resume(TrainingJob& job, AdamW& optimizer, WindowSampler& sampler, const fs::path& checkpoint,
+                    std::int64_t micro_batch) {
+  const fs::path state_path = checkpoint / "trainer_state.json";
+  const Json state = Json::parse(read_text_file(state_path));
+  if (state.value("version", 0) != kTrainerStateVersion) {
+    throw FormatError("'" + state_path.string() + "' is of trainer state version " +
+                          std::to_string(state.value("version", 0)) + "; this svmoe reads version " +
+                          std::to_string(kTrainerStateVersion),
+                      "resume with the svmoe that wrote it, or start a new run directory");
+  }
+  const int world = state.value("world_size", 1);
+  if (world != job.group.world_size()) {
+    // The data position counts windows of the global batch; a different number of ranks would
+    // read other windows than the uninterrupted run.
+    spdlog::warn("train: {} was written by {} process(es), this run has {}: the global batch is now {} windows",
+                 checkpoint.string(), world, job.group.world_size(), micro_batch * job.group.world_size());
+  }
+  load_weights(*job.model, load_hf_checkpoint(checkpoint));
+  optimizer.load_state(SafetensorsFile::open(checkpoint / "optimizer.safetensors"));
+  sampler.set_position(position_from_json(state.at("data")));
+  return state.at("step").get<std::int64_t>();
+}
+
+// The mean of the objective's validation part over `batches` global batches, all ranks together.
+double validate(TrainingObjective& objective, CausalLM& model, WindowSampler& sampler, std::int64_t batches,
+                std::int64_t micro_batch, const torch::Device& device, const ProcessGroup& group) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  sampler.set_position({});  // the same windows at every evaluation
+  double total = 0.0;
+  for (std::int64_t b = 0; b < batches; ++b) {
+    const auto batch = sampler.next_part(micro_batch, group.rank(), group.world_size()).to(device);
+    total += objective.compute(model, batch).parts.at(objective.validation_part()).item<double>();
+  }
+  model->train();
+  return group.sum(total) / static_cast<double>(batches * group.world_size());
+}
+
+// Casts the parameters (not the buffers: norms' statistics, aux_free's bias) to `dtype`.
+void cast_parameters(CausalLM& model, torch::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) {
+    if (p.scalar_type() != dtype) p.set_data(p.data().to(dtype));
+  }
+}
+
+// Sums the step's logged parts over micro-batches and ranks, as means.
+std::map<std::string, double> mean_parts(const std::map<std::string, double>& sums, std::int64_t micro_batches,
+                                         const ProcessGroup& group) {
+  std::vector<double> values;
+  for (const auto& [name, value] : sums) values.push_back(value);
+  auto t = torch::tensor(values, torch::kFloat64);
+  group.all_reduce_sum({t});
+  std::map<std::string, double> means;
+  std::size_t i = 0;
+  for (const auto& [name, value] : sums) {
+    means[name] =
+        t[static_cast<std::int64_t>(i++)].item<double>() / static_cast<double>(micro_batches * group.world_size());
+  }
+  return means;
+}
+
 }  // namespace
+
+void save_model(const TrainingJob& job, const fs::path& directory) {
+  SaveOptions options;
+  options.copy_tokenizer_from = job.tokenizer_from;
+  options.svmoe_state = named_buffers(*job.model);
+  ModelConfig config = job.model->config();
+  const auto dtype = job.model->parameters().front().scalar_type();
+  config.dtype = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
+  save_hf_checkpoint(directory, config, named_tensors(*job.model), options, job.base_config);
+}
+
+torch::ScalarType parameter_dtype(const std::string& precision, const torch::Device& device) {
+  if (precision == "float32") return torch::kFloat32;
+  if (precision == "bf16_mixed" || precision == "bf16") return torch::kBFloat16;
+  if (precision == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  throw ConfigError("train.precision '" + precision + "' is not known", "use auto, float32, bf16_mixed or bf16");
+}
 
 std::optional<fs::path> latest_checkpoint(const fs::path& run) {
   std::optional<fs::path> best;
@@ -112,59 +198,72 @@ std::optional<fs::path> latest_checkpoint(const fs::path& run) {
 }
 
 double evaluate_loss(CausalLM& model, WindowSampler& sampler, std::int64_t batches, std::int64_t micro_batch) {
-  torch::NoGradGuard no_grad;
-  model->eval();
-  sampler.set_position({});  // the same windows at every evaluation
-  double total = 0.0;
-  for (std::int64_t b = 0; b < batches; ++b) total += causal_lm_loss(model, sampler.next(micro_batch)).item<double>();
-  model->train();
-  return total / static_cast<double>(batches);
+  LanguageModelObjective objective(model->config(), {});
+  const torch::Device device = model->parameters().front().device();
+  return validate(objective, model, sampler, batches, micro_batch, device, ProcessGroup());
 }
 
-TrainResult train_causal_lm(TrainingJob& job, const TrainSettings& t) {
-  fs::create_directories(job.output);
-  const ScopedLogFile log_copy(job.output / "train.log");  // appended to across resumes
+TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
+  const ProcessGroup& group = job.group;
+  const bool main = group.is_main();
+  if (main) fs::create_directories(job.output);
+  group.barrier();
+  std::optional<ScopedLogFile> log_copy;  // appended to across resumes
+  if (main) log_copy.emplace(job.output / "train.log");
   const fs::path metrics = job.output / "metrics.jsonl";
-  WindowSampler train(job.train_shards, t.sequence_length, job.seed);
+  if (!job.objective)
+    job.objective = std::make_shared<LanguageModelObjective>(job.model->config(), LoadBalancingSettings{});
+  TrainingObjective& objective = *job.objective;
+  WindowSampler train(job.train_sources, t.sequence_length, job.seed);
   std::optional<WindowSampler> valid;
   if (!job.valid_shards.empty()) valid.emplace(job.valid_shards, t.sequence_length, job.seed + 1);
 
+  job.model->to(job.device);
+  const torch::ScalarType dtype = parameter_dtype(t.precision, job.device);
+  cast_parameters(job.model, dtype);
   std::vector<std::pair<std::string, torch::Tensor>> parameters;
   for (auto& item : job.model->named_parameters(/*recurse=*/true)) parameters.emplace_back(item.key(), item.value());
-  AdamW optimizer(parameters, {t.beta1, t.beta2, t.eps, t.weight_decay});
+  AdamW optimizer(parameters, {t.beta1, t.beta2, t.eps, t.weight_decay, /*master_weights=*/t.precision != "bf16"});
+  std::vector<torch::Tensor> trained;
+  for (const auto& [name, p] : optimizer.parameters()) trained.push_back(p);
 
   TrainResult result;
   std::int64_t step = 0;
   if (const auto checkpoint = latest_checkpoint(job.output)) {
-    const Json state = Json::parse(read_text_file(*checkpoint / "trainer_state.json"));
-    if (state.value("version", 0) > kTrainerStateVersion) {
-      throw FormatError("'" + (*checkpoint / "trainer_state.json").string() + "' is of a newer svmoe",
-                        "resume with the svmoe that wrote it, or start a new run directory");
-    }
-    load_weights(*job.model, load_hf_checkpoint(*checkpoint));
-    optimizer.load_state(SafetensorsFile::open(*checkpoint / "optimizer.safetensors"));
-    train.set_position({state["data"]["epoch"].get<std::uint64_t>(), state["data"]["index"].get<std::uint64_t>()});
-    step = state["step"].get<std::int64_t>();
-    truncate_metrics(metrics, step);
+    step = resume(job, optimizer, train, *checkpoint, t.micro_batch);
+    if (main) truncate_metrics(metrics, step);
     result.resumed = true;
     spdlog::info("train: resuming from {} (step {})", checkpoint->string(), step);
   }
+  spdlog::info("train: {} of {} parameter tensors trained in {} on {}; {} windows of {} tokens per step ({} rank(s))",
+               optimizer.parameters().size(), job.model->parameters().size(),
+               dtype == torch::kFloat32 ? "float32"
+               : t.precision == "bf16"  ? "bf16"
+                                        : "bf16 (float32 master weights)",
+               job.device.str(), t.micro_batch * t.grad_accum * group.world_size(), t.sequence_length,
+               group.world_size());
 
   install_stop_handlers();
   job.model->train();
-  const std::int64_t tokens_per_step = t.micro_batch * t.grad_accum * t.sequence_length;
+  const std::int64_t tokens_per_step = t.micro_batch * t.grad_accum * t.sequence_length * group.world_size();
   const auto start = std::chrono::steady_clock::now();
+  const std::int64_t first_step = step;
   auto last_log = start;
   std::int64_t steps_since_log = 0;
+  ProgressBar progress(t.steps, main && terminal_progress_wanted());
   while (step < t.steps) {
     const double lr = learning_rate_at(step, t.steps, t.warmup_steps, t.learning_rate, t.min_lr_ratio, t.schedule);
-    double loss_sum = 0.0;
+    std::map<std::string, double> sums;
     for (std::int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      const auto loss = causal_lm_loss(job.model, train.next(t.micro_batch));
-      (loss / static_cast<double>(t.grad_accum)).backward();
-      loss_sum += loss.item<double>();
+      const auto batch = train.next_part(t.micro_batch, group.rank(), group.world_size()).to(job.device);
+      const ObjectiveTerms terms = objective.compute(job.model, batch);
+      (terms.loss / static_cast<double>(t.grad_accum)).backward();
+      sums["loss"] += terms.loss.item<double>();
+      for (const auto& [name, value] : terms.parts) sums[name] += value.item<double>();
     }
-    const double loss = loss_sum / static_cast<double>(t.grad_accum);
+    group.average_gradients(trained);
+    const std::map<std::string, double> parts = mean_parts(sums, t.grad_accum, group);
+    const double loss = parts.at("loss");
     if (!std::isfinite(loss)) {
       throw Error("the training loss became " + std::to_string(loss) + " at step " + std::to_string(step + 1),
                   "lower train.learning_rate or raise train.warmup_steps; resume from the last checkpoint");
@@ -172,47 +271,77 @@ TrainResult train_causal_lm(TrainingJob& job, const TrainSettings& t) {
     const double grad_norm = clip_gradients(optimizer.parameters(), t.grad_clip);
     optimizer.step(lr);
     optimizer.zero_grad();
+    objective.after_step(job.model, group);
     ++step;
     ++steps_since_log;
     result.last_loss = loss;
+    const bool last = step == t.steps;
+    const bool stop = group.any(stop_requested());  // every rank stops at the same step
 
-    if (step % t.log_every == 0 || step == t.steps) {
+    const double run_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double run_rate = run_seconds > 0 ? (step - first_step) * tokens_per_step / run_seconds : 0.0;
+    progress.update(step,
+                    fmt::format("loss {:.4f} | {:.0f} tok/s{}", loss, run_rate,
+                                objective.summary().empty() ? "" : " | " + objective.summary()),
+                    run_rate > 0 ? (t.steps - step) * tokens_per_step / run_rate : -1.0);
+    if (step % t.log_every == 0 || last) {
       const auto now = std::chrono::steady_clock::now();
       const double elapsed = std::chrono::duration<double>(now - start).count();
       const double interval = std::chrono::duration<double>(now - last_log).count();
       const double tokens_per_second = interval > 0 ? tokens_per_step * steps_since_log / interval : 0.0;
       last_log = now;
       steps_since_log = 0;
-      append_metrics(metrics, {{"step", step},
-                               {"tokens", step * tokens_per_step},
-                               {"loss", loss},
-                               {"lr", lr},
-                               {"grad_norm", grad_norm},
-                               {"tokens_per_s", tokens_per_second},
-                               {"elapsed_s", elapsed},
-                               {"memory_mb", resident_megabytes()}});
-      const double eta = tokens_per_second > 0 ? (t.steps - step) * tokens_per_step / tokens_per_second : 0.0;
-      // One complete line per report: readable in a Slurm log file as on a terminal.
-      spdlog::info("train: step {}/{} ({:.0f}%) loss {:.4f} lr {:.2e} grad_norm {:.3f} {:.0f} tokens/s ETA {:.0f} s",
-                   step, t.steps, 100.0 * step / t.steps, loss, lr, grad_norm, tokens_per_second, eta);
+      Json line = {{"step", step},
+                   {"tokens", step * tokens_per_step},
+                   {"lr", lr},
+                   {"grad_norm", grad_norm},
+                   {"tokens_per_s", tokens_per_second},
+                   {"elapsed_s", elapsed},
+                   {"memory_mb", resident_megabytes()}};
+      for (const auto& [name, value] : parts) line[name] = value;
+      line.update(objective.take_metrics(group));  // a collective: every rank calls it
+      std::string terms;
+      for (const auto& [name, value] : parts) {
+        if (name != "loss") terms += fmt::format(" {} {:.4f}", name, value);
+      }
+      if (main) {
+        append_metrics(metrics, line);
+        progress.clear();
+        const double eta = tokens_per_second > 0 ? (t.steps - step) * tokens_per_step / tokens_per_second : 0.0;
+        // One complete line per report: readable in a Slurm log file as on a terminal.
+        spdlog::info("train: step {}/{} ({:.0f}%) loss {:.4f}{} lr {:.2e} grad_norm {:.3f} {:.0f} tokens/s{} ETA {}",
+                     step, t.steps, 100.0 * step / t.steps, loss, parts.size() > 2 ? terms : "", lr, grad_norm,
+                     tokens_per_second, objective.summary().empty() ? "" : " " + objective.summary(),
+                     format_duration(eta));
+      }
     }
-    const bool last = step == t.steps;
     if (valid && ((t.eval_every > 0 && step % t.eval_every == 0) || last)) {
-      const double valid_loss = evaluate_loss(job.model, *valid, t.eval_batches, t.micro_batch);
-      result.valid_loss = valid_loss;
-      append_metrics(metrics, {{"step", step}, {"valid_loss", valid_loss}, {"valid_ppl", std::exp(valid_loss)}});
-      spdlog::info("train: step {} valid loss {:.4f} (ppl {:.2f})", step, valid_loss, std::exp(valid_loss));
+      const double value = validate(objective, job.model, *valid, t.eval_batches, t.micro_batch, job.device, group);
+      result.valid_loss = value;
+      if (main) {
+        progress.clear();
+        if (objective.validation_part() == "lm_loss") {
+          append_metrics(metrics, {{"step", step}, {"valid_loss", value}, {"valid_ppl", std::exp(value)}});
+          spdlog::info("train: step {} valid loss {:.4f} (ppl {:.2f})", step, value, std::exp(value));
+        } else {
+          append_metrics(metrics, {{"step", step}, {"valid_" + objective.validation_part(), value}});
+          spdlog::info("train: step {} valid {} {:.4f}", step, objective.validation_part(), value);
+        }
+      }
     }
-    if ((t.save_every > 0 && step % t.save_every == 0) || last || stop_requested()) {
-      save_checkpoint(job, optimizer, train, step, t);
+    if ((t.save_every > 0 && step % t.save_every == 0) || last || stop) {
+      progress.clear();
+      if (main) save_checkpoint(job, optimizer, train, step, t);
+      group.barrier();
     }
-    if (stop_requested() && !last) {
+    if (stop && !last) {
       spdlog::warn("train: signal {} received: stopped after step {} with a checkpoint; run again to resume",
                    stop_signal(), step);
       result.interrupted = true;
       break;
     }
   }
+  progress.clear();
   result.steps = step;
   return result;
 }

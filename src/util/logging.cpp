@@ -25,6 +25,12 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
+void set_log_rank(int rank) {
+  auto logger = spdlog::default_logger();
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [rank " + std::to_string(rank) + "] [%^%l%$] %v");
+  if (rank != 0 && logger->level() < spdlog::level::warn) logger->set_level(spdlog::level::warn);
+}
+
 ScopedLogFile::ScopedLogFile(const std::filesystem::path& path) {
   auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path.string(), /*truncate=*/false);
   sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");

@@ -59,4 +59,21 @@ TEST(Settings, IntegersAreRangeChecked) {
   EXPECT_THROW(parse_runtime_settings(config2), ConfigError);
 }
 
+TEST(Settings, AStagesOwnTrainKeysOverrideTheTrainSection) {
+  ConfigTree config(default_config());
+  config.set("train.steps", 100, "base.yaml");
+  config.set("train.learning_rate", 1e-3, "base.yaml");
+  config.set("train_router.train.steps", 30, "router.yaml");
+  const TrainSettings router = parse_train_settings(config, "train_router");
+  EXPECT_EQ(router.steps, 30);
+  EXPECT_DOUBLE_EQ(router.learning_rate, 1e-3);  // from train
+  EXPECT_EQ(parse_train_settings(config, "finetune").steps, 100);
+  EXPECT_EQ(parse_train_settings(config).steps, 100);
+  // An error in a stage's own key names where it came from.
+  config.set("finetune.train.precision", "bf17", "ft.yaml");
+  const std::string message = test::error_message<ConfigError>([&] { parse_train_settings(config, "finetune"); });
+  EXPECT_NE(message.find("finetune.train.precision"), std::string::npos) << message;
+  EXPECT_NE(message.find("ft.yaml"), std::string::npos) << message;
+}
+
 }  // namespace svmoe

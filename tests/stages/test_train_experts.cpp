@@ -42,7 +42,7 @@ TEST(TrainExperts, ExpertsSpecialiseOnTheirSubdomains) {
   base.init = "random";
   base.dataset = dir / "dataset";
   base.output = dir / "base";
-  run_finetune(base, t, RuntimeSettings{});
+  run_finetune(base, t, RuntimeSettings{}, TrainingContext{});
 
   TrainExpertsSettings s;
   s.base_model = dir / "base" / "final";
@@ -50,7 +50,7 @@ TEST(TrainExperts, ExpertsSpecialiseOnTheirSubdomains) {
   s.output = dir / "experts";
   t.steps = 60;
   t.learning_rate = 2e-3;
-  const auto result = run_train_experts(s, t, RuntimeSettings{});
+  const auto result = run_train_experts(s, t, RuntimeSettings{}, TrainingContext{});
   ASSERT_EQ(result.trained, (std::vector<std::int64_t>{0, 1}));
 
   double loss[2][2];  // [expert][subdomain]
@@ -71,7 +71,7 @@ TEST(TrainExperts, ExpertsSpecialiseOnTheirSubdomains) {
             << loss[1][1] << std::endl;
   EXPECT_TRUE(fs::exists(expert_directory(s.output, 0) / "tokenizer.json"));
 
-  const auto again = run_train_experts(s, t, RuntimeSettings{});
+  const auto again = run_train_experts(s, t, RuntimeSettings{}, TrainingContext{});
   EXPECT_EQ(again.skipped, (std::vector<std::int64_t>{0, 1}));
   EXPECT_TRUE(again.trained.empty());
 

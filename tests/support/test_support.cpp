@@ -9,6 +9,12 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/model/causal_lm.h"
+#include "svmoe/model/initialization.h"
+#include "svmoe/stages/merge.h"
+#include "svmoe/stages/prepare.h"
+
 namespace svmoe::test {
 namespace fs = std::filesystem;
 
@@ -76,6 +82,38 @@ fs::path example_ci_corpus() {
     throw std::runtime_error(path.string() + " is missing: run scripts/get-example-corpus.sh (scripts/test.sh does)");
   }
   return path;
+}
+
+}  // namespace svmoe::test
+
+namespace svmoe::test {
+
+fs::path ci_dataset(const fs::path& dir, int subdomains) {
+  PrepareSettings s;
+  s.corpus = {example_ci_corpus()};
+  s.tokenizer = data_dir() / "tokenizers" / "unigram";
+  s.output = dir / "dataset";
+  s.num_subdomains = subdomains;
+  run_prepare(s, RuntimeSettings{}, Json::object());
+  return s.output;
+}
+
+fs::path tiny_moe(const fs::path& dir, int experts, int top_k) {
+  const HfCheckpoint base = load_hf_checkpoint(model_fixture("llama_mha_untied"));
+  MergeSettings merge;
+  for (int e = 0; e < experts; ++e) {
+    CausalLM model(base.config);
+    initialize_weights(*model, base.config.initializer_range, 100 + e);
+    const fs::path expert = dir / ("dense_" + std::to_string(e));
+    SaveOptions options;
+    options.copy_tokenizer_from = data_dir() / "tokenizers" / "unigram";
+    save_hf_checkpoint(expert, base.config, named_tensors(*model), options, base.raw_config);
+    merge.experts.push_back(expert);
+  }
+  merge.output = dir / "moe";
+  merge.num_experts_per_tok = top_k;
+  run_merge(merge, RuntimeSettings{});
+  return merge.output;
 }
 
 }  // namespace svmoe::test

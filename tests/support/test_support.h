@@ -58,4 +58,11 @@ nlohmann::json sklearn_reference(const std::string& mode, const nlohmann::json& 
 // data/example/ci.jsonl (scripts/get-example-corpus.sh writes it; scripts/test.sh runs that).
 std::filesystem::path example_ci_corpus();
 
+// DIR/dataset: the CI corpus prepared into `subdomains` subdomains with the unigram fixture tokenizer.
+std::filesystem::path ci_dataset(const std::filesystem::path& dir, int subdomains);
+
+// DIR/moe: `experts` randomly initialised copies of the llama_mha_untied fixture's architecture
+// (different seeds), merged into a top-`top_k` MoE with svmoe merge.
+std::filesystem::path tiny_moe(const std::filesystem::path& dir, int experts, int top_k);
+
 }  // namespace svmoe::test

@@ -32,7 +32,7 @@ TrainingJob tiny_job(const fs::path& dataset, const fs::path& output) {
   job.model = CausalLM(base.config);
   initialize_weights(*job.model, 0.02, 1);
   job.base_config = base.raw_config;
-  job.train_shards = {shard_prefix(dataset, 0, "train"), shard_prefix(dataset, 1, "train")};
+  job.train_sources = {SamplerSource{{shard_prefix(dataset, 0, "train"), shard_prefix(dataset, 1, "train")}, 1.0}};
   job.valid_shards = {shard_prefix(dataset, 0, "valid")};
   job.output = output;
   job.seed = 5;
@@ -72,7 +72,7 @@ TEST(Trainer, LossFallsAndCheckpointsAreWritten) {
   const fs::path dataset = tiny_dataset(dir.path());
   TrainingJob job = tiny_job(dataset, dir / "run");
   TrainSettings t = tiny_settings(12);
-  const TrainResult result = train_causal_lm(job, t);
+  const TrainResult result = train_model(job, t);
   EXPECT_EQ(result.steps, 12);
   const auto curve = losses(dir / "run" / "metrics.jsonl");
   ASSERT_EQ(curve.size(), 12u);
@@ -92,13 +92,13 @@ TEST(Trainer, ResumeIsBitExactOnTheCpu) {
   test::ScratchDir dir;
   const fs::path dataset = tiny_dataset(dir.path());
   TrainingJob whole = tiny_job(dataset, dir / "whole");
-  train_causal_lm(whole, tiny_settings(8));
+  train_model(whole, tiny_settings(8));
 
   TrainingJob first = tiny_job(dataset, dir / "parts");
-  train_causal_lm(first, tiny_settings(4));        // stops after step 4 (checkpoints at 3 and 4)
+  train_model(first, tiny_settings(4));            // stops after step 4 (checkpoints at 3 and 4)
   fs::remove_all(dir / "parts" / "checkpoint-4");  // as if killed between two checkpoints
   TrainingJob second = tiny_job(dataset, dir / "parts");
-  const TrainResult resumed = train_causal_lm(second, tiny_settings(8));
+  const TrainResult resumed = train_model(second, tiny_settings(8));
   EXPECT_TRUE(resumed.resumed);
   const auto expected = losses(dir / "whole" / "metrics.jsonl");
   const auto actual = losses(dir / "parts" / "metrics.jsonl");
@@ -107,6 +107,39 @@ TEST(Trainer, ResumeIsBitExactOnTheCpu) {
   const auto a = CheckpointTensors::open(dir / "whole" / "checkpoint-8").tensor("model.norm.weight");
   const auto b = CheckpointTensors::open(dir / "parts" / "checkpoint-8").tensor("model.norm.weight");
   EXPECT_TRUE(torch::equal(a, b));
+}
+
+// bf16 mixed precision (what CUDA runs by default) works the same way on the CPU: bf16
+// parameters and compute, float32 master weights in the optimizer state, losses close to the
+// float32 run's, and a resume that restores the master weights exactly.
+TEST(Trainer, Bf16MixedPrecisionKeepsFloat32MasterWeights) {
+  test::ScratchDir dir;
+  const fs::path dataset = tiny_dataset(dir.path());
+  TrainingJob reference = tiny_job(dataset, dir / "fp32");
+  train_model(reference, tiny_settings(6));
+  TrainSettings t = tiny_settings(6);
+  t.precision = "bf16_mixed";
+  TrainingJob mixed = tiny_job(dataset, dir / "bf16");
+  train_model(mixed, t);
+  const auto expected = losses(dir / "fp32" / "metrics.jsonl");
+  const auto actual = losses(dir / "bf16" / "metrics.jsonl");
+  ASSERT_EQ(actual.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_NEAR(actual[i], expected[i], 0.02 * expected[i]) << i;
+
+  const SafetensorsFile state = SafetensorsFile::open(dir / "bf16" / "checkpoint-6" / "optimizer.safetensors");
+  EXPECT_TRUE(state.contains("master.model.norm.weight"));
+  EXPECT_EQ(state.entry("master.model.norm.weight").dtype, DType::kF32);
+  const HfCheckpoint saved = load_hf_checkpoint(dir / "bf16" / "checkpoint-6");
+  EXPECT_EQ(saved.config.dtype, "bfloat16");
+  EXPECT_EQ(saved.tensors.tensor("model.norm.weight").scalar_type(), torch::kBFloat16);
+  // The bf16 weights are the master weights rounded.
+  EXPECT_TRUE(torch::equal(saved.tensors.tensor("model.norm.weight"),
+                           state.tensor("master.model.norm.weight").to(torch::kBFloat16)));
+
+  t.steps = 8;
+  TrainingJob resumed = tiny_job(dataset, dir / "bf16");
+  EXPECT_TRUE(train_model(resumed, t).resumed);
+  EXPECT_EQ(losses(dir / "bf16" / "metrics.jsonl").size(), 8u);
 }
 
 }  // namespace svmoe

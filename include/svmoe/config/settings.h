@@ -18,6 +18,7 @@ struct RuntimeSettings {
   std::string log_level = "info";
   int threads = 0;  // intra-op CPU threads; 0 = LibTorch's default
   std::uint64_t seed = 1234;
+  std::int64_t distributed_timeout_s = 900;  // how long ranks wait for each other (rendezvous, collectives)
 };
 
 // svmoe forward: run a checkpoint on given token ids (for checks against other frameworks).
@@ -91,6 +92,17 @@ struct TrainSettings {
   std::int64_t eval_batches = 8;
   std::int64_t save_every = 200;  // 0: only at the end
   std::int64_t keep_last = 2;     // checkpoints kept
+  // auto: float32 on the CPU, bf16_mixed on CUDA; bf16_mixed: bf16 parameters and compute with
+  // float32 master weights and moments; bf16: no master weights; float32.
+  std::string precision = "auto";
+};
+
+// The load-balancing term of MoE fine-tuning (SPEC.md §4, stage 4).
+struct FinetuneLoadBalancing {
+  std::string method = "none";     // none | switch | aux_free
+  double alpha = 0.01;             // switch's coefficient
+  std::string pooling = "pooled";  // pooled (transformers' value) | per_layer (BTX's description)
+  double aux_free_rate = 1e-3;     // aux_free's bias step per optimizer step
 };
 
 // svmoe finetune: the engine on a dense model and any mix of subdomains (all: the Dense baseline).
@@ -99,7 +111,20 @@ struct FinetuneSettings {
   std::string init = "pretrained";  // pretrained | random (the HF initialiser)
   std::filesystem::path dataset;    // a directory svmoe prepare wrote
   std::vector<std::int64_t> subdomains;  // empty: all
+  // Sampling weights of `subdomains` (same length); empty: every window equally likely (a mix
+  // in proportion to the subdomains' sizes).
+  std::vector<double> subdomain_weights;
   std::filesystem::path output;          // the run directory: checkpoints, metrics.jsonl, final/
+  FinetuneLoadBalancing load_balancing;  // MoE models only
+};
+
+// svmoe train-router (SPEC.md §4, stage 3): only the routers of a merged MoE, against the
+// dataset's TF-IDF targets, on the training splits of all subdomains.
+struct TrainRouterSettings {
+  std::filesystem::path model;  // an MoE directory (svmoe merge's output)
+  std::filesystem::path dataset;
+  std::filesystem::path output;         // the run directory; the trained MoE in OUTPUT/final/
+  std::string missing_target = "mask";  // tokens without a TF-IDF target: mask | uniform
 };
 
 // svmoe train-experts (SPEC.md §4, stage 1): one expert per subdomain, each the base model
@@ -119,9 +144,12 @@ RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
 PrepareSettings parse_prepare_settings(const ConfigTree& config);
 MergeSettings parse_merge_settings(const ConfigTree& config);
-TrainSettings parse_train_settings(const ConfigTree& config);
+// The `train` section, with the keys a stage's own `STAGE.train` section sets (non-null) in
+// their place: one experiment file can give each stage its own steps, learning rate, ...
+TrainSettings parse_train_settings(const ConfigTree& config, const std::string& stage = {});
 FinetuneSettings parse_finetune_settings(const ConfigTree& config);
 TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config);
+TrainRouterSettings parse_train_router_settings(const ConfigTree& config);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.

@@ -6,7 +6,20 @@
 
 #include <optional>
 
+namespace c10d {
+class ProcessGroup;
+class Backend;
+}  // namespace c10d
+
 namespace svmoe::compat {
+
+// The c10d class that ProcessGroupGloo and ProcessGroupNCCL derive from (and that holds
+// allreduce and barrier): ProcessGroup in 1.13, Backend from 2.0 on.
+#if TORCH_VERSION_MAJOR >= 2
+using CollectiveBackend = c10d::Backend;
+#else
+using CollectiveBackend = c10d::ProcessGroup;
+#endif
 
 // Causal self-attention. q: [B, H, T, D], k and v: [B, H, T, D] (KV heads already repeated).
 // LibTorch 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA).

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "svmoe/config/settings.h"
-#include "svmoe/train/trainer.h"
+#include "svmoe/stages/finetune.h"
 
 namespace svmoe {
 
@@ -19,7 +19,7 @@ struct TrainExpertsResult {
 };
 
 TrainExpertsResult run_train_experts(const TrainExpertsSettings& settings, const TrainSettings& train,
-                                     const RuntimeSettings& runtime);
+                                     const RuntimeSettings& runtime, const TrainingContext& context);
 
 std::filesystem::path expert_directory(const std::filesystem::path& output, std::int64_t expert);
 

@@ -3,7 +3,9 @@
 //   p -= lr * wd * p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 //   p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // No weight decay on parameters of one dimension (norms, biases), as Megatron-LM and
-// transformers' Trainer do.
+// transformers' Trainer do. Moments are float32 whatever the parameters' dtype; a parameter
+// of lower precision (bf16 mixed precision) gets a float32 master copy that the update is
+// applied to and that is rounded into the parameter after each step.
 #pragma once
 
 #include <torch/types.h>
@@ -21,6 +23,7 @@ struct AdamWOptions {
   double beta2 = 0.95;
   double eps = 1e-8;
   double weight_decay = 0.1;
+  bool master_weights = true;  // float32 master copies of low-precision parameters (false: pure bf16)
 };
 
 class AdamW {
@@ -33,13 +36,15 @@ class AdamW {
   std::int64_t steps() const { return steps_; }
   const std::vector<std::pair<std::string, torch::Tensor>>& parameters() const { return parameters_; }
 
-  // exp_avg.NAME, exp_avg_sq.NAME and "step", to save; and back.
+  // exp_avg.NAME, exp_avg_sq.NAME, master.NAME (low-precision parameters) and "step", to
+  // save; and back.
   std::vector<NamedTensor> state() const;
   void load_state(const SafetensorsFile& file);
 
  private:
   std::vector<std::pair<std::string, torch::Tensor>> parameters_;
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
+  std::vector<torch::Tensor> master_;  // float32 copies of low-precision parameters; undefined otherwise
   AdamWOptions options_;
   std::int64_t steps_ = 0;
 };

@@ -1,0 +1,59 @@
+#include "svmoe/stages/train_router.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "svmoe/io/hf_config.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/strings.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+std::size_t train_only_routers(CausalLM& model) {
+  std::size_t routers = 0;
+  for (auto& item : model->named_parameters(/*recurse=*/true)) {
+    const bool router = ends_with(item.key(), "block_sparse_moe.gate.weight");
+    item.value().set_requires_grad(router);
+    routers += router ? 1 : 0;
+  }
+  return routers;
+}
+
+TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& t, const RuntimeSettings& runtime,
+                             const TrainingContext& context) {
+  const ModelConfig config = read_model_config(s.model / "config.json");
+  if (!config.is_moe()) {
+    throw ConfigError("'" + s.model.string() + "' is a dense model (model_type " + config.model_type +
+                          "); train-router trains the routers of an MoE",
+                      "merge the experts first (svmoe merge) and point train_router.model to its output");
+  }
+  const DatasetShards shards = dataset_shards(s.dataset, {});
+  TfidfTargets tfidf = load_tfidf_targets(s.dataset);
+  const std::int64_t subdomains = tfidf.targets.size(1);
+  if (subdomains != config.num_local_experts) {
+    throw ConfigError("the dataset '" + s.dataset.string() + "' has " + std::to_string(subdomains) +
+                          " subdomains but the MoE '" + s.model.string() + "' has " +
+                          std::to_string(config.num_local_experts) + " experts",
+                      "use the dataset the experts were trained on (expert n on subdomain n)");
+  }
+  if (tfidf.targets.size(0) < config.vocab_size) {
+    // Ids beyond the tokenizer's vocabulary (padding rows of the embedding) have no target.
+    const auto missing = config.vocab_size - tfidf.targets.size(0);
+    tfidf.targets = torch::cat({tfidf.targets, torch::zeros({missing, subdomains}, tfidf.targets.options())});
+    tfidf.has_target = torch::cat({tfidf.has_target, torch::zeros({missing}, tfidf.has_target.options())});
+  }
+
+  TrainingJob job = training_job(s.model, /*random_init=*/false, shards, s.output, runtime, context);
+  const std::size_t routers = train_only_routers(job.model);
+  job.objective = std::make_shared<RouterSupervisionObjective>(tfidf.targets, tfidf.has_target, s.missing_target,
+                                                               config.num_hidden_layers);
+  spdlog::info("train-router: the {} routers of {} ({} experts, top-{}) against the TF-IDF targets of {} ({}) -> {}",
+               routers, s.model.string(), config.num_local_experts, config.num_experts_per_tok, s.dataset.string(),
+               s.missing_target, s.output.string());
+  TrainResult result = train_model(job, t);
+  if (!result.interrupted) save_final_model(job);
+  return result;
+}
+
+}  // namespace svmoe

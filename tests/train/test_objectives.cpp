@@ -1,0 +1,181 @@
+#include "svmoe/train/objectives.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/train/distributed.h"
+#include "svmoe/util/error.h"
+#include "test_support.h"
+
+namespace svmoe {
+
+namespace {
+
+CausalLM load_model(const std::string& fixture) {
+  const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture(fixture));
+  CausalLM model(checkpoint.config);
+  load_weights(*model, checkpoint);
+  return model;
+}
+
+torch::Tensor random_batch(std::int64_t vocab, std::int64_t batch, std::int64_t length, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  return torch::randint(vocab, {batch, length + 1}, torch::kInt64);
+}
+
+}  // namespace
+
+TEST(LanguageModelObjective, DenseIsTheNextTokenLoss) {
+  CausalLM model = load_model("llama_mha_untied");
+  const auto batch = random_batch(3000, 2, 9, 1);
+  LanguageModelObjective objective(model->config(), {});
+  const ObjectiveTerms terms = objective.compute(model, batch);
+  const auto logits = model->forward(batch.narrow(1, 0, 9)).logits;
+  const auto expected =
+      torch::nn::functional::cross_entropy(logits.reshape({-1, 3000}), batch.narrow(1, 1, 9).reshape({-1}));
+  EXPECT_NEAR(terms.loss.item<double>(), expected.item<double>(), 1e-6);
+  EXPECT_EQ(terms.parts.count("lb_loss"), 0u);
+  EXPECT_TRUE(objective.take_metrics(ProcessGroup()).empty());
+
+  LoadBalancingSettings lb;
+  lb.method = "switch";
+  EXPECT_NE(
+      test::error_message<ConfigError>([&] { LanguageModelObjective(model->config(), lb); }).find("has no routers"),
+      std::string::npos);
+}
+
+TEST(LanguageModelObjective, SwitchAddsAlphaTimesTheLoadBalancingLoss) {
+  CausalLM model = load_model("mixtral_8e_top2");
+  const auto batch = random_batch(3000, 2, 12, 2);
+  LoadBalancingSettings lb;
+  lb.method = "switch";
+  lb.alpha = 0.25;
+  LanguageModelObjective objective(model->config(), lb);
+  const ObjectiveTerms terms = objective.compute(model, batch);
+  const auto out = model->forward(batch.narrow(1, 0, 12));
+  const double lb_loss = switch_load_balancing_loss(out.router_logits, 2).item<double>();
+  EXPECT_NEAR(terms.parts.at("lb_loss").item<double>(), lb_loss, 1e-6);
+  EXPECT_NEAR(terms.loss.item<double>(), terms.parts.at("lm_loss").item<double>() + 0.25 * lb_loss, 1e-5);
+
+  LanguageModelObjective none(model->config(), {});
+  const ObjectiveTerms plain = none.compute(model, batch);
+  EXPECT_NEAR(plain.loss.item<double>(), plain.parts.at("lm_loss").item<double>(), 1e-7);
+  EXPECT_NEAR(plain.parts.at("lb_loss").item<double>(), lb_loss, 1e-6);  // logged all the same
+}
+
+TEST(LanguageModelObjective, RoutingHealthCountsEveryChoice) {
+  CausalLM model = load_model("mixtral_8e_top2");
+  model->train();
+  LanguageModelObjective objective(model->config(), {});
+  objective.compute(model, random_batch(3000, 2, 10, 3));
+  objective.compute(model, random_batch(3000, 1, 10, 4));
+  const auto metrics = objective.take_metrics(ProcessGroup());
+  const auto& routing = metrics.at("routing");
+  ASSERT_EQ(routing["expert_fraction"].size(), 2u);
+  for (const auto& layer : routing["expert_fraction"]) {
+    double total = 0;
+    for (const auto& f : layer) total += f.get<double>();
+    EXPECT_NEAR(total, 1.0, 1e-9);
+  }
+  for (const auto& h : routing["router_entropy"]) {
+    EXPECT_GT(h.get<double>(), 0.0);
+    EXPECT_LE(h.get<double>(), std::log(8.0) + 1e-6);
+  }
+  EXPECT_TRUE(objective.take_metrics(ProcessGroup())["routing"]["router_entropy"][0] == 0.0);  // reset
+}
+
+TEST(LanguageModelObjective, AuxFreeNudgesTheBiasTowardEqualLoad) {
+  CausalLM model = load_model("mixtral_4e_top1_gqa");
+  model->train();
+  LoadBalancingSettings lb;
+  lb.method = "aux_free";
+  lb.aux_free_rate = 0.01;
+  LanguageModelObjective objective(model->config(), lb);
+  objective.compute(model, random_batch(3000, 4, 16, 5));
+  // The step's loads, computed apart.
+  std::vector<torch::Tensor> loads;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& logits : model->forward(random_batch(3000, 4, 16, 5).narrow(1, 0, 16)).router_logits) {
+      loads.push_back(expert_load(route_top_k(logits, 1), 4).to(torch::kFloat32));
+    }
+  }
+  objective.after_step(model, ProcessGroup());
+  for (std::size_t l = 0; l < loads.size(); ++l) {
+    const auto bias = model->model->layers[l]->as<DecoderLayerImpl>()->block_sparse_moe->selection_bias;
+    const auto expected = torch::sign(loads[l].mean() - loads[l]) * 0.01;
+    EXPECT_TRUE(torch::allclose(bias, expected)) << l << "\n" << bias << "\n" << loads[l];
+  }
+}
+
+// L_SvMoE computed token by token, written apart from the objective (SPEC.md §4, stage 3).
+TEST(RouterSupervisionObjective, EqualsTheDefinitionTokenByToken) {
+  CausalLM model = load_model("mixtral_8e_top2");
+  model->train();
+  const std::int64_t vocab = 3000, experts = 8;
+  torch::manual_seed(9);
+  auto targets = torch::softmax(torch::randn({vocab, experts}) * 2, -1);
+  auto has_target = torch::rand({vocab}) > 0.3;
+  const auto batch = random_batch(vocab, 2, 7, 6);
+  const auto input = batch.narrow(1, 0, 7);
+  std::vector<torch::Tensor> router_logits;
+  {
+    torch::NoGradGuard no_grad;
+    model->model->forward(input, router_logits);
+  }
+  for (const std::string missing : {"mask", "uniform"}) {
+    RouterSupervisionObjective objective(targets, has_target, missing, 2);
+    const ObjectiveTerms terms = objective.compute(model, batch);
+    double sum = 0, agree = 0;
+    std::int64_t counted = 0;
+    for (std::int64_t l = 0; l < 2; ++l) {
+      double layer_sum = 0;
+      std::int64_t layer_count = 0;
+      for (std::int64_t i = 0; i < input.numel(); ++i) {
+        const auto token = input.reshape({-1})[i].item<std::int64_t>();
+        const bool targeted = has_target[token].item<bool>();
+        if (!targeted && missing == "mask") continue;
+        const auto logits = router_logits[l][i];
+        const auto log_p = logits - logits.exp().sum().log();
+        double ce = 0;
+        for (std::int64_t n = 0; n < experts; ++n) {
+          const double t = targeted ? targets[token][n].item<double>() : 1.0 / experts;
+          ce -= t * log_p[n].item<double>();
+        }
+        layer_sum += ce;
+        ++layer_count;
+        agree += logits.argmax().item<std::int64_t>() == (targeted ? targets[token].argmax().item<std::int64_t>() : 0)
+                     ? 1
+                     : 0;
+      }
+      sum += layer_sum / layer_count;
+      counted = layer_count;
+    }
+    EXPECT_NEAR(terms.loss.item<double>(), sum, 1e-5) << missing;
+    EXPECT_NEAR(terms.parts.at("router_loss").item<double>(), sum / 2, 1e-5) << missing;
+    const auto metrics = objective.take_metrics(ProcessGroup()).at("router");
+    EXPECT_EQ(metrics["targeted_tokens"].get<double>(), static_cast<double>(counted)) << missing;
+    const double agreement = metrics["top1_agreement"][0].get<double>() + metrics["top1_agreement"][1].get<double>();
+    EXPECT_NEAR(agreement, agree / counted, 1e-9) << missing;
+  }
+}
+
+TEST(RouterSupervisionObjective, GradientsReachTheRouters) {
+  CausalLM model = load_model("mixtral_8e_top2");
+  model->train();
+  const auto targets = torch::softmax(torch::randn({3000, 8}), -1);
+  RouterSupervisionObjective objective(targets, torch::ones({3000}, torch::kBool), "mask", 2);
+  objective.compute(model, random_batch(3000, 2, 6, 7)).loss.backward();
+  for (const auto& item : model->named_parameters()) {
+    if (item.key().find("block_sparse_moe.gate") != std::string::npos) {
+      ASSERT_TRUE(item.value().grad().defined()) << item.key();
+      EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0) << item.key();
+    }
+    if (item.key() == "lm_head.weight") EXPECT_FALSE(item.value().grad().defined());  // no LM head
+  }
+}
+
+}  // namespace svmoe
