@@ -7,9 +7,11 @@
 #   3. svmoe finetune: pretrain a tiny base model from scratch on all subdomains
 #      (runs/quickstart/base, its validation loss in metrics.jsonl),
 #   4. svmoe train-experts: one expert per subdomain from that base (runs/quickstart/experts),
-#   5. svmoe merge: the 8 experts into one top-2 MoE (runs/quickstart/moe).
-# About 10 minutes on 2 cores. Every step resumes or skips what is done when run again.
-# Later stages join this script as they land.
+#   5. svmoe merge: the 8 experts into one top-2 MoE (runs/quickstart/moe),
+#   6. svmoe train-router: the routers against the TF-IDF targets (runs/quickstart/router),
+#   7. svmoe finetune on the MoEs: BTX (merge -> finetune) and SvMoE (merge -> train-router ->
+#      finetune), each without and with the switch LB loss (runs/quickstart/{btx,svmoe}{,_lb}).
+# About 15 minutes on 2 cores. Every step resumes or skips what is done when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -23,6 +25,15 @@ build/svmoe forward -c configs/quickstart/forward.yaml \
   --output runs/quickstart/logits.safetensors --compare "$model/expected.safetensors"
 build/svmoe prepare -c configs/quickstart/experiment.yaml
 build/svmoe finetune -c configs/quickstart/experiment.yaml
-build/svmoe train-experts -c configs/quickstart/experiment.yaml --steps 60
+build/svmoe train-experts -c configs/quickstart/experiment.yaml
 build/svmoe merge -c configs/quickstart/experiment.yaml
 build/svmoe inspect runs/quickstart/moe
+build/svmoe train-router -c configs/quickstart/experiment.yaml
+stage4=(-c configs/quickstart/experiment.yaml --set finetune.init=pretrained --steps 60
+        --set finetune.train.eval_every=60 --set finetune.train.save_every=60)
+build/svmoe finetune "${stage4[@]}" --model runs/quickstart/moe --output runs/quickstart/btx
+build/svmoe finetune "${stage4[@]}" --model runs/quickstart/moe --output runs/quickstart/btx_lb \
+  --set finetune.load_balancing.method=switch
+build/svmoe finetune "${stage4[@]}" --model runs/quickstart/router/final --output runs/quickstart/svmoe
+build/svmoe finetune "${stage4[@]}" --model runs/quickstart/router/final --output runs/quickstart/svmoe_lb \
+  --set finetune.load_balancing.method=switch

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   svmoe::cli::add_merge_command(app);
   svmoe::cli::add_train_router_command(app);
   svmoe::cli::add_finetune_command(app);
+  svmoe::cli::add_eval_command(app);
 
   try {
     app.parse(argc, argv);

@@ -113,6 +113,13 @@ Json default_config() {
           {"pooling", finetune.load_balancing.pooling},
           {"aux_free_rate", finetune.load_balancing.aux_free_rate}}},
         {"train", stage_train}}},
+      {"eval",
+       {{"models", Json::array()},
+        {"dataset", nullptr},
+        {"splits", Json::array({"test"})},
+        {"output", nullptr},
+        {"context_length", 0},
+        {"max_documents", 0}}},
       {"train_router",
        {{"model", nullptr},
         {"dataset", nullptr},
@@ -326,6 +333,56 @@ TrainRouterSettings parse_train_router_settings(const ConfigTree& config) {
                         "give the dataset svmoe prepare wrote (its TF-IDF targets; train_router.dataset)");
   s.output = read.path("train_router.output", true, "give the run directory (train_router.output or --output)");
   s.missing_target = read.choice("train_router.missing_target", {"mask", "uniform"});
+  return s;
+}
+
+EvalSettings parse_eval_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  EvalSettings s;
+  const Json& models = config.at("eval.models");
+  const std::string origin = config.origin("eval.models");
+  const std::string shape = "a list of {name: ..., path: DIR, lb: yes|no|-}";
+  if (!models.is_array() || models.empty()) {
+    throw ConfigError("config key 'eval.models' (from " + origin + ") must be " + shape,
+                      "list the models to evaluate, e.g. - {name: BTX, path: runs/btx/final, lb: no}");
+  }
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    const Json& m = models[i];
+    const std::string where = "eval.models[" + std::to_string(i) + "]";
+    if (!m.is_object() || !m.contains("name") || !m.contains("path") || !m["name"].is_string() ||
+        !m["path"].is_string()) {
+      throw ConfigError("config key '" + where + "' (from " + origin + ") is " + m.dump() + "; expected " + shape);
+    }
+    for (const auto& [key, value] : m.items()) {
+      if (key != "name" && key != "path" && key != "lb") {
+        throw ConfigError("config key '" + where + "." + key + "' (from " + origin + ") is not known",
+                          "a model has name, path and lb");
+      }
+    }
+    EvalModel model{m["name"].get<std::string>(), m["path"].get<std::string>(), "-"};
+    if (m.contains("lb")) {
+      const Json& lb = m["lb"];
+      if (lb.is_boolean())
+        model.lb = lb.get<bool>() ? "yes" : "no";
+      else if (lb.is_string() && (lb == "yes" || lb == "no" || lb == "-"))
+        model.lb = lb.get<std::string>();
+      else
+        throw ConfigError("config key '" + where + ".lb' (from " + origin + ") is " + lb.dump() +
+                          "; expected yes, no or -");
+    }
+    s.models.push_back(model);
+  }
+  s.dataset = read.path("eval.dataset", true, "give the dataset svmoe prepare wrote (eval.dataset)");
+  s.splits = read.strings("eval.splits");
+  for (const auto& split : s.splits) {
+    if (split != "train" && split != "valid" && split != "test") {
+      throw ConfigError("config key 'eval.splits' (from " + config.origin("eval.splits") + ") holds '" + split +
+                        "'; expected train, valid or test");
+    }
+  }
+  s.output = read.path("eval.output", true, "give the directory for the tables (eval.output or --output)");
+  s.context_length = read.integer("eval.context_length", 0, 1 << 24);
+  s.max_documents = read.integer("eval.max_documents", 0, std::int64_t{1} << 40);
   return s;
 }
 

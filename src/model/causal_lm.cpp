@@ -69,4 +69,13 @@ CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
   return output;
 }
 
+std::vector<torch::Tensor> selection_biases(CausalLMImpl& model) {
+  std::vector<torch::Tensor> biases;
+  for (const auto& layer : *model.model->layers) {
+    const auto& block = layer->as<DecoderLayerImpl>()->block_sparse_moe;
+    if (block) biases.push_back(block->selection_bias);
+  }
+  return biases;
+}
+
 }  // namespace svmoe

@@ -29,19 +29,13 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
                       "merge the experts first (svmoe merge) and point train_router.model to its output");
   }
   const DatasetShards shards = dataset_shards(s.dataset, {});
-  TfidfTargets tfidf = load_tfidf_targets(s.dataset);
+  const TfidfTargets tfidf = load_tfidf_targets(s.dataset, config.vocab_size);
   const std::int64_t subdomains = tfidf.targets.size(1);
   if (subdomains != config.num_local_experts) {
     throw ConfigError("the dataset '" + s.dataset.string() + "' has " + std::to_string(subdomains) +
                           " subdomains but the MoE '" + s.model.string() + "' has " +
                           std::to_string(config.num_local_experts) + " experts",
                       "use the dataset the experts were trained on (expert n on subdomain n)");
-  }
-  if (tfidf.targets.size(0) < config.vocab_size) {
-    // Ids beyond the tokenizer's vocabulary (padding rows of the embedding) have no target.
-    const auto missing = config.vocab_size - tfidf.targets.size(0);
-    tfidf.targets = torch::cat({tfidf.targets, torch::zeros({missing, subdomains}, tfidf.targets.options())});
-    tfidf.has_target = torch::cat({tfidf.has_target, torch::zeros({missing}, tfidf.has_target.options())});
   }
 
   TrainingJob job = training_job(s.model, /*random_init=*/false, shards, s.output, runtime, context);

@@ -12,16 +12,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Each MoE layer's aux_free selection bias, in layer order.
-std::vector<torch::Tensor> selection_biases(CausalLM& model) {
-  std::vector<torch::Tensor> biases;
-  for (const auto& layer : *model->model->layers) {
-    const auto& block = layer->as<DecoderLayerImpl>()->block_sparse_moe;
-    if (block) biases.push_back(block->selection_bias);
-  }
-  return biases;
-}
-
 double mean_of(const nlohmann::json& values) {
   double total = 0;
   std::size_t n = 0;
@@ -72,7 +62,7 @@ ObjectiveTerms LanguageModelObjective::compute(CausalLM& model, const torch::Ten
     terms.parts["lb_loss"] = switch_load_balancing_loss(out.router_logits, top_k, settings_.pooling);
   }
   if (model->is_training()) {
-    const auto biases = selection_biases(model);
+    const auto biases = selection_biases(*model);
     interval_.add(out.router_logits, biases);
     if (settings_.method == "aux_free") step_.add(out.router_logits, biases);
   }
@@ -83,7 +73,7 @@ void LanguageModelObjective::after_step(CausalLM& model, const ProcessGroup& gro
   if (!moe_ || settings_.method != "aux_free") return;
   step_.all_reduce(group);
   const auto loads = step_.load();
-  auto biases = selection_biases(model);
+  auto biases = selection_biases(*model);
   for (std::size_t l = 0; l < biases.size(); ++l) {
     update_selection_bias(biases[l], loads[static_cast<std::int64_t>(l)], settings_.aux_free_rate);
   }
@@ -204,7 +194,7 @@ nlohmann::json RouterSupervisionObjective::take_metrics(const ProcessGroup& grou
             {"target_entropy", target_entropy}}}};
 }
 
-TfidfTargets load_tfidf_targets(const fs::path& dataset) {
+TfidfTargets load_tfidf_targets(const fs::path& dataset, std::int64_t vocab_size) {
   const fs::path path = dataset / "tfidf.safetensors";
   if (!fs::exists(path)) {
     throw IoError("the dataset '" + dataset.string() + "' has no tfidf.safetensors",
@@ -216,7 +206,14 @@ TfidfTargets load_tfidf_targets(const fs::path& dataset) {
       throw FormatError("'" + path.string() + "' has no tensor '" + name + "'", "prepare the dataset again");
     }
   }
-  return {file.tensor("tfidf_target").clone(), file.tensor("has_target").clone()};
+  TfidfTargets tfidf{file.tensor("tfidf_target").clone(), file.tensor("has_target").clone()};
+  const std::int64_t rows = tfidf.targets.size(0);
+  if (vocab_size > rows) {
+    // Ids beyond the tokenizer's vocabulary (padding rows of the embedding) have no target.
+    tfidf.targets = torch::cat({tfidf.targets, torch::zeros({vocab_size - rows, tfidf.targets.size(1)})});
+    tfidf.has_target = torch::cat({tfidf.has_target, torch::zeros({vocab_size - rows}, torch::kBool)});
+  }
+  return tfidf;
 }
 
 }  // namespace svmoe

@@ -137,6 +137,21 @@ struct TrainExpertsSettings {
   std::vector<std::int64_t> experts;  // which subdomains; empty: all (--expert N: one, for a Slurm array task)
 };
 
+// svmoe eval (SPEC.md §5): the paper's metrics for named models on splits of a prepared dataset.
+struct EvalModel {
+  std::string name;  // as the tables show it (Dense, BTX, SvMoE, ...)
+  std::filesystem::path path;
+  std::string lb = "-";  // the LB column: yes | no | - (dense)
+};
+struct EvalSettings {
+  std::vector<EvalModel> models;
+  std::filesystem::path dataset;
+  std::vector<std::string> splits = {"test"};  // train | valid | test
+  std::filesystem::path output;                // the tables, figures' data and raw numbers
+  std::int64_t context_length = 0;             // tokens per scoring window; 0: the model's max_position_embeddings
+  std::int64_t max_documents = 0;              // per subdomain and split; 0: all
+};
+
 // The defaults of every section: the schema of valid keys.
 Json default_config();
 
@@ -150,6 +165,7 @@ TrainSettings parse_train_settings(const ConfigTree& config, const std::string& 
 FinetuneSettings parse_finetune_settings(const ConfigTree& config);
 TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config);
 TrainRouterSettings parse_train_router_settings(const ConfigTree& config);
+EvalSettings parse_eval_settings(const ConfigTree& config);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.

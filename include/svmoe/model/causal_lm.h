@@ -67,4 +67,8 @@ class CausalLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CausalLM);
 
+// Each MoE layer's aux_free selection bias (SparseMoeBlock::selection_bias), in layer order;
+// empty for a dense model. The tensors are the buffers themselves.
+std::vector<torch::Tensor> selection_biases(CausalLMImpl& model);
+
 }  // namespace svmoe

@@ -96,10 +96,12 @@ class RouterSupervisionObjective : public TrainingObjective {
   std::string summary_;
 };
 
-// Loads a dataset's tfidf.safetensors (tfidf_target [vocab, N], has_target [vocab]).
+// Loads a dataset's tfidf.safetensors (tfidf_target [vocab, N], has_target [vocab]); with a
+// larger `vocab_size` (a model's embedding padded beyond its tokenizer), the extra ids get no
+// target.
 struct TfidfTargets {
   torch::Tensor targets, has_target;
 };
-TfidfTargets load_tfidf_targets(const std::filesystem::path& dataset);
+TfidfTargets load_tfidf_targets(const std::filesystem::path& dataset, std::int64_t vocab_size = 0);
 
 }  // namespace svmoe

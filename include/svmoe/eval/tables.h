@@ -1,0 +1,32 @@
+// Result tables in the paper's layout, as Markdown (best value bold, second best underlined,
+// as the paper marks them) and CSV (mean and std in columns of their own).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace svmoe {
+
+struct TableColumn {
+  std::string name;
+  bool ranked = false;  // a metric where lower is better: its best and second best are marked
+};
+
+struct TableCell {
+  std::string text;            // text cells (model, LB)
+  std::optional<double> mean;  // metric cells; empty: "-"
+  std::optional<double> std;
+};
+
+struct Table {
+  std::vector<TableColumn> columns;
+  std::vector<std::vector<TableCell>> rows;
+};
+
+// Metric cells read "mean±std" with `digits` decimals; ties share the mark.
+std::string markdown_table(const Table& table, int digits = 3);
+// Metric columns become NAME_mean and NAME_std; full precision.
+std::string csv_table(const Table& table);
+
+}  // namespace svmoe

@@ -1,0 +1,94 @@
+#include "svmoe/eval/tables.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <set>
+
+namespace svmoe {
+
+namespace {
+
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (const char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return quoted + "\"";
+}
+
+}  // namespace
+
+std::string markdown_table(const Table& table, int digits) {
+  std::string out = "|";
+  for (const auto& column : table.columns) out += " " + column.name + " |";
+  out += "\n|";
+  for (std::size_t c = 0; c < table.columns.size(); ++c) out += "---|";
+  out += "\n";
+  // Per ranked column, the best and second best distinct values as printed.
+  std::vector<std::vector<std::string>> marks(table.rows.size(), std::vector<std::string>(table.columns.size()));
+  for (std::size_t c = 0; c < table.columns.size(); ++c) {
+    if (!table.columns[c].ranked) continue;
+    std::set<double> values;
+    for (const auto& row : table.rows) {
+      if (row[c].mean) values.insert(std::stod(fmt::format("{:.{}f}", *row[c].mean, digits)));
+    }
+    const auto best = values.begin();
+    const auto second = values.size() > 1 ? std::next(best) : values.end();
+    for (std::size_t r = 0; r < table.rows.size(); ++r) {
+      if (!table.rows[r][c].mean) continue;
+      const double shown = std::stod(fmt::format("{:.{}f}", *table.rows[r][c].mean, digits));
+      if (shown == *best)
+        marks[r][c] = "best";
+      else if (second != values.end() && shown == *second)
+        marks[r][c] = "second";
+    }
+  }
+  for (std::size_t r = 0; r < table.rows.size(); ++r) {
+    out += "|";
+    for (std::size_t c = 0; c < table.columns.size(); ++c) {
+      const TableCell& cell = table.rows[r][c];
+      std::string text = cell.text;
+      if (cell.mean) {
+        text = fmt::format("{:.{}f}", *cell.mean, digits);
+        if (cell.std) text += fmt::format("±{:.{}f}", *cell.std, digits);
+      } else if (text.empty()) {
+        text = "-";
+      }
+      if (marks[r][c] == "best") text = "**" + text + "**";
+      if (marks[r][c] == "second") text = "<u>" + text + "</u>";
+      out += " " + text + " |";
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+std::string csv_table(const Table& table) {
+  std::vector<bool> metric(table.columns.size(), false);
+  for (const auto& row : table.rows) {
+    for (std::size_t c = 0; c < row.size(); ++c) metric[c] = metric[c] || row[c].mean.has_value();
+  }
+  std::string out;
+  for (std::size_t c = 0; c < table.columns.size(); ++c) {
+    if (c > 0) out += ",";
+    out += metric[c] ? csv_field(table.columns[c].name + "_mean") + "," + csv_field(table.columns[c].name + "_std")
+                     : csv_field(table.columns[c].name);
+  }
+  out += "\n";
+  for (const auto& row : table.rows) {
+    for (std::size_t c = 0; c < table.columns.size(); ++c) {
+      if (c > 0) out += ",";
+      if (metric[c]) {
+        out += row[c].mean ? fmt::format("{}", *row[c].mean) : "";
+        out += ",";
+        out += row[c].std ? fmt::format("{}", *row[c].std) : "";
+      } else {
+        out += csv_field(row[c].text);
+      }
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+}  // namespace svmoe

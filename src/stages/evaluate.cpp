@@ -1,0 +1,205 @@
+#include "svmoe/stages/evaluate.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "svmoe/eval/metrics.h"
+#include "svmoe/eval/tables.h"
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/token_shards.h"
+#include "svmoe/model/device.h"
+#include "svmoe/stages/finetune.h"
+#include "svmoe/stages/prepare.h"
+#include "svmoe/train/objectives.h"
+#include "svmoe/train/routing_statistics.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "svmoe/util/progress.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+Json evaluate_split(CausalLM& model, const fs::path& dataset, const std::string& split, std::int64_t context,
+                    std::int64_t max_documents) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const ModelConfig& config = model->config();
+  const torch::Device device = model->parameters().front().device();
+  const std::int64_t subdomains = static_cast<std::int64_t>(dataset_shards(dataset, {}).train.size());
+  const bool moe = config.is_moe();
+  TfidfTargets tfidf;
+  if (moe) {
+    tfidf = load_tfidf_targets(dataset, config.vocab_size);
+    tfidf.targets = tfidf.targets.to(device);
+    tfidf.has_target = tfidf.has_target.to(device);
+  }
+  MeanStd ppl, entropy;
+  ConditionalMeanRank cmr;
+  RoutingStatistics routing(config.num_hidden_layers, config.num_local_experts, config.num_experts_per_tok);
+  const auto biases = selection_biases(*model);
+  std::int64_t documents = 0, tokens = 0;
+
+  std::vector<TokenShard> shards;
+  std::int64_t total = 0;
+  for (std::int64_t d = 0; d < subdomains; ++d) {
+    shards.push_back(TokenShard::open(shard_prefix(dataset, static_cast<int>(d), split)));
+    const auto n = static_cast<std::int64_t>(shards.back().documents());
+    total += max_documents > 0 ? std::min(max_documents, n) : n;
+  }
+  ProgressBar progress(total, terminal_progress_wanted());
+  std::int64_t seen = 0;
+  for (const TokenShard& shard : shards) {
+    const auto n = static_cast<std::int64_t>(shard.documents());
+    for (std::int64_t doc = 0; doc < (max_documents > 0 ? std::min(max_documents, n) : n); ++doc) {
+      progress.update(++seen, fmt::format("{} documents", seen), -1);
+      const std::vector<std::int32_t> ids = shard.document(static_cast<std::uint64_t>(doc));
+      const auto length = static_cast<std::int64_t>(ids.size());
+      if (length < 2) continue;  // nothing to predict
+      const auto all = torch::tensor(ids, torch::kInt64).to(device);
+      double nll = 0.0;
+      for (std::int64_t begin = 0; begin + 1 < length; begin += context) {
+        const std::int64_t end = std::min(begin + context + 1, length);
+        const auto input = all.slice(0, begin, end - 1).unsqueeze(0);
+        const auto target = all.slice(0, begin + 1, end);
+        const CausalLMOutput out = model->forward(input);
+        const auto log_p = torch::log_softmax(out.logits[0].to(torch::kFloat32), -1);
+        nll -= log_p.gather(1, target.unsqueeze(1)).sum().item<double>();
+        if (moe) {
+          const auto input_ids = input.reshape({-1});
+          const auto targets = tfidf.targets.index_select(0, input_ids);
+          const auto has_target = tfidf.has_target.index_select(0, input_ids);
+          for (const auto& logits : out.router_logits) {
+            cmr.add(logits, targets, has_target);
+            add_router_entropy(logits, entropy);
+          }
+          routing.add(out.router_logits, biases);
+        }
+      }
+      ppl.add(std::exp(nll / static_cast<double>(length - 1)));
+      ++documents;
+      tokens += length - 1;
+    }
+  }
+  progress.clear();
+  Json result = {{"documents", documents}, {"tokens", tokens}, {"ppl", ppl.to_json()}};
+  if (moe) {
+    result["cmr_1"] = cmr.cmr(1).to_json();
+    result["cmr_2"] = cmr.cmr(2).to_json();
+    result["s_rl"] = entropy.to_json();
+    const auto counts = routing.load();
+    Json per_layer = Json::array();
+    for (std::int64_t l = 0; l < counts.size(0); ++l) {
+      Json row = Json::array();
+      for (std::int64_t e = 0; e < counts.size(1); ++e)
+        row.push_back(static_cast<std::int64_t>(counts[l][e].item<double>()));
+      per_layer.push_back(row);
+    }
+    result["expert_counts"] = per_layer;
+    result["expert_fraction"] = routing.to_json()["expert_fraction"];
+  }
+  return result;
+}
+
+namespace {
+
+TableCell metric_cell(const Json& metric) {
+  if (!metric.is_object() || metric["mean"].is_null()) return {};
+  return {"", metric["mean"].get<double>(), metric["std"].get<double>()};
+}
+
+// Table 2 (test) and Table 5 (train, valid) of the paper: one table per split.
+std::string results_markdown(const Json& results, const std::vector<std::string>& splits, bool csv_form,
+                             const std::string& only_split = {}) {
+  std::string out;
+  for (const auto& split : splits) {
+    if (!only_split.empty() && split != only_split) continue;
+    Table table;
+    table.columns = {{"model", false}, {"LB", false}, {"PPL", true}, {"CMR_1", true}, {"CMR_2", true}, {"S_RL", true}};
+    for (const auto& model : results["models"]) {
+      const Json& r = model["splits"][split];
+      table.rows.push_back({{model["name"].get<std::string>()},
+                            {model["lb"].get<std::string>()},
+                            metric_cell(r["ppl"]),
+                            metric_cell(r.value("cmr_1", Json())),
+                            metric_cell(r.value("cmr_2", Json())),
+                            metric_cell(r.value("s_rl", Json()))});
+    }
+    if (csv_form) return csv_table(table);
+    out += "## " + split + " split" + (split == "test" ? " (the paper's Table 2)" : " (the paper's Table 5)") + "\n\n";
+    out += markdown_table(table) + "\n";
+  }
+  return out;
+}
+
+}  // namespace
+
+Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
+  const DatasetShards shards = dataset_shards(s.dataset, {});
+  const torch::Device device = resolve_device(runtime.device);
+  Json results = {{"dataset", s.dataset.string()}, {"splits", s.splits}, {"models", Json::array()}};
+  for (const EvalModel& entry : s.models) {
+    const HfCheckpoint checkpoint = load_hf_checkpoint(entry.path);
+    if (checkpoint.config.vocab_size < shards.vocab_size) {
+      throw ConfigError("model '" + entry.name + "' (" + entry.path.string() + ") has a vocabulary of " +
+                            std::to_string(checkpoint.config.vocab_size) + " but the dataset's tokenizer " +
+                            std::to_string(shards.vocab_size),
+                        "evaluate models trained on this dataset's tokenizer");
+    }
+    CausalLM model(checkpoint.config);
+    load_weights(*model, checkpoint);
+    model->to(device);
+    const std::int64_t context =
+        s.context_length > 0 ? s.context_length : std::max<std::int64_t>(1, checkpoint.config.max_position_embeddings);
+    Json splits = Json::object();
+    for (const auto& split : s.splits) {
+      spdlog::info("eval: {} on the {} split", entry.name, split);
+      splits[split] = evaluate_split(model, s.dataset, split, context, s.max_documents);
+      const Json& r = splits[split];
+      spdlog::info("eval: {} {}: {} documents, PPL {:.3f}{}", entry.name, split, r["documents"].get<std::int64_t>(),
+                   r["ppl"]["mean"].is_null() ? 0.0 : r["ppl"]["mean"].get<double>(),
+                   r.contains("cmr_1") && !r["cmr_1"]["mean"].is_null()
+                       ? fmt::format(", CMR_1 {:.3f}, CMR_2 {:.3f}, S_RL {:.3f}", r["cmr_1"]["mean"].get<double>(),
+                                     r["cmr_2"]["mean"].get<double>(), r["s_rl"]["mean"].get<double>())
+                       : std::string());
+    }
+    results["models"].push_back({{"name", entry.name},
+                                 {"path", entry.path.string()},
+                                 {"lb", entry.lb},
+                                 {"moe", checkpoint.config.is_moe()},
+                                 {"splits", splits}});
+  }
+
+  fs::create_directories(s.output);
+  write_file_atomically(s.output / "results.json", results.dump(2) + "\n");
+  const std::string tables = "# Evaluation\n\nDataset `" + s.dataset.string() +
+                             "`. Mean ± std over documents (PPL) or over (position, layer, expert) items (CMR_k) "
+                             "and (position, layer) items (S_RL); lower is better in every column: best **bold**, "
+                             "second <u>underlined</u>.\n\n" +
+                             results_markdown(results, s.splits, false);
+  write_file_atomically(s.output / "tables.md", tables);
+  for (const auto& split : s.splits) {
+    write_file_atomically(s.output / ("table_" + split + ".csv"), results_markdown(results, s.splits, true, split));
+  }
+  std::string selection = "model,split,layer,expert,count,fraction\n";
+  for (const auto& model : results["models"]) {
+    for (const auto& split : s.splits) {
+      const Json& r = model["splits"][split];
+      if (!r.contains("expert_counts")) continue;
+      for (std::size_t l = 0; l < r["expert_counts"].size(); ++l) {
+        for (std::size_t e = 0; e < r["expert_counts"][l].size(); ++e) {
+          selection +=
+              fmt::format("{},{},{},{},{},{}\n", model["name"].get<std::string>(), split, l, e,
+                          r["expert_counts"][l][e].get<std::int64_t>(), r["expert_fraction"][l][e].get<double>());
+        }
+      }
+    }
+  }
+  write_file_atomically(s.output / "expert_selection.csv", selection);
+  spdlog::info("eval: wrote {} (tables.md, table_SPLIT.csv, expert_selection.csv, results.json)", s.output.string());
+  return results;
+}
+
+}  // namespace svmoe

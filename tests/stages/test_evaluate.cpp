@@ -1,0 +1,113 @@
+#include "svmoe/stages/evaluate.h"
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/token_shards.h"
+#include "svmoe/stages/prepare.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "test_support.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+namespace {
+CausalLM load_model(const fs::path& directory) {
+  const HfCheckpoint checkpoint = load_hf_checkpoint(directory);
+  CausalLM model(checkpoint.config);
+  load_weights(*model, checkpoint);
+  model->eval();
+  return model;
+}
+}  // namespace
+
+// PPL per document: exp(mean NLL) of the document, scored in consecutive windows when it is
+// longer than the context; computed here token by token from the logits.
+TEST(Evaluate, PerplexityPerDocumentInWindows) {
+  test::ScratchDir dir;
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
+  CausalLM model = load_model(test::model_fixture("llama_mha_untied"));
+  const std::int64_t context = 16;
+  const Json result = evaluate_split(model, dataset, "test", context, /*max_documents=*/2);
+  EXPECT_FALSE(result.contains("cmr_1"));  // a dense model
+
+  std::vector<double> ppl;
+  std::int64_t tokens = 0;
+  torch::NoGradGuard no_grad;
+  for (int d = 0; d < 2; ++d) {
+    const TokenShard shard = TokenShard::open(shard_prefix(dataset, d, "test"));
+    for (std::uint64_t doc = 0; doc < 2; ++doc) {
+      const auto ids = shard.document(doc);
+      double nll = 0;
+      for (std::size_t begin = 0; begin + 1 < ids.size(); begin += context) {
+        const std::size_t end = std::min(begin + context + 1, ids.size());
+        std::vector<std::int64_t> window(ids.begin() + static_cast<long>(begin), ids.begin() + static_cast<long>(end));
+        const auto input = torch::tensor(window).narrow(0, 0, static_cast<std::int64_t>(window.size()) - 1);
+        const auto logits = model->forward(input.unsqueeze(0)).logits[0];
+        for (std::size_t i = 0; i + 1 < window.size(); ++i) {
+          nll -= torch::log_softmax(logits[static_cast<std::int64_t>(i)], 0)[window[i + 1]].item<double>();
+        }
+      }
+      ppl.push_back(std::exp(nll / static_cast<double>(ids.size() - 1)));
+      tokens += static_cast<std::int64_t>(ids.size()) - 1;
+    }
+  }
+  const double mean = (ppl[0] + ppl[1] + ppl[2] + ppl[3]) / 4;
+  EXPECT_EQ(result["documents"].get<int>(), 4);
+  EXPECT_EQ(result["tokens"].get<std::int64_t>(), tokens);
+  EXPECT_NEAR(result["ppl"]["mean"].get<double>(), mean, 1e-3 * mean);
+}
+
+// The whole stage on a dense model and an MoE: the files, the table rows, CMR and S_RL within
+// their ranges, selection counts that add up.
+TEST(Evaluate, WritesTablesAndRawNumbers) {
+  test::ScratchDir dir;
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
+  EvalSettings s;
+  s.models = {{"Dense", test::model_fixture("llama_mha_untied"), "-"}, {"BTX", test::tiny_moe(dir.path(), 2, 1), "no"}};
+  s.dataset = dataset;
+  s.splits = {"valid", "test"};
+  s.output = dir / "eval";
+  s.context_length = 64;
+  s.max_documents = 3;
+  const Json results = run_eval(s, RuntimeSettings{});
+  for (const char* file : {"results.json", "tables.md", "table_valid.csv", "table_test.csv", "expert_selection.csv"}) {
+    EXPECT_TRUE(fs::exists(dir / "eval" / file)) << file;
+  }
+  const Json& moe = results["models"][1]["splits"]["test"];
+  const double cmr1 = moe["cmr_1"]["mean"].get<double>();
+  EXPECT_GE(cmr1, 1.0);
+  EXPECT_LE(cmr1, 2.0);  // 2 experts: ranks 1 .. 2
+  EXPECT_GT(moe["s_rl"]["mean"].get<double>(), 0.0);
+  EXPECT_LE(moe["s_rl"]["mean"].get<double>(), std::log(2.0) + 1e-9);
+  std::int64_t choices = 0;
+  for (const auto& count : moe["expert_counts"][0]) choices += count.get<std::int64_t>();
+  EXPECT_EQ(choices, moe["tokens"].get<std::int64_t>());  // top-1: one choice per predicted position
+  const std::string tables = read_text_file(dir / "eval" / "tables.md");
+  EXPECT_NE(tables.find("## test split (the paper's Table 2)"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("## valid split (the paper's Table 5)"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("| Dense | - |"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("| BTX | no |"), std::string::npos) << tables;
+}
+
+TEST(Evaluate, ConfigErrorsNameTheModelEntry) {
+  ConfigTree config(default_config());
+  config.set("eval.dataset", "d", "test");
+  config.set("eval.output", "o", "test");
+  EXPECT_NE(test::error_message<ConfigError>([&] { parse_eval_settings(config); }).find("eval.models"),
+            std::string::npos);
+  config.set("eval.models", Json::array({{{"name", "A"}, {"path", "p"}, {"lb", "maybe"}}}), "exp.yaml");
+  EXPECT_NE(test::error_message<ConfigError>([&] { parse_eval_settings(config); }).find("eval.models[0].lb"),
+            std::string::npos);
+  config.set("eval.models", Json::array({{{"name", "A"}, {"path", "p"}, {"pth", "q"}}}), "exp.yaml");
+  EXPECT_NE(test::error_message<ConfigError>([&] { parse_eval_settings(config); }).find("eval.models[0].pth"),
+            std::string::npos);
+  config.set("eval.models", Json::array({{{"name", "A"}, {"path", "p"}, {"lb", true}}}), "exp.yaml");
+  EXPECT_EQ(parse_eval_settings(config).models[0].lb, "yes");
+}
+
+}  // namespace svmoe
