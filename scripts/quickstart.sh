@@ -10,7 +10,9 @@
 #   5. svmoe merge: the 8 experts into one top-2 MoE (runs/quickstart/moe),
 #   6. svmoe train-router: the routers against the TF-IDF targets (runs/quickstart/router),
 #   7. svmoe finetune on the MoEs: BTX (merge -> finetune) and SvMoE (merge -> train-router ->
-#      finetune), each without and with the switch LB loss (runs/quickstart/{btx,svmoe}{,_lb}).
+#      finetune), each without and with the switch LB loss (runs/quickstart/{btx,svmoe}{,_lb}),
+#      and the Dense baseline (the base model, trained as long on all subdomains),
+#   8. svmoe eval: PPL, CMR_1, CMR_2, S_RL of the five models (runs/quickstart/eval/tables.md).
 # About 15 minutes on 2 cores. Every step resumes or skips what is done when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +39,7 @@ build/svmoe finetune "${stage4[@]}" --model runs/quickstart/moe --output runs/qu
 build/svmoe finetune "${stage4[@]}" --model runs/quickstart/router/final --output runs/quickstart/svmoe
 build/svmoe finetune "${stage4[@]}" --model runs/quickstart/router/final --output runs/quickstart/svmoe_lb \
   --set finetune.load_balancing.method=switch
+build/svmoe finetune "${stage4[@]}" --model runs/quickstart/base/final --output runs/quickstart/dense
+build/svmoe eval -c configs/quickstart/experiment.yaml
+set +x
+cat runs/quickstart/eval/tables.md

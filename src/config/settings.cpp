@@ -25,6 +25,7 @@ Json default_config() {
   const TrainSettings t;
   const FinetuneSettings finetune;
   const TrainRouterSettings router;
+  const FewShotSettings fewshot;
   // A stage's own training settings: every `train` key, null = as in `train`.
   Json stage_train = Json::object();
   for (const char* key : kTrainKeys) stage_train[key] = nullptr;
@@ -119,7 +120,14 @@ Json default_config() {
         {"splits", Json::array({"test"})},
         {"output", nullptr},
         {"context_length", 0},
-        {"max_documents", 0}}},
+        {"max_documents", 0},
+        {"fewshot",
+         {{"items", nullptr},
+          {"shot_file", nullptr},
+          {"k", fewshot.k},
+          {"prompt", fewshot.prompt},
+          {"answers", fewshot.answers},
+          {"separator", fewshot.separator}}}}},
       {"train_router",
        {{"model", nullptr},
         {"dataset", nullptr},
@@ -383,6 +391,23 @@ EvalSettings parse_eval_settings(const ConfigTree& config) {
   s.output = read.path("eval.output", true, "give the directory for the tables (eval.output or --output)");
   s.context_length = read.integer("eval.context_length", 0, 1 << 24);
   s.max_documents = read.integer("eval.max_documents", 0, std::int64_t{1} << 40);
+  auto& f = s.fewshot;
+  f.items = read.path("eval.fewshot.items", false);
+  f.shot_file = read.path("eval.fewshot.shot_file", !f.items.empty(),
+                          "few-shot items need a file of solved shots (eval.fewshot.shot_file)");
+  f.k = read.integer("eval.fewshot.k", 0, 1000);
+  f.prompt = read.string("eval.fewshot.prompt");
+  if (f.prompt.find("{statement}") == std::string::npos) {
+    throw ConfigError(
+        "config key 'eval.fewshot.prompt' (from " + config.origin("eval.fewshot.prompt") + ") has no {statement}",
+        "write where the statement goes, e.g. \"{statement}\\n答え:\"");
+  }
+  f.answers = read.strings("eval.fewshot.answers");
+  if (f.answers.size() != 2 || f.answers[0] == f.answers[1]) {
+    throw ConfigError("config key 'eval.fewshot.answers' (from " + config.origin("eval.fewshot.answers") +
+                      ") must be two different strings: the answer for false (label 0), then for true (label 1)");
+  }
+  f.separator = read.string("eval.fewshot.separator");
   return s;
 }
 

@@ -32,14 +32,16 @@ std::string markdown_table(const Table& table, int digits) {
     for (const auto& row : table.rows) {
       if (row[c].mean) values.insert(std::stod(fmt::format("{:.{}f}", *row[c].mean, digits)));
     }
-    const auto best = values.begin();
-    const auto second = values.size() > 1 ? std::next(best) : values.end();
+    std::vector<double> order(values.begin(), values.end());
+    if (table.columns[c].higher_is_better) std::reverse(order.begin(), order.end());
+    const auto best = order.begin();
+    const auto second = order.size() > 1 ? std::next(best) : order.end();
     for (std::size_t r = 0; r < table.rows.size(); ++r) {
       if (!table.rows[r][c].mean) continue;
       const double shown = std::stod(fmt::format("{:.{}f}", *table.rows[r][c].mean, digits));
       if (shown == *best)
         marks[r][c] = "best";
-      else if (second != values.end() && shown == *second)
+      else if (second != order.end() && shown == *second)
         marks[r][c] = "second";
     }
   }

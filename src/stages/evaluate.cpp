@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "svmoe/eval/fewshot.h"
 #include "svmoe/eval/metrics.h"
 #include "svmoe/eval/tables.h"
 #include "svmoe/io/hf_checkpoint.h"
@@ -12,6 +13,7 @@
 #include "svmoe/model/device.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/stages/prepare.h"
+#include "svmoe/text/tokenizer.h"
 #include "svmoe/train/objectives.h"
 #include "svmoe/train/routing_statistics.h"
 #include "svmoe/util/error.h"
@@ -134,12 +136,39 @@ std::string results_markdown(const Json& results, const std::vector<std::string>
   return out;
 }
 
+// Table 3 of the paper: few-shot true/false accuracy, in percent.
+std::string accuracy_table(const Json& results, bool csv_form) {
+  Table table;
+  table.columns = {{"model", false}, {"LB", false}, {"acc", true, true}, {"acc_norm", true, true}};
+  for (const auto& model : results["models"]) {
+    if (!model.contains("fewshot")) continue;
+    table.rows.push_back({{model["name"].get<std::string>()},
+                          {model["lb"].get<std::string>()},
+                          {"", 100.0 * model["fewshot"]["acc"].get<double>(), std::nullopt},
+                          {"", 100.0 * model["fewshot"]["acc_norm"].get<double>(), std::nullopt}});
+  }
+  return csv_form ? csv_table(table) : markdown_table(table, 2);
+}
+
 }  // namespace
 
 Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   const DatasetShards shards = dataset_shards(s.dataset, {});
   const torch::Device device = resolve_device(runtime.device);
   Json results = {{"dataset", s.dataset.string()}, {"splits", s.splits}, {"models", Json::array()}};
+  std::vector<TrueFalseItem> items, shots;
+  FewShotFormat format;
+  if (!s.fewshot.items.empty()) {
+    items = read_true_false_items(s.fewshot.items);
+    shots = read_true_false_items(s.fewshot.shot_file);
+    format = {static_cast<int>(s.fewshot.k), runtime.seed, s.fewshot.prompt, s.fewshot.answers, s.fewshot.separator};
+    results["fewshot"] = {{"items", s.fewshot.items.string()},
+                          {"shot_file", s.fewshot.shot_file.string()},
+                          {"k", s.fewshot.k},
+                          {"seed", runtime.seed},
+                          {"prompt", s.fewshot.prompt},
+                          {"answers", s.fewshot.answers}};
+  }
   for (const EvalModel& entry : s.models) {
     const HfCheckpoint checkpoint = load_hf_checkpoint(entry.path);
     if (checkpoint.config.vocab_size < shards.vocab_size) {
@@ -165,11 +194,21 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
                                      r["cmr_2"]["mean"].get<double>(), r["s_rl"]["mean"].get<double>())
                        : std::string());
     }
-    results["models"].push_back({{"name", entry.name},
-                                 {"path", entry.path.string()},
-                                 {"lb", entry.lb},
-                                 {"moe", checkpoint.config.is_moe()},
-                                 {"splits", splits}});
+    Json model_result = {{"name", entry.name},
+                         {"path", entry.path.string()},
+                         {"lb", entry.lb},
+                         {"moe", checkpoint.config.is_moe()},
+                         {"splits", splits}};
+    if (!items.empty()) {
+      // The model's own tokenizer files (checkpoints carry them), else the dataset's.
+      const bool own = fs::exists(entry.path / "tokenizer.json") || fs::exists(entry.path / "tokenizer.model");
+      const auto tokenizer = load_tokenizer(own ? entry.path : shards.tokenizer);
+      model_result["fewshot"] = evaluate_true_false(model, *tokenizer, items, shots, format);
+      spdlog::info("eval: {} few-shot true/false ({} items, {} shots): acc {:.2f}%, acc_norm {:.2f}%", entry.name,
+                   items.size(), s.fewshot.k, 100.0 * model_result["fewshot"]["acc"].get<double>(),
+                   100.0 * model_result["fewshot"]["acc_norm"].get<double>());
+    }
+    results["models"].push_back(model_result);
   }
 
   fs::create_directories(s.output);
@@ -179,7 +218,12 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
                              "and (position, layer) items (S_RL); lower is better in every column: best **bold**, "
                              "second <u>underlined</u>.\n\n" +
                              results_markdown(results, s.splits, false);
-  write_file_atomically(s.output / "tables.md", tables);
+  const std::string accuracy = items.empty()
+                                   ? std::string()
+                                   : "## Few-shot true/false accuracy, % (the paper's Table 3; higher is better)\n\n" +
+                                         accuracy_table(results, false) + "\n";
+  write_file_atomically(s.output / "tables.md", tables + accuracy);
+  if (!items.empty()) write_file_atomically(s.output / "table_fewshot.csv", accuracy_table(results, true));
   for (const auto& split : s.splits) {
     write_file_atomically(s.output / ("table_" + split + ".csv"), results_markdown(results, s.splits, true, split));
   }

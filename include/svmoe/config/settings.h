@@ -143,6 +143,14 @@ struct EvalModel {
   std::filesystem::path path;
   std::string lb = "-";  // the LB column: yes | no | - (dense)
 };
+struct FewShotSettings {
+  std::filesystem::path items;      // JSONL true/false items; empty: no few-shot evaluation
+  std::filesystem::path shot_file;  // JSONL solved shots (required with items)
+  std::int64_t k = 5;
+  std::string prompt = "{statement}\n答え:";
+  std::vector<std::string> answers = {" 誤り", " 正しい"};  // [false, true]
+  std::string separator = "\n\n";
+};
 struct EvalSettings {
   std::vector<EvalModel> models;
   std::filesystem::path dataset;
@@ -150,6 +158,7 @@ struct EvalSettings {
   std::filesystem::path output;                // the tables, figures' data and raw numbers
   std::int64_t context_length = 0;             // tokens per scoring window; 0: the model's max_position_embeddings
   std::int64_t max_documents = 0;              // per subdomain and split; 0: all
+  FewShotSettings fewshot;                     // the paper's Table 3
 };
 
 // The defaults of every section: the schema of valid keys.

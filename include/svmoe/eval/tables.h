@@ -10,7 +10,8 @@ namespace svmoe {
 
 struct TableColumn {
   std::string name;
-  bool ranked = false;  // a metric where lower is better: its best and second best are marked
+  bool ranked = false;            // its best and second best values are marked
+  bool higher_is_better = false;  // for ranked columns: accuracy, not error
 };
 
 struct TableCell {
