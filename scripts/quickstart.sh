@@ -12,7 +12,8 @@
 #   7. svmoe finetune on the MoEs: BTX (merge -> finetune) and SvMoE (merge -> train-router ->
 #      finetune), each without and with the switch LB loss (runs/quickstart/{btx,svmoe}{,_lb}),
 #      and the Dense baseline (the base model, trained as long on all subdomains),
-#   8. svmoe eval: PPL, CMR_1, CMR_2, S_RL of the five models (runs/quickstart/eval/tables.md).
+#   8. svmoe eval: PPL, CMR_1, CMR_2, S_RL and few-shot accuracy of the five models
+#      (runs/quickstart/eval/tables.md), and svmoe report: the figures and tables in one HTML page.
 # About 15 minutes on 2 cores. Every step resumes or skips what is done when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +42,7 @@ build/svmoe finetune "${stage4[@]}" --model runs/quickstart/router/final --outpu
   --set finetune.load_balancing.method=switch
 build/svmoe finetune "${stage4[@]}" --model runs/quickstart/base/final --output runs/quickstart/dense
 build/svmoe eval -c configs/quickstart/experiment.yaml
+build/svmoe report -c configs/quickstart/experiment.yaml
 set +x
 cat runs/quickstart/eval/tables.md
+echo "The report: runs/quickstart/eval/report.html (open it in a browser)"

@@ -47,5 +47,6 @@ void add_finetune_command(CLI::App& app);
 void add_train_experts_command(CLI::App& app);
 void add_train_router_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_report_command(CLI::App& app);
 
 }  // namespace svmoe::cli

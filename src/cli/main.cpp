@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   svmoe::cli::add_train_router_command(app);
   svmoe::cli::add_finetune_command(app);
   svmoe::cli::add_eval_command(app);
+  svmoe::cli::add_report_command(app);
 
   try {
     app.parse(argc, argv);

@@ -128,6 +128,7 @@ Json default_config() {
           {"prompt", fewshot.prompt},
           {"answers", fewshot.answers},
           {"separator", fewshot.separator}}}}},
+      {"report", {{"runs", Json::array()}, {"text", ""}, {"layer", 0}, {"output", nullptr}}},
       {"train_router",
        {{"model", nullptr},
         {"dataset", nullptr},
@@ -408,6 +409,30 @@ EvalSettings parse_eval_settings(const ConfigTree& config) {
                       ") must be two different strings: the answer for false (label 0), then for true (label 1)");
   }
   f.separator = read.string("eval.fewshot.separator");
+  return s;
+}
+
+ReportSettings parse_report_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  ReportSettings s;
+  const Json& runs = config.at("report.runs");
+  const std::string origin = config.origin("report.runs");
+  if (!runs.is_array())
+    throw ConfigError("config key 'report.runs' (from " + origin + ") must be a list of {name, path}");
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const Json& r = runs[i];
+    if (!r.is_object() || r.size() != 2 || !r.contains("name") || !r.contains("path") || !r["name"].is_string() ||
+        !r["path"].is_string()) {
+      throw ConfigError(
+          "config key 'report.runs[" + std::to_string(i) + "]' (from " + origin + ") is " + r.dump() +
+              "; expected {name: ..., path: RUN_DIR}",
+          "a run directory is what finetune, train-router or train-experts wrote (it holds metrics.jsonl)");
+    }
+    s.runs.push_back({r["name"].get<std::string>(), r["path"].get<std::string>()});
+  }
+  s.text = read.string("report.text");
+  s.layer = read.integer("report.layer", 0, 1 << 20);
+  s.output = read.path("report.output", false);
   return s;
 }
 

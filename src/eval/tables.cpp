@@ -16,15 +16,9 @@ std::string csv_field(const std::string& text) {
   return quoted + "\"";
 }
 
-}  // namespace
-
-std::string markdown_table(const Table& table, int digits) {
-  std::string out = "|";
-  for (const auto& column : table.columns) out += " " + column.name + " |";
-  out += "\n|";
-  for (std::size_t c = 0; c < table.columns.size(); ++c) out += "---|";
-  out += "\n";
-  // Per ranked column, the best and second best distinct values as printed.
+// Per cell: "best", "second" or "": per ranked column, the best and second best distinct values
+// as printed with `digits` decimals.
+std::vector<std::vector<std::string>> rank_marks(const Table& table, int digits) {
   std::vector<std::vector<std::string>> marks(table.rows.size(), std::vector<std::string>(table.columns.size()));
   for (std::size_t c = 0; c < table.columns.size(); ++c) {
     if (!table.columns[c].ranked) continue;
@@ -45,17 +39,52 @@ std::string markdown_table(const Table& table, int digits) {
         marks[r][c] = "second";
     }
   }
+  return marks;
+}
+
+std::string cell_text(const TableCell& cell, int digits) {
+  if (!cell.mean) return cell.text.empty() ? "-" : cell.text;
+  std::string text = fmt::format("{:.{}f}", *cell.mean, digits);
+  if (cell.std) text += fmt::format("±{:.{}f}", *cell.std, digits);
+  return text;
+}
+
+std::string html_escape(const std::string& text) {
+  std::string out;
+  for (const char c : text) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string markdown_table(const Table& table, int digits) {
+  std::string out = "|";
+  for (const auto& column : table.columns) out += " " + column.name + " |";
+  out += "\n|";
+  for (std::size_t c = 0; c < table.columns.size(); ++c) out += "---|";
+  out += "\n";
+  const auto marks = rank_marks(table, digits);
   for (std::size_t r = 0; r < table.rows.size(); ++r) {
     out += "|";
     for (std::size_t c = 0; c < table.columns.size(); ++c) {
-      const TableCell& cell = table.rows[r][c];
-      std::string text = cell.text;
-      if (cell.mean) {
-        text = fmt::format("{:.{}f}", *cell.mean, digits);
-        if (cell.std) text += fmt::format("±{:.{}f}", *cell.std, digits);
-      } else if (text.empty()) {
-        text = "-";
-      }
+      std::string text = cell_text(table.rows[r][c], digits);
       if (marks[r][c] == "best") text = "**" + text + "**";
       if (marks[r][c] == "second") text = "<u>" + text + "</u>";
       out += " " + text + " |";
@@ -63,6 +92,24 @@ std::string markdown_table(const Table& table, int digits) {
     out += "\n";
   }
   return out;
+}
+
+std::string html_table(const Table& table, int digits) {
+  std::string out = "<table>\n<tr>";
+  for (const auto& column : table.columns) out += "<th>" + html_escape(column.name) + "</th>";
+  out += "</tr>\n";
+  const auto marks = rank_marks(table, digits);
+  for (std::size_t r = 0; r < table.rows.size(); ++r) {
+    out += "<tr>";
+    for (std::size_t c = 0; c < table.columns.size(); ++c) {
+      std::string text = html_escape(cell_text(table.rows[r][c], digits));
+      if (marks[r][c] == "best") text = "<b>" + text + "</b>";
+      if (marks[r][c] == "second") text = "<u>" + text + "</u>";
+      out += (table.rows[r][c].mean ? "<td class=\"num\">" : "<td>") + text + "</td>";
+    }
+    out += "</tr>\n";
+  }
+  return out + "</table>\n";
 }
 
 std::string csv_table(const Table& table) {

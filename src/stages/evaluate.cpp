@@ -112,32 +112,25 @@ TableCell metric_cell(const Json& metric) {
   return {"", metric["mean"].get<double>(), metric["std"].get<double>()};
 }
 
-// Table 2 (test) and Table 5 (train, valid) of the paper: one table per split.
-std::string results_markdown(const Json& results, const std::vector<std::string>& splits, bool csv_form,
-                             const std::string& only_split = {}) {
-  std::string out;
-  for (const auto& split : splits) {
-    if (!only_split.empty() && split != only_split) continue;
-    Table table;
-    table.columns = {{"model", false}, {"LB", false}, {"PPL", true}, {"CMR_1", true}, {"CMR_2", true}, {"S_RL", true}};
-    for (const auto& model : results["models"]) {
-      const Json& r = model["splits"][split];
-      table.rows.push_back({{model["name"].get<std::string>()},
-                            {model["lb"].get<std::string>()},
-                            metric_cell(r["ppl"]),
-                            metric_cell(r.value("cmr_1", Json())),
-                            metric_cell(r.value("cmr_2", Json())),
-                            metric_cell(r.value("s_rl", Json()))});
-    }
-    if (csv_form) return csv_table(table);
-    out += "## " + split + " split" + (split == "test" ? " (the paper's Table 2)" : " (the paper's Table 5)") + "\n\n";
-    out += markdown_table(table) + "\n";
+}  // namespace
+
+Table metrics_table(const Json& results, const std::string& split) {
+  Table table;
+  table.columns = {{"model", false}, {"LB", false}, {"PPL", true}, {"CMR_1", true}, {"CMR_2", true}, {"S_RL", true}};
+  for (const auto& model : results["models"]) {
+    if (!model["splits"].contains(split)) continue;
+    const Json& r = model["splits"][split];
+    table.rows.push_back({{model["name"].get<std::string>()},
+                          {model["lb"].get<std::string>()},
+                          metric_cell(r["ppl"]),
+                          metric_cell(r.value("cmr_1", Json())),
+                          metric_cell(r.value("cmr_2", Json())),
+                          metric_cell(r.value("s_rl", Json()))});
   }
-  return out;
+  return table;
 }
 
-// Table 3 of the paper: few-shot true/false accuracy, in percent.
-std::string accuracy_table(const Json& results, bool csv_form) {
+Table accuracy_table(const Json& results) {
   Table table;
   table.columns = {{"model", false}, {"LB", false}, {"acc", true, true}, {"acc_norm", true, true}};
   for (const auto& model : results["models"]) {
@@ -147,10 +140,12 @@ std::string accuracy_table(const Json& results, bool csv_form) {
                           {"", 100.0 * model["fewshot"]["acc"].get<double>(), std::nullopt},
                           {"", 100.0 * model["fewshot"]["acc_norm"].get<double>(), std::nullopt}});
   }
-  return csv_form ? csv_table(table) : markdown_table(table, 2);
+  return table;
 }
 
-}  // namespace
+std::string table_title(const std::string& split) {
+  return split + " split" + (split == "test" ? " (the paper's Table 2)" : " (the paper's Table 5)");
+}
 
 Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   const DatasetShards shards = dataset_shards(s.dataset, {});
@@ -213,19 +208,17 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
 
   fs::create_directories(s.output);
   write_file_atomically(s.output / "results.json", results.dump(2) + "\n");
-  const std::string tables = "# Evaluation\n\nDataset `" + s.dataset.string() +
-                             "`. Mean ± std over documents (PPL) or over (position, layer, expert) items (CMR_k) "
-                             "and (position, layer) items (S_RL); lower is better in every column: best **bold**, "
-                             "second <u>underlined</u>.\n\n" +
-                             results_markdown(results, s.splits, false);
+  std::string tables = "# Evaluation\n\nDataset `" + s.dataset.string() + "`. " + kTablesLegend + "\n\n";
+  for (const auto& split : s.splits)
+    tables += "## " + table_title(split) + "\n\n" + markdown_table(metrics_table(results, split)) + "\n";
   const std::string accuracy = items.empty()
                                    ? std::string()
                                    : "## Few-shot true/false accuracy, % (the paper's Table 3; higher is better)\n\n" +
-                                         accuracy_table(results, false) + "\n";
+                                         markdown_table(accuracy_table(results), 2) + "\n";
   write_file_atomically(s.output / "tables.md", tables + accuracy);
-  if (!items.empty()) write_file_atomically(s.output / "table_fewshot.csv", accuracy_table(results, true));
+  if (!items.empty()) write_file_atomically(s.output / "table_fewshot.csv", csv_table(accuracy_table(results)));
   for (const auto& split : s.splits) {
-    write_file_atomically(s.output / ("table_" + split + ".csv"), results_markdown(results, s.splits, true, split));
+    write_file_atomically(s.output / ("table_" + split + ".csv"), csv_table(metrics_table(results, split)));
   }
   std::string selection = "model,split,layer,expert,count,fraction\n";
   for (const auto& model : results["models"]) {

@@ -161,6 +161,18 @@ struct EvalSettings {
   FewShotSettings fewshot;                     // the paper's Table 3
 };
 
+// svmoe report: one self-contained HTML page with the figures and tables of an experiment.
+struct ReportRun {
+  std::string name;
+  std::filesystem::path path;  // a run directory holding metrics.jsonl
+};
+struct ReportSettings {
+  std::vector<ReportRun> runs;   // loss curves
+  std::string text;              // routed-text view ("" : none)
+  std::int64_t layer = 0;        // the layer whose routing the text view shows
+  std::filesystem::path output;  // empty: EVAL_OUTPUT/report.html
+};
+
 // The defaults of every section: the schema of valid keys.
 Json default_config();
 
@@ -175,6 +187,7 @@ FinetuneSettings parse_finetune_settings(const ConfigTree& config);
 TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config);
 TrainRouterSettings parse_train_router_settings(const ConfigTree& config);
 EvalSettings parse_eval_settings(const ConfigTree& config);
+ReportSettings parse_report_settings(const ConfigTree& config);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.

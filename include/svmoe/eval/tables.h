@@ -27,6 +27,8 @@ struct Table {
 
 // Metric cells read "mean±std" with `digits` decimals; ties share the mark.
 std::string markdown_table(const Table& table, int digits = 3);
+// An HTML <table> with the same marks (<b>, <u>); text is escaped.
+std::string html_table(const Table& table, int digits = 3);
 // Metric columns become NAME_mean and NAME_std; full precision.
 std::string csv_table(const Table& table);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "svmoe/config/settings.h"
+#include "svmoe/eval/tables.h"
 #include "svmoe/model/causal_lm.h"
 
 namespace svmoe {
@@ -19,5 +20,14 @@ nlohmann::json run_eval(const EvalSettings& settings, const RuntimeSettings& run
 // `max_documents` per subdomain (0: all).
 nlohmann::json evaluate_split(CausalLM& model, const std::filesystem::path& dataset, const std::string& split,
                               std::int64_t context, std::int64_t max_documents);
+
+// The paper's Table 2 / Table 5 (model, LB, PPL, CMR_1, CMR_2, S_RL) for one split, and Table 3
+// (few-shot accuracy in percent), from run_eval's results.
+Table metrics_table(const nlohmann::json& results, const std::string& split);
+Table accuracy_table(const nlohmann::json& results);
+std::string table_title(const std::string& split);  // "test split (the paper's Table 2)"
+inline constexpr const char* kTablesLegend =
+    "Mean ± std over documents (PPL), (position, layer, expert) items (CMR_k) and (position, layer) items "
+    "(S_RL); lower is better in every column: best **bold**, second <u>underlined</u>.";
 
 }  // namespace svmoe

@@ -1,0 +1,16 @@
+// svmoe report (docs/eval.md): gathers an experiment's loss curves (each run's metrics.jsonl),
+// svmoe eval's results (tables, expert selection) and a routed text (each MoE model of the eval
+// run on report.text) into one self-contained HTML file.
+#pragma once
+
+#include <filesystem>
+
+#include "svmoe/config/settings.h"
+
+namespace svmoe {
+
+// Returns the path of the written report.
+std::filesystem::path run_report(const ReportSettings& report, const EvalSettings& eval,
+                                 const RuntimeSettings& runtime);
+
+}  // namespace svmoe

@@ -1,0 +1,127 @@
+#include "svmoe/stages/report.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <fstream>
+
+#include "svmoe/eval/report.h"
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/model/device.h"
+#include "svmoe/stages/evaluate.h"
+#include "svmoe/stages/finetune.h"
+#include "svmoe/text/tokenizer.h"
+#include "svmoe/train/objectives.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace {
+
+std::vector<Json> read_metrics(const fs::path& run) {
+  const fs::path path = run / "metrics.jsonl";
+  if (!fs::exists(path)) {
+    throw IoError("the run '" + run.string() + "' has no metrics.jsonl",
+                  "report.runs lists run directories (what finetune, train-router or train-experts --output wrote)");
+  }
+  std::vector<Json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    try {
+      lines.push_back(Json::parse(line));
+    } catch (const Json::parse_error&) {
+      // a line cut by a crash
+    }
+  }
+  return lines;
+}
+
+// The routing of `text` by an MoE model at `layer`, beside the TF-IDF argmax of each token.
+RoutedText route_text(const std::string& name, const fs::path& model_dir, const fs::path& dataset,
+                      const std::string& text, std::int64_t layer, const torch::Device& device) {
+  const HfCheckpoint checkpoint = load_hf_checkpoint(model_dir);
+  if (layer >= checkpoint.config.num_hidden_layers) {
+    throw ConfigError("report.layer is " + std::to_string(layer) + " but '" + model_dir.string() + "' has " +
+                          std::to_string(checkpoint.config.num_hidden_layers) + " layers",
+                      "choose a layer from 0 to " + std::to_string(checkpoint.config.num_hidden_layers - 1));
+  }
+  CausalLM model(checkpoint.config);
+  load_weights(*model, checkpoint);
+  model->to(device);
+  model->eval();
+  const bool own = fs::exists(model_dir / "tokenizer.json") || fs::exists(model_dir / "tokenizer.model");
+  const auto tokenizer = load_tokenizer(own ? model_dir : dataset_shards(dataset, {}).tokenizer);
+  const auto ids = tokenizer->encode(text, /*add_special_tokens=*/false);
+  if (ids.empty()) throw ConfigError("report.text has no tokens", "give a sentence or two");
+  const TfidfTargets tfidf = load_tfidf_targets(dataset, checkpoint.config.vocab_size);
+  torch::NoGradGuard no_grad;
+  const auto input = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), torch::kInt64);
+  const CausalLMOutput out = model->forward(input.unsqueeze(0).to(device));
+  const auto biases = selection_biases(*model);
+  const Routing routing = route_top_k(out.router_logits[layer], checkpoint.config.num_experts_per_tok,
+                                      biases.empty() ? torch::Tensor() : biases[layer]);
+  const auto chosen = routing.experts.select(1, 0).to(torch::kCPU);  // the top-1 of each token
+  RoutedText routed{name, static_cast<int>(layer), {}, {}, {}};
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    std::string piece = tokenizer->piece(ids[i]);
+    for (std::string::size_type at; (at = piece.find("\xE2\x96\x81")) != std::string::npos;) piece.replace(at, 3, " ");
+    routed.pieces.push_back(piece);
+    routed.expert.push_back(static_cast<int>(chosen[static_cast<std::int64_t>(i)].item<std::int64_t>()));
+    const bool targeted = tfidf.has_target[ids[i]].item<bool>();
+    routed.tfidf_argmax.push_back(targeted ? static_cast<int>(tfidf.targets[ids[i]].argmax().item<std::int64_t>())
+                                           : -1);
+  }
+  return routed;
+}
+
+}  // namespace
+
+fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const RuntimeSettings& runtime) {
+  const fs::path results_path = eval.output / "results.json";
+  if (!fs::exists(results_path)) {
+    throw IoError("'" + results_path.string() + "' does not exist", "run svmoe eval with this config first");
+  }
+  const Json results = Json::parse(read_text_file(results_path));
+  ReportContent content;
+  content.title = "svmoe report";
+  content.subtitle = "dataset " + results.value("dataset", std::string()) + ", evaluated on " +
+                     results["splits"].dump() + " (" + results_path.string() + ")";
+  for (const auto& split : results["splits"]) {
+    content.tables.push_back(
+        {table_title(split.get<std::string>()), metrics_table(results, split.get<std::string>()), 3});
+  }
+  bool fewshot = false;
+  for (const auto& model : results["models"]) fewshot = fewshot || model.contains("fewshot");
+  if (fewshot)
+    content.tables.push_back({"few-shot true/false accuracy, % (the paper's Table 3)", accuracy_table(results), 2});
+  for (const auto& run : r.runs) content.curves.push_back(loss_curve_from_metrics(run.name, read_metrics(run.path)));
+  const std::string first_split = results["splits"].empty() ? "" : results["splits"][0].get<std::string>();
+  for (const auto& model : results["models"]) {
+    if (!model.value("moe", false)) continue;
+    const Json& split = model["splits"][first_split];
+    SelectionHeatmap heatmap{
+        model["name"].get<std::string>() + " (LB " + model["lb"].get<std::string>() + "), " + first_split,
+        split["expert_fraction"].get<std::vector<std::vector<double>>>()};
+    content.heatmaps.push_back(heatmap);
+  }
+  if (!r.text.empty()) {
+    const torch::Device device = resolve_device(runtime.device);
+    for (const auto& model : results["models"]) {
+      if (!model.value("moe", false)) continue;
+      content.routed.push_back(
+          route_text(model["name"].get<std::string>() + " (LB " + model["lb"].get<std::string>() + ")",
+                     model["path"].get<std::string>(), eval.dataset, r.text, r.layer, device));
+    }
+  }
+  const fs::path output = r.output.empty() ? eval.output / "report.html" : r.output;
+  if (output.has_parent_path()) fs::create_directories(output.parent_path());
+  write_file_atomically(output, render_report(content));
+  spdlog::info("report: wrote {} ({} tables, {} loss curves, {} heatmaps, {} routed texts)", output.string(),
+               content.tables.size(), content.curves.size(), content.heatmaps.size(), content.routed.size());
+  return output;
+}
+
+}  // namespace svmoe
