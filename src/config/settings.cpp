@@ -121,6 +121,7 @@ Json default_config() {
         {"output", nullptr},
         {"context_length", 0},
         {"max_documents", 0},
+        {"btm", {{"experts", Json::array()}, {"name", "BTM ensemble"}}},
         {"fewshot",
          {{"items", nullptr},
           {"shot_file", nullptr},
@@ -392,6 +393,8 @@ EvalSettings parse_eval_settings(const ConfigTree& config) {
   s.output = read.path("eval.output", true, "give the directory for the tables (eval.output or --output)");
   s.context_length = read.integer("eval.context_length", 0, 1 << 24);
   s.max_documents = read.integer("eval.max_documents", 0, std::int64_t{1} << 40);
+  for (const auto& expert : read.strings("eval.btm.experts")) s.btm.experts.emplace_back(expert);
+  s.btm.name = read.string("eval.btm.name");
   auto& f = s.fewshot;
   f.items = read.path("eval.fewshot.items", false);
   f.shot_file = read.path("eval.fewshot.shot_file", !f.items.empty(),

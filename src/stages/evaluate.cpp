@@ -9,6 +9,7 @@
 #include "svmoe/eval/metrics.h"
 #include "svmoe/eval/tables.h"
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/safetensors.h"
 #include "svmoe/io/token_shards.h"
 #include "svmoe/model/device.h"
 #include "svmoe/stages/finetune.h"
@@ -24,13 +25,43 @@ namespace svmoe {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
+std::vector<std::vector<std::int32_t>> split_documents(const fs::path& dataset, const std::string& split,
+                                                       std::int64_t max_documents) {
+  const auto subdomains = static_cast<int>(dataset_shards(dataset, {}).train.size());
+  std::vector<std::vector<std::int32_t>> documents;
+  for (int d = 0; d < subdomains; ++d) {
+    const TokenShard shard = TokenShard::open(shard_prefix(dataset, d, split));
+    const auto n = static_cast<std::int64_t>(shard.documents());
+    for (std::int64_t doc = 0; doc < (max_documents > 0 ? std::min(max_documents, n) : n); ++doc) {
+      auto ids = shard.document(static_cast<std::uint64_t>(doc));
+      if (ids.size() >= 2) documents.push_back(std::move(ids));  // a single token predicts nothing
+    }
+  }
+  return documents;
+}
+
+void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std::int64_t context,
+                      const WindowVisitor& visit) {
+  torch::NoGradGuard no_grad;
+  const torch::Device device = model->parameters().front().device();
+  const auto all = torch::tensor(ids, torch::kInt64).to(device);
+  const auto length = static_cast<std::int64_t>(ids.size());
+  for (std::int64_t begin = 0; begin + 1 < length; begin += context) {
+    const std::int64_t end = std::min(begin + context + 1, length);
+    const auto input = all.slice(0, begin, end - 1).unsqueeze(0);
+    const auto target = all.slice(0, begin + 1, end);
+    const CausalLMOutput out = model->forward(input);
+    const auto log_p = torch::log_softmax(out.logits[0].to(torch::kFloat32), -1);
+    visit(input.reshape({-1}), log_p.gather(1, target.unsqueeze(1)).squeeze(1), out);
+  }
+}
+
 Json evaluate_split(CausalLM& model, const fs::path& dataset, const std::string& split, std::int64_t context,
                     std::int64_t max_documents) {
   torch::NoGradGuard no_grad;
   model->eval();
   const ModelConfig& config = model->config();
   const torch::Device device = model->parameters().front().device();
-  const std::int64_t subdomains = static_cast<std::int64_t>(dataset_shards(dataset, {}).train.size());
   const bool moe = config.is_moe();
   TfidfTargets tfidf;
   if (moe) {
@@ -42,51 +73,31 @@ Json evaluate_split(CausalLM& model, const fs::path& dataset, const std::string&
   ConditionalMeanRank cmr;
   RoutingStatistics routing(config.num_hidden_layers, config.num_local_experts, config.num_experts_per_tok);
   const auto biases = selection_biases(*model);
-  std::int64_t documents = 0, tokens = 0;
-
-  std::vector<TokenShard> shards;
-  std::int64_t total = 0;
-  for (std::int64_t d = 0; d < subdomains; ++d) {
-    shards.push_back(TokenShard::open(shard_prefix(dataset, static_cast<int>(d), split)));
-    const auto n = static_cast<std::int64_t>(shards.back().documents());
-    total += max_documents > 0 ? std::min(max_documents, n) : n;
-  }
-  ProgressBar progress(total, terminal_progress_wanted());
+  std::int64_t tokens = 0;
+  const auto documents = split_documents(dataset, split, max_documents);
+  ProgressBar progress(static_cast<std::int64_t>(documents.size()), terminal_progress_wanted());
   std::int64_t seen = 0;
-  for (const TokenShard& shard : shards) {
-    const auto n = static_cast<std::int64_t>(shard.documents());
-    for (std::int64_t doc = 0; doc < (max_documents > 0 ? std::min(max_documents, n) : n); ++doc) {
-      progress.update(++seen, fmt::format("{} documents", seen), -1);
-      const std::vector<std::int32_t> ids = shard.document(static_cast<std::uint64_t>(doc));
-      const auto length = static_cast<std::int64_t>(ids.size());
-      if (length < 2) continue;  // nothing to predict
-      const auto all = torch::tensor(ids, torch::kInt64).to(device);
-      double nll = 0.0;
-      for (std::int64_t begin = 0; begin + 1 < length; begin += context) {
-        const std::int64_t end = std::min(begin + context + 1, length);
-        const auto input = all.slice(0, begin, end - 1).unsqueeze(0);
-        const auto target = all.slice(0, begin + 1, end);
-        const CausalLMOutput out = model->forward(input);
-        const auto log_p = torch::log_softmax(out.logits[0].to(torch::kFloat32), -1);
-        nll -= log_p.gather(1, target.unsqueeze(1)).sum().item<double>();
-        if (moe) {
-          const auto input_ids = input.reshape({-1});
-          const auto targets = tfidf.targets.index_select(0, input_ids);
-          const auto has_target = tfidf.has_target.index_select(0, input_ids);
-          for (const auto& logits : out.router_logits) {
-            cmr.add(logits, targets, has_target);
-            add_router_entropy(logits, entropy);
-          }
-          routing.add(out.router_logits, biases);
-        }
-      }
-      ppl.add(std::exp(nll / static_cast<double>(length - 1)));
-      ++documents;
-      tokens += length - 1;
-    }
+  for (const auto& ids : documents) {
+    progress.update(++seen, fmt::format("{} documents", seen), -1);
+    double nll = 0.0;
+    score_in_windows(model, ids, context,
+                     [&](const torch::Tensor& input, const torch::Tensor& target_log_p, const CausalLMOutput& out) {
+                       nll -= target_log_p.sum().item<double>();
+                       if (!moe) return;
+                       const auto targets = tfidf.targets.index_select(0, input);
+                       const auto has_target = tfidf.has_target.index_select(0, input);
+                       for (const auto& logits : out.router_logits) {
+                         cmr.add(logits, targets, has_target);
+                         add_router_entropy(logits, entropy);
+                       }
+                       routing.add(out.router_logits, biases);
+                     });
+    const auto predicted = static_cast<std::int64_t>(ids.size()) - 1;
+    ppl.add(std::exp(nll / static_cast<double>(predicted)));
+    tokens += predicted;
   }
   progress.clear();
-  Json result = {{"documents", documents}, {"tokens", tokens}, {"ppl", ppl.to_json()}};
+  Json result = {{"documents", documents.size()}, {"tokens", tokens}, {"ppl", ppl.to_json()}};
   if (moe) {
     result["cmr_1"] = cmr.cmr(1).to_json();
     result["cmr_2"] = cmr.cmr(2).to_json();
@@ -103,6 +114,72 @@ Json evaluate_split(CausalLM& model, const fs::path& dataset, const std::string&
     result["expert_fraction"] = routing.to_json()["expert_fraction"];
   }
   return result;
+}
+
+std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::int32_t>>& documents,
+                                             const torch::Tensor& subdomain_tfidf) {
+  const auto rows = subdomain_tfidf.to(torch::kFloat64);  // [N, V], rows L2-normalised
+  std::vector<std::vector<double>> weights;
+  for (const auto& ids : documents) {
+    auto counts = torch::zeros({rows.size(1)}, torch::kFloat64);
+    for (const auto id : ids) {
+      if (id < rows.size(1)) counts[id] += 1.0;
+    }
+    const double norm = counts.norm().item<double>();
+    auto similarity = (rows.matmul(counts) / std::max(norm, 1e-300)).clamp_min(0.0);  // cosine, [N]
+    const double total = similarity.sum().item<double>();
+    similarity = total > 0 ? similarity / total : torch::full_like(similarity, 1.0 / rows.size(0));
+    weights.push_back(std::vector<double>(similarity.data_ptr<double>(), similarity.data_ptr<double>() + rows.size(0)));
+  }
+  return weights;
+}
+
+Json evaluate_btm_ensemble(const std::vector<fs::path>& experts, const fs::path& dataset, const std::string& split,
+                           std::int64_t context, std::int64_t max_documents, const torch::Device& device) {
+  const auto documents = split_documents(dataset, split, max_documents);
+  const fs::path tfidf_path = dataset / "tfidf.safetensors";
+  const auto subdomain_tfidf = SafetensorsFile::open(tfidf_path).tensor("subdomain_tfidf");
+  if (subdomain_tfidf.size(0) != static_cast<std::int64_t>(experts.size())) {
+    throw ConfigError("eval.btm.experts lists " + std::to_string(experts.size()) + " experts but the dataset has " +
+                          std::to_string(subdomain_tfidf.size(0)) + " subdomains",
+                      "list expert n (trained on subdomain n) for every subdomain, in order");
+  }
+  const auto weights = btm_weights(documents, subdomain_tfidf);
+  // log p_n(token) for every expert, document and predicted token; one expert in memory at a time.
+  std::vector<std::vector<std::vector<float>>> log_p(experts.size());
+  for (std::size_t n = 0; n < experts.size(); ++n) {
+    const HfCheckpoint checkpoint = load_hf_checkpoint(experts[n]);
+    CausalLM model(checkpoint.config);
+    load_weights(*model, checkpoint);
+    model->to(device);
+    model->eval();
+    for (const auto& ids : documents) {
+      std::vector<float> values;
+      score_in_windows(model, ids, context,
+                       [&](const torch::Tensor&, const torch::Tensor& target_log_p, const CausalLMOutput&) {
+                         const auto cpu = target_log_p.to(torch::kCPU).contiguous();
+                         values.insert(values.end(), cpu.data_ptr<float>(), cpu.data_ptr<float>() + cpu.numel());
+                       });
+      log_p[n].push_back(std::move(values));
+    }
+  }
+  MeanStd ppl;
+  std::int64_t tokens = 0;
+  for (std::size_t d = 0; d < documents.size(); ++d) {
+    double nll = 0.0;
+    const std::size_t count = log_p[0][d].size();
+    for (std::size_t i = 0; i < count; ++i) {
+      // log sum_n w_n p_n, stably.
+      double peak = -1e300;
+      for (std::size_t n = 0; n < experts.size(); ++n) peak = std::max(peak, static_cast<double>(log_p[n][d][i]));
+      double mixture = 0.0;
+      for (std::size_t n = 0; n < experts.size(); ++n) mixture += weights[d][n] * std::exp(log_p[n][d][i] - peak);
+      nll -= peak + std::log(mixture);
+    }
+    ppl.add(std::exp(nll / static_cast<double>(count)));
+    tokens += static_cast<std::int64_t>(count);
+  }
+  return {{"documents", documents.size()}, {"tokens", tokens}, {"ppl", ppl.to_json()}};
 }
 
 namespace {
@@ -204,6 +281,21 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
                    100.0 * model_result["fewshot"]["acc_norm"].get<double>());
     }
     results["models"].push_back(model_result);
+  }
+
+  if (!s.btm.experts.empty()) {
+    Json splits = Json::object();
+    const HfCheckpoint first = load_hf_checkpoint(s.btm.experts.front());
+    const std::int64_t context =
+        s.context_length > 0 ? s.context_length : std::max<std::int64_t>(1, first.config.max_position_embeddings);
+    for (const auto& split : s.splits) {
+      spdlog::info("eval: {} ({} dense experts mixed per document) on the {} split", s.btm.name, s.btm.experts.size(),
+                   split);
+      splits[split] = evaluate_btm_ensemble(s.btm.experts, s.dataset, split, context, s.max_documents, device);
+      spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, split, splits[split]["ppl"]["mean"].get<double>());
+    }
+    results["models"].push_back(
+        {{"name", s.btm.name}, {"path", ""}, {"lb", "-"}, {"moe", false}, {"ensemble", "btm"}, {"splits", splits}});
   }
 
   fs::create_directories(s.output);

@@ -14,6 +14,7 @@
 #include "svmoe/train/objectives.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
+#include "svmoe/util/strings.h"
 
 namespace svmoe {
 namespace fs = std::filesystem;
@@ -87,8 +88,9 @@ fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const Run
   const Json results = Json::parse(read_text_file(results_path));
   ReportContent content;
   content.title = "svmoe report";
-  content.subtitle = "dataset " + results.value("dataset", std::string()) + ", evaluated on " +
-                     results["splits"].dump() + " (" + results_path.string() + ")";
+  std::vector<std::string> splits = results["splits"].get<std::vector<std::string>>();
+  content.subtitle = "Dataset " + results.value("dataset", std::string()) + "; evaluated on the " + join(splits, ", ") +
+                     " split" + (splits.size() > 1 ? "s" : "") + " (" + results_path.string() + ").";
   for (const auto& split : results["splits"]) {
     content.tables.push_back(
         {table_title(split.get<std::string>()), metrics_table(results, split.get<std::string>()), 3});

@@ -110,4 +110,25 @@ TEST(Evaluate, ConfigErrorsNameTheModelEntry) {
   EXPECT_EQ(parse_eval_settings(config).models[0].lb, "yes");
 }
 
+// BTM: a mixture of identical experts is that expert; weights follow the TF-IDF similarity.
+TEST(Evaluate, BtmEnsembleOfCopiesIsTheModelAndWeightsFollowTfidf) {
+  test::ScratchDir dir;
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  CausalLM model = load_model(dense);
+  const Json single = evaluate_split(model, dataset, "test", 32, 2);
+  const Json mixed = evaluate_btm_ensemble({dense, dense}, dataset, "test", 32, 2, torch::kCPU);
+  EXPECT_EQ(mixed["tokens"], single["tokens"]);
+  EXPECT_NEAR(mixed["ppl"]["mean"].get<double>(), single["ppl"]["mean"].get<double>(),
+              1e-4 * single["ppl"]["mean"].get<double>());
+
+  // Token 1 only in subdomain 0's row, token 2 in both: a document of token 1 goes to expert 0.
+  const auto rows = torch::tensor({{0.0, 0.6, 0.8}, {0.0, 0.0, 1.0}});
+  const auto weights = btm_weights({{1, 1, 1}, {2, 2}, {0, 0}}, rows);
+  EXPECT_NEAR(weights[0][0], 1.0, 1e-12);
+  EXPECT_NEAR(weights[1][0], 0.8 / 1.8, 1e-6);  // the rows are float32
+  EXPECT_NEAR(weights[2][1], 0.5, 1e-12);  // no overlap at all: uniform
+  EXPECT_THROW(evaluate_btm_ensemble({dense}, dataset, "test", 32, 1, torch::kCPU), ConfigError);
+}
+
 }  // namespace svmoe

@@ -159,6 +159,10 @@ struct EvalSettings {
   std::int64_t context_length = 0;             // tokens per scoring window; 0: the model's max_position_embeddings
   std::int64_t max_documents = 0;              // per subdomain and split; 0: all
   FewShotSettings fewshot;                     // the paper's Table 3
+  struct {
+    std::vector<std::filesystem::path> experts;  // the N dense experts, expert n for subdomain n; empty: off
+    std::string name = "BTM ensemble";
+  } btm;  // the BTM ensemble baseline (docs/eval.md)
 };
 
 // svmoe report: one self-contained HTML page with the figures and tables of an experiment.

@@ -4,6 +4,8 @@
 // Markdown and CSV, expert_selection.csv, and every raw number in results.json.
 #pragma once
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 
 #include "svmoe/config/settings.h"
@@ -11,6 +13,7 @@
 #include "svmoe/model/causal_lm.h"
 
 namespace svmoe {
+using Json = nlohmann::json;
 
 nlohmann::json run_eval(const EvalSettings& settings, const RuntimeSettings& runtime);
 
@@ -20,6 +23,28 @@ nlohmann::json run_eval(const EvalSettings& settings, const RuntimeSettings& run
 // `max_documents` per subdomain (0: all).
 nlohmann::json evaluate_split(CausalLM& model, const std::filesystem::path& dataset, const std::string& split,
                               std::int64_t context, std::int64_t max_documents);
+
+// The documents of a split that evaluation reads (at most `max_documents` per subdomain, 0: all;
+// documents of fewer than 2 tokens left out), subdomain by subdomain in file order.
+std::vector<std::vector<std::int32_t>> split_documents(const std::filesystem::path& dataset, const std::string& split,
+                                                       std::int64_t max_documents);
+
+// Runs `model` over a document in consecutive windows of at most `context` inputs, each starting
+// afresh; calls `visit` per window with the input ids [T], the log-probabilities of the next
+// tokens [T] (float32) and the model's output.
+using WindowVisitor =
+    std::function<void(const torch::Tensor& input, const torch::Tensor& target_log_p, const CausalLMOutput& out)>;
+void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std::int64_t context,
+                      const WindowVisitor& visit);
+
+// The BTM ensemble baseline: per document, the N dense experts' next-token probabilities mixed
+// with weights proportional to the cosine similarity between the document's token counts and
+// each subdomain's TF-IDF row (uniform if all are 0). Returns {"documents", "tokens", "ppl"}.
+Json evaluate_btm_ensemble(const std::vector<std::filesystem::path>& experts, const std::filesystem::path& dataset,
+                           const std::string& split, std::int64_t context, std::int64_t max_documents,
+                           const torch::Device& device);
+std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::int32_t>>& documents,
+                                             const torch::Tensor& subdomain_tfidf);
 
 // The paper's Table 2 / Table 5 (model, LB, PPL, CMR_1, CMR_2, S_RL) for one split, and Table 3
 // (few-shot accuracy in percent), from run_eval's results.
