@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "svmoe/util/strings.h"
+
 namespace svmoe {
 
 namespace {
@@ -14,29 +16,6 @@ const char* const kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59
                                 "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
 
 std::string colour(int index) { return kPalette[((index % 10) + 10) % 10]; }
-
-std::string escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
 
 // About five round tick values covering [low, high].
 std::vector<double> ticks(double low, double high) {
@@ -138,7 +117,7 @@ std::string loss_curves_svg(const std::vector<LossCurve>& curves) {
     svg += fmt::format(
         "<line x1=\"{0}\" x2=\"{1}\" y1=\"{2}\" y2=\"{2}\" stroke=\"{3}\" stroke-width=\"3\"/><text x=\"{4}\" "
         "y=\"{5}\" class=\"legend\">{6}</text>\n",
-        left + plot_w + 10, left + plot_w + 30, ly, stroke, left + plot_w + 36, ly + 4, escape(c.name));
+        left + plot_w + 10, left + plot_w + 30, ly, stroke, left + plot_w + 36, ly + 4, html_escape(c.name));
   }
   const double ly = top + 14 + 18 * static_cast<double>(curves.size()) + 8;
   svg += fmt::format("<text x=\"{}\" y=\"{}\" class=\"tick\">solid: training, dashed: validation</text>\n",
@@ -160,7 +139,7 @@ std::string heatmap_svg(const SelectionHeatmap& heatmap) {
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" role=\"img\" "
       "aria-label=\"expert selection\">\n",
       width, height);
-  svg += fmt::format("<text x=\"{}\" y=\"16\" class=\"axis\">{}</text>\n", left, escape(heatmap.title));
+  svg += fmt::format("<text x=\"{}\" y=\"16\" class=\"axis\">{}</text>\n", left, html_escape(heatmap.title));
   for (std::size_t l = 0; l < layers; ++l) {
     const double y = top + cell * static_cast<double>(l);
     svg += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" class=\"tick\">layer {}</text>\n", left - 6,
@@ -192,18 +171,18 @@ std::string heatmap_svg(const SelectionHeatmap& heatmap) {
 
 std::string routed_text_html(const RoutedText& routed) {
   auto row = [&](const std::vector<int>& ids, const std::string& label) {
-    std::string html = "<div class=\"routed\"><span class=\"label\">" + escape(label) + "</span>";
+    std::string html = "<div class=\"routed\"><span class=\"label\">" + html_escape(label) + "</span>";
     for (std::size_t i = 0; i < routed.pieces.size(); ++i) {
       const int id = ids[i];
       const std::string style = id >= 0 ? "background:" + colour(id) + "55;border-bottom:3px solid " + colour(id)
                                         : "background:#eee;color:#888";
       html += "<span class=\"tok\" style=\"" + style + "\" title=\"" +
               (id >= 0 ? "expert " + std::to_string(id) : std::string("no TF-IDF target")) + "\">" +
-              escape(routed.pieces[i]) + "</span>";
+              html_escape(routed.pieces[i]) + "</span>";
     }
     return html + "</div>\n";
   };
-  std::string html = "<h3>" + escape(routed.model) + ", layer " + std::to_string(routed.layer) + "</h3>\n";
+  std::string html = "<h3>" + html_escape(routed.model) + ", layer " + std::to_string(routed.layer) + "</h3>\n";
   html += row(routed.expert, "router top-1");
   html += row(routed.tfidf_argmax, "TF-IDF argmax");
   std::size_t same = 0, targeted = 0;
@@ -220,7 +199,7 @@ std::string routed_text_html(const RoutedText& routed) {
 std::string render_report(const ReportContent& content) {
   std::string html = R"(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>)" + escape(content.title) +
+<title>)" + html_escape(content.title) +
                      R"(</title>
 <style>
 body { font-family: "DejaVu Sans", "Noto Sans CJK JP", Arial, sans-serif; margin: 24px 40px; color: #222; max-width: 1100px; }
@@ -237,11 +216,11 @@ svg text.legend { font-size: 12px; fill: #222; } svg text.cell { font-size: 11px
 .swatch { display: inline-block; padding: 0 8px; margin-right: 6px; font-size: 12px; }
 </style></head><body>
 )";
-  html += "<h1>" + escape(content.title) + "</h1>\n<p class=\"sub\">" + escape(content.subtitle) + "</p>\n";
+  html += "<h1>" + html_escape(content.title) + "</h1>\n<p class=\"sub\">" + html_escape(content.subtitle) + "</p>\n";
   if (!content.tables.empty()) {
     html += "<h2>Tables</h2>\n";
     for (const auto& t : content.tables) {
-      html += "<h3>" + escape(t.title) + "</h3>\n" + html_table(t.table, t.digits);
+      html += "<h3>" + html_escape(t.title) + "</h3>\n" + html_table(t.table, t.digits);
     }
     html += "<p class=\"note\">Best value <b>bold</b>, second <u>underlined</u>.</p>\n";
   }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <set>
 
+#include "svmoe/util/strings.h"
+
 namespace svmoe {
 
 namespace {
@@ -47,29 +49,6 @@ std::string cell_text(const TableCell& cell, int digits) {
   std::string text = fmt::format("{:.{}f}", *cell.mean, digits);
   if (cell.std) text += fmt::format("±{:.{}f}", *cell.std, digits);
   return text;
-}
-
-std::string html_escape(const std::string& text) {
-  std::string out;
-  for (const char c : text) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
 }
 
 }  // namespace

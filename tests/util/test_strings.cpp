@@ -36,4 +36,9 @@ TEST(Strings, FormatsCountsAndBytes) {
   EXPECT_EQ(format_bytes(3ull << 30), "3.0 GiB");
 }
 
+TEST(Strings, EscapesHtml) {
+  EXPECT_EQ(html_escape("a < b & \"c\" > d"), "a &lt; b &amp; &quot;c&quot; &gt; d");
+  EXPECT_EQ(html_escape("日本語"), "日本語");
+}
+
 }  // namespace svmoe

@@ -16,6 +16,9 @@ std::string nearest_word(std::string_view word, const std::vector<std::string>& 
 
 std::string join(const std::vector<std::string>& parts, std::string_view separator);
 
+// Text safe inside HTML elements and attribute values (&, <, >, " escaped).
+std::string html_escape(std::string_view text);
+
 // 1536 -> "1.5 KiB"
 std::string format_bytes(std::uint64_t bytes);
 
