@@ -14,7 +14,7 @@
 #      and the Dense baseline (the base model, trained as long on all subdomains),
 #   8. svmoe eval: PPL, CMR_1, CMR_2, S_RL and few-shot accuracy of the five models
 #      (runs/quickstart/eval/tables.md), and svmoe report: the figures and tables in one HTML page.
-# About 15 minutes on 2 cores. Every step resumes or skips what is done when run again.
+# About 15 to 20 minutes on 2 cores, after the first build. Every step resumes or skips what is done when run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh

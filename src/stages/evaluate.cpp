@@ -9,6 +9,7 @@
 #include "svmoe/eval/metrics.h"
 #include "svmoe/eval/tables.h"
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/hf_config.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/io/token_shards.h"
 #include "svmoe/model/device.h"
@@ -241,6 +242,16 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
                           {"prompt", s.fewshot.prompt},
                           {"answers", s.fewshot.answers}};
   }
+  // Every model is checked before the first is evaluated: a typo in the last path should not
+  // cost the evaluation of the others.
+  for (const EvalModel& entry : s.models) {
+    const ModelConfig config = read_model_config(entry.path / "config.json");
+    if (!config.is_moe()) {
+      spdlog::info("eval: {} is a dense model: CMR_1, CMR_2, S_RL and expert selection do not apply (shown as -)",
+                   entry.name);
+    }
+  }
+  for (const fs::path& expert : s.btm.experts) read_model_config(expert / "config.json");
   for (const EvalModel& entry : s.models) {
     const HfCheckpoint checkpoint = load_hf_checkpoint(entry.path);
     if (checkpoint.config.vocab_size < shards.vocab_size) {
