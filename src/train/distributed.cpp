@@ -189,7 +189,10 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, std
     for (auto& bucket : list) {
       std::vector<torch::Tensor> flat_views;
       for (const auto& t : bucket) flat_views.push_back(t.reshape({-1}));
-      std::vector<torch::Tensor> buffer = {torch::cat(flat_views)};
+      // Low-precision values (bf16 gradients) are summed in float32, as Megatron-LM does, so
+      // that the sum over many ranks does not lose the small ones.
+      const bool widen = key.first == static_cast<int>(torch::kBFloat16) || key.first == static_cast<int>(torch::kHalf);
+      std::vector<torch::Tensor> buffer = {widen ? torch::cat(flat_views).to(torch::kFloat32) : torch::cat(flat_views)};
       backend_->group->allreduce(buffer)->wait();
       std::int64_t offset = 0;
       for (auto& t : bucket) {

@@ -99,7 +99,8 @@ TEST(ProcessGroup, GlooAllReduceSumsOverRanks) {
         const ProcessGroup group = ProcessGroup::connect(env, torch::kCPU, std::chrono::seconds(60));
         std::vector<torch::Tensor> tensors = {torch::full({3, 4}, rank + 1.0), torch::full({5}, rank + 10.0),
                                               torch::full({1000}, static_cast<std::int64_t>(rank + 1)),
-                                              torch::arange(300, torch::kFloat32) * (rank + 1)};
+                                              torch::arange(300, torch::kFloat32) * (rank + 1),
+                                              torch::full({7}, 1.5 + rank, torch::kBFloat16)};
         group.all_reduce_sum(tensors, /*bucket_bytes=*/1024);
         EXPECT_DOUBLE_EQ(group.sum(rank + 0.5), 2.0);
         EXPECT_TRUE(group.any(rank == 1));
@@ -118,6 +119,8 @@ TEST(ProcessGroup, GlooAllReduceSumsOverRanks) {
     EXPECT_TRUE(torch::equal(results[rank][1], torch::full({5}, 21.0)));
     EXPECT_TRUE(torch::equal(results[rank][2], torch::full({1000}, std::int64_t{3})));
     EXPECT_TRUE(torch::allclose(results[rank][3], torch::arange(300, torch::kFloat32) * 3));
+    EXPECT_EQ(results[rank][4].scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(results[rank][4], torch::full({7}, 4.0, torch::kBFloat16)));
   }
 }
 

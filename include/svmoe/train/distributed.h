@@ -48,7 +48,7 @@ class ProcessGroup {
   bool is_main() const { return rank_ == 0; }
 
   // Sums each tensor over all ranks, in place; tensors of one dtype and device travel together
-  // in flattened buckets of at most `bucket_bytes`.
+  // in flattened buckets of at most `bucket_bytes` (bf16 and fp16 ones summed in float32).
   void all_reduce_sum(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes = 32 << 20) const;
   // The mean over ranks of every defined gradient of `parameters` (data-parallel training).
   void average_gradients(const std::vector<torch::Tensor>& parameters) const;
