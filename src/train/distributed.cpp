@@ -3,12 +3,19 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#ifdef USE_C10D_GLOO
+// Which backends this build has: LibTorch must have been built with them (USE_C10D_*) and their
+// headers must be found (pip's torch ships gloo's; nccl.h comes with the nvidia-nccl package).
+#if defined(USE_C10D_GLOO) && __has_include(<gloo/algorithm.h>)
+#define SVMOE_HAVE_GLOO 1
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
-#ifdef USE_C10D_NCCL
+#if defined(USE_C10D_NCCL) && __has_include(<nccl.h>)
+#define SVMOE_HAVE_NCCL 1
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#if defined(SVMOE_HAVE_GLOO) || defined(SVMOE_HAVE_NCCL)
+#define SVMOE_HAVE_C10D 1
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #endif
 
 #include <cstdlib>
@@ -35,7 +42,7 @@ int integer_variable(const EnvironmentLookup& lookup, const std::string& name, i
       "fix the launcher's settings (torchrun or srun set it)");
 }
 
-#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#ifdef SVMOE_HAVE_C10D
 IoError rendezvous_error(const DistributedEnvironment& env, const std::string& where, const std::string& cause) {
   return IoError("rank " + std::to_string(env.rank) + " could not join the other " +
                      std::to_string(env.world_size - 1) + " process(es) at " + where + ": " + cause,
@@ -106,7 +113,7 @@ DistributedEnvironment detect_distributed_environment() {
 }
 
 struct ProcessGroup::Backend {
-#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#ifdef SVMOE_HAVE_C10D
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<compat::CollectiveBackend> group;
 #endif
@@ -120,7 +127,7 @@ ProcessGroup ProcessGroup::connect(const DistributedEnvironment& env, const torc
   result.rank_ = env.rank;
   result.world_size_ = env.world_size;
   if (env.world_size == 1) return result;
-#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#ifdef SVMOE_HAVE_C10D
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   spdlog::info("distributed: rank {} of {} ({}), rendezvous at {}", env.rank, env.world_size, env.launcher, where);
   auto backend = std::make_shared<Backend>();
@@ -133,14 +140,14 @@ ProcessGroup ProcessGroup::connect(const DistributedEnvironment& env, const torc
     options.timeout = timeout;
     backend->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
     if (device.is_cuda()) {
-#ifdef USE_C10D_NCCL
+#ifdef SVMOE_HAVE_NCCL
       backend->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(backend->store, env.rank, env.world_size);
 #else
       throw UnsupportedError("this svmoe was built without NCCL, so it cannot train on several GPUs",
                              "build it against a CUDA LibTorch (docs/gpu.md)");
 #endif
     } else {
-#ifdef USE_C10D_GLOO
+#ifdef SVMOE_HAVE_GLOO
       auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
       // As torch.distributed: GLOO_SOCKET_IFNAME picks the network interface.
       const char* interface = std::getenv("GLOO_SOCKET_IFNAME");
@@ -169,7 +176,7 @@ ProcessGroup ProcessGroup::connect(const DistributedEnvironment& env, const torc
 
 void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes) const {
   if (world_size_ == 1 || tensors.empty()) return;
-#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#ifdef SVMOE_HAVE_C10D
   torch::NoGradGuard no_grad;
   // Buckets of one dtype and device, each flattened into one buffer for one collective.
   std::map<std::pair<int, std::string>, std::vector<std::vector<torch::Tensor>>> buckets;
@@ -226,7 +233,7 @@ bool ProcessGroup::any(bool value) const { return sum(value ? 1.0 : 0.0) > 0.0; 
 
 void ProcessGroup::barrier() const {
   if (world_size_ == 1) return;
-#if defined(USE_C10D_GLOO) || defined(USE_C10D_NCCL)
+#ifdef SVMOE_HAVE_C10D
   backend_->group->barrier()->wait();
 #endif
 }
