@@ -185,6 +185,11 @@ Json evaluate_btm_ensemble(const std::vector<fs::path>& experts, const fs::path&
 
 namespace {
 
+// Tokens per scoring window: eval.context_length, or the model's own context when 0.
+std::int64_t scoring_context(std::int64_t configured, const ModelConfig& config) {
+  return configured > 0 ? configured : std::max<std::int64_t>(1, config.max_position_embeddings);
+}
+
 TableCell metric_cell(const Json& metric) {
   if (!metric.is_object() || metric["mean"].is_null()) return {};
   return {"", metric["mean"].get<double>(), metric["std"].get<double>()};
@@ -263,8 +268,7 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
     CausalLM model(checkpoint.config);
     load_weights(*model, checkpoint);
     model->to(device);
-    const std::int64_t context =
-        s.context_length > 0 ? s.context_length : std::max<std::int64_t>(1, checkpoint.config.max_position_embeddings);
+    const std::int64_t context = scoring_context(s.context_length, checkpoint.config);
     Json splits = Json::object();
     for (const auto& split : s.splits) {
       spdlog::info("eval: {} on the {} split", entry.name, split);
@@ -283,9 +287,7 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
                          {"moe", checkpoint.config.is_moe()},
                          {"splits", splits}};
     if (!items.empty()) {
-      // The model's own tokenizer files (checkpoints carry them), else the dataset's.
-      const bool own = fs::exists(entry.path / "tokenizer.json") || fs::exists(entry.path / "tokenizer.model");
-      const auto tokenizer = load_tokenizer(own ? entry.path : shards.tokenizer);
+      const auto tokenizer = load_tokenizer(tokenizer_source(entry.path, shards.tokenizer));
       model_result["fewshot"] = evaluate_true_false(model, *tokenizer, items, shots, format);
       spdlog::info("eval: {} few-shot true/false ({} items, {} shots): acc {:.2f}%, acc_norm {:.2f}%", entry.name,
                    items.size(), s.fewshot.k, 100.0 * model_result["fewshot"]["acc"].get<double>(),
@@ -296,9 +298,8 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
 
   if (!s.btm.experts.empty()) {
     Json splits = Json::object();
-    const HfCheckpoint first = load_hf_checkpoint(s.btm.experts.front());
     const std::int64_t context =
-        s.context_length > 0 ? s.context_length : std::max<std::int64_t>(1, first.config.max_position_embeddings);
+        scoring_context(s.context_length, read_model_config(s.btm.experts.front() / "config.json"));
     for (const auto& split : s.splits) {
       spdlog::info("eval: {} ({} dense experts mixed per document) on the {} split", s.btm.name, s.btm.experts.size(),
                    split);

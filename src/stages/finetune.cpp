@@ -8,6 +8,7 @@
 #include "svmoe/model/device.h"
 #include "svmoe/model/initialization.h"
 #include "svmoe/stages/prepare.h"
+#include "svmoe/text/tokenizer.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/logging.h"
@@ -78,9 +79,7 @@ TrainingJob training_job(const fs::path& model_dir, bool random_init, const Data
     load_weights(*job.model, load_hf_checkpoint(model_dir));
   }
   job.base_config = nlohmann::json::parse(read_text_file(model_dir / "config.json"));
-  job.tokenizer_from = fs::exists(model_dir / "tokenizer.json") || fs::exists(model_dir / "tokenizer.model")
-                           ? model_dir
-                           : shards.tokenizer;
+  job.tokenizer_from = tokenizer_source(model_dir, shards.tokenizer);
   job.train_sources = {SamplerSource{shards.train, 1.0}};
   job.valid_shards = shards.valid;
   job.output = output;

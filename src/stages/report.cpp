@@ -53,8 +53,7 @@ RoutedText route_text(const std::string& name, const fs::path& model_dir, const 
   load_weights(*model, checkpoint);
   model->to(device);
   model->eval();
-  const bool own = fs::exists(model_dir / "tokenizer.json") || fs::exists(model_dir / "tokenizer.model");
-  const auto tokenizer = load_tokenizer(own ? model_dir : dataset_shards(dataset, {}).tokenizer);
+  const auto tokenizer = load_tokenizer(tokenizer_source(model_dir, dataset_shards(dataset, {}).tokenizer));
   const auto ids = tokenizer->encode(text, /*add_special_tokens=*/false);
   if (ids.empty()) throw ConfigError("report.text has no tokens", "give a sentence or two");
   const TfidfTargets tfidf = load_tfidf_targets(dataset, checkpoint.config.vocab_size);

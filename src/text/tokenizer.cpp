@@ -39,6 +39,10 @@ std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, 
   return ids;
 }
 
+fs::path tokenizer_source(const fs::path& model_dir, const fs::path& fallback) {
+  return fs::exists(model_dir / "tokenizer.json") || fs::exists(model_dir / "tokenizer.model") ? model_dir : fallback;
+}
+
 fs::path tokenizer_file(const fs::path& path) {
   if (fs::is_directory(path)) {
     if (fs::exists(path / "tokenizer.json")) return path / "tokenizer.json";

@@ -127,7 +127,7 @@ TEST(Evaluate, BtmEnsembleOfCopiesIsTheModelAndWeightsFollowTfidf) {
   const auto weights = btm_weights({{1, 1, 1}, {2, 2}, {0, 0}}, rows);
   EXPECT_NEAR(weights[0][0], 1.0, 1e-12);
   EXPECT_NEAR(weights[1][0], 0.8 / 1.8, 1e-6);  // the rows are float32
-  EXPECT_NEAR(weights[2][1], 0.5, 1e-12);  // no overlap at all: uniform
+  EXPECT_NEAR(weights[2][1], 0.5, 1e-12);       // no overlap at all: uniform
   EXPECT_THROW(evaluate_btm_ensemble({dense}, dataset, "test", 32, 1, torch::kCPU), ConfigError);
 }
 

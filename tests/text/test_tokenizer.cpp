@@ -103,4 +103,10 @@ TEST(Tokenizer, ClearErrorsForBadFiles) {
   EXPECT_THROW(load_tokenizer(dir / "broken.model"), FormatError);
 }
 
+TEST(Tokenizer, AModelsOwnTokenizerFilesWinOverTheFallback) {
+  const auto with_files = test::data_dir() / "tokenizers" / "unigram";
+  EXPECT_EQ(tokenizer_source(with_files, "/fallback"), with_files);
+  EXPECT_EQ(tokenizer_source(test::model_fixture("llama_mha_untied"), "/fallback"), "/fallback");
+}
+
 }  // namespace svmoe

@@ -16,16 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path tiny_dataset(const fs::path& dir) {
-  PrepareSettings s;
-  s.corpus = {test::example_ci_corpus()};
-  s.tokenizer = test::data_dir() / "tokenizers" / "unigram";
-  s.output = dir / "dataset";
-  s.num_subdomains = 2;
-  run_prepare(s, RuntimeSettings{}, Json::object());
-  return s.output;
-}
-
 TrainingJob tiny_job(const fs::path& dataset, const fs::path& output) {
   const HfCheckpoint base = load_hf_checkpoint(test::model_fixture("llama_gqa_tied_theta5e5"));
   TrainingJob job;
@@ -69,7 +59,7 @@ std::vector<double> losses(const fs::path& metrics) {
 
 TEST(Trainer, LossFallsAndCheckpointsAreWritten) {
   test::ScratchDir dir;
-  const fs::path dataset = tiny_dataset(dir.path());
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
   TrainingJob job = tiny_job(dataset, dir / "run");
   TrainSettings t = tiny_settings(12);
   const TrainResult result = train_model(job, t);
@@ -90,7 +80,7 @@ TEST(Trainer, LossFallsAndCheckpointsAreWritten) {
 // A run stopped after a checkpoint and resumed gives exactly the uninterrupted run's losses.
 TEST(Trainer, ResumeIsBitExactOnTheCpu) {
   test::ScratchDir dir;
-  const fs::path dataset = tiny_dataset(dir.path());
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
   TrainingJob whole = tiny_job(dataset, dir / "whole");
   train_model(whole, tiny_settings(8));
 
@@ -114,7 +104,7 @@ TEST(Trainer, ResumeIsBitExactOnTheCpu) {
 // float32 run's, and a resume that restores the master weights exactly.
 TEST(Trainer, Bf16MixedPrecisionKeepsFloat32MasterWeights) {
   test::ScratchDir dir;
-  const fs::path dataset = tiny_dataset(dir.path());
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
   TrainingJob reference = tiny_job(dataset, dir / "fp32");
   train_model(reference, tiny_settings(6));
   TrainSettings t = tiny_settings(6);

@@ -40,6 +40,10 @@ std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, 
 // a tokenizer.json or a tokenizer.model file. tokenizer_config.json beside it is read if present.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
 
+// Where a model's tokenizer comes from: `model_dir` itself if it holds tokenizer.json or
+// tokenizer.model (checkpoints svmoe writes carry them), else `fallback` (e.g. the dataset's).
+std::filesystem::path tokenizer_source(const std::filesystem::path& model_dir, const std::filesystem::path& fallback);
+
 // The file load_tokenizer reads for `path` (a directory's tokenizer.json, else its tokenizer.model).
 std::filesystem::path tokenizer_file(const std::filesystem::path& path);
 
