@@ -48,5 +48,7 @@ void add_train_experts_command(CLI::App& app);
 void add_train_router_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_report_command(CLI::App& app);
+void add_run_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 }  // namespace svmoe::cli

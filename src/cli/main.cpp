@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
   svmoe::cli::add_finetune_command(app);
   svmoe::cli::add_eval_command(app);
   svmoe::cli::add_report_command(app);
+  svmoe::cli::add_run_command(app);
+  svmoe::cli::add_plan_command(app);
 
   try {
     app.parse(argc, argv);

@@ -10,10 +10,13 @@
 namespace svmoe {
 
 namespace {
-const char* const kTrainKeys[] = {"steps",        "micro_batch",  "grad_accum", "sequence_length", "learning_rate",
-                                  "min_lr_ratio", "warmup_steps", "schedule",   "weight_decay",    "beta1",
-                                  "beta2",        "eps",          "grad_clip",  "log_every",       "eval_every",
-                                  "eval_batches", "save_every",   "keep_last",  "precision"};
+const char* const kTrainKeys[] = {"steps",           "micro_batch",   "grad_accum",
+                                  "sequence_length", "learning_rate", "min_lr_ratio",
+                                  "warmup_steps",    "schedule",      "weight_decay",
+                                  "beta1",           "beta2",         "eps",
+                                  "grad_clip",       "log_every",     "eval_every",
+                                  "eval_batches",    "save_every",    "keep_last",
+                                  "precision",       "zero_stage",    "activation_checkpointing"};
 }  // namespace
 
 Json default_config() {
@@ -26,6 +29,7 @@ Json default_config() {
   const FinetuneSettings finetune;
   const TrainRouterSettings router;
   const FewShotSettings fewshot;
+  const RunSettings run;
   // A stage's own training settings: every `train` key, null = as in `train`.
   Json stage_train = Json::object();
   for (const char* key : kTrainKeys) stage_train[key] = nullptr;
@@ -93,7 +97,9 @@ Json default_config() {
         {"eval_batches", t.eval_batches},
         {"save_every", t.save_every},
         {"keep_last", t.keep_last},
-        {"precision", t.precision}}},
+        {"precision", t.precision},
+        {"zero_stage", t.zero_stage},
+        {"activation_checkpointing", t.activation_checkpointing}}},
       {"train_experts",
        {{"base_model", nullptr},
         {"init", "pretrained"},
@@ -136,6 +142,13 @@ Json default_config() {
         {"output", nullptr},
         {"missing_target", router.missing_target},
         {"train", stage_train}}},
+      {"run",
+       {{"dir", nullptr},
+        {"base_model", nullptr},
+        {"pretrain_base", {{"enabled", run.pretrain_base}, {"train", stage_train}}},
+        {"models", run.models},
+        {"lb_method", run.lb_method},
+        {"btm_ensemble", run.btm_ensemble}}},
   };
 }
 
@@ -254,7 +267,9 @@ std::vector<std::int64_t> subdomain_list(const ConfigTree& config, const std::st
 }
 }  // namespace
 
-TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::string& stage) {
+namespace {
+// The tree with a stage's own `STAGE.train` keys (non-null) in place of the `train` ones.
+ConfigTree with_stage_train(const ConfigTree& stage_config, const std::string& stage) {
   ConfigTree config = stage_config;
   if (!stage.empty()) {
     for (const char* key : kTrainKeys) {
@@ -264,6 +279,16 @@ TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::st
       }
     }
   }
+  return config;
+}
+}  // namespace
+
+Json resolved_train_section(const ConfigTree& config, const std::string& stage) {
+  return with_stage_train(config, stage).at("train");
+}
+
+TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::string& stage) {
+  const ConfigTree config = with_stage_train(stage_config, stage);
   const SettingReader read(config);
   TrainSettings t;
   const std::int64_t big = std::int64_t{1} << 40;
@@ -286,6 +311,8 @@ TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::st
   t.save_every = read.integer("train.save_every", 0, big);
   t.keep_last = read.integer("train.keep_last", 1, 1 << 20);
   t.precision = read.choice("train.precision", {"auto", "float32", "bf16_mixed", "bf16"});
+  t.zero_stage = read.integer("train.zero_stage", 0, 1);
+  t.activation_checkpointing = read.boolean("train.activation_checkpointing");
   return t;
 }
 
@@ -509,6 +536,27 @@ std::filesystem::path SettingReader::path(const std::string& key_path, bool requ
   }
   if (!value.is_string()) fail(key_path, "a path (a string)", hint);
   return value.get<std::string>();
+}
+
+RunSettings parse_run_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  RunSettings s;
+  s.dir = read.path("run.dir", true, "give the experiment directory that holds every stage's output (run.dir)");
+  s.pretrain_base = read.boolean("run.pretrain_base.enabled");
+  s.base_model = read.path("run.base_model", true,
+                           s.pretrain_base ? "give a directory whose config.json describes the base model to pretrain"
+                                           : "give the dense base model, a Hugging Face directory (run.base_model)");
+  s.models = read.strings("run.models");
+  const std::vector<std::string> known = {"dense", "btx", "btx_lb", "svmoe", "svmoe_lb"};
+  for (const auto& model : s.models) {
+    if (std::find(known.begin(), known.end(), model) == known.end()) {
+      throw ConfigError("config key 'run.models' (from " + config.origin("run.models") + ") names '" + model + "'",
+                        "the models of the paper's tables are " + join(known, ", "));
+    }
+  }
+  s.lb_method = read.choice("run.lb_method", {"switch", "aux_free"});
+  s.btm_ensemble = read.boolean("run.btm_ensemble");
+  return s;
 }
 
 }  // namespace svmoe

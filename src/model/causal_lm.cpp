@@ -26,6 +26,50 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTabl
   return h + moe.hidden;
 }
 
+namespace {
+
+// A block whose forward keeps only its input (and the rotary tables) for the backward pass,
+// which runs the block again with gradients on and back-propagates through that (the
+// "reentrant" checkpoint of torch.utils.checkpoint; Chen et al. 2016). Outputs: the block's
+// output and, for MoE blocks, its router logits. The recomputation is the same computation, so
+// the gradients equal those without checkpointing.
+struct RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* context, torch::Tensor x,
+                                                DecoderLayerImpl* layer, torch::Tensor cos, torch::Tensor sin) {
+    context->save_for_backward({x, cos, sin});
+    context->saved_data["layer"] = reinterpret_cast<std::int64_t>(layer);
+    std::vector<torch::Tensor> router_logits;
+    const auto y = layer->forward(x, RotaryTables{cos, sin}, router_logits);
+    if (router_logits.empty()) return {y};
+    return {y, router_logits.front()};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list gradients) {
+    const auto saved = context->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(context->saved_data["layer"].toInt());
+    const auto x = saved[0].detach().requires_grad_(true);
+    std::vector<torch::Tensor> outputs, output_gradients;
+    {
+      torch::AutoGradMode enable(true);
+      std::vector<torch::Tensor> router_logits;
+      const auto y = layer->forward(x, RotaryTables{saved[1], saved[2]}, router_logits);
+      outputs.push_back(y);
+      if (!router_logits.empty()) outputs.push_back(router_logits.front());
+    }
+    std::vector<torch::Tensor> used;
+    for (std::size_t i = 0; i < outputs.size() && i < gradients.size(); ++i) {
+      if (!gradients[i].defined()) continue;
+      used.push_back(outputs[i]);
+      output_gradients.push_back(gradients[i]);
+    }
+    torch::autograd::backward(used, output_gradients);
+    return {x.grad(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 DecoderModelImpl::DecoderModelImpl(const ModelConfig& c) : config_(c) {
   embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
@@ -37,7 +81,20 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, std::vec
   auto x = embed_tokens(input_ids);  // [B, T, hidden]
   const auto rotary =
       rotary_tables(config_.head_dim, config_.rope_theta, input_ids.size(1), x.scalar_type(), x.device());
-  for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x, rotary, router_logits);
+  const bool recompute = activation_checkpointing && is_training() && torch::GradMode::is_enabled();
+  for (const auto& layer : *layers) {
+    auto* block = layer->as<DecoderLayer>();
+    if (!recompute) {
+      x = block->forward(x, rotary, router_logits);
+      continue;
+    }
+    // The input must require grad for the backward pass to reach the block at all (the
+    // embeddings are frozen when only the routers train).
+    if (!x.requires_grad()) x = x.detach().requires_grad_(true);
+    const auto outputs = RecomputedBlock::apply(x, block, rotary.cos, rotary.sin);
+    x = outputs[0];
+    if (outputs.size() > 1) router_logits.push_back(outputs[1]);
+  }
   return norm(x);
 }
 

@@ -195,6 +195,8 @@ TableCell metric_cell(const Json& metric) {
   return {"", metric["mean"].get<double>(), metric["std"].get<double>()};
 }
 
+TableCell text_cell(const std::string& text) { return {text, std::nullopt, std::nullopt}; }
+
 }  // namespace
 
 Table metrics_table(const Json& results, const std::string& split) {
@@ -203,12 +205,9 @@ Table metrics_table(const Json& results, const std::string& split) {
   for (const auto& model : results["models"]) {
     if (!model["splits"].contains(split)) continue;
     const Json& r = model["splits"][split];
-    table.rows.push_back({{model["name"].get<std::string>()},
-                          {model["lb"].get<std::string>()},
-                          metric_cell(r["ppl"]),
-                          metric_cell(r.value("cmr_1", Json())),
-                          metric_cell(r.value("cmr_2", Json())),
-                          metric_cell(r.value("s_rl", Json()))});
+    table.rows.push_back({text_cell(model["name"].get<std::string>()), text_cell(model["lb"].get<std::string>()),
+                          metric_cell(r["ppl"]), metric_cell(r.value("cmr_1", Json())),
+                          metric_cell(r.value("cmr_2", Json())), metric_cell(r.value("s_rl", Json()))});
   }
   return table;
 }
@@ -218,8 +217,8 @@ Table accuracy_table(const Json& results) {
   table.columns = {{"model", false}, {"LB", false}, {"acc", true, true}, {"acc_norm", true, true}};
   for (const auto& model : results["models"]) {
     if (!model.contains("fewshot")) continue;
-    table.rows.push_back({{model["name"].get<std::string>()},
-                          {model["lb"].get<std::string>()},
+    table.rows.push_back({text_cell(model["name"].get<std::string>()),
+                          text_cell(model["lb"].get<std::string>()),
                           {"", 100.0 * model["fewshot"]["acc"].get<double>(), std::nullopt},
                           {"", 100.0 * model["fewshot"]["acc_norm"].get<double>(), std::nullopt}});
   }

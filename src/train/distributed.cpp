@@ -174,16 +174,18 @@ ProcessGroup ProcessGroup::connect(const DistributedEnvironment& env, const torc
   return result;
 }
 
-void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes) const {
-  if (world_size_ == 1 || tensors.empty()) return;
 #ifdef SVMOE_HAVE_C10D
-  torch::NoGradGuard no_grad;
-  // Buckets of one dtype and device, each flattened into one buffer for one collective.
-  std::map<std::pair<int, std::string>, std::vector<std::vector<torch::Tensor>>> buckets;
+namespace {
+
+// Tensors in buckets of one dtype and device and at most `bucket_bytes` each (a bigger tensor
+// is a bucket of its own), in an order that is the same on every rank.
+std::vector<std::vector<torch::Tensor>> collective_buckets(const std::vector<torch::Tensor>& tensors,
+                                                           std::int64_t bucket_bytes) {
+  std::map<std::pair<int, std::string>, std::vector<std::vector<torch::Tensor>>> by_kind;
   std::map<std::pair<int, std::string>, std::int64_t> filled;
   for (const auto& t : tensors) {
     const auto key = std::make_pair(static_cast<int>(t.scalar_type()), t.device().str());
-    auto& list = buckets[key];
+    auto& list = by_kind[key];
     const std::int64_t bytes = t.numel() * static_cast<std::int64_t>(t.element_size());
     if (list.empty() || filled[key] + bytes > bucket_bytes) {
       list.emplace_back();
@@ -192,22 +194,55 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, std
     list.back().push_back(t);
     filled[key] += bytes;
   }
-  for (auto& [key, list] : buckets) {
-    for (auto& bucket : list) {
-      std::vector<torch::Tensor> flat_views;
-      for (const auto& t : bucket) flat_views.push_back(t.reshape({-1}));
-      // Low-precision values (bf16 gradients) are summed in float32, as Megatron-LM does, so
-      // that the sum over many ranks does not lose the small ones.
-      const bool widen = key.first == static_cast<int>(torch::kBFloat16) || key.first == static_cast<int>(torch::kHalf);
-      std::vector<torch::Tensor> buffer = {widen ? torch::cat(flat_views).to(torch::kFloat32) : torch::cat(flat_views)};
-      backend_->group->allreduce(buffer)->wait();
-      std::int64_t offset = 0;
-      for (auto& t : bucket) {
-        t.copy_(buffer[0].narrow(0, offset, t.numel()).view(t.sizes()));
-        offset += t.numel();
-      }
+  std::vector<std::vector<torch::Tensor>> buckets;
+  for (auto& [key, list] : by_kind) {
+    for (auto& bucket : list) buckets.push_back(std::move(bucket));
+  }
+  return buckets;
+}
+
+// Flattens each bucket into one buffer (float32 for bf16/fp16 when `widen`), runs `collective`
+// on it, and copies the result back into the tensors.
+template <typename Collective>
+void run_in_buckets(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes, bool widen,
+                    Collective&& collective) {
+  torch::NoGradGuard no_grad;
+  for (auto& bucket : collective_buckets(tensors, bucket_bytes)) {
+    std::vector<torch::Tensor> flat_views;
+    for (const auto& t : bucket) flat_views.push_back(t.reshape({-1}));
+    const auto type = bucket.front().scalar_type();
+    const bool low_precision = type == torch::kBFloat16 || type == torch::kHalf;
+    std::vector<torch::Tensor> buffer = {widen && low_precision ? torch::cat(flat_views).to(torch::kFloat32)
+                                                                : torch::cat(flat_views)};
+    collective(buffer);
+    std::int64_t offset = 0;
+    for (auto& t : bucket) {
+      t.copy_(buffer[0].narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
     }
   }
+}
+
+}  // namespace
+#endif
+
+void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes) const {
+  if (world_size_ == 1 || tensors.empty()) return;
+#ifdef SVMOE_HAVE_C10D
+  // Low-precision values (bf16 gradients) are summed in float32, as Megatron-LM does, so that
+  // the sum over many ranks does not lose the small ones.
+  run_in_buckets(tensors, bucket_bytes, /*widen=*/true,
+                 [&](std::vector<torch::Tensor>& buffer) { backend_->group->allreduce(buffer)->wait(); });
+#endif
+}
+
+void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root, std::int64_t bucket_bytes) const {
+  if (world_size_ == 1 || tensors.empty()) return;
+#ifdef SVMOE_HAVE_C10D
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  run_in_buckets(tensors, bucket_bytes, /*widen=*/false,
+                 [&](std::vector<torch::Tensor>& buffer) { backend_->group->broadcast(buffer, options)->wait(); });
 #endif
 }
 

@@ -2,16 +2,75 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "svmoe/util/error.h"
 
 namespace svmoe {
 
+namespace {
+
+std::int64_t rows_of(const std::vector<std::int64_t>& shape) { return shape.empty() ? 1 : shape[0]; }
+
+// The rows of `tensor` a slice covers (a 0-dimensional tensor is its own one row).
+torch::Tensor rows(const torch::Tensor& tensor, const ParameterSlice& slice) {
+  if (tensor.dim() == 0) return tensor;
+  return tensor.narrow(0, slice.row_begin, slice.row_end - slice.row_begin);
+}
+
+// "NAME" for a whole parameter, "NAME[B:E]" for some of its rows.
+std::string slice_name(const std::string& name, const ParameterSlice& slice, const torch::Tensor& parameter) {
+  const std::int64_t all = parameter.dim() == 0 ? 1 : parameter.size(0);
+  if (slice.row_begin == 0 && slice.row_end == all) return name;
+  return name + "[" + std::to_string(slice.row_begin) + ":" + std::to_string(slice.row_end) + "]";
+}
+
+}  // namespace
+
+std::vector<ParameterSlice> shard_slices(const std::vector<std::vector<std::int64_t>>& shapes, int shards) {
+  std::int64_t total = 0;
+  for (const auto& shape : shapes) {
+    std::int64_t numel = 1;
+    for (const auto d : shape) numel *= d;
+    total += numel;
+  }
+  std::vector<ParameterSlice> slices;
+  std::int64_t offset = 0;  // elements before this row
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const std::int64_t row_count = rows_of(shapes[i]);
+    std::int64_t row_elements = 1;
+    for (std::size_t d = 1; d < shapes[i].size(); ++d) row_elements *= shapes[i][d];
+    for (std::int64_t row = 0; row < row_count; ++row, offset += row_elements) {
+      const int shard = total == 0 ? 0
+                                   : static_cast<int>(std::min<std::int64_t>(
+                                         shards - 1, offset * static_cast<std::int64_t>(shards) / total));
+      if (slices.empty() || slices.back().parameter != i || slices.back().shard != shard) {
+        slices.push_back({i, row, row + 1, shard});
+      } else {
+        slices.back().row_end = row + 1;
+      }
+    }
+  }
+  return slices;
+}
+
 AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> parameters, AdamWOptions options) : options_(options) {
+  if (options_.shards < 1 || options_.shard < 0 || options_.shard >= options_.shards) {
+    throw Error("AdamW: shard " + std::to_string(options_.shard) + " of " + std::to_string(options_.shards),
+                "this is a bug in svmoe; please report it");
+  }
+  std::vector<std::vector<std::int64_t>> shapes;
   for (auto& [name, p] : parameters) {
     if (!p.requires_grad()) continue;
     parameters_.emplace_back(name, p);
+    shapes.push_back(p.sizes().vec());
+  }
+  partition_ = shard_slices(shapes, options_.shards);
+  for (const auto& slice : partition_) {
+    if (slice.shard != options_.shard) continue;
+    owned_.push_back(slice);
+    const torch::Tensor p = rows(parameters_[slice.parameter].second, slice);
     // Moments in float32 whatever the parameter's dtype.
     exp_avg_.push_back(torch::zeros_like(p, torch::TensorOptions().dtype(torch::kFloat32)));
     exp_avg_sq_.push_back(torch::zeros_like(p, torch::TensorOptions().dtype(torch::kFloat32)));
@@ -20,23 +79,42 @@ AdamW::AdamW(std::vector<std::pair<std::string, torch::Tensor>> parameters, Adam
   }
 }
 
+std::vector<torch::Tensor> AdamW::slice_views(int shard) const {
+  std::vector<torch::Tensor> views;
+  for (const auto& slice : partition_) {
+    if (slice.shard == shard) views.push_back(rows(parameters_[slice.parameter].second, slice));
+  }
+  return views;
+}
+
+std::int64_t AdamW::state_bytes() const {
+  std::int64_t bytes = 0;
+  for (const auto* list : {&exp_avg_, &exp_avg_sq_, &master_}) {
+    for (const auto& t : *list) {
+      if (t.defined()) bytes += t.numel() * static_cast<std::int64_t>(t.element_size());
+    }
+  }
+  return bytes;
+}
+
 void AdamW::step(double learning_rate) {
   torch::NoGradGuard no_grad;
   ++steps_;
   const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    torch::Tensor& param = parameters_[i].second;
-    if (!param.grad().defined()) continue;
-    const auto g = param.grad().to(torch::kFloat32);
-    torch::Tensor& p = master_[i].defined() ? master_[i] : param;
-    if (p.dim() > 1 && options_.weight_decay > 0) p.mul_(1.0 - learning_rate * options_.weight_decay);
-    exp_avg_[i].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
-    exp_avg_sq_[i].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
-    const auto denominator = (exp_avg_sq_[i].sqrt() / std::sqrt(correction2)).add_(options_.eps);
-    const auto update = exp_avg_[i] / denominator * (learning_rate / correction1);
+  for (std::size_t k = 0; k < owned_.size(); ++k) {
+    const torch::Tensor& whole = parameters_[owned_[k].parameter].second;
+    if (!whole.grad().defined()) continue;
+    torch::Tensor param = rows(whole, owned_[k]);
+    const auto g = rows(whole.grad(), owned_[k]).to(torch::kFloat32);
+    torch::Tensor p = master_[k].defined() ? master_[k] : param;
+    if (whole.dim() > 1 && options_.weight_decay > 0) p.mul_(1.0 - learning_rate * options_.weight_decay);
+    exp_avg_[k].mul_(options_.beta1).add_(g, 1.0 - options_.beta1);
+    exp_avg_sq_[k].mul_(options_.beta2).addcmul_(g, g, 1.0 - options_.beta2);
+    const auto denominator = (exp_avg_sq_[k].sqrt() / std::sqrt(correction2)).add_(options_.eps);
+    const auto update = exp_avg_[k] / denominator * (learning_rate / correction1);
     p.sub_(update.to(p.scalar_type()));
-    if (master_[i].defined()) param.copy_(master_[i]);
+    if (master_[k].defined()) param.copy_(master_[k]);
   }
 }
 
@@ -48,28 +126,59 @@ void AdamW::zero_grad() {
 
 std::vector<NamedTensor> AdamW::state() const {
   std::vector<NamedTensor> state = {{"step", torch::tensor({steps_}, torch::kInt64)}};
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    state.push_back({"exp_avg." + parameters_[i].first, exp_avg_[i]});
-    state.push_back({"exp_avg_sq." + parameters_[i].first, exp_avg_sq_[i]});
-    if (master_[i].defined()) state.push_back({"master." + parameters_[i].first, master_[i]});
+  for (std::size_t k = 0; k < owned_.size(); ++k) {
+    const auto& [name, parameter] = parameters_[owned_[k].parameter];
+    const std::string key = slice_name(name, owned_[k], parameter);
+    state.push_back({"exp_avg." + key, exp_avg_[k]});
+    state.push_back({"exp_avg_sq." + key, exp_avg_sq_[k]});
+    if (master_[k].defined()) state.push_back({"master." + key, master_[k]});
   }
   return state;
 }
 
-void AdamW::load_state(const SafetensorsFile& file) {
+void AdamW::load_state(const std::vector<SafetensorsFile>& files) {
   torch::NoGradGuard no_grad;
-  steps_ = file.tensor("step").item<std::int64_t>();
-  for (std::size_t i = 0; i < parameters_.size(); ++i) {
-    std::vector<std::pair<const char*, torch::Tensor*>> moments = {{"exp_avg.", &exp_avg_[i]},
-                                                                   {"exp_avg_sq.", &exp_avg_sq_[i]}};
-    if (master_[i].defined()) moments.emplace_back("master.", &master_[i]);
-    for (const auto& [prefix, target] : moments) {
-      const std::string name = prefix + parameters_[i].first;
-      if (!file.contains(name)) {
-        throw FormatError("'" + file.path().string() + "' has no optimizer state '" + name + "'",
-                          "the checkpoint was written for another model or another set of trained parameters");
+  steps_ = files.front().tensor("step").item<std::int64_t>();
+  for (std::size_t k = 0; k < owned_.size(); ++k) {
+    const auto& [name, parameter] = parameters_[owned_[k].parameter];
+    const std::int64_t all_rows = parameter.dim() == 0 ? 1 : parameter.size(0);
+    std::vector<std::pair<std::string, torch::Tensor*>> targets = {{"exp_avg.", &exp_avg_[k]},
+                                                                   {"exp_avg_sq.", &exp_avg_sq_[k]}};
+    if (master_[k].defined()) targets.emplace_back("master.", &master_[k]);
+    for (const auto& [prefix, target] : targets) {
+      // The rows this slice needs, from every stored piece of the parameter that overlaps them.
+      const std::string whole = prefix + name;
+      std::int64_t covered = 0;
+      for (const auto& file : files) {
+        for (const auto& entry : file.entries()) {
+          std::int64_t begin = 0, end = all_rows;
+          if (entry.name != whole) {
+            if (entry.name.rfind(whole + "[", 0) != 0 || entry.name.back() != ']') continue;
+            const std::string range = entry.name.substr(whole.size() + 1, entry.name.size() - whole.size() - 2);
+            const auto colon = range.find(':');
+            if (colon == std::string::npos) continue;
+            begin = std::stoll(range.substr(0, colon));
+            end = std::stoll(range.substr(colon + 1));
+          }
+          const std::int64_t from = std::max(begin, owned_[k].row_begin), to = std::min(end, owned_[k].row_end);
+          if (from >= to) continue;
+          const torch::Tensor source = file.tensor(entry.name);
+          if (parameter.dim() == 0) {
+            target->copy_(source);
+          } else {
+            target->narrow(0, from - owned_[k].row_begin, to - from).copy_(source.narrow(0, from - begin, to - from));
+          }
+          covered += to - from;
+        }
       }
-      target->copy_(file.tensor(name));
+      if (covered != owned_[k].row_end - owned_[k].row_begin) {
+        throw FormatError("the optimizer state '" + slice_name(whole, owned_[k], parameter) + "' is not (wholly) in '" +
+                              files.front().path().string() + "'" +
+                              (files.size() > 1 ? " or its " + std::to_string(files.size() - 1) + " sibling shard(s)"
+                                                : std::string()),
+                          "the checkpoint was written for another model or another set of trained parameters, or a "
+                          "shard file is missing");
+      }
     }
   }
 }

@@ -75,18 +75,33 @@ SamplerPosition position_from_json(const Json& data) {
   return position;
 }
 
+// A sharded optimizer's state file of `rank` (ZeRO-1): each rank writes its own.
+std::string optimizer_shard_name(int rank, int shards) {
+  return "optimizer.shard-" + std::to_string(rank) + "-of-" + std::to_string(shards) + ".safetensors";
+}
+
+// Every rank calls it: rank 0 writes the model, each rank its shard of a sharded optimizer.
 void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampler& sampler, std::int64_t step,
                      const TrainSettings& settings) {
+  const ProcessGroup& group = job.group;
   const fs::path directory = job.output / ("checkpoint-" + std::to_string(step));
-  save_model(job, directory);
+  if (group.is_main()) save_model(job, directory);
   // The trainer's state goes in after the model, each file atomically; a checkpoint counts as
   // complete only once trainer_state.json, written last, exists.
-  write_safetensors(directory / "optimizer.safetensors", optimizer.state());
+  if (optimizer.sharded()) {
+    group.barrier();  // the directory exists
+    write_safetensors(directory / optimizer_shard_name(group.rank(), group.world_size()), optimizer.state());
+    group.barrier();  // every shard is written
+  } else if (group.is_main()) {
+    write_safetensors(directory / "optimizer.safetensors", optimizer.state());
+  }
+  if (!group.is_main()) return;
   const Json state = {{"version", kTrainerStateVersion},
                       {"step", step},
                       {"data", position_to_json(sampler.position())},
                       {"seed", job.seed},
-                      {"world_size", job.group.world_size()}};
+                      {"world_size", group.world_size()},
+                      {"optimizer_shards", optimizer.sharded() ? group.world_size() : 0}};
   write_file_atomically(directory / "trainer_state.json", state.dump(2) + "\n");
   // Keep the newest `keep_last`.
   std::vector<std::pair<std::int64_t, fs::path>> checkpoints;
@@ -99,6 +114,11 @@ void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampl
     fs::remove_all(checkpoints[i].second);
   }
   spdlog::info("train: saved {}", directory.string());
+}
+
+// ZeRO-1: each rank updated the parameters it holds the state of; every rank gets them all.
+void share_updated_parameters(const AdamW& optimizer, const ProcessGroup& group) {
+  for (int owner = 0; owner < group.world_size(); ++owner) group.broadcast(optimizer.slice_views(owner), owner);
 }
 
 // Restores model, optimizer and data position from the newest checkpoint; the step it holds.
@@ -120,7 +140,14 @@ std::int64_t resume(TrainingJob& job, AdamW& optimizer, WindowSampler& sampler, 
                  checkpoint.string(), world, job.group.world_size(), micro_batch * job.group.world_size());
   }
   load_weights(*job.model, load_hf_checkpoint(checkpoint));
-  optimizer.load_state(SafetensorsFile::open(checkpoint / "optimizer.safetensors"));
+  // Whole, or in the shards of any number of ranks: each rank takes the state of its parameters.
+  std::vector<SafetensorsFile> optimizer_files;
+  const int shards = state.value("optimizer_shards", 0);
+  if (shards == 0) optimizer_files.push_back(SafetensorsFile::open(checkpoint / "optimizer.safetensors"));
+  for (int r = 0; r < shards; ++r) {
+    optimizer_files.push_back(SafetensorsFile::open(checkpoint / optimizer_shard_name(r, shards)));
+  }
+  optimizer.load_state(optimizer_files);
   sampler.set_position(position_from_json(state.at("data")));
   return state.at("step").get<std::int64_t>();
 }
@@ -219,11 +246,14 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   if (!job.valid_shards.empty()) valid.emplace(job.valid_shards, t.sequence_length, job.seed + 1);
 
   job.model->to(job.device);
+  job.model->model->activation_checkpointing = t.activation_checkpointing;
   const torch::ScalarType dtype = parameter_dtype(t.precision, job.device);
   cast_parameters(job.model, dtype);
   std::vector<std::pair<std::string, torch::Tensor>> parameters;
   for (auto& item : job.model->named_parameters(/*recurse=*/true)) parameters.emplace_back(item.key(), item.value());
-  AdamW optimizer(parameters, {t.beta1, t.beta2, t.eps, t.weight_decay, /*master_weights=*/t.precision != "bf16"});
+  const int shards = t.zero_stage >= 1 ? group.world_size() : 1;
+  AdamW optimizer(parameters, {t.beta1, t.beta2, t.eps, t.weight_decay, /*master_weights=*/t.precision != "bf16",
+                               shards, shards > 1 ? group.rank() : 0});
   std::vector<torch::Tensor> trained;
   for (const auto& [name, p] : optimizer.parameters()) trained.push_back(p);
 
@@ -243,6 +273,10 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
                job.device.str(), t.micro_batch * t.grad_accum * group.world_size(), t.sequence_length,
                group.world_size());
 
+  if (optimizer.sharded()) {
+    spdlog::info("train: optimizer state sharded over {} ranks (ZeRO-1): {:.3f} MB on this rank", group.world_size(),
+                 static_cast<double>(optimizer.state_bytes()) / (1 << 20));
+  }
   install_stop_handlers();
   job.model->train();
   const std::int64_t tokens_per_step = t.micro_batch * t.grad_accum * t.sequence_length * group.world_size();
@@ -271,6 +305,7 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
     const double grad_norm = clip_gradients(optimizer.parameters(), t.grad_clip);
     optimizer.step(lr);
     optimizer.zero_grad();
+    if (optimizer.sharded()) share_updated_parameters(optimizer, group);
     objective.after_step(job.model, group);
     ++step;
     ++steps_since_log;
@@ -331,7 +366,7 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
     }
     if ((t.save_every > 0 && step % t.save_every == 0) || last || stop) {
       progress.clear();
-      if (main) save_checkpoint(job, optimizer, train, step, t);
+      save_checkpoint(job, optimizer, train, step, t);
       group.barrier();
     }
     if (stop && !last) {

@@ -280,3 +280,24 @@ TEST(E2EFinetune, TrainsFromScratchStopsOnSigtermAndResumes) {
 }
 
 }  // namespace svmoe
+
+namespace svmoe {
+
+// svmoe plan on the paper's config (with a config.json of llm-jp-3-1.8b's shape): every step fits
+// on 80 GB GPUs with the config's ZeRO-1; without it the four MoE models do not, and it says so.
+TEST(E2EPlan, ThePapersConfigFitsOn80GBGpusWithZero1) {
+  const std::string base = "plan -c " +
+                           quoted(fs::path(SVMOE_SOURCE_DIR) / "configs" / "paper" / "llm-jp-3-1.8b.yaml") +
+                           " --set run.base_model=" + quoted(test::model_fixture("llm_jp_3_1_8b_shape"));
+  const auto fits = test::run_svmoe(base);
+  ASSERT_EQ(fits.exit_code, 0) << fits.output;
+  EXPECT_NE(fits.output.find("btx           8  1x4096 Z1      9.27B      9.27B"), std::string::npos) << fits.output;
+  EXPECT_EQ(fits.output.find(" NO"), std::string::npos) << fits.output;
+  const auto without = test::run_svmoe(base + " --set finetune.train.zero_stage=0");
+  ASSERT_EQ(without.exit_code, 0) << without.output;
+  EXPECT_NE(without.output.find("btx, btx_lb, svmoe, svmoe_lb need 157.7 GiB of 72.0:\n  - set train.zero_stage: 1"),
+            std::string::npos)
+      << without.output;
+}
+
+}  // namespace svmoe

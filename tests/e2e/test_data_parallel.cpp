@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "svmoe/train/trainer.h"
@@ -60,7 +61,81 @@ void expect_same_curve(const Curve& actual, const Curve& expected) {
     EXPECT_NEAR(actual.valid_loss[i], expected.valid_loss[i], 1e-5) << i;
 }
 
+// Starts `ranks` svmoe processes with torchrun's variables, logs in DIR/NAME-rankR.log; their exit code.
+int launch_ranks(const fs::path& dir, const std::string& name, const std::string& arguments, int ranks) {
+  static int launches = 0;
+  const std::string port = std::to_string(30000 + (::getpid() * 7 + 100 * launches++) % 20000);
+  std::string launch;
+  for (int rank = 0; rank < ranks; ++rank) {
+    launch += "RANK=" + std::to_string(rank) + " WORLD_SIZE=" + std::to_string(ranks) +
+              " LOCAL_RANK=" + std::to_string(rank) + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " " +
+              SVMOE_BINARY + " " + arguments + " > " + quoted(dir / (name + "-rank" + std::to_string(rank) + ".log")) +
+              " 2>&1 & pids=\"$pids $!\"\n";
+  }
+  launch += "status=0; for p in $pids; do wait $p || status=1; done; exit $status\n";
+  test::write_text(dir / (name + ".sh"), launch);
+  return run_shell("bash " + quoted(dir / (name + ".sh")));
+}
+
+std::string rank_logs(const fs::path& dir, const std::string& name, int ranks) {
+  std::string logs;
+  for (int rank = 0; rank < ranks; ++rank) {
+    logs += read_text_file(dir / (name + "-rank" + std::to_string(rank) + ".log"));
+  }
+  return logs;
+}
+
 }  // namespace
+
+// ZeRO-1 (train.zero_stage: 1): the optimizer state sharded over 2 and over 4 ranks gives the
+// loss curve of one unsharded process with the same global batch; each rank holds about
+// 1/world of the state; an interrupted sharded run resumes from its shards.
+TEST(E2EDataParallel, ShardedOptimizerStateGivesTheSameCurve) {
+  test::ScratchDir dir;
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
+  const auto single = test::run_svmoe("finetune -c " + quoted(write_config(dir.path(), dataset, dir / "one", 4, 6)));
+  ASSERT_EQ(single.exit_code, 0) << single.output;
+  const Curve expected = read_curve(dir / "one" / "metrics.jsonl");
+  std::map<int, double> state_mb;
+  for (const int ranks : {2, 4}) {
+    const std::string name = "zero" + std::to_string(ranks);
+    const fs::path config = write_config(dir.path(), dataset, dir / name, 4 / ranks, 6);
+    ASSERT_EQ(launch_ranks(dir.path(), name, "finetune -c " + quoted(config) + " --set train.zero_stage=1", ranks), 0)
+        << rank_logs(dir.path(), name, ranks);
+    expect_same_curve(read_curve(dir / name / "metrics.jsonl"), expected);
+    EXPECT_TRUE(
+        fs::exists(dir / name / "checkpoint-6" /
+                   ("optimizer.shard-" + std::to_string(ranks - 1) + "-of-" + std::to_string(ranks) + ".safetensors")));
+    const std::string log = read_text_file(dir / (name + "-rank0.log"));
+    const auto at = log.find("(ZeRO-1): ");
+    ASSERT_NE(at, std::string::npos) << log;
+    state_mb[ranks] = std::stod(log.substr(at + 10));
+  }
+  // Split at rows: 1/world of the state, to a row.
+  EXPECT_NEAR(state_mb[4] / state_mb[2], 0.5, 0.02) << state_mb[2] << " " << state_mb[4];
+
+  // A sharded run of 4 steps continued to 6 from its shards (constant learning rate, so that the
+  // first run's schedule is the longer one's) gives the training losses of 6 steps in one go.
+  const std::string constant = " --set train.zero_stage=1 --set train.schedule=constant";
+  const auto straight =
+      test::run_svmoe("finetune -c " + quoted(write_config(dir.path(), dataset, dir / "straight", 4, 6)) + constant);
+  ASSERT_EQ(straight.exit_code, 0) << straight.output;
+  const fs::path resumed = dir / "resumed";
+  ASSERT_EQ(launch_ranks(dir.path(), "first",
+                         "finetune -c " + quoted(write_config(dir.path(), dataset, resumed, 2, 4)) + constant, 2),
+            0)
+      << rank_logs(dir.path(), "first", 2);
+  ASSERT_EQ(launch_ranks(dir.path(), "second",
+                         "finetune -c " + quoted(write_config(dir.path(), dataset, resumed, 2, 6)) + constant, 2),
+            0)
+      << rank_logs(dir.path(), "second", 2);
+  EXPECT_NE(read_text_file(dir / "second-rank0.log").find("resuming from"), std::string::npos)
+      << rank_logs(dir.path(), "second", 2);
+  const Curve whole = read_curve(dir / "straight" / "metrics.jsonl");
+  const Curve continued = read_curve(resumed / "metrics.jsonl");
+  ASSERT_EQ(continued.loss.size(), whole.loss.size());
+  for (std::size_t i = 0; i < whole.loss.size(); ++i) EXPECT_NEAR(continued.loss[i], whole.loss[i], 1e-5) << i;
+}
 
 // Two ranks of 2 windows each give the loss curve of one process with 4 windows per step.
 TEST(E2EDataParallel, TwoRanksGiveTheLossCurveOfOneProcess) {

@@ -1,89 +1,223 @@
-// The whole recipe through the real executable on the CI slice of the example corpus, as a user
-// runs it: prepare, a tiny base model, two experts, merge, train-router, finetune (BTX and SvMoE),
-// eval and report; every stage's output is what the next one reads.
+// The whole recipe through `svmoe run` on the CI slice of the example corpus, as a new user
+// tries it: run it, interrupt it in the middle, run it again (it goes on), then change one
+// fine-tuning setting and run again (only the fine-tuned models, eval and report re-run).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
+#include <chrono>
+#include <csignal>
 #include <fstream>
+#include <thread>
+#include <vector>
 
 #include "svmoe/util/files.h"
 #include "test_support.h"
 
 namespace svmoe {
 namespace fs = std::filesystem;
+using Json = nlohmann::json;
 
-TEST(E2EPipeline, AllStagesFromCorpusToReport) {
+namespace {
+
+std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+
+// A tiny experiment: 2 subdomains, the fixture Llama pretrained from scratch for the base.
+fs::path write_experiment(const fs::path& root, int base_steps) {
+  const fs::path config = root / "experiment.yaml";
+  test::write_text(config,
+                   "runtime: {threads: 2}\n"
+                   "run:\n  dir: " +
+                       (root / "exp").string() + "\n  base_model: " + test::model_fixture("llama_mha_untied").string() +
+                       "\n  pretrain_base: {enabled: true, train: {steps: " + std::to_string(base_steps) +
+                       ", save_every: 20}}\n  btm_ensemble: true\n"
+                       "prepare:\n  corpus: " +
+                       test::example_ci_corpus().string() +
+                       "\n  tokenizer: " + (test::data_dir() / "tokenizers" / "unigram").string() +
+                       "\n  num_subdomains: 2\n"
+                       "train: {micro_batch: 4, sequence_length: 32, learning_rate: 3.0e-3, warmup_steps: 2, "
+                       "log_every: 5, eval_every: 0, eval_batches: 2, save_every: 0}\n"
+                       "train_experts: {train: {steps: 10}}\n"
+                       "merge: {num_experts_per_tok: 1}\n"
+                       "train_router: {train: {steps: 20, learning_rate: 1.0e-2}}\n"
+                       "finetune: {train: {steps: 10}}\n"
+                       "eval: {context_length: 64, max_documents: 3}\n"
+                       "report: {text: \"The device tree describes the hardware.\"}\n");
+  return config;
+}
+
+Json marker(const fs::path& root, const std::string& step) {
+  return Json::parse(read_text_file(root / "exp" / "pipeline" / (step + ".json")));
+}
+
+// Runs scripts/slurm/pipeline.sh with a stand-in sbatch that records each submission (job ids
+// from 101) and returns the recorded command lines in order.
+std::vector<std::string> submit_pipeline(const fs::path& root, const fs::path& config, const std::string& options) {
+  const fs::path bin = root / "fake-slurm";
+  fs::remove_all(bin);
+  fs::create_directories(bin);
+  test::write_text(bin / "sbatch",
+                   "#!/bin/sh\nn=$(( $(cat \"$FAKE_SBATCH_DIR/count\" 2>/dev/null || echo 100) + 1 ))\n"
+                   "echo $n > \"$FAKE_SBATCH_DIR/count\"\necho \"$n $*\" >> \"$FAKE_SBATCH_DIR/jobs\"\necho $n\n");
+  fs::permissions(bin / "sbatch", fs::perms::owner_all);
+  const std::string command = "cd " + quoted(root) + " && PATH=" + quoted(bin) +
+                              ":$PATH FAKE_SBATCH_DIR=" + quoted(bin) +
+                              " SLURM_SUBMIT_DIR=" + quoted(SVMOE_SOURCE_DIR) + " SVMOE=" + quoted(SVMOE_BINARY) +
+                              " SVMOE_LOGS=" + quoted(root / "logs") + " bash " +
+                              quoted(fs::path(SVMOE_SOURCE_DIR) / "scripts" / "slurm" / "pipeline.sh") + " " +
+                              quoted(config) + " " + options + " > " + quoted(root / "submit.log") + " 2>&1";
+  EXPECT_EQ(std::system(command.c_str()), 0) << read_text_file(root / "submit.log");
+  std::vector<std::string> jobs;
+  if (!fs::exists(bin / "jobs")) return jobs;
+  std::ifstream in(bin / "jobs");
+  for (std::string line; std::getline(in, line);) jobs.push_back(line);
+  return jobs;
+}
+
+}  // namespace
+
+TEST(E2ERun, TheWholeRecipeInterruptedResumedAndChanged) {
   test::ScratchDir dir;
-  const fs::path root = dir.path();
-  const std::string config = (root / "experiment.yaml").string();
-  test::write_text(
-      config,
-      "runtime: {threads: 2}\n"
-      "prepare:\n  corpus: " +
-          test::example_ci_corpus().string() + "\n  tokenizer: " +
-          (test::data_dir() / "tokenizers" / "unigram").string() + "\n  output: " + (root / "dataset").string() +
-          "\n  num_subdomains: 2\n"
-          "train: {micro_batch: 4, sequence_length: 32, learning_rate: 3.0e-3, warmup_steps: 2, "
-          "log_every: 5, eval_every: 0, eval_batches: 2, save_every: 0}\n"
-          "finetune:\n  model: " +
-          test::model_fixture("llama_mha_untied").string() +
-          "\n  init: random\n  dataset: " + (root / "dataset").string() + "\n  output: " + (root / "base").string() +
-          "\n  train: {steps: 20}\n"
-          "train_experts:\n  base_model: " +
-          (root / "base" / "final").string() + "\n  dataset: " + (root / "dataset").string() +
-          "\n  output: " + (root / "experts").string() +
-          "\n  train: {steps: 10}\n"
-          "merge:\n  experts: [" +
-          (root / "experts" / "expert_0").string() + ", " + (root / "experts" / "expert_1").string() +
-          "]\n  output: " + (root / "moe").string() +
-          "\n  num_experts_per_tok: 1\n"
-          "train_router:\n  model: " +
-          (root / "moe").string() + "\n  dataset: " + (root / "dataset").string() +
-          "\n  output: " + (root / "router").string() +
-          "\n  train: {steps: 20, learning_rate: 1.0e-2}\n"
-          "eval:\n  models:\n    - {name: BTX, path: " +
-          (root / "btx" / "final").string() +
-          ", lb: \"yes\"}\n    - {name: SvMoE, path: " + (root / "svmoe" / "final").string() +
-          ", lb: \"no\"}\n  dataset: " + (root / "dataset").string() + "\n  output: " + (root / "eval").string() +
-          "\n  context_length: 64\n  max_documents: 3\n"
-          "  btm: {experts: [" +
-          (root / "experts" / "expert_0").string() + ", " + (root / "experts" / "expert_1").string() +
-          "]}\n"
-          "report:\n  runs:\n    - {name: BTX, path: " +
-          (root / "btx").string() + "}\n    - {name: SvMoE, path: " + (root / "svmoe").string() +
-          "}\n  text: \"The device tree describes the hardware.\"\n");
-  const std::string c = "-c '" + config + "' ";
-  const std::vector<std::string> commands = {
-      "prepare " + c,
-      "finetune " + c,
-      "train-experts " + c,
-      "merge " + c,
-      "train-router " + c,
-      "finetune " + c + "--model '" + (root / "moe").string() + "' --output '" + (root / "btx").string() +
-          "' --steps 10 --set finetune.init=pretrained --set finetune.load_balancing.method=switch",
-      "finetune " + c + "--model '" + (root / "router" / "final").string() + "' --output '" +
-          (root / "svmoe").string() + "' --steps 10 --set finetune.init=pretrained",
-      "eval " + c,
-      "report " + c,
-  };
-  for (const auto& command : commands) {
-    const auto result = test::run_svmoe(command + " --log-level warn");
-    ASSERT_EQ(result.exit_code, 0) << "svmoe " << command << "\n" << result.output;
+  const fs::path config = write_experiment(dir.path(), 150);
+  const std::string run = "run -c " + quoted(config);
+
+  // Interrupted (Ctrl-C) while the base model trains: a checkpoint, exit 75, the step marked started.
+  const fs::path log = dir / "first.log";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string command = "exec " + std::string(SVMOE_BINARY) + " " + run + " > " + quoted(log) + " 2>&1";
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
   }
-  const std::string tables = read_text_file(root / "eval" / "tables.md");
-  for (const char* row : {"| BTX | yes |", "| SvMoE | no |", "| BTM ensemble | - |"}) {
+  const fs::path checkpoint = dir / "exp" / "base" / "checkpoint-20";
+  for (int i = 0; i < 1200 && !fs::exists(checkpoint); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << read_text_file(log);
+  ASSERT_EQ(WEXITSTATUS(status), 75) << read_text_file(log);
+  EXPECT_EQ(marker(dir.path(), "prepare")["state"], "done");
+  EXPECT_EQ(marker(dir.path(), "base")["state"], "started");
+
+  // The same command goes on: the base resumes from its checkpoint, every step finishes.
+  const auto dry = test::run_svmoe(run + " --dry-run");
+  ASSERT_EQ(dry.exit_code, 0) << dry.output;
+  EXPECT_NE(dry.output.find("base      finetune       resume"), std::string::npos) << dry.output;
+  const auto second = test::run_svmoe(run);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_NE(second.output.find("resuming from"), std::string::npos) << second.output;
+  const std::string tables = read_text_file(dir / "exp" / "eval" / "tables.md");
+  for (const char* row : {"| Dense | - |", "| BTX | yes |", "| BTX | no |", "| SvMoE | yes |", "| SvMoE | no |",
+                          "| BTM ensemble | - |"}) {
     EXPECT_NE(tables.find(row), std::string::npos) << row << "\n" << tables;
   }
-  const std::string report = read_text_file(root / "eval" / "report.html");
+  EXPECT_NE(second.output.find("The report: "), std::string::npos) << second.output;
+  const std::string report = read_text_file(dir / "exp" / "eval" / "report.html");
   EXPECT_NE(report.find("Routed text"), std::string::npos);
   EXPECT_NE(report.find("<polyline"), std::string::npos);
-  // The lb line in the switch run's metrics, routing health in both.
-  std::ifstream metrics(root / "btx" / "metrics.jsonl");
+  std::ifstream metrics(dir / "exp" / "models" / "btx_lb" / "metrics.jsonl");
   std::string line, last;
   while (std::getline(metrics, line)) {
     if (line.find("\"routing\"") != std::string::npos) last = line;
   }
   EXPECT_NE(last.find("\"lb_loss\""), std::string::npos) << last;
-  EXPECT_NE(last.find("\"expert_fraction\""), std::string::npos) << last;
+
+  // Run again: nothing to do.
+  const auto third = test::run_svmoe(run);
+  ASSERT_EQ(third.exit_code, 0) << third.output;
+  EXPECT_NE(third.output.find("run: 0 step(s)"), std::string::npos) << third.output;
+
+  // One fine-tuning setting changed: the five models, eval and report run again, nothing before them.
+  const Json experts_before = marker(dir.path(), "experts");
+  const std::string changed = run + " --set finetune.train.learning_rate=1e-3";
+  const auto fourth = test::run_svmoe(changed);
+  ASSERT_EQ(fourth.exit_code, 0) << fourth.output;
+  EXPECT_NE(fourth.output.find("run: 7 step(s)"), std::string::npos) << fourth.output;
+  EXPECT_NE(fourth.output.find("changed train.learning_rate: 0.003 -> 0.001"), std::string::npos) << fourth.output;
+  for (const char* step : {"prepare", "base", "experts", "merge", "router"}) {
+    EXPECT_EQ(fourth.output.find(std::string(": ") + step + " ("), std::string::npos) << step << "\n" << fourth.output;
+  }
+  EXPECT_EQ(marker(dir.path(), "experts"), experts_before);
+  EXPECT_EQ(marker(dir.path(), "svmoe")["settings"]["train.learning_rate"], 1e-3);
+  const auto again = test::run_svmoe(changed + " --dry-run");
+  EXPECT_EQ(again.output.find("rerun"), std::string::npos) << again.output;
+
+  // The Slurm DAG of the same change (a stand-in sbatch records the submissions): the five
+  // models' outputs are cleared and they are submitted without dependencies (their inputs are
+  // done), eval after all five, report after eval and the five; nothing else.
+  const auto submissions = submit_pipeline(dir.path(), config, "--set finetune.train.learning_rate=2e-3");
+  ASSERT_EQ(submissions.size(), 7u) << submissions.size();
+  EXPECT_FALSE(fs::exists(dir / "exp" / "models" / "btx"));
+  EXPECT_TRUE(fs::exists(dir / "exp" / "moe" / "config.json"));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(submissions[i].find("--dependency"), std::string::npos) << submissions[i];
+  EXPECT_NE(submissions[0].find("--job-name=svmoe-dense"), std::string::npos) << submissions[0];
+  EXPECT_NE(submissions[0].find("--ntasks-per-node=8 --gpus-per-node=8"), std::string::npos) << submissions[0];
+  EXPECT_NE(submissions[0].find(config.string() + " dense --set finetune.train.learning_rate=2e-3"), std::string::npos)
+      << submissions[0];
+  EXPECT_NE(submissions[5].find("--dependency=afterok:101:102:103:104:105 "), std::string::npos) << submissions[5];
+  EXPECT_NE(submissions[6].find("--job-name=svmoe-report"), std::string::npos) << submissions[6];
+  EXPECT_NE(submissions[6].find("--dependency=afterok:106:101:102:103:104:105 "), std::string::npos) << submissions[6];
+}
+
+TEST(E2ERun, SlurmPipelineSubmitsTheWholeDag) {
+  test::ScratchDir dir;
+  const fs::path config = write_experiment(dir.path(), 5);
+  const auto jobs = submit_pipeline(dir.path(), config, "");
+  ASSERT_EQ(jobs.size(), 12u);
+  // prepare 101, base 102, experts 103 (an array after both), merge 104 after the experts.
+  EXPECT_NE(jobs[0].find("--job-name=svmoe-prepare"), std::string::npos) << jobs[0];
+  EXPECT_EQ(jobs[0].find("--gpus"), std::string::npos) << jobs[0];
+  EXPECT_NE(jobs[2].find("--array=0-1 "), std::string::npos) << jobs[2];
+  EXPECT_NE(jobs[2].find("--dependency=afterok:101:102 "), std::string::npos) << jobs[2];
+  EXPECT_NE(jobs[3].find("--dependency=afterok:103 "), std::string::npos) << jobs[3];
+  EXPECT_NE(jobs[2].find("step.sbatch"), std::string::npos) << jobs[2];
+}
+
+TEST(E2ERun, ErrorsSayWhatToDo) {
+  test::ScratchDir dir;
+  const fs::path config = write_experiment(dir.path(), 5);
+  auto result = test::run_svmoe("run -c " + quoted(config) + " --only eval");
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("needs"), std::string::npos) << result.output;
+  result = test::run_svmoe("run -c " + quoted(config) + " --from merging");
+  EXPECT_EQ(result.exit_code, 2) << result.output;
+  EXPECT_NE(result.output.find("its steps: prepare, base, experts"), std::string::npos) << result.output;
+  result = test::run_svmoe("run -c " + quoted(config) + " --set run.dir=");
+  EXPECT_EQ(result.exit_code, 3) << result.output;
+  EXPECT_NE(result.output.find("run.dir"), std::string::npos) << result.output;
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+// scripts/paper/egov_to_jsonl.py on two hand-written laws in the e-Gov XML layout: one document
+// per law with its category from the CSV, ruby readings dropped, a law without a category named.
+TEST(E2EPaperData, EgovXmlBecomesTheCorpusPrepareReads) {
+  test::ScratchDir dir;
+  const fs::path egov = test::data_dir() / "egov";
+  const std::string script = (fs::path(SVMOE_SOURCE_DIR) / "scripts" / "paper" / "egov_to_jsonl.py").string();
+  const std::string command = "/usr/bin/python3 '" + script + "' --xml '" + (egov / "laws").string() +
+                              "' --categories '" + (egov / "categories.csv").string() + "' --output '" +
+                              (dir / "laws.jsonl").string() + "' > '" + (dir / "log.txt").string() + "' 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << read_text_file(dir / "log.txt");
+  const std::string corpus = read_text_file(dir / "laws.jsonl");
+  const Json law = Json::parse(corpus.substr(0, corpus.find('\n')));
+  EXPECT_EQ(corpus.find('\n'), corpus.size() - 1) << corpus;  // the uncategorised law is left out
+  EXPECT_EQ(law["category"], "国税");
+  EXPECT_EQ(law["title"], "所得税法");
+  const std::string text = law["text"];
+  EXPECT_EQ(text.rfind("所得税法\n（趣旨） 第一条 この法律は、所得税について", 0), 0u) << text;
+  EXPECT_NE(text.find("\n（定義） 第二条"), std::string::npos) << text;
+  EXPECT_EQ(text.find("施行する"), std::string::npos) << text;  // no supplementary provisions
+  EXPECT_NE(read_text_file(dir / "log.txt").find("330AC0000000105"), std::string::npos);
+
+  const std::string with_unknown = "/usr/bin/python3 '" + script + "' --xml '" + (egov / "laws").string() +
+                                   "' --categories '" + (egov / "categories.csv").string() + "' --output '" +
+                                   (dir / "all.jsonl").string() + "' --unknown 陸運 > /dev/null 2>&1";
+  ASSERT_EQ(std::system(with_unknown.c_str()), 0);
+  const std::string all = read_text_file(dir / "all.jsonl");
+  EXPECT_NE(all.find("交通に起因する障害の防止"), std::string::npos) << all;  // the ruby reading is gone
 }
 
 }  // namespace svmoe

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <map>
+#include <set>
+
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/util/error.h"
@@ -67,6 +70,71 @@ TEST(CausalLM, RejectsOutOfVocabularyIds) {
   const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture("llama_mha_untied"));
   CausalLM model(checkpoint.config);
   EXPECT_THROW(model->forward(torch::tensor({{1, 3000}}, torch::kInt64)), Error);
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+namespace {
+
+// Whether the autograd graph behind `output` has a node whose name contains `name`.
+bool graph_has_node(const torch::Tensor& output, const std::string& name) {
+  std::vector<std::shared_ptr<torch::autograd::Node>> pending = {output.grad_fn()};
+  std::set<torch::autograd::Node*> seen;
+  while (!pending.empty()) {
+    const auto node = pending.back();
+    pending.pop_back();
+    if (!node || !seen.insert(node.get()).second) continue;
+    if (node->name().find(name) != std::string::npos) return true;
+    for (const auto& edge : node->next_edges()) pending.push_back(edge.function);
+  }
+  return false;
+}
+
+// Every parameter's gradient of a loss over the logits and the router logits, for one batch.
+std::map<std::string, torch::Tensor> gradients(const std::string& fixture, bool checkpointing, bool routers_only) {
+  const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture(fixture));
+  CausalLM model(checkpoint.config);
+  load_weights(*model, checkpoint);
+  model->train();
+  model->model->activation_checkpointing = checkpointing;
+  for (auto& item : model->named_parameters()) {
+    item.value().set_requires_grad(!routers_only || item.key().find(".gate.") != std::string::npos);
+  }
+  torch::manual_seed(5);
+  const auto input_ids = torch::randint(0, checkpoint.config.vocab_size, {2, 12}, torch::kInt64);
+  const CausalLMOutput out = model->forward(input_ids);
+  // The blocks are recomputed exactly when checkpointing is on: their nodes are in the graph.
+  EXPECT_EQ(graph_has_node(out.logits, "RecomputedBlock"), checkpointing) << fixture;
+  auto loss = out.logits.to(torch::kFloat32).log_softmax(-1).select(-1, 3).mean();
+  for (const auto& logits : out.router_logits) loss = loss + logits.softmax(-1).select(-1, 0).mean();
+  loss.backward();
+  std::map<std::string, torch::Tensor> grads;
+  for (const auto& item : model->named_parameters()) {
+    if (item.value().grad().defined()) grads[item.key()] = item.value().grad().clone();
+  }
+  return grads;
+}
+
+}  // namespace
+
+// Activation checkpointing recomputes each block in the backward pass: the same gradients for
+// every parameter, dense and MoE, and for the routers alone (stage 3, nothing else trains).
+TEST(ActivationCheckpointing, GivesTheSameGradients) {
+  for (const std::string fixture : {"llama_gqa_tied_theta5e5", "mixtral_8e_top2"}) {
+    for (const bool routers_only : {false, true}) {
+      if (routers_only && fixture[0] == 'l') continue;
+      const auto expected = gradients(fixture, false, routers_only);
+      const auto actual = gradients(fixture, true, routers_only);
+      ASSERT_EQ(actual.size(), expected.size()) << fixture;
+      EXPECT_EQ(expected.size(), routers_only ? 2u : expected.size()) << fixture;  // the fixture's 2 layers
+      for (const auto& [name, grad] : expected) {
+        ASSERT_TRUE(actual.count(name)) << name;
+        EXPECT_TRUE(torch::allclose(actual.at(name), grad, 1e-6, 1e-7)) << fixture << " " << name;
+      }
+    }
+  }
 }
 
 }  // namespace svmoe

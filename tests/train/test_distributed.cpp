@@ -83,7 +83,7 @@ TEST(DistributedEnvironment, FirstHostOfASlurmNodeList) {
 }
 
 // Two ranks (as two threads of this process) meet over Gloo and sum tensors of two dtypes,
-// some larger than a bucket.
+// some larger than a bucket, and broadcast from rank 1.
 TEST(ProcessGroup, GlooAllReduceSumsOverRanks) {
   const int port = 29000 + static_cast<int>(::getpid() % 1000);
   std::vector<std::vector<torch::Tensor>> results(2);
@@ -102,6 +102,10 @@ TEST(ProcessGroup, GlooAllReduceSumsOverRanks) {
                                               torch::arange(300, torch::kFloat32) * (rank + 1),
                                               torch::full({7}, 1.5 + rank, torch::kBFloat16)};
         group.all_reduce_sum(tensors, /*bucket_bytes=*/1024);
+        std::vector<torch::Tensor> shared = {torch::full({600}, rank + 1.0), torch::full({3}, rank, torch::kInt64)};
+        group.broadcast(shared, /*root=*/1, /*bucket_bytes=*/1024);
+        EXPECT_TRUE(torch::equal(shared[0], torch::full({600}, 2.0)));
+        EXPECT_TRUE(torch::equal(shared[1], torch::full({3}, std::int64_t{1})));
         EXPECT_DOUBLE_EQ(group.sum(rank + 0.5), 2.0);
         EXPECT_TRUE(group.any(rank == 1));
         group.barrier();

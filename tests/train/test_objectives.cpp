@@ -174,7 +174,9 @@ TEST(RouterSupervisionObjective, GradientsReachTheRouters) {
       ASSERT_TRUE(item.value().grad().defined()) << item.key();
       EXPECT_GT(item.value().grad().abs().sum().item<double>(), 0) << item.key();
     }
-    if (item.key() == "lm_head.weight") EXPECT_FALSE(item.value().grad().defined());  // no LM head
+    if (item.key() == "lm_head.weight") {
+      EXPECT_FALSE(item.value().grad().defined());  // no LM head
+    }
   }
 }
 

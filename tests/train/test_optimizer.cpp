@@ -1,7 +1,9 @@
 #include "svmoe/train/optimizer.h"
+#include "svmoe/util/error.h"
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <algorithm>
 
 #include "test_support.h"
 
@@ -45,7 +47,9 @@ TEST(AdamW, StateRoundTripsExactly) {
   write_safetensors(dir / "opt.safetensors", optimizer.state());
   auto w2 = w.detach().clone().requires_grad_(true);
   AdamW restored({{"w", w2}}, {});
-  restored.load_state(SafetensorsFile::open(dir / "opt.safetensors"));
+  std::vector<SafetensorsFile> files;
+  files.push_back(SafetensorsFile::open(dir / "opt.safetensors"));
+  restored.load_state(files);
   EXPECT_EQ(restored.steps(), 1);
   const auto g = torch::randn({3, 3});
   w.mutable_grad() = g.clone();
@@ -53,6 +57,99 @@ TEST(AdamW, StateRoundTripsExactly) {
   optimizer.step(1e-3);
   restored.step(1e-3);
   EXPECT_TRUE(torch::equal(w, w2));
+}
+
+TEST(ShardSlices, EqualRunsOfElementsCutAtRows) {
+  const auto slices = shard_slices({{4, 3}, {10}, {2, 5}}, 2);  // 32 elements: 16 each
+  ASSERT_EQ(slices.size(), 4u);
+  const std::vector<std::vector<std::int64_t>> expected = {{0, 0, 4, 0}, {1, 0, 4, 0}, {1, 4, 10, 1}, {2, 0, 2, 1}};
+  for (std::size_t i = 0; i < slices.size(); ++i) {
+    EXPECT_EQ((std::vector<std::int64_t>{static_cast<std::int64_t>(slices[i].parameter), slices[i].row_begin,
+                                         slices[i].row_end, slices[i].shard}),
+              expected[i])
+        << i;
+  }
+  for (const auto& slice : shard_slices({{3, 3}}, 1)) EXPECT_EQ(slice.row_end, 3);
+}
+
+namespace {
+// bf16 parameters (with float32 master weights) of mixed sizes, a copy each call.
+std::vector<std::pair<std::string, torch::Tensor>> mixed_parameters(std::uint64_t seed) {
+  torch::manual_seed(seed);
+  std::vector<std::pair<std::string, torch::Tensor>> parameters;
+  for (int i = 0; i < 7; ++i) {
+    const std::vector<std::int64_t> shape =
+        i % 3 == 2 ? std::vector<std::int64_t>{8 + i} : std::vector<std::int64_t>{4 + i, 3 + 2 * i};
+    parameters.emplace_back("p" + std::to_string(i), torch::randn(shape).to(torch::kBFloat16).requires_grad_(true));
+  }
+  return parameters;
+}
+void set_gradients(std::vector<std::pair<std::string, torch::Tensor>>& parameters, std::uint64_t seed) {
+  torch::manual_seed(seed);
+  for (auto& [name, p] : parameters) p.mutable_grad() = torch::randn(p.sizes()).to(torch::kBFloat16);
+}
+}  // namespace
+
+// ZeRO-1: each shard updates exactly the rows it owns as the unsharded optimizer does, holds
+// half the state (to a row), and a checkpoint of 2 shards resumes on 3 ranks and on 1.
+TEST(AdamW, ShardsTogetherMakeTheUnshardedUpdate) {
+  test::ScratchDir dir;
+  auto whole_parameters = mixed_parameters(3);
+  AdamW whole(whole_parameters, {});
+  std::vector<std::vector<std::pair<std::string, torch::Tensor>>> shard_parameters = {mixed_parameters(3),
+                                                                                      mixed_parameters(3)};
+  std::vector<AdamW> shards;
+  for (int r = 0; r < 2; ++r) shards.emplace_back(shard_parameters[r], AdamWOptions{0.9, 0.95, 1e-8, 0.1, true, 2, r});
+  EXPECT_EQ(shards[0].state_bytes() + shards[1].state_bytes(), whole.state_bytes());
+  const std::int64_t row = 15 * 12;  // the widest row's moments and master: 3 float32 copies of 15
+  for (const auto& shard : shards) EXPECT_LE(std::abs(shard.state_bytes() - whole.state_bytes() / 2), row);
+  for (int step = 0; step < 3; ++step) {
+    set_gradients(whole_parameters, 10 + step);
+    whole.step(1e-2);
+    for (int r = 0; r < 2; ++r) {
+      set_gradients(shard_parameters[r], 10 + step);
+      shards[r].step(1e-2);
+    }
+    // What the trainer's broadcast does: every slice from its owner to the other rank.
+    for (const auto& slice : shards[0].partition()) {
+      const auto rows = [&](const torch::Tensor& t) {
+        return t.narrow(0, slice.row_begin, slice.row_end - slice.row_begin);
+      };
+      const auto& updated = shard_parameters[slice.shard][slice.parameter].second;
+      EXPECT_TRUE(torch::equal(rows(updated), rows(whole_parameters[slice.parameter].second))) << slice.parameter;
+      torch::NoGradGuard no_grad;
+      rows(shard_parameters[1 - slice.shard][slice.parameter].second).copy_(rows(updated));
+    }
+  }
+  for (int r = 0; r < 2; ++r) write_safetensors(dir / ("shard" + std::to_string(r)), shards[r].state());
+  std::vector<SafetensorsFile> files;
+  for (int r = 0; r < 2; ++r) files.push_back(SafetensorsFile::open(dir / ("shard" + std::to_string(r))));
+  // On 3 ranks (and on 1), each takes its rows from the pieces 2 ranks wrote: the same state.
+  const auto whole_state = whole.state();
+  for (const int ranks : {3, 1}) {
+    for (int r = 0; r < ranks; ++r) {
+      AdamW resumed(shard_parameters[0], AdamWOptions{0.9, 0.95, 1e-8, 0.1, true, ranks, r});
+      resumed.load_state(files);
+      for (const auto& piece : resumed.state()) {
+        if (piece.name == "step") continue;
+        const auto bracket = piece.name.find('[');
+        const auto reference = std::find_if(whole_state.begin(), whole_state.end(), [&](const NamedTensor& t) {
+          return t.name == piece.name.substr(0, bracket);
+        });
+        ASSERT_NE(reference, whole_state.end()) << piece.name;
+        torch::Tensor expected = reference->tensor;
+        if (bracket != std::string::npos) {
+          const std::string range = piece.name.substr(bracket + 1, piece.name.size() - bracket - 2);
+          const auto begin = std::stoll(range.substr(0, range.find(':')));
+          expected = expected.narrow(0, begin, piece.tensor.size(0));
+        }
+        EXPECT_TRUE(torch::equal(piece.tensor, expected)) << piece.name;
+      }
+    }
+  }
+  AdamW wrong(mixed_parameters(3), AdamWOptions{0.9, 0.95, 1e-8, 0.1, true, 1, 0});
+  files.pop_back();  // one shard missing
+  EXPECT_THROW(wrong.load_state(files), FormatError);
 }
 
 TEST(Schedule, WarmupThenDecayToTheFloor) {

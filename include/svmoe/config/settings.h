@@ -95,6 +95,12 @@ struct TrainSettings {
   // auto: float32 on the CPU, bf16_mixed on CUDA; bf16_mixed: bf16 parameters and compute with
   // float32 master weights and moments; bf16: no master weights; float32.
   std::string precision = "auto";
+  // 0: every rank holds the whole optimizer state; 1: ZeRO stage 1, the state (moments and
+  // master weights) sharded over the data-parallel ranks.
+  std::int64_t zero_stage = 0;
+  // Keep only each block's input for the backward pass and recompute the rest there: about a
+  // third more compute for much less activation memory (docs/training.md).
+  bool activation_checkpointing = false;
 };
 
 // The load-balancing term of MoE fine-tuning (SPEC.md §4, stage 4).
@@ -177,6 +183,19 @@ struct ReportSettings {
   std::filesystem::path output;  // empty: EVAL_OUTPUT/report.html
 };
 
+// svmoe run: the whole recipe from one config, every stage's output in one experiment directory
+// (docs/pipeline.md). The stages' own sections give their settings; `run` gives the rest.
+struct RunSettings {
+  std::filesystem::path dir;         // the experiment directory
+  std::filesystem::path base_model;  // a Hugging Face directory (with pretrain_base: only its config.json is read)
+  bool pretrain_base = false;        // train the base model from scratch on all subdomains first (the example)
+  // The models of the paper's tables, fine-tuned in stage 4: dense (the Dense baseline), btx,
+  // btx_lb, svmoe, svmoe_lb (_lb: with the load-balancing term `lb_method`).
+  std::vector<std::string> models = {"dense", "btx", "btx_lb", "svmoe", "svmoe_lb"};
+  std::string lb_method = "switch";  // switch | aux_free
+  bool btm_ensemble = false;         // also evaluate the BTM ensemble of the experts
+};
+
 // The defaults of every section: the schema of valid keys.
 Json default_config();
 
@@ -192,6 +211,9 @@ TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config);
 TrainRouterSettings parse_train_router_settings(const ConfigTree& config);
 EvalSettings parse_eval_settings(const ConfigTree& config);
 ReportSettings parse_report_settings(const ConfigTree& config);
+RunSettings parse_run_settings(const ConfigTree& config);
+// The `train` section as parse_train_settings(config, stage) resolves it, as {key: value}.
+Json resolved_train_section(const ConfigTree& config, const std::string& stage);
 
 // Reads one typed value from the tree; every error names the key path, where the value came
 // from, what was found and what was expected.

@@ -41,6 +41,9 @@ class DecoderModelImpl : public torch::nn::Module {
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};
+  // Activation checkpointing (`train.activation_checkpointing`): in training with gradients on,
+  // each block keeps only its input and recomputes its activations in the backward pass.
+  bool activation_checkpointing = false;
 
  private:
   ModelConfig config_;

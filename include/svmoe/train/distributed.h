@@ -50,6 +50,8 @@ class ProcessGroup {
   // Sums each tensor over all ranks, in place; tensors of one dtype and device travel together
   // in flattened buckets of at most `bucket_bytes` (bf16 and fp16 ones summed in float32).
   void all_reduce_sum(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes = 32 << 20) const;
+  // Copies rank `root`'s values of the tensors to every other rank, in place (same buckets).
+  void broadcast(const std::vector<torch::Tensor>& tensors, int root, std::int64_t bucket_bytes = 32 << 20) const;
   // The mean over ranks of every defined gradient of `parameters` (data-parallel training).
   void average_gradients(const std::vector<torch::Tensor>& parameters) const;
   double sum(double value) const;  // a scalar summed over ranks

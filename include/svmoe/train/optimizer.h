@@ -6,6 +6,13 @@
 // transformers' Trainer do. Moments are float32 whatever the parameters' dtype; a parameter
 // of lower precision (bf16 mixed precision) gets a float32 master copy that the update is
 // applied to and that is rounded into the parameter after each step.
+//
+// Sharded (ZeRO stage 1, Rajbhandari et al. 2020; `train.zero_stage: 1`): with `shards` > 1,
+// the trained parameters' elements, in order, are cut into `shards` runs of about equal size at
+// row (first-dimension) boundaries; this rank holds the state of, and updates, only its run, and
+// the trainer then broadcasts each run from its owner (slice_views). Gradients stay whole on
+// every rank (they are all-reduced), so the update, the clipping and the loss curve are the
+// unsharded ones.
 #pragma once
 
 #include <torch/types.h>
@@ -24,7 +31,21 @@ struct AdamWOptions {
   double eps = 1e-8;
   double weight_decay = 0.1;
   bool master_weights = true;  // float32 master copies of low-precision parameters (false: pure bf16)
+  int shards = 1;              // ranks the state is sharded over (ZeRO-1); 1: not sharded
+  int shard = 0;               // this rank's shard
 };
+
+// Rows [row_begin, row_end) of trained parameter `parameter` (in AdamW::parameters() order),
+// whose state shard `shard` holds. A 0-dimensional parameter is one row.
+struct ParameterSlice {
+  std::size_t parameter = 0;
+  std::int64_t row_begin = 0, row_end = 0;
+  int shard = 0;
+};
+
+// ZeRO-1's partition of parameters of these shapes over `shards`: shard r gets the rows whose
+// first element falls in the r-th of `shards` equal runs of all elements. The same on every rank.
+std::vector<ParameterSlice> shard_slices(const std::vector<std::vector<std::int64_t>>& shapes, int shards);
 
 class AdamW {
  public:
@@ -35,14 +56,24 @@ class AdamW {
   void zero_grad();
   std::int64_t steps() const { return steps_; }
   const std::vector<std::pair<std::string, torch::Tensor>>& parameters() const { return parameters_; }
+  bool sharded() const { return options_.shards > 1; }
+  // Every shard's slices (all ranks'), and views of the parameter rows shard `shard` updates.
+  const std::vector<ParameterSlice>& partition() const { return partition_; }
+  std::vector<torch::Tensor> slice_views(int shard) const;
+  // Bytes of state this rank holds (moments and master weights).
+  std::int64_t state_bytes() const;
 
-  // exp_avg.NAME, exp_avg_sq.NAME, master.NAME (low-precision parameters) and "step", to
-  // save; and back.
+  // exp_avg.NAME, exp_avg_sq.NAME, master.NAME (low-precision parameters) of the rows this
+  // rank holds (NAME[B:E] for rows B to E of a parameter split between shards), and "step", to
+  // save; and back, from files that together hold them: one file, or the shards of any number
+  // of ranks.
   std::vector<NamedTensor> state() const;
-  void load_state(const SafetensorsFile& file);
+  void load_state(const std::vector<SafetensorsFile>& files);
 
  private:
   std::vector<std::pair<std::string, torch::Tensor>> parameters_;
+  std::vector<ParameterSlice> partition_;  // all shards' slices
+  std::vector<ParameterSlice> owned_;      // this rank's; the state below is per owned slice
   std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
   std::vector<torch::Tensor> master_;  // float32 copies of low-precision parameters; undefined otherwise
   AdamWOptions options_;

@@ -1,0 +1,121 @@
+#include "svmoe/train/memory_plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace svmoe {
+
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+int compute_element_bytes(const TrainSettings& train) { return train.precision == "float32" ? 4 : 2; }
+
+// Float32 moments, plus a float32 master copy of bf16 weights under bf16_mixed (and auto).
+int optimizer_bytes_per_parameter(const TrainSettings& train) {
+  return 8 + (train.precision == "bf16_mixed" || train.precision == "auto" ? 4 : 0);
+}
+
+std::int64_t router_parameters(const ModelConfig& model) {
+  return model.is_moe() ? model.num_hidden_layers * model.num_local_experts * model.hidden_size : 0;
+}
+
+}  // namespace
+
+double activation_bytes(const ModelConfig& model, std::int64_t micro_batch, std::int64_t sequence_length,
+                        int element_bytes, bool checkpointing) {
+  const double tokens = static_cast<double>(micro_batch * sequence_length);
+  const double h = static_cast<double>(model.hidden_size);
+  const double head_dim = model.head_dim > 0 ? model.head_dim : h / static_cast<double>(model.num_attention_heads);
+  const double kv = head_dim * static_cast<double>(model.num_key_value_heads);
+  const double q = head_dim * static_cast<double>(model.num_attention_heads);
+  const double f = static_cast<double>(model.intermediate_size);
+  // Per token and block, in elements of the compute dtype: the input norm's input and output
+  // (2h), q, k, v (q + 2kv), rotated q and k (q + kv), the attention output (q), the residual
+  // and the post-attention norm's input and output (2h); the feed-forward's gate, up, SiLU
+  // and product (4f) for a dense block, or for each of the k experts a token goes to, plus its
+  // gathered input and output (2h each); the router's float32 logits and probabilities.
+  double block = 4 * h + 3 * q + 3 * kv;
+  double block_float32 = static_cast<double>(model.num_attention_heads);  // attention's log-sum-exp
+  if (model.is_moe()) {
+    const double k = static_cast<double>(model.num_experts_per_tok);
+    block += k * (4 * f + 2 * h);
+    block_float32 += 2.0 * static_cast<double>(model.num_local_experts);
+  } else {
+    block += 4 * f;
+  }
+  const double one_block = block * element_bytes + block_float32 * 4;
+  // Checkpointed: every block's input (and MoE router logits, an output), and one block's
+  // activations while it is recomputed.
+  const double kept = h * element_bytes + (model.is_moe() ? 4.0 * static_cast<double>(model.num_local_experts) : 0.0);
+  const double layers = static_cast<double>(model.num_hidden_layers);
+  const double per_token_blocks = checkpointing ? layers * kept + one_block : layers * one_block;
+  // The embedding output (h) and the final norm's (h); the logits, their float32 copy and the
+  // float32 log-softmax for the loss.
+  const double per_token_ends = 2 * h * element_bytes + static_cast<double>(model.vocab_size) * (element_bytes + 8);
+  return tokens * (per_token_blocks + per_token_ends);
+}
+
+MemoryPlan plan_memory(const ModelConfig& model, const TrainSettings& train, int world_size, bool routers_only) {
+  MemoryPlan plan;
+  plan.world_size = world_size;
+  plan.parameters = model.num_parameters();
+  plan.trained_parameters = routers_only ? router_parameters(model) : plan.parameters;
+  const int element = compute_element_bytes(train);
+  plan.weights = static_cast<double>(plan.parameters) * element;
+  plan.gradients = static_cast<double>(plan.trained_parameters) * element;
+  const int shards = train.zero_stage >= 1 ? world_size : 1;
+  plan.optimizer_state =
+      static_cast<double>(plan.trained_parameters) * optimizer_bytes_per_parameter(train) / static_cast<double>(shards);
+  plan.activations =
+      activation_bytes(model, train.micro_batch, train.sequence_length, element, train.activation_checkpointing);
+  return plan;
+}
+
+std::vector<std::string> memory_advice(const MemoryPlan& plan, const ModelConfig& model, const TrainSettings& train,
+                                       bool routers_only, double usable_bytes) {
+  std::vector<std::string> advice;
+  if (plan.total() <= usable_bytes) return advice;
+  const auto gib = [](double bytes) { return fmt::format("{:.1f} GiB", bytes / kGiB); };
+  const double full_state = plan.optimizer_state * (train.zero_stage >= 1 ? plan.world_size : 1);
+  const double fixed = plan.weights + plan.gradients;
+  // ZeRO-1 over the ranks there are, or over as many as it takes.
+  if (train.zero_stage == 0 && plan.world_size > 1) {
+    const double sharded = full_state / plan.world_size;
+    advice.push_back(fmt::format("set train.zero_stage: 1: the optimizer state falls from {} to {} a rank ({} in all)",
+                                 gib(plan.optimizer_state), gib(sharded), gib(plan.total() - full_state + sharded)));
+  }
+  const double room = usable_bytes - fixed - plan.activations;
+  if (room > 0 && full_state > room) {
+    const int ranks = static_cast<int>(std::ceil(full_state / room));
+    if (ranks > plan.world_size) {
+      advice.push_back(
+          fmt::format("with train.zero_stage: 1, {} or more data-parallel GPUs hold the optimizer state", ranks));
+    }
+  }
+  const int element = compute_element_bytes(train);
+  if (!train.activation_checkpointing) {
+    const double recomputed =
+        activation_bytes(model, train.micro_batch, train.sequence_length, element, /*checkpointing=*/true);
+    advice.push_back(fmt::format("set train.activation_checkpointing: true: activations fall from {} to {}",
+                                 gib(plan.activations), gib(recomputed)));
+  }
+  // Smaller micro-batches, the same global batch.
+  if (train.micro_batch > 1) {
+    const double one = activation_bytes(model, 1, train.sequence_length, element, train.activation_checkpointing);
+    advice.push_back(fmt::format(
+        "set train.micro_batch: 1 and train.grad_accum: {} (the same global batch): activations fall from {} to {}",
+        train.micro_batch * train.grad_accum, gib(plan.activations), gib(one)));
+  }
+  if (fixed + plan.activations / static_cast<double>(train.micro_batch) > usable_bytes) {
+    advice.push_back(
+        fmt::format("the {} weights and gradients alone ({}) and one sequence's activations do not fit: shorter "
+                    "train.sequence_length, or sharding the weights (ZeRO-3 / FSDP, not in svmoe yet)",
+                    routers_only ? "model's" : "trained model's", gib(fixed)));
+  }
+  return advice;
+}
+
+}  // namespace svmoe
