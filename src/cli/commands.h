@@ -50,5 +50,6 @@ void add_eval_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace svmoe::cli

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   svmoe::cli::add_report_command(app);
   svmoe::cli::add_run_command(app);
   svmoe::cli::add_plan_command(app);
+  svmoe::cli::add_bench_command(app);
 
   try {
     app.parse(argc, argv);

@@ -301,3 +301,22 @@ TEST(E2EPlan, ThePapersConfigFitsOn80GBGpusWithZero1) {
 }
 
 }  // namespace svmoe
+
+namespace svmoe {
+
+// svmoe bench --preset tiny on the CPU: the table and the JSON with the four measurements.
+TEST(E2EBench, TinyPresetPrintsTheTableAndJson) {
+  test::ScratchDir dir;
+  const auto result = test::run_svmoe("bench --preset tiny --device cpu --warmup 0 --repetitions 1 --json " +
+                                      quoted(dir / "bench.json"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("train_step"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("MFU"), std::string::npos) << result.output;
+  const auto json = nlohmann::json::parse(read_text_file(dir / "bench.json"));
+  EXPECT_EQ(json["preset"], "tiny");
+  EXPECT_EQ(json["measurements"].size(), 4u);
+  const auto bad = test::run_svmoe("bench --preset huge");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+}
+
+}  // namespace svmoe

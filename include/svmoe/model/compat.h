@@ -11,7 +11,31 @@ class ProcessGroup;
 class Backend;
 }  // namespace c10d
 
+#ifdef SVMOE_HAVE_C10_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 namespace svmoe::compat {
+
+// The CUDA caching allocator's peak of allocated bytes on `device` since the last reset;
+// nullopt on the CPU or where this LibTorch has no CUDA. (Same call in 1.13 and 2.x.)
+inline std::optional<std::int64_t> cuda_peak_memory_bytes(const torch::Device& device) {
+#ifdef SVMOE_HAVE_C10_CUDA
+  if (device.is_cuda()) {
+    const auto index = device.has_index() ? device.index() : 0;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index);
+    return stats.allocated_bytes[0].peak;  // [0]: StatType::AGGREGATE, whose namespace moved in 2.x
+  }
+#endif
+  (void)device;
+  return std::nullopt;
+}
+inline void reset_cuda_peak_memory(const torch::Device& device) {
+#ifdef SVMOE_HAVE_C10_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+#endif
+  (void)device;
+}
 
 // The c10d class that ProcessGroupGloo and ProcessGroupNCCL derive from (and that holds
 // allreduce and barrier): ProcessGroup in 1.13, Backend from 2.0 on.

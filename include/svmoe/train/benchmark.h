@@ -1,0 +1,62 @@
+// svmoe bench: how fast this build trains on the current device, in the terms of
+// ../shared/GPU.md: tokens/s, model TFLOP/s and their fraction of a peak measured here with
+// one large matmul (MFU). Random weights and random tokens; nothing is read or written.
+#pragma once
+
+#include <torch/types.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "svmoe/model/model_config.h"
+
+namespace svmoe {
+
+struct BenchPreset {
+  std::string name;
+  ModelConfig model;
+  std::int64_t batch = 1, sequence_length = 1;
+};
+
+// "reference": 4 blocks of the llm-jp-3-1.8b shape (hidden 2048, FFN 7168, 16 heads, vocabulary
+// 99584) with 8 experts top-2, batch 4 x 2048; "tiny": the quickstart's model (configs/quickstart)
+// as an 8-expert top-2 MoE, batch 8 x 128. Throws ConfigError for another name.
+BenchPreset bench_preset(const std::string& name);
+
+// Model FLOPs per trained token (../shared/GPU.md): 6 x (per block: the attention projections,
+// 3hf for each active expert (or the dense FFN), hN for the router; plus hV for the LM head)
+// + 6 x blocks x T x h for causal attention.
+double model_flops_per_token(const ModelConfig& model, std::int64_t sequence_length);
+
+struct BenchMeasurement {
+  std::string name;    // train_step | forward | router_step | moe_layer_loop
+  double seconds = 0;  // per step, the median of the timed repetitions
+  double tokens_per_s = 0;
+  double flops_per_token = 0;  // model FLOPs counted for this measurement
+  double tflops = 0;           // model TFLOP/s
+  double mfu = 0;              // tflops / the measured peak
+  double peak_memory_mb = 0;   // CUDA: the allocator's peak during it; CPU: the process's peak RSS so far
+};
+
+struct BenchOptions {
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;  // bf16 on CUDA (bf16_mixed), float32 on the CPU
+  int warmup = 2;
+  int repetitions = 5;
+  bool activation_checkpointing = false;
+};
+
+struct BenchReport {
+  BenchPreset preset;
+  double peak_tflops = 0;  // one large matmul in the compute dtype
+  std::vector<BenchMeasurement> measurements;
+  nlohmann::json to_json() const;
+};
+
+BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options);
+
+// The report as a table for people, with the formula's inputs.
+std::string bench_table(const BenchReport& report);
+
+}  // namespace svmoe
