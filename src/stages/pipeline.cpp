@@ -599,6 +599,11 @@ PipelineResult run_pipeline(const std::vector<PlannedStep>& plan, const fs::path
                        "launch only training steps on several processes: svmoe run --only STEP");
     }
   }
+  PipelineResult result;
+  if (work.empty()) {
+    spdlog::info("run: every step is done; nothing to run");
+    return result;  // e.g. a requeued array task after the last expert finished
+  }
   if (options.expert >= 0 && (work.size() != 1 || work[0]->step->stage != "train-experts")) {
     throw UsageError("--expert " + std::to_string(options.expert) + " is for the experts step alone",
                      "give --only experts with it");
@@ -610,7 +615,6 @@ PipelineResult run_pipeline(const std::vector<PlannedStep>& plan, const fs::path
   const bool writer = environment.rank == 0;
   if (writer) reset_changed_steps(plan, dir);
 
-  PipelineResult result;
   std::optional<TrainingContext> training;
   const auto started = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < work.size(); ++i) {

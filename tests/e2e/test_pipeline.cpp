@@ -125,7 +125,12 @@ TEST(E2ERun, TheWholeRecipeInterruptedResumedAndChanged) {
   // Run again: nothing to do.
   const auto third = test::run_svmoe(run);
   ASSERT_EQ(third.exit_code, 0) << third.output;
-  EXPECT_NE(third.output.find("run: 0 step(s)"), std::string::npos) << third.output;
+  EXPECT_NE(third.output.find("run: every step is done"), std::string::npos) << third.output;
+
+  // A requeued expert array task after the experts are done: nothing to do, exit 0.
+  const auto requeued = test::run_svmoe(run + " --only experts --expert 1");
+  ASSERT_EQ(requeued.exit_code, 0) << requeued.output;
+  EXPECT_NE(requeued.output.find("run: every step is done"), std::string::npos) << requeued.output;
 
   // One fine-tuning setting changed: the five models, eval and report run again, nothing before them.
   const Json experts_before = marker(dir.path(), "experts");
