@@ -48,9 +48,9 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
   const auto hidden = x.reshape({-1, shape.back()});  // [tokens, hidden]
   // The router in float32, whatever the compute dtype.
   const auto router_logits = torch::linear(hidden.to(torch::kFloat32), gate->weight.to(torch::kFloat32));
-  // A zero bias chooses as plain top-k does; skip it then, as transformers' routing.
-  const bool biased = selection_bias.defined() && selection_bias.abs().max().item<float>() > 0;
-  const Routing routing = route_top_k(router_logits, top_k_, biased ? selection_bias : torch::Tensor());
+  // The bias always takes part: a zero bias adds exactly 0 to every probability, so it chooses
+  // as plain top-k (transformers' routing) does, and checking for zero would cost a host sync.
+  const Routing routing = route_top_k(router_logits, top_k_, selection_bias);
   const auto weights = routing.weights.to(hidden.scalar_type());
 
   // Group the (token, slot) pairs by expert; run each expert once on its tokens.
