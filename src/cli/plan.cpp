@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "svmoe/config/settings.h"
 #include "svmoe/io/hf_config.h"
+#include "svmoe/stages/merge.h"
 #include "svmoe/stages/pipeline.h"
 #include "svmoe/train/memory_plan.h"
 
@@ -48,10 +49,9 @@ void add_plan_command(CLI::App& app) {
     const RunSettings run = parse_run_settings(config);
     const std::vector<PipelineStep> steps = pipeline_steps(config);
     const ModelConfig base = read_model_config(run.base_model / "config.json");
-    ModelConfig moe = base;  // what svmoe merge makes of N copies of the base
-    moe.model_type = "mixtral";
-    moe.num_local_experts = parse_prepare_settings(steps.front().config).num_subdomains;
-    moe.num_experts_per_tok = parse_merge_settings(steps.front().config).num_experts_per_tok;
+    const ConfigTree& resolved = steps.front().config;
+    const ModelConfig moe =
+        merged_moe_config(base, parse_prepare_settings(resolved).num_subdomains, parse_merge_settings(resolved));
     const double usable = options->gpu_memory_gb * options->usable * 1024.0 * 1024.0 * 1024.0;
 
     std::cout << fmt::format("svmoe plan: GiB per GPU for each training step ({} GiB GPUs, {:.0f}% usable: {} GiB)\n",

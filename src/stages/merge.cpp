@@ -73,6 +73,15 @@ void check_experts_agree(const std::vector<HfCheckpoint>& experts) {
 
 }  // namespace
 
+ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, const MergeSettings& settings) {
+  ModelConfig moe = dense;
+  moe.model_type = "mixtral";
+  moe.num_local_experts = experts;
+  moe.num_experts_per_tok = settings.num_experts_per_tok;
+  moe.router_aux_loss_coef = settings.router_aux_loss_coef;
+  return moe;
+}
+
 MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   std::vector<HfCheckpoint> experts;
   for (const auto& directory : s.experts) experts.push_back(load_hf_checkpoint(directory));  // mapped, not read
@@ -80,11 +89,7 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   const auto n = static_cast<std::int64_t>(experts.size());
   const ModelConfig& dense = experts.front().config;
 
-  ModelConfig moe = dense;
-  moe.model_type = "mixtral";
-  moe.num_local_experts = n;
-  moe.num_experts_per_tok = s.num_experts_per_tok;
-  moe.router_aux_loss_coef = s.router_aux_loss_coef;
+  const ModelConfig moe = merged_moe_config(dense, n, s);
   const double router_std = s.router_init_std > 0 ? s.router_init_std : dense.initializer_range;
 
   // The plan: every output tensor and where it comes from.

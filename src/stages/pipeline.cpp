@@ -34,6 +34,10 @@ constexpr const char* kLayoutOrigin = "svmoe run (the run.dir layout)";
 // Where each step writes inside the experiment directory (docs/pipeline.md).
 struct Layout {
   fs::path dir;
+  // The dense model the experts and Dense start from: the pretrained base, or the given one.
+  static fs::path base_model(const RunSettings& run) {
+    return run.pretrain_base ? Layout{run.dir}.base() / "final" : run.base_model;
+  }
   fs::path dataset() const { return dir / "dataset"; }
   fs::path base() const { return dir / "base"; }
   fs::path experts() const { return dir / "experts"; }
@@ -116,7 +120,7 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   const Layout layout{run.dir};
   ConfigTree config = experiment;
   const auto set = [&](const std::string& key, Json value) { config.set(key, std::move(value), kLayoutOrigin); };
-  const fs::path base_model = run.pretrain_base ? layout.base() / "final" : run.base_model;
+  const fs::path base_model = Layout::base_model(run);
   set("prepare.output", layout.dataset().string());
   const bool tokenizer_given = !config.at("prepare.tokenizer").is_null() && config.at("prepare.tokenizer") != "";
   if (!tokenizer_given && !config.at("prepare.tokenizer_train.enabled").get<bool>()) {
@@ -174,7 +178,9 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   const ConfigTree config = layout_config(experiment, run, num_experts);
   // Every step's settings are checked now, so that a bad key stops the run before hours of work.
   parse_runtime_settings(config);
-  const std::set<std::string> layout_keys = {
+  // Keys left out of the steps' settings: the paths svmoe run sets (an input's identity is its
+  // hash), the stages' own `train` sections (added resolved), and keys that change no result.
+  const std::set<std::string> unhashed_keys = {
       "prepare.output",          "prepare.threads",      "prepare.buffer_mb",     "train_experts.base_model",
       "train_experts.dataset",   "train_experts.output", "train_experts.experts", "train_experts.train",
       "merge.experts",           "merge.output",         "merge.max_shard_mb",    "train_router.model",
@@ -192,7 +198,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
 
   PipelineStep prepare = new_step("prepare", "prepare", "", {}, layout.dataset(), config);
   parse_prepare_settings(config);
-  prepare.settings = step_settings(config, {"prepare"}, layout_keys);
+  prepare.settings = step_settings(config, {"prepare"}, unhashed_keys);
   prepare.settings["runtime.seed"] = seed;
   add(std::move(prepare));
 
@@ -227,7 +233,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   experts.tasks = num_experts;
   parse_train_experts_settings(config);
   parse_train_settings(config, experts.train_section);
-  experts.settings = step_settings(config, {"train_experts"}, layout_keys);
+  experts.settings = step_settings(config, {"train_experts"}, unhashed_keys);
   add_train_settings(experts.settings, config, experts.train_section);
   base_identity(experts.settings);
   experts.settings["runtime.seed"] = seed;
@@ -235,7 +241,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
 
   PipelineStep merge = new_step("merge", "merge", "", {"experts"}, layout.moe(), config);
   parse_merge_settings(config);
-  merge.settings = step_settings(config, {"merge"}, layout_keys);
+  merge.settings = step_settings(config, {"merge"}, unhashed_keys);
   merge.settings["runtime.seed"] = seed;
   add(std::move(merge));
 
@@ -247,7 +253,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     router.trains_moe = true;
     parse_train_router_settings(config);
     parse_train_settings(config, router.train_section);
-    router.settings = step_settings(config, {"train_router"}, layout_keys);
+    router.settings = step_settings(config, {"train_router"}, unhashed_keys);
     add_train_settings(router.settings, config, router.train_section);
     router.settings["runtime.seed"] = seed;
     add(std::move(router));
@@ -258,8 +264,8 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     const ModelRole role = model_role(model);
     ConfigTree model_config = config;
     const bool dense = model == "dense";
-    const fs::path from = dense ? (run.pretrain_base ? layout.base() / "final" : run.base_model)
-                                : (starts_with(model, "svmoe") ? layout.router() / "final" : layout.moe());
+    const fs::path from =
+        dense ? Layout::base_model(run) : (starts_with(model, "svmoe") ? layout.router() / "final" : layout.moe());
     model_config.set("finetune.model", from.string(), kLayoutOrigin);
     model_config.set("finetune.init", "pretrained", kLayoutOrigin);
     model_config.set("finetune.output", layout.model(model).string(), kLayoutOrigin);
@@ -274,7 +280,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     step.trains_moe = !dense;
     parse_finetune_settings(model_config);
     parse_train_settings(model_config, step.train_section);
-    step.settings = step_settings(model_config, {"finetune"}, layout_keys);
+    step.settings = step_settings(model_config, {"finetune"}, unhashed_keys);
     step.settings["finetune.load_balancing.method"] = model_config.at("finetune.load_balancing.method");
     if (role.load_balanced) {
       for (const char* key : {"alpha", "pooling", "aux_free_rate"}) {
@@ -294,7 +300,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     eval.needs.push_back("prepare");
     if (run.btm_ensemble) eval.needs.push_back("experts");
     parse_eval_settings(config);
-    eval.settings = step_settings(config, {"eval"}, layout_keys);
+    eval.settings = step_settings(config, {"eval"}, unhashed_keys);
     eval.settings["run.models"] = run.models;
     eval.settings["run.btm_ensemble"] = run.btm_ensemble;
     add(std::move(eval));
@@ -303,7 +309,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     PipelineStep report = new_step("report", "report", "", {"eval"}, layout.eval() / "report.html", config);
     report.needs.insert(report.needs.end(), model_steps.begin(), model_steps.end());
     parse_report_settings(config);
-    report.settings = step_settings(config, {"report"}, layout_keys);
+    report.settings = step_settings(config, {"report"}, unhashed_keys);
     add(std::move(report));
   }
   return steps;
@@ -458,6 +464,7 @@ std::vector<PlannedStep> plan_pipeline(const std::vector<PipelineStep>& steps, c
       planned.action = StepAction::kResume;
       planned.reason = "interrupted";
     }
+    planned.from_scratch = planned.action == StepAction::kRerun;
     if (planned.action != StepAction::kSkip) runs.insert(step.name);
     if (!selection.only.empty() && !selected_by(selection.only, step)) {
       if (planned.action != StepAction::kSkip) {
@@ -516,9 +523,7 @@ std::string plan_tsv(const std::vector<PlannedStep>& plan) {
 
 void reset_changed_steps(const std::vector<PlannedStep>& plan, const fs::path& dir) {
   for (const auto& p : plan) {
-    const bool rerun =
-        p.action == StepAction::kRerun || (p.action == StepAction::kNotSelected && starts_with(p.reason, "rerun"));
-    if (!rerun) continue;
+    if (!p.from_scratch) continue;
     spdlog::warn("run: {} runs again from scratch ({}): removing {}", p.step->name, p.reason, p.step->output.string());
     fs::remove_all(p.step->output);
     fs::remove(step_marker_path(dir, p.step->name));
@@ -548,10 +553,8 @@ bool execute_step(const PipelineStep& step, const RuntimeSettings& runtime, cons
   if (step.stage == "train-experts") {
     TrainExpertsSettings settings = parse_train_experts_settings(config);
     if (options.expert >= 0) settings.experts = {options.expert};
-    if (run_train_experts(settings, parse_train_settings(config, step.train_section), runtime, *training).interrupted) {
-      return false;
-    }
-    return true;
+    return !run_train_experts(settings, parse_train_settings(config, step.train_section), runtime, *training)
+                .interrupted;
   }
   if (step.stage == "merge") {
     run_merge(parse_merge_settings(config), runtime);
@@ -588,7 +591,7 @@ PipelineResult run_pipeline(const std::vector<PlannedStep>& plan, const fs::path
   for (const auto& p : plan) {
     if (p.action == StepAction::kSkip || p.action == StepAction::kNotSelected) continue;
     work.push_back(&p);
-    if (several_processes && p.action == StepAction::kRerun) {
+    if (several_processes && p.from_scratch) {
       throw UsageError("step '" + p.step->name + "' must run again from scratch (" + p.reason +
                            "), which one of several processes cannot do safely",
                        "run `svmoe run -c CONFIG --reset-changed` once first (scripts/slurm/pipeline.sh does)");

@@ -129,16 +129,22 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
   std::vector<std::pair<std::string, torch::Tensor>> parameters;
   for (auto& item : model->named_parameters()) parameters.emplace_back(item.key(), item.value());
 
-  // A full training step: forward, loss, backward, AdamW (float32 master weights below float32).
-  {
+  // One optimizer step of `trained` against `loss_of`'s objective, timed.
+  const auto time_training_step = [&](TrainingObjective& loss_of,
+                                      const std::vector<std::pair<std::string, torch::Tensor>>& trained, double lr) {
     model->train();
-    AdamW optimizer(parameters, {});
+    AdamW optimizer(trained, {});
     compat::reset_cuda_peak_memory(options.device);
-    const double seconds = median_seconds(options, [&] {
-      objective.compute(model, batch).loss.backward();
-      optimizer.step(1e-5);
+    return median_seconds(options, [&] {
+      loss_of.compute(model, batch).loss.backward();
+      optimizer.step(lr);
       optimizer.zero_grad();
     });
+  };
+
+  // A full training step: forward, loss, backward, AdamW (float32 master weights below float32).
+  {
+    const double seconds = time_training_step(objective, parameters, 1e-5);
     report.measurements.push_back(
         measure("train_step", seconds, tokens, train_flops, report.peak_tflops, options.device));
   }
@@ -154,7 +160,6 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
   // Stage 3's step: only the routers train, but the gradients still flow back through every
   // block (no weight gradients: about two thirds of the training FLOPs).
   {
-    model->train();
     std::vector<std::pair<std::string, torch::Tensor>> routers;
     for (auto& [name, p] : parameters) {
       const bool router = name.find(".gate.") != std::string::npos;
@@ -165,13 +170,7 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
     RouterSupervisionObjective router_objective(targets.to(options.device),
                                                 torch::ones({config.vocab_size}, torch::kBool).to(options.device),
                                                 "mask", config.num_hidden_layers);
-    AdamW optimizer(routers, {});
-    compat::reset_cuda_peak_memory(options.device);
-    const double seconds = median_seconds(options, [&] {
-      router_objective.compute(model, batch).loss.backward();
-      optimizer.step(1e-3);
-      optimizer.zero_grad();
-    });
+    const double seconds = time_training_step(router_objective, routers, 1e-3);
     report.measurements.push_back(
         measure("router_step", seconds, tokens, train_flops * 2 / 3, report.peak_tflops, options.device));
     for (auto& [name, p] : parameters) p.set_requires_grad(true);

@@ -19,4 +19,7 @@ struct MergeResult {
 
 MergeResult run_merge(const MergeSettings& settings, const RuntimeSettings& runtime);
 
+// The architecture of the MoE that merging `experts` copies of `dense` makes.
+ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, const MergeSettings& settings);
+
 }  // namespace svmoe

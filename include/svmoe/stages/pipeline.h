@@ -51,6 +51,9 @@ struct PlannedStep {
   const PipelineStep* step = nullptr;
   StepAction action = StepAction::kSkip;
   std::string reason;  // why it runs (the changed keys, the input that changed, ...)
+  // Its output must be removed before it runs (a rerun, selected or not): what
+  // reset_changed_steps removes.
+  bool from_scratch = false;
 };
 
 struct PipelineSelection {
