@@ -17,6 +17,7 @@ struct BenchCliOptions {
   int warmup = 2, repetitions = 5;
   int threads = 0;
   bool activation_checkpointing = false;
+  std::string expert_path = "auto";
 };
 }  // namespace
 
@@ -34,6 +35,11 @@ void add_bench_command(CLI::App& app) {
   command->add_option("--threads", options->threads, "CPU threads (default: all cores)");
   command->add_flag("--activation-checkpointing", options->activation_checkpointing,
                     "recompute each block in the backward pass (train.activation_checkpointing)");
+  command
+      ->add_option("--expert-path", options->expert_path,
+                   "how the MoE experts run in the whole-model steps: auto (grouped where at::_grouped_mm applies), "
+                   "loop or grouped")
+      ->check(CLI::IsMember({"auto", "loop", "grouped"}));
   command->callback([options] {
     set_cpu_threads(options->threads);
     BenchOptions bench;
@@ -42,9 +48,11 @@ void add_bench_command(CLI::App& app) {
     bench.warmup = options->warmup;
     bench.repetitions = options->repetitions;
     bench.activation_checkpointing = options->activation_checkpointing;
+    bench.expert_path = parse_expert_path(options->expert_path);
     const BenchReport report = run_bench(bench_preset(options->preset), bench);
     std::cout << "svmoe bench on " << bench.device.str() << " (" << (bench.device.is_cuda() ? "bfloat16" : "float32")
-              << (bench.activation_checkpointing ? ", activation checkpointing" : "") << ")\n"
+              << (bench.activation_checkpointing ? ", activation checkpointing" : "")
+              << ", experts: " << options->expert_path << ")\n"
               << bench_table(report) << std::flush;
     if (!options->json.empty()) write_file_atomically(options->json, report.to_json().dump(2) + "\n");
   });

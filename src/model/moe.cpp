@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include "svmoe/model/compat.h"
+#include "svmoe/util/error.h"
+
 namespace svmoe {
 
 ExpertImpl::ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size) {
@@ -33,8 +36,30 @@ Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k, cons
   return {experts, weights};
 }
 
+namespace {
+
+// Pairs routed to each expert [experts] (int64). A scatter-add, not bincount: bincount on CUDA
+// reads the largest index on the host to size its output.
+torch::Tensor pairs_per_expert(const torch::Tensor& flat_experts, std::int64_t experts) {
+  return torch::zeros({experts}, flat_experts.options().dtype(torch::kInt64))
+      .scatter_add_(0, flat_experts, torch::ones_like(flat_experts, torch::kInt64));
+}
+
+// Whether kAuto takes the grouped path: where compat::grouped_mm has a kernel for both products
+// (gate/up: [., H] x [N, H, 2F]; down: [., F] x [N, F, H]), probed with tiny tensors laid out as
+// the real ones.
+bool grouped_mm_applies(const torch::Tensor& hidden, std::int64_t ffn) {
+  const auto probe = [&](std::int64_t k, std::int64_t n) {
+    return compat::has_grouped_mm_kernel(torch::empty({1, k}, hidden.options()),
+                                         torch::empty({1, n, k}, hidden.options()).transpose(1, 2));
+  };
+  return probe(hidden.size(1), 2 * ffn) && probe(ffn, hidden.size(1));
+}
+
+}  // namespace
+
 torch::Tensor expert_load(const Routing& routing, std::int64_t experts) {
-  return torch::bincount(routing.experts.reshape({-1}), {}, experts);
+  return pairs_per_expert(routing.experts.reshape({-1}), experts);
 }
 
 void update_selection_bias(torch::Tensor& bias, const torch::Tensor& load, double rate) {
@@ -53,16 +78,27 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
   const Routing routing = route_top_k(router_logits, top_k_, selection_bias);
   const auto weights = routing.weights.to(hidden.scalar_type());
 
+  const bool grouped =
+      expert_path == ExpertPath::kGrouped ||
+      (expert_path == ExpertPath::kAuto && grouped_mm_applies(hidden, experts[0]->as<Expert>()->w1->weight.size(0)));
+  const auto output = grouped ? run_experts_grouped(hidden, routing.experts, weights)
+                              : run_experts_loop(hidden, routing.experts, weights);
+  return {output.reshape(shape), router_logits};
+}
+
+torch::Tensor SparseMoeBlockImpl::run_experts_loop(const torch::Tensor& hidden, const torch::Tensor& chosen,
+                                                   const torch::Tensor& weights) {
   // Group the (token, slot) pairs by expert; run each expert once on its tokens.
+  const auto n_experts = static_cast<std::int64_t>(experts->size());
   auto output = torch::zeros_like(hidden);
-  const auto flat_experts = routing.experts.reshape({-1});  // [tokens * k]
-  const auto order = flat_experts.argsort();                // pairs sorted by expert
-  const auto counts = expert_load(routing, static_cast<std::int64_t>(experts->size())).to(torch::kCPU);
+  const auto flat_experts = chosen.reshape({-1});  // [tokens * k]
+  const auto order = flat_experts.argsort();       // pairs sorted by expert
+  const auto counts = pairs_per_expert(flat_experts, n_experts).to(torch::kCPU);
   const auto token_of_pair = order.div(top_k_, "floor");                   // [tokens * k]
   const auto pair_weights = weights.reshape({-1}).index_select(0, order);  // [tokens * k]
   const auto* count = counts.data_ptr<std::int64_t>();
   std::int64_t begin = 0;
-  for (std::int64_t e = 0; e < static_cast<std::int64_t>(experts->size()); ++e) {
+  for (std::int64_t e = 0; e < n_experts; ++e) {
     const std::int64_t n = count[e];
     if (n == 0) continue;
     const auto tokens = token_of_pair.narrow(0, begin, n);
@@ -70,7 +106,65 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
     output.index_add_(0, tokens, expert_output * pair_weights.narrow(0, begin, n).unsqueeze(1));
     begin += n;
   }
-  return {output.reshape(shape), router_logits};
+  return output;
+}
+
+std::pair<torch::Tensor, torch::Tensor> SparseMoeBlockImpl::stacked_expert_weights() {
+  std::vector<torch::Tensor> gate_up, down;
+  for (const auto& module : *experts) {
+    const auto* expert = module->as<Expert>();
+    gate_up.push_back(expert->w1->weight);
+    gate_up.push_back(expert->w3->weight);
+    down.push_back(expert->w2->weight);
+  }
+  const auto n = static_cast<std::int64_t>(down.size());
+  const auto ffn = gate_up.front().size(0), hidden = gate_up.front().size(1);
+  return {torch::stack(gate_up).view({n, 2 * ffn, hidden}), torch::stack(down)};
+}
+
+torch::Tensor SparseMoeBlockImpl::run_experts_grouped(const torch::Tensor& hidden, const torch::Tensor& chosen,
+                                                      const torch::Tensor& weights) {
+  const auto n_experts = static_cast<std::int64_t>(experts->size());
+  const auto flat_experts = chosen.reshape({-1});  // [pairs = tokens * k]
+  const auto pairs = flat_experts.size(0);
+  const auto order = flat_experts.argsort();  // pairs sorted by expert
+  // Each expert's group ends where the running count of its pairs does; no host sync.
+  const auto offsets = pairs_per_expert(flat_experts, n_experts).cumsum(0).to(torch::kInt32);
+  const auto [gate_up, down] = stacked_expert_weights();
+  const auto ffn = down.size(2);
+
+  const auto x = hidden.index_select(0, order.div(top_k_, "floor"));               // [pairs, H]
+  const auto projected = compat::grouped_mm(x, gate_up.transpose(1, 2), offsets);  // [pairs, 2F]
+  const auto activated = torch::silu(projected.narrow(1, 0, ffn)) * projected.narrow(1, ffn, ffn);
+  const auto y = compat::grouped_mm(activated, down.transpose(1, 2), offsets);  // [pairs, H]
+  // Back to (token, slot) order, then each token's weighted sum over its k experts.
+  const auto unsort = torch::empty_like(order).scatter_(0, order, torch::arange(pairs, order.options()));
+  return (y.index_select(0, unsort).view({-1, top_k_, hidden.size(1)}) * weights.unsqueeze(-1)).sum(1);
+}
+
+ExpertPath parse_expert_path(const std::string& name) {
+  if (name == "auto") return ExpertPath::kAuto;
+  if (name == "loop") return ExpertPath::kLoop;
+  if (name == "grouped") return ExpertPath::kGrouped;
+  throw ConfigError("unknown expert path '" + name + "': expected auto, loop or grouped");
+}
+
+std::string to_string(ExpertPath path) {
+  switch (path) {
+    case ExpertPath::kLoop:
+      return "loop";
+    case ExpertPath::kGrouped:
+      return "grouped";
+    case ExpertPath::kAuto:
+      break;
+  }
+  return "auto";
+}
+
+void set_expert_path(torch::nn::Module& model, ExpertPath path) {
+  for (const auto& module : model.modules(/*include_self=*/true)) {
+    if (auto* moe = module->as<SparseMoeBlock>()) moe->expert_path = path;
+  }
 }
 
 }  // namespace svmoe

@@ -113,6 +113,7 @@ double model_flops_per_token(const ModelConfig& model, std::int64_t sequence_len
 BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
   BenchReport report;
   report.preset = preset;
+  report.expert_path = options.expert_path;
   report.peak_tflops = measure_peak_tflops(options);
   const ModelConfig& config = preset.model;
   const double tokens = static_cast<double>(preset.batch * preset.sequence_length);
@@ -122,6 +123,7 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
   initialize_weights(*model, config.initializer_range, 1234);
   model->to(options.device, options.dtype);
   model->model->activation_checkpointing = options.activation_checkpointing;
+  set_expert_path(*model, options.expert_path);
   torch::manual_seed(1234);
   const auto batch = torch::randint(0, config.vocab_size, {preset.batch, preset.sequence_length + 1},
                                     torch::dtype(torch::kInt64).device(options.device));
@@ -175,24 +177,27 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
         measure("router_step", seconds, tokens, train_flops * 2 / 3, report.peak_tflops, options.device));
     for (auto& [name, p] : parameters) p.set_requires_grad(true);
   }
-  // One MoE layer, forward and backward, through svmoe's per-expert loop (the only path this
-  // build has; a grouped-GEMM path is issue 9's work).
+  // One MoE layer, forward and backward, through each expert path.
   {
-    auto* block = model->model->layers->ptr(0)->as<DecoderLayerImpl>();
+    auto* moe = model->model->layers->ptr(0)->as<DecoderLayerImpl>()->block_sparse_moe.get();
     const auto x = torch::randn({preset.batch * preset.sequence_length, config.hidden_size},
                                 torch::dtype(options.dtype).device(options.device))
                        .requires_grad_(true);
-    compat::reset_cuda_peak_memory(options.device);
-    const double seconds = median_seconds(options, [&] {
-      const MoeOutput out = block->block_sparse_moe->forward(x);
-      out.hidden.sum().backward();
-    });
     const double h = static_cast<double>(config.hidden_size);
     const double layer_flops =
         6 * (static_cast<double>(config.num_experts_per_tok) * 3 * h * static_cast<double>(config.intermediate_size) +
              h * static_cast<double>(config.num_local_experts));
-    report.measurements.push_back(
-        measure("moe_layer_loop", seconds, tokens, layer_flops, report.peak_tflops, options.device));
+    for (const ExpertPath path : {ExpertPath::kLoop, ExpertPath::kGrouped}) {
+      moe->expert_path = path;
+      compat::reset_cuda_peak_memory(options.device);
+      const double seconds = median_seconds(options, [&] {
+        const MoeOutput out = moe->forward(x);
+        out.hidden.sum().backward();
+      });
+      report.measurements.push_back(
+          measure("moe_layer_" + to_string(path), seconds, tokens, layer_flops, report.peak_tflops, options.device));
+    }
+    moe->expert_path = options.expert_path;
   }
   return report;
 }
@@ -210,6 +215,7 @@ nlohmann::json BenchReport::to_json() const {
                       {"num_local_experts", preset.model.num_local_experts},
                       {"num_experts_per_tok", preset.model.num_experts_per_tok},
                       {"peak_tflops", peak_tflops},
+                      {"expert_path", to_string(expert_path)},
                       {"measurements", nlohmann::json::array()}};
   for (const auto& m : measurements) {
     j["measurements"].push_back({{"name", m.name},
@@ -232,14 +238,15 @@ std::string bench_table(const BenchReport& report) {
       report.preset.name, c.num_hidden_layers, c.hidden_size, c.intermediate_size, c.num_attention_heads,
       c.num_key_value_heads, c.vocab_size, c.num_local_experts, c.num_experts_per_tok, report.preset.batch,
       report.preset.sequence_length, report.peak_tflops);
-  out << fmt::format("{:<15} {:>10} {:>12} {:>14} {:>10} {:>7} {:>11}\n", "measurement", "ms/step", "tokens/s",
+  out << fmt::format("{:<17} {:>10} {:>12} {:>14} {:>10} {:>7} {:>11}\n", "measurement", "ms/step", "tokens/s",
                      "FLOP/token", "TFLOP/s", "MFU", "memory MB");
   for (const auto& m : report.measurements) {
-    out << fmt::format("{:<15} {:>10.2f} {:>12.0f} {:>14.4g} {:>10.3f} {:>6.1f}% {:>11.0f}\n", m.name, m.seconds * 1e3,
+    out << fmt::format("{:<17} {:>10.2f} {:>12.0f} {:>14.4g} {:>10.3f} {:>6.1f}% {:>11.0f}\n", m.name, m.seconds * 1e3,
                        m.tokens_per_s, m.flops_per_token, m.tflops, m.mfu * 100, m.peak_memory_mb);
   }
   out << "\nFLOP/token (../shared/GPU.md): 6 x (blocks x (attention projections + k x 3hf + hN) + hV) + 6 x blocks x "
-         "T x h; forward: a third of it, router_step: two thirds; moe_layer_loop: one layer's experts and router.\n";
+         "T x h; forward: a third of it, router_step: two thirds; moe_layer_loop/grouped: one layer's experts and "
+         "router.\n";
   return out.str();
 }
 

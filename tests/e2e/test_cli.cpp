@@ -307,16 +307,21 @@ namespace svmoe {
 // svmoe bench --preset tiny on the CPU: the table and the JSON with the four measurements.
 TEST(E2EBench, TinyPresetPrintsTheTableAndJson) {
   test::ScratchDir dir;
-  const auto result = test::run_svmoe("bench --preset tiny --device cpu --warmup 0 --repetitions 1 --json " +
-                                      quoted(dir / "bench.json"));
+  const auto result =
+      test::run_svmoe("bench --preset tiny --device cpu --warmup 0 --repetitions 1 --expert-path grouped --json " +
+                      quoted(dir / "bench.json"));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("train_step"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("MFU"), std::string::npos) << result.output;
   const auto json = nlohmann::json::parse(read_text_file(dir / "bench.json"));
   EXPECT_EQ(json["preset"], "tiny");
-  EXPECT_EQ(json["measurements"].size(), 4u);
+  EXPECT_EQ(json["measurements"].size(), 5u);
+  EXPECT_EQ(json["expert_path"], "grouped");
   const auto bad = test::run_svmoe("bench --preset huge");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  const auto bad_path = test::run_svmoe("bench --expert-path fast");
+  EXPECT_EQ(bad_path.exit_code, 2) << bad_path.output;
+  EXPECT_NE(bad_path.output.find("fast"), std::string::npos) << bad_path.output;
 }
 
 }  // namespace svmoe

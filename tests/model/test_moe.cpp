@@ -7,6 +7,8 @@
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/model/causal_lm.h"
+#include "svmoe/model/compat.h"
+#include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
 
@@ -15,10 +17,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-CausalLMOutput run(const fs::path& directory, const torch::Tensor& input_ids) {
+CausalLMOutput run(const fs::path& directory, const torch::Tensor& input_ids, ExpertPath path = ExpertPath::kAuto) {
   const HfCheckpoint checkpoint = load_hf_checkpoint(directory);
   CausalLM model(checkpoint.config);
   load_weights(*model, checkpoint);
+  set_expert_path(*model, path);
   model->eval();
   torch::NoGradGuard no_grad;
   return model->forward(input_ids);
@@ -31,7 +34,7 @@ class MoeReference : public ::testing::TestWithParam<std::string> {};
 TEST_P(MoeReference, LogitsAndRouterLogitsMatchTransformers) {
   const fs::path directory = test::model_fixture(GetParam());
   const SafetensorsFile expected = SafetensorsFile::open(directory / "expected.safetensors");
-  const CausalLMOutput output = run(directory, expected.tensor("input_ids"));
+  const CausalLMOutput output = run(directory, expected.tensor("input_ids"), ExpertPath::kLoop);
   EXPECT_LT((output.logits - expected.tensor("logits")).abs().max().item<double>(), 1e-4);
   ASSERT_EQ(output.router_logits.size(), 2u);
   for (std::size_t l = 0; l < 2; ++l) {
@@ -39,6 +42,13 @@ TEST_P(MoeReference, LogitsAndRouterLogitsMatchTransformers) {
     ASSERT_EQ(output.router_logits[l].sizes(), reference.sizes());
     EXPECT_LT((output.router_logits[l] - reference).abs().max().item<double>(), 1e-4) << l;
   }
+}
+
+TEST_P(MoeReference, GroupedExpertPathMatchesTransformers) {
+  const fs::path directory = test::model_fixture(GetParam());
+  const SafetensorsFile expected = SafetensorsFile::open(directory / "expected.safetensors");
+  const CausalLMOutput output = run(directory, expected.tensor("input_ids"), ExpertPath::kGrouped);
+  EXPECT_LT((output.logits - expected.tensor("logits")).abs().max().item<double>(), 1e-4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Mixtral, MoeReference, ::testing::Values("mixtral_8e_top2", "mixtral_4e_top1_gqa"));
@@ -55,6 +65,96 @@ TEST(Moe, RoutingWeightsSumToOneOverTheTopK) {
 TEST(Moe, TopOneRoutesAllWeightToOneExpert) {
   const auto routing = route_top_k(torch::randn({10, 4}), 1);
   EXPECT_TRUE(torch::allclose(routing.weights, torch::ones({10, 1})));
+}
+
+TEST(Moe, GroupedProductMultipliesEachGroupOfRowsByItsMatrix) {
+  torch::manual_seed(6);
+  const auto a = torch::randn({7, 4});
+  const auto b = torch::randn({3, 4, 5});
+  const auto offsets = torch::tensor({2, 2, 7}, torch::kInt32);  // group 1 is empty
+  const auto product = compat::grouped_mm(a, b, offsets);
+  ASSERT_EQ(product.sizes(), (std::vector<std::int64_t>{7, 5}));
+  EXPECT_TRUE(torch::allclose(product.narrow(0, 0, 2), a.narrow(0, 0, 2).matmul(b[0])));
+  EXPECT_TRUE(torch::allclose(product.narrow(0, 2, 5), a.narrow(0, 2, 5).matmul(b[2])));
+}
+
+namespace {
+
+ModelConfig small_moe_config() {
+  ModelConfig c;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_local_experts = 5;
+  c.num_experts_per_tok = 2;
+  return c;
+}
+
+struct ExpertPathRun {
+  torch::Tensor output, input_grad;
+  std::vector<torch::Tensor> weight_grads;  // every parameter's gradient, in parameters() order
+};
+
+ExpertPathRun run_expert_path(SparseMoeBlock& block, const torch::Tensor& input, const torch::Tensor& probe,
+                              ExpertPath path) {
+  block->zero_grad();
+  block->expert_path = path;
+  const auto x = input.detach().clone().requires_grad_(true);
+  const auto output = block->forward(x).hidden;
+  (output * probe).sum().backward();
+  ExpertPathRun run{output.detach(), x.grad(), {}};
+  for (const auto& p : block->parameters())
+    run.weight_grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
+  return run;
+}
+
+}  // namespace
+
+TEST(Moe, GroupedExpertPathMatchesTheLoopInValueAndGradients) {
+  torch::manual_seed(7);
+  SparseMoeBlock block(small_moe_config());
+  // Expert 4 is never chosen: its group is empty, and its weights get no gradient on either path.
+  block->selection_bias[4] = -10.0;
+  const auto input = torch::randn({3, 11, 16});
+  const auto probe = torch::randn({3, 11, 16});
+  const ExpertPathRun loop = run_expert_path(block, input, probe, ExpertPath::kLoop);
+  const ExpertPathRun grouped = run_expert_path(block, input, probe, ExpertPath::kGrouped);
+  EXPECT_TRUE(torch::allclose(grouped.output, loop.output, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(grouped.input_grad, loop.input_grad, 1e-5, 1e-6));
+  ASSERT_EQ(grouped.weight_grads.size(), loop.weight_grads.size());
+  for (std::size_t i = 0; i < loop.weight_grads.size(); ++i)
+    EXPECT_TRUE(torch::allclose(grouped.weight_grads[i], loop.weight_grads[i], 1e-5, 1e-6)) << i;
+  const auto idle = block->experts[4]->as<Expert>()->w1->weight.grad();
+  EXPECT_TRUE(!idle.defined() || idle.abs().max().item<float>() == 0.0f);
+}
+
+TEST(Moe, GroupedExpertPathMatchesTheLoopOnCudaInBfloat16) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no GPU: this check runs on the GPU machine";
+  torch::manual_seed(8);
+  ModelConfig c = small_moe_config();
+  c.hidden_size = 256;  // sizes at which at::_grouped_mm's strides are allowed (multiples of 8)
+  c.intermediate_size = 512;
+  c.num_local_experts = 8;
+  SparseMoeBlock block(c);
+  block->to(torch::kCUDA, torch::kBFloat16);
+  const auto options = torch::dtype(torch::kBFloat16).device(torch::kCUDA);
+  const auto input = torch::randn({4, 256, 256}, options);
+  const auto probe = torch::randn({4, 256, 256}, options);
+  const ExpertPathRun loop = run_expert_path(block, input, probe, ExpertPath::kLoop);
+  const ExpertPathRun grouped = run_expert_path(block, input, probe, ExpertPath::kGrouped);
+  const auto relative = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a.to(torch::kFloat32) - b.to(torch::kFloat32)).norm() / b.to(torch::kFloat32).norm()).item<double>();
+  };
+  EXPECT_LT(relative(grouped.output, loop.output), 1e-2);
+  EXPECT_LT(relative(grouped.input_grad, loop.input_grad), 1e-2);
+  for (std::size_t i = 0; i < loop.weight_grads.size(); ++i)
+    EXPECT_LT(relative(grouped.weight_grads[i], loop.weight_grads[i]), 1e-2) << i;
+}
+
+TEST(Moe, ExpertPathNamesRoundTripAndAnUnknownOneIsRefused) {
+  for (const auto path : {ExpertPath::kAuto, ExpertPath::kLoop, ExpertPath::kGrouped})
+    EXPECT_EQ(parse_expert_path(to_string(path)), path);
+  const std::string message = test::error_message<ConfigError>([] { parse_expert_path("fast"); });
+  EXPECT_NE(message.find("auto, loop or grouped"), std::string::npos) << message;
 }
 
 TEST(Moe, ReadsTheFusedExpertLayout) {

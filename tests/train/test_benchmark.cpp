@@ -32,8 +32,9 @@ TEST(Benchmark, TinyPresetMeasuresEverythingOnTheCpu) {
   options.repetitions = 1;
   const BenchReport report = run_bench(bench_preset("tiny"), options);
   EXPECT_GT(report.peak_tflops, 0.0);
-  ASSERT_EQ(report.measurements.size(), 4u);
-  const std::vector<std::string> names = {"train_step", "forward", "router_step", "moe_layer_loop"};
+  ASSERT_EQ(report.measurements.size(), 5u);
+  const std::vector<std::string> names = {"train_step", "forward", "router_step", "moe_layer_loop",
+                                          "moe_layer_grouped"};
   for (std::size_t i = 0; i < names.size(); ++i) {
     const auto& m = report.measurements[i];
     EXPECT_EQ(m.name, names[i]);
@@ -44,7 +45,8 @@ TEST(Benchmark, TinyPresetMeasuresEverythingOnTheCpu) {
     EXPECT_GT(m.peak_memory_mb, 0.0) << m.name;
   }
   EXPECT_LT(report.measurements[1].seconds, report.measurements[0].seconds);  // forward < a training step
-  EXPECT_EQ(report.to_json()["measurements"].size(), 4u);
+  EXPECT_EQ(report.to_json()["measurements"].size(), 5u);
+  EXPECT_EQ(report.to_json()["expert_path"], "auto");
 }
 
 }  // namespace svmoe

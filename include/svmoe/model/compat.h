@@ -4,7 +4,9 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace c10d {
 class ProcessGroup;
@@ -60,6 +62,43 @@ inline torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tenso
   const auto weights = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
   return torch::matmul(weights, v);
 #endif
+}
+
+// Grouped matrix product: the rows of `a` [M, K] fall into G consecutive groups whose ends are
+// `offsets` (int32 [G], cumulative, on a's device); group g's rows are multiplied by b[g]
+// ([G, K, N]), giving [M, N]. LibTorch 2.8+ has one kernel for it (at::_grouped_mm; CUTLASS
+// on Hopper, bf16), used on CUDA bf16 tensors whose strides it accepts (multiples of 16 bytes)
+// without reading the offsets on the host. Everywhere else: one matmul per group (the
+// offsets are copied to the host).
+inline bool has_grouped_mm_kernel(const torch::Tensor& a, const torch::Tensor& b) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  const auto aligned = [](const torch::Tensor& t) {
+    const auto unit = 16 / static_cast<std::int64_t>(t.element_size());
+    const auto rows = t.stride(-2), columns = t.stride(-1);
+    const bool strides = (columns == 1 && rows % unit == 0) || (rows == 1 && columns % unit == 0);
+    return strides && reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0;
+  };
+  return a.is_cuda() && a.scalar_type() == torch::kBFloat16 && b.scalar_type() == torch::kBFloat16 && aligned(a) &&
+         aligned(b);
+#else
+  (void)a;
+  (void)b;
+  return false;
+#endif
+}
+inline torch::Tensor grouped_mm(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& offsets) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  if (has_grouped_mm_kernel(a, b)) return at::_grouped_mm(a, b, offsets);
+#endif
+  const auto ends = offsets.to(torch::kCPU, torch::kInt64);
+  const auto* end = ends.data_ptr<std::int64_t>();
+  std::vector<torch::Tensor> parts;
+  std::int64_t begin = 0;
+  for (std::int64_t g = 0; g < b.size(0); ++g) {
+    parts.push_back(torch::matmul(a.narrow(0, begin, end[g] - begin), b[g]));
+    begin = end[g];
+  }
+  return torch::cat(parts, 0);
 }
 
 // Scalar types that only newer LibTorch versions define; nullopt where this one lacks them.

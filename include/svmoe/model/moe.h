@@ -9,6 +9,9 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
 
+#include <string>
+#include <utility>
+
 #include "svmoe/model/model_config.h"
 
 namespace svmoe {
@@ -22,6 +25,15 @@ class ExpertImpl : public torch::nn::Module {
   torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};
 };
 TORCH_MODULE(Expert);
+
+// How the experts run on their tokens; both give the same result (tests/model/test_moe.cpp).
+// kLoop: one expert at a time on its gathered tokens (each expert's token count is read on the
+// host). kGrouped: the (token, expert) pairs sorted by expert, then each projection as one
+// grouped matrix product over all experts (compat::grouped_mm: at::_grouped_mm on CUDA bf16,
+// with no host synchronisation). kAuto: grouped where that kernel applies, the loop otherwise.
+enum class ExpertPath { kAuto, kLoop, kGrouped };
+ExpertPath parse_expert_path(const std::string& name);  // auto | loop | grouped; throws ConfigError
+std::string to_string(ExpertPath path);
 
 struct MoeOutput {
   torch::Tensor hidden;         // [B, T, hidden]
@@ -38,8 +50,17 @@ class SparseMoeBlockImpl : public torch::nn::Module {
   // Auxiliary-loss-free balancing's per-expert bias [experts] (a buffer, zero unless trained
   // with lb: aux_free); it changes which experts are chosen, never their weights.
   torch::Tensor selection_bias;
+  ExpertPath expert_path = ExpertPath::kAuto;
 
  private:
+  // Both return sum_j weights[t, j] * expert_{experts[t, j]}(hidden[t]) for every token t.
+  torch::Tensor run_experts_loop(const torch::Tensor& hidden, const torch::Tensor& experts,
+                                 const torch::Tensor& weights);
+  torch::Tensor run_experts_grouped(const torch::Tensor& hidden, const torch::Tensor& experts,
+                                    const torch::Tensor& weights);
+  // The experts' weights stacked for grouped products: [N, 2F, H] (w1 then w3 rows) and [N, H, F].
+  std::pair<torch::Tensor, torch::Tensor> stacked_expert_weights();
+
   std::int64_t top_k_;
 };
 TORCH_MODULE(SparseMoeBlock);
@@ -60,5 +81,8 @@ torch::Tensor expert_load(const Routing& routing, std::int64_t experts);
 // Wang et al. 2024's update after a step: b_n += rate * sign(mean load - load_n), so an
 // overloaded expert becomes less likely to be chosen and an idle one more.
 void update_selection_bias(torch::Tensor& bias, const torch::Tensor& load, double rate);
+
+// Sets the expert path of every MoE layer in `model` (a no-op for dense models).
+void set_expert_path(torch::nn::Module& model, ExpertPath path);
 
 }  // namespace svmoe

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "svmoe/model/model_config.h"
+#include "svmoe/model/moe.h"
 
 namespace svmoe {
 
@@ -30,7 +31,7 @@ BenchPreset bench_preset(const std::string& name);
 double model_flops_per_token(const ModelConfig& model, std::int64_t sequence_length);
 
 struct BenchMeasurement {
-  std::string name;    // train_step | forward | router_step | moe_layer_loop
+  std::string name;    // train_step | forward | router_step | moe_layer_loop | moe_layer_grouped
   double seconds = 0;  // per step, the median of the timed repetitions
   double tokens_per_s = 0;
   double flops_per_token = 0;  // model FLOPs counted for this measurement
@@ -45,11 +46,13 @@ struct BenchOptions {
   int warmup = 2;
   int repetitions = 5;
   bool activation_checkpointing = false;
+  ExpertPath expert_path = ExpertPath::kAuto;  // for the whole-model measurements
 };
 
 struct BenchReport {
   BenchPreset preset;
   double peak_tflops = 0;  // one large matmul in the compute dtype
+  ExpertPath expert_path = ExpertPath::kAuto;
   std::vector<BenchMeasurement> measurements;
   nlohmann::json to_json() const;
 };
