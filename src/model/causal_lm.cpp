@@ -106,23 +106,31 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
   }
 }
 
-CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
+torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, std::vector<torch::Tensor>& router_logits) {
   if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kInt64) {
     throw Error("input_ids must be int64 [batch, length], got " + std::string(c10::toString(input_ids.scalar_type())) +
                 " " + c10::str(input_ids.sizes()));
   }
   if (input_ids.numel() > 0) {
-    const auto low = input_ids.min().item<std::int64_t>();
-    const auto high = input_ids.max().item<std::int64_t>();
+    // One host read for both bounds (on a GPU, each read waits for the queued work).
+    const auto bounds = torch::stack({input_ids.min(), input_ids.max()}).to(torch::kCPU);
+    const auto low = bounds[0].item<std::int64_t>();
+    const auto high = bounds[1].item<std::int64_t>();
     if (low < 0 || high >= config_.vocab_size) {
       throw FormatError("input_ids hold token ids in [" + std::to_string(low) + ", " + std::to_string(high) +
                             "], outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")",
                         "were the ids made with this model's tokenizer?");
     }
   }
+  return model->forward(input_ids, router_logits);
+}
+
+torch::Tensor CausalLMImpl::output_embedding() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
+
+CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
   CausalLMOutput output;
-  const auto hidden = model->forward(input_ids, output.router_logits);
-  output.logits = lm_head ? lm_head(hidden) : torch::linear(hidden, model->embed_tokens->weight);
+  const auto hidden = hidden_states(input_ids, output.router_logits);
+  output.logits = torch::linear(hidden, output_embedding());
   return output;
 }
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "svmoe/io/safetensors.h"
+#include "svmoe/train/cross_entropy.h"
 #include "svmoe/train/distributed.h"
 #include "svmoe/util/error.h"
 
@@ -45,26 +46,27 @@ LanguageModelObjective::LanguageModelObjective(const ModelConfig& config, LoadBa
 
 ObjectiveTerms LanguageModelObjective::compute(CausalLM& model, const torch::Tensor& batch) {
   const auto length = batch.size(1) - 1;
-  const CausalLMOutput out = model->forward(batch.narrow(1, 0, length));
-  const auto lm_loss = torch::nn::functional::cross_entropy(
-      out.logits.reshape({-1, out.logits.size(-1)}).to(torch::kFloat32), batch.narrow(1, 1, length).reshape({-1}));
+  std::vector<torch::Tensor> router_logits;
+  const auto hidden = model->hidden_states(batch.narrow(1, 0, length), router_logits);
+  const auto lm_loss = fused_lm_head_cross_entropy(hidden.reshape({-1, hidden.size(-1)}), model->output_embedding(),
+                                                   batch.narrow(1, 1, length).reshape({-1}));
   ObjectiveTerms terms{lm_loss, {{"lm_loss", lm_loss.detach()}}};
   if (!moe_) return terms;
 
   const std::int64_t top_k = model->config().num_experts_per_tok;
   if (settings_.method == "switch") {
-    const auto lb_loss = switch_load_balancing_loss(out.router_logits, top_k, settings_.pooling);
+    const auto lb_loss = switch_load_balancing_loss(router_logits, top_k, settings_.pooling);
     terms.loss = lm_loss + settings_.alpha * lb_loss;
     terms.parts["lb_loss"] = lb_loss.detach();
   } else {
     // Logged with every method, so that the balance of runs can be compared.
     torch::NoGradGuard no_grad;
-    terms.parts["lb_loss"] = switch_load_balancing_loss(out.router_logits, top_k, settings_.pooling);
+    terms.parts["lb_loss"] = switch_load_balancing_loss(router_logits, top_k, settings_.pooling);
   }
   if (model->is_training()) {
     const auto biases = selection_biases(*model);
-    interval_.add(out.router_logits, biases);
-    if (settings_.method == "aux_free") step_.add(out.router_logits, biases);
+    interval_.add(router_logits, biases);
+    if (settings_.method == "aux_free") step_.add(router_logits, biases);
   }
   return terms;
 }

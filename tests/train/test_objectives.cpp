@@ -47,6 +47,27 @@ TEST(LanguageModelObjective, DenseIsTheNextTokenLoss) {
       std::string::npos);
 }
 
+// The loss applies the LM head chunk by chunk (train/cross_entropy.h); the gradients of every
+// parameter equal those of the plain loss on the whole logits, with tied embeddings too (the
+// head's gradient and the embedding's add up in one tensor).
+TEST(LanguageModelObjective, GradientsEqualThoseOfThePlainLossWithTiedEmbeddings) {
+  CausalLM model = load_model("llama_gqa_tied_theta5e5");
+  ASSERT_TRUE(model->config().tie_word_embeddings);
+  const auto batch = random_batch(model->config().vocab_size, 2, 7, 2);
+  LanguageModelObjective objective(model->config(), {});
+  objective.compute(model, batch).loss.backward();
+  std::vector<torch::Tensor> fused;
+  for (const auto& p : model->parameters()) fused.push_back(p.grad().clone());
+  model->zero_grad();
+  const auto logits = model->forward(batch.narrow(1, 0, 7)).logits;
+  torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), batch.narrow(1, 1, 7).reshape({-1}))
+      .backward();
+  const auto parameters = model->parameters();
+  ASSERT_EQ(parameters.size(), fused.size());
+  for (std::size_t i = 0; i < fused.size(); ++i)
+    EXPECT_TRUE(torch::allclose(fused[i], parameters[i].grad(), 1e-4, 1e-6)) << i;
+}
+
 TEST(LanguageModelObjective, SwitchAddsAlphaTimesTheLoadBalancingLoss) {
   CausalLM model = load_model("mixtral_8e_top2");
   const auto batch = random_batch(3000, 2, 12, 2);
