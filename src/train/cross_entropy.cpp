@@ -12,12 +12,6 @@ using torch::autograd::variable_list;
 
 constexpr std::int64_t kLogitsPerChunk = std::int64_t{1} << 28;
 
-std::int64_t rows_per_chunk(std::int64_t rows, std::int64_t vocab, std::int64_t asked) {
-  const std::int64_t chosen =
-      asked > 0 ? asked : std::max<std::int64_t>(1, kLogitsPerChunk / std::max<std::int64_t>(1, vocab));
-  return std::max<std::int64_t>(1, std::min(chosen, rows));
-}
-
 // One chunk's float32 logits [n, V] and their logsumexp [n].
 std::pair<torch::Tensor, torch::Tensor> chunk_logits(const torch::Tensor& hidden, const torch::Tensor& weight) {
   auto logits = torch::matmul(hidden, weight.t()).to(torch::kFloat32);
@@ -82,9 +76,15 @@ struct FusedLmHeadCrossEntropy : public torch::autograd::Function<FusedLmHeadCro
 
 }  // namespace
 
+std::int64_t lm_loss_chunk_rows(std::int64_t rows, std::int64_t vocab, std::int64_t asked) {
+  const std::int64_t chosen =
+      asked > 0 ? asked : std::max<std::int64_t>(1, kLogitsPerChunk / std::max<std::int64_t>(1, vocab));
+  return std::max<std::int64_t>(1, std::min(chosen, rows));
+}
+
 torch::Tensor fused_lm_head_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight,
                                           const torch::Tensor& targets, std::int64_t chunk_rows) {
-  const auto chunk = rows_per_chunk(hidden.size(0), weight.size(0), chunk_rows);
+  const auto chunk = lm_loss_chunk_rows(hidden.size(0), weight.size(0), chunk_rows);
   const bool wants_grad = torch::GradMode::is_enabled() && (hidden.requires_grad() || weight.requires_grad());
   if (!wants_grad) return loss_only(hidden, weight, targets, chunk);
   return FusedLmHeadCrossEntropy::apply(hidden, weight, targets, chunk);

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "svmoe/train/cross_entropy.h"
+
 namespace svmoe {
 
 namespace {
@@ -52,10 +54,15 @@ double activation_bytes(const ModelConfig& model, std::int64_t micro_batch, std:
   const double kept = h * element_bytes + (model.is_moe() ? 4.0 * static_cast<double>(model.num_local_experts) : 0.0);
   const double layers = static_cast<double>(model.num_hidden_layers);
   const double per_token_blocks = checkpointing ? layers * kept + one_block : layers * one_block;
-  // The embedding output (h) and the final norm's (h); the logits, their float32 copy and the
-  // float32 log-softmax for the loss.
-  const double per_token_ends = 2 * h * element_bytes + static_cast<double>(model.vocab_size) * (element_bytes + 8);
-  return tokens * (per_token_blocks + per_token_ends);
+  // The embedding output (h), the final norm's (h) and the loss's gradient for it (h). The loss
+  // (train/cross_entropy.h) holds one chunk's logits at a time (in the compute dtype, in float32
+  // and its gradient back in the compute dtype) and the LM head's gradient (float32 sum and its
+  // copy in the compute dtype).
+  const double per_token_ends = 3 * h * element_bytes;
+  const double vocab = static_cast<double>(model.vocab_size);
+  const double chunk = static_cast<double>(lm_loss_chunk_rows(micro_batch * sequence_length, model.vocab_size));
+  const double loss = chunk * vocab * (2 * element_bytes + 4) + vocab * h * (4 + element_bytes);
+  return tokens * (per_token_blocks + per_token_ends) + loss;
 }
 
 MemoryPlan plan_memory(const ModelConfig& model, const TrainSettings& train, int world_size, bool routers_only) {

@@ -59,15 +59,17 @@ TEST(MemoryPlan, ActivationsAsTheFormulaCountsThem) {
   tiny.num_hidden_layers = 3;
   tiny.vocab_size = 10;
   // Per token and block: 4h + 3q + 3kv + 4f = 16 + 12 + 6 + 32 = 66 bf16 values and 2 float32
-  // log-sum-exps; the ends: 2h bf16 values and 10 x (2 + 8) bytes of logits.
-  const double per_token = 3 * (66 * 2 + 2 * 4) + (2 * 4 * 2 + 10 * 10);
-  EXPECT_DOUBLE_EQ(activation_bytes(tiny, 2, 5, 2), 10 * per_token);
+  // log-sum-exps; the ends: 3h bf16 values. The loss: one chunk (all 10 tokens) of 10 logits at
+  // 2 + 4 + 2 bytes, and the head's gradient, 10 x 4 values at 4 + 2 bytes.
+  const double per_token = 3 * (66 * 2 + 2 * 4) + 3 * 4 * 2;
+  const double head = 10 * 4 * (4 + 2);
+  EXPECT_DOUBLE_EQ(activation_bytes(tiny, 2, 5, 2), 10 * per_token + 10 * 10 * 8 + head);
   tiny.model_type = "mixtral";
   tiny.num_local_experts = 4;
   tiny.num_experts_per_tok = 2;
   // An MoE block: 4h + 3q + 3kv + k(4f + 2h) = 16 + 12 + 6 + 2 x 40, and 2 x 4 router floats.
-  const double moe_per_token = 3 * (114 * 2 + (2 + 8) * 4) + (2 * 4 * 2 + 10 * 10);
-  EXPECT_DOUBLE_EQ(activation_bytes(tiny, 1, 1, 2), moe_per_token);
+  const double moe_per_token = 3 * (114 * 2 + (2 + 8) * 4) + 3 * 4 * 2;
+  EXPECT_DOUBLE_EQ(activation_bytes(tiny, 1, 1, 2), moe_per_token + 1 * 10 * 8 + head);
 }
 
 TEST(MemoryPlan, AdviceNamesTheSettingThatMakesItFit) {

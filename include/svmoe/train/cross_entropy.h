@@ -16,6 +16,10 @@ namespace svmoe {
 // computed in the same pass, chunk by chunk ((softmax - onehot) / N, then through the head's
 // matmul; the weight's gradient summed over chunks in float32), and scaled by the upstream
 // gradient in the backward pass: no recomputation. chunk_rows = 0 picks about 2^28 logits a chunk.
+// Rows of `rows` tokens per chunk at vocabulary `vocab`: `asked` if positive, else about 2^28
+// logits' worth; never more than `rows`.
+std::int64_t lm_loss_chunk_rows(std::int64_t rows, std::int64_t vocab, std::int64_t asked = 0);
+
 torch::Tensor fused_lm_head_cross_entropy(const torch::Tensor& hidden, const torch::Tensor& weight,
                                           const torch::Tensor& targets, std::int64_t chunk_rows = 0);
 
