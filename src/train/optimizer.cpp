@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "svmoe/model/compat.h"
 #include "svmoe/util/error.h"
 
 namespace svmoe {
@@ -97,9 +98,63 @@ std::int64_t AdamW::state_bytes() const {
   return bytes;
 }
 
+bool AdamW::use_fused_kernel() const {
+  // The fused kernel updates float32 tensors: every updated tensor must be a master copy or a
+  // float32 parameter (not so for pure bf16 training without master weights).
+  bool float32 = true;
+  for (std::size_t k = 0; k < owned_.size(); ++k) {
+    if (!master_[k].defined() && parameters_[owned_[k].parameter].second.scalar_type() != torch::kFloat32)
+      float32 = false;
+  }
+  switch (options_.kernel) {
+    case AdamWKernel::kLoop:
+      return false;
+    case AdamWKernel::kFused:
+      if (!float32) {
+        throw Error(
+            "AdamW: the fused kernel was asked for, but some trained parameters are not float32 and have no "
+            "float32 master copy",
+            "use the loop kernel, or keep master weights (AdamWKernel::kAuto chooses for you)");
+      }
+      return true;
+    case AdamWKernel::kAuto:
+      break;
+  }
+  return float32 && !owned_.empty() && parameters_.front().second.is_cuda();
+}
+
+void AdamW::fused_step(double learning_rate) {
+  // Two calls: the matrices with weight decay, the one-dimensional parameters without.
+  struct Lists {
+    std::vector<torch::Tensor> parameters, gradients, exp_avgs, exp_avg_sqs;
+  } decayed, plain;
+  for (std::size_t k = 0; k < owned_.size(); ++k) {
+    const torch::Tensor& whole = parameters_[owned_[k].parameter].second;
+    if (!whole.grad().defined()) continue;
+    Lists& lists = whole.dim() > 1 ? decayed : plain;
+    lists.parameters.push_back(master_[k].defined() ? master_[k] : rows(whole, owned_[k]));
+    lists.gradients.push_back(rows(whole.grad(), owned_[k]).to(torch::kFloat32));
+    lists.exp_avgs.push_back(exp_avg_[k]);
+    lists.exp_avg_sqs.push_back(exp_avg_sq_[k]);
+  }
+  for (const auto* lists : {&decayed, &plain}) {
+    compat::multi_tensor_adamw(lists->parameters, lists->gradients, lists->exp_avgs, lists->exp_avg_sqs, steps_,
+                               learning_rate, options_.beta1, options_.beta2,
+                               lists == &decayed ? options_.weight_decay : 0.0, options_.eps);
+  }
+  for (std::size_t k = 0; k < owned_.size(); ++k) {
+    const torch::Tensor& whole = parameters_[owned_[k].parameter].second;
+    if (master_[k].defined() && whole.grad().defined()) rows(whole, owned_[k]).copy_(master_[k]);
+  }
+}
+
 void AdamW::step(double learning_rate) {
   torch::NoGradGuard no_grad;
   ++steps_;
+  if (use_fused_kernel()) {
+    fused_step(learning_rate);
+    return;
+  }
   const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   for (std::size_t k = 0; k < owned_.size(); ++k) {

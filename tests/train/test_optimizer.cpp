@@ -1,3 +1,4 @@
+#include "svmoe/model/compat.h"
 #include "svmoe/train/optimizer.h"
 #include "svmoe/util/error.h"
 
@@ -27,6 +28,65 @@ TEST(AdamWReference, MatchesTorchOptimAdamW) {
     }
     EXPECT_TRUE(torch::allclose(ours, theirs, 1e-6, 1e-6)) << decay;
   }
+}
+
+// The fused update (at::_fused_adamw_ on LibTorch 2.4+, foreach operations on CI's 1.13) makes
+// the loop's: a decayed matrix, an undecayed vector, a bf16 parameter with its float32 master
+// copy, on the CPU and, where there is one, on the GPU.
+TEST(AdamW, FusedKernelMakesTheLoopsUpdate) {
+  std::vector<torch::Device> devices = {torch::kCPU};
+  if (torch::cuda::is_available()) devices.emplace_back(torch::kCUDA);
+  for (const auto& device : devices) {
+    torch::manual_seed(21);
+    const std::vector<torch::Tensor> initial = {torch::randn({6, 5}), torch::randn({5}),
+                                                torch::randn({4, 3}).to(torch::kBFloat16)};
+    const auto make = [&](AdamWKernel kernel, std::vector<torch::Tensor>& parameters) {
+      parameters.clear();
+      for (const auto& t : initial) parameters.push_back(t.to(device).clone().requires_grad_(true));
+      AdamWOptions options;
+      options.kernel = kernel;
+      return AdamW({{"w", parameters[0]}, {"norm.weight", parameters[1]}, {"low", parameters[2]}}, options);
+    };
+    std::vector<torch::Tensor> looped, fused;
+    AdamW loop = make(AdamWKernel::kLoop, looped);
+    AdamW fast = make(AdamWKernel::kFused, fused);
+    for (int step = 0; step < 5; ++step) {
+      for (std::size_t i = 0; i < initial.size(); ++i) {
+        const auto grad = torch::randn(initial[i].sizes()).to(device, initial[i].scalar_type());
+        looped[i].mutable_grad() = grad.clone();
+        fused[i].mutable_grad() = grad.clone();
+      }
+      loop.step(1e-2);
+      fast.step(1e-2);
+    }
+    for (std::size_t i = 0; i < initial.size(); ++i) {
+      const double tolerance = initial[i].scalar_type() == torch::kBFloat16 ? 1e-2 : 1e-6;
+      EXPECT_TRUE(torch::allclose(fused[i].to(torch::kFloat32), looped[i].to(torch::kFloat32), tolerance, tolerance))
+          << device << " " << i;
+    }
+    const auto state = fast.state(), reference = loop.state();
+    ASSERT_EQ(state.size(), reference.size());
+    for (std::size_t i = 0; i < state.size(); ++i) {
+      EXPECT_EQ(state[i].name, reference[i].name);
+      EXPECT_TRUE(
+          torch::allclose(state[i].tensor.to(torch::kFloat64), reference[i].tensor.to(torch::kFloat64), 1e-5, 1e-7))
+          << state[i].name;
+    }
+  }
+}
+
+TEST(AdamW, TheFusedKernelRefusesParametersWithoutAFloat32Copy) {
+  auto w = torch::randn({3, 3}).requires_grad_(true);
+  AdamWOptions options;
+  options.kernel = AdamWKernel::kFused;
+  options.master_weights = false;
+  auto low = torch::randn({3, 3}).to(torch::kBFloat16).requires_grad_(true);
+  // Without master weights a bf16 parameter cannot go through the float32 kernel, on any LibTorch.
+  AdamW optimizer({{"w", w}, {"low", low}}, options);
+  w.mutable_grad() = torch::ones({3, 3});
+  low.mutable_grad() = torch::ones({3, 3}).to(torch::kBFloat16);
+  const std::string message = test::error_message<Error>([&] { optimizer.step(1e-3); });
+  EXPECT_NE(message.find("fused kernel"), std::string::npos) << message;
 }
 
 TEST(AdamW, NoWeightDecayOnVectors) {

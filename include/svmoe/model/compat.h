@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -99,6 +100,41 @@ inline torch::Tensor grouped_mm(const torch::Tensor& a, const torch::Tensor& b, 
     begin = end[g];
   }
   return torch::cat(parts, 0);
+}
+
+// AdamW's update of lists of float32 parameters, gradients and moments, all at once, as
+// PyTorch's AdamW(fused=True) and (foreach=True) do: LibTorch 2.4+ has one fused kernel for it
+// (at::_fused_adamw_, CPU and CUDA); before, LibTorch's multi-tensor foreach operations (a few
+// kernels for all tensors). `step` counts this step (the kernel reads it, never advances it).
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+constexpr bool kHasFusedAdamWKernel = true;
+#else
+constexpr bool kHasFusedAdamWKernel = false;
+#endif
+inline void multi_tensor_adamw(const std::vector<torch::Tensor>& parameters,
+                               const std::vector<torch::Tensor>& gradients, const std::vector<torch::Tensor>& exp_avgs,
+                               const std::vector<torch::Tensor>& exp_avg_sqs, std::int64_t step, double learning_rate,
+                               double beta1, double beta2, double weight_decay, double eps) {
+  if (parameters.empty()) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const auto step_count =
+      torch::full({}, static_cast<double>(step), torch::dtype(torch::kFloat32).device(parameters.front().device()));
+  const std::vector<torch::Tensor> steps(parameters.size(), step_count);
+  at::_fused_adamw_(parameters, gradients, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, learning_rate, beta1,
+                    beta2, weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  const double correction1 = 1.0 - std::pow(beta1, static_cast<double>(step));
+  const double correction2 = 1.0 - std::pow(beta2, static_cast<double>(step));
+  if (weight_decay != 0) at::_foreach_mul_(parameters, 1.0 - learning_rate * weight_decay);
+  at::_foreach_mul_(exp_avgs, beta1);
+  at::_foreach_add_(exp_avgs, gradients, 1.0 - beta1);
+  at::_foreach_mul_(exp_avg_sqs, beta2);
+  at::_foreach_addcmul_(exp_avg_sqs, gradients, gradients, 1.0 - beta2);
+  auto denominators = at::_foreach_sqrt(exp_avg_sqs);
+  at::_foreach_div_(denominators, std::sqrt(correction2));
+  at::_foreach_add_(denominators, eps);
+  at::_foreach_addcdiv_(parameters, exp_avgs, denominators, -learning_rate / correction1);
+#endif
 }
 
 // Scalar types that only newer LibTorch versions define; nullopt where this one lacks them.

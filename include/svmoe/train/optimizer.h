@@ -25,6 +25,12 @@
 
 namespace svmoe {
 
+// How the update runs: kLoop, a few tensor operations per parameter; kFused, all parameters
+// at once (compat::multi_tensor_adamw: at::_fused_adamw_'s one kernel on LibTorch 2.4+,
+// foreach operations before), which needs float32 master weights or float32 parameters;
+// kAuto, fused for parameters on a GPU where it applies, the loop otherwise.
+enum class AdamWKernel { kAuto, kLoop, kFused };
+
 struct AdamWOptions {
   double beta1 = 0.9;
   double beta2 = 0.95;
@@ -33,6 +39,7 @@ struct AdamWOptions {
   bool master_weights = true;  // float32 master copies of low-precision parameters (false: pure bf16)
   int shards = 1;              // ranks the state is sharded over (ZeRO-1); 1: not sharded
   int shard = 0;               // this rank's shard
+  AdamWKernel kernel = AdamWKernel::kAuto;
 };
 
 // Rows [row_begin, row_end) of trained parameter `parameter` (in AdamW::parameters() order),
@@ -71,6 +78,9 @@ class AdamW {
   void load_state(const std::vector<SafetensorsFile>& files);
 
  private:
+  bool use_fused_kernel() const;
+  void fused_step(double learning_rate);
+
   std::vector<std::pair<std::string, torch::Tensor>> parameters_;
   std::vector<ParameterSlice> partition_;  // all shards' slices
   std::vector<ParameterSlice> owned_;      // this rank's; the state below is per owned slice
