@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "svmoe/model/device.h"
+#include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/logging.h"
 
@@ -18,6 +19,7 @@ struct BenchCliOptions {
   int threads = 0;
   bool activation_checkpointing = false;
   std::string expert_path = "auto";
+  std::int64_t blocks = 0, experts = 0, top_k = 0, batch = 0;
 };
 }  // namespace
 
@@ -40,6 +42,14 @@ void add_bench_command(CLI::App& app) {
                    "how the MoE experts run in the whole-model steps: auto (grouped where at::_grouped_mm applies), "
                    "loop or grouped")
       ->check(CLI::IsMember({"auto", "loop", "grouped"}));
+  command->add_option("--blocks", options->blocks, "override the preset's number of blocks")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000}));
+  command->add_option("--experts", options->experts, "override the preset's number of experts")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1024}));
+  command->add_option("--top-k", options->top_k, "override the preset's experts per token")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1024}));
+  command->add_option("--batch", options->batch, "override the preset's sequences per step")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
   command->callback([options] {
     set_cpu_threads(options->threads);
     BenchOptions bench;
@@ -49,7 +59,17 @@ void add_bench_command(CLI::App& app) {
     bench.repetitions = options->repetitions;
     bench.activation_checkpointing = options->activation_checkpointing;
     bench.expert_path = parse_expert_path(options->expert_path);
-    const BenchReport report = run_bench(bench_preset(options->preset), bench);
+    BenchPreset preset = bench_preset(options->preset);
+    if (options->blocks > 0) preset.model.num_hidden_layers = options->blocks;
+    if (options->experts > 0) preset.model.num_local_experts = options->experts;
+    if (options->top_k > 0) preset.model.num_experts_per_tok = options->top_k;
+    if (options->batch > 0) preset.batch = options->batch;
+    if (preset.model.num_experts_per_tok > preset.model.num_local_experts) {
+      throw ConfigError("--top-k " + std::to_string(preset.model.num_experts_per_tok) + " is more than the " +
+                            std::to_string(preset.model.num_local_experts) + " experts",
+                        "choose --top-k at most --experts");
+    }
+    const BenchReport report = run_bench(preset, bench);
     std::cout << "svmoe bench on " << bench.device.str() << " (" << (bench.device.is_cuda() ? "bfloat16" : "float32")
               << (bench.activation_checkpointing ? ", activation checkpointing" : "")
               << ", experts: " << options->expert_path << ")\n"

@@ -117,6 +117,9 @@ struct ProcessGroup::Backend {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<compat::CollectiveBackend> group;
 #endif
+  // Where the collectives' buffers must live: NCCL reduces CUDA tensors only, so CPU tensors
+  // (loss sums, routing statistics) travel through the GPU; Gloo works on the CPU.
+  torch::Device device = torch::kCPU;
 };
 
 ProcessGroup::ProcessGroup() = default;
@@ -131,6 +134,7 @@ ProcessGroup ProcessGroup::connect(const DistributedEnvironment& env, const torc
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   spdlog::info("distributed: rank {} of {} ({}), rendezvous at {}", env.rank, env.world_size, env.launcher, where);
   auto backend = std::make_shared<Backend>();
+  backend->device = device.is_cuda() ? device : torch::Device(torch::kCPU);
   try {
     c10d::TCPStoreOptions options;
     options.port = static_cast<std::uint16_t>(env.master_port);
@@ -205,15 +209,15 @@ std::vector<std::vector<torch::Tensor>> collective_buckets(const std::vector<tor
 // on it, and copies the result back into the tensors.
 template <typename Collective>
 void run_in_buckets(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes, bool widen,
-                    Collective&& collective) {
+                    const torch::Device& device, Collective&& collective) {
   torch::NoGradGuard no_grad;
   for (auto& bucket : collective_buckets(tensors, bucket_bytes)) {
     std::vector<torch::Tensor> flat_views;
     for (const auto& t : bucket) flat_views.push_back(t.reshape({-1}));
     const auto type = bucket.front().scalar_type();
     const bool low_precision = type == torch::kBFloat16 || type == torch::kHalf;
-    std::vector<torch::Tensor> buffer = {widen && low_precision ? torch::cat(flat_views).to(torch::kFloat32)
-                                                                : torch::cat(flat_views)};
+    std::vector<torch::Tensor> buffer = {
+        torch::cat(flat_views).to(device, widen && low_precision ? torch::kFloat32 : type)};
     collective(buffer);
     std::int64_t offset = 0;
     for (auto& t : bucket) {
@@ -231,7 +235,7 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, std
 #ifdef SVMOE_HAVE_C10D
   // Low-precision values (bf16 gradients) are summed in float32, as Megatron-LM does, so that
   // the sum over many ranks does not lose the small ones.
-  run_in_buckets(tensors, bucket_bytes, /*widen=*/true,
+  run_in_buckets(tensors, bucket_bytes, /*widen=*/true, backend_->device,
                  [&](std::vector<torch::Tensor>& buffer) { backend_->group->allreduce(buffer)->wait(); });
 #endif
 }
@@ -241,7 +245,7 @@ void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root
 #ifdef SVMOE_HAVE_C10D
   c10d::BroadcastOptions options;
   options.rootRank = root;
-  run_in_buckets(tensors, bucket_bytes, /*widen=*/false,
+  run_in_buckets(tensors, bucket_bytes, /*widen=*/false, backend_->device,
                  [&](std::vector<torch::Tensor>& buffer) { backend_->group->broadcast(buffer, options)->wait(); });
 #endif
 }

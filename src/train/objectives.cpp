@@ -164,12 +164,15 @@ ObjectiveTerms RouterSupervisionObjective::compute(CausalLM& model, const torch:
     }
   }
   if (!layer_stats.empty()) {
-    const auto stats = torch::stack(layer_stats).to(torch::kCPU, torch::kFloat64);  // [L, 3]
-    sums_.narrow(0, 0, 3 * layers_) += stats.t().reshape({-1});
-    sums_[3 * layers_] += mask.sum().item<double>();
+    torch::NoGradGuard no_grad;
+    // Summed where the model runs: nothing here waits for the GPU (take_metrics reads them).
+    if (sums_.device() != device) sums_ = sums_.to(device);
+    const auto stats = torch::stack(layer_stats).to(torch::kFloat64);  // [L, 3]
+    sums_.narrow(0, 0, 3 * layers_).add_(stats.t().reshape({-1}));
+    sums_[3 * layers_].add_(mask.sum().to(torch::kFloat64));
     // The targets' own entropy: the least router_loss can reach.
     const auto target_entropy = -(target * target.clamp_min(1e-30).log()).sum(-1);
-    sums_[3 * layers_ + 1] += (target_entropy * mask).sum().item<double>();
+    sums_[3 * layers_ + 1].add_((target_entropy * mask).sum().to(torch::kFloat64));
   }
   const auto router_loss = loss.detach() / static_cast<double>(layers_);
   return {loss, {{"router_loss", router_loss}}};
@@ -177,15 +180,17 @@ ObjectiveTerms RouterSupervisionObjective::compute(CausalLM& model, const torch:
 
 nlohmann::json RouterSupervisionObjective::take_metrics(const ProcessGroup& group) {
   group.all_reduce_sum({sums_});
-  const double n = std::max(1.0, sums_[3 * layers_].item<double>());
+  const auto host = sums_.to(torch::kCPU);
+  const auto* sums = host.data_ptr<double>();
+  const double n = std::max(1.0, sums[3 * layers_]);
   nlohmann::json losses = nlohmann::json::array(), agreement = nlohmann::json::array(),
                  entropy = nlohmann::json::array();
   for (std::int64_t l = 0; l < layers_; ++l) {
-    losses.push_back(sums_[l].item<double>() / n);
-    agreement.push_back(sums_[layers_ + l].item<double>() / n);
-    entropy.push_back(sums_[2 * layers_ + l].item<double>() / n);
+    losses.push_back(sums[l] / n);
+    agreement.push_back(sums[layers_ + l] / n);
+    entropy.push_back(sums[2 * layers_ + l] / n);
   }
-  const double target_entropy = sums_[3 * layers_ + 1].item<double>() / n;
+  const double target_entropy = sums[3 * layers_ + 1] / n;
   sums_.zero_();
   summary_ = fmt::format("top-1 agreement {:.3f}", mean_of(agreement));
   return {{"router",

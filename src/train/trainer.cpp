@@ -176,17 +176,20 @@ void cast_parameters(CausalLM& model, torch::ScalarType dtype) {
 }
 
 // Sums the step's logged parts over micro-batches and ranks, as means.
-std::map<std::string, double> mean_parts(const std::map<std::string, double>& sums, std::int64_t micro_batches,
+// The step's mean of each loss part over micro-batches and ranks, from their sums (tensors on
+// the training device): one all-reduce and one read from the device for all of them.
+std::map<std::string, double> mean_parts(const std::map<std::string, torch::Tensor>& sums, std::int64_t micro_batches,
                                          const ProcessGroup& group) {
-  std::vector<double> values;
-  for (const auto& [name, value] : sums) values.push_back(value);
-  auto t = torch::tensor(values, torch::kFloat64);
+  std::vector<torch::Tensor> values;
+  for (const auto& [name, value] : sums) values.push_back(value.detach().to(torch::kFloat64).reshape({}));
+  auto t = torch::stack(values);
   group.all_reduce_sum({t});
+  const auto host = t.to(torch::kCPU);
   std::map<std::string, double> means;
   std::size_t i = 0;
   for (const auto& [name, value] : sums) {
     means[name] =
-        t[static_cast<std::int64_t>(i++)].item<double>() / static_cast<double>(micro_batches * group.world_size());
+        host[static_cast<std::int64_t>(i++)].item<double>() / static_cast<double>(micro_batches * group.world_size());
   }
   return means;
 }
@@ -287,13 +290,17 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   ProgressBar progress(t.steps, main && terminal_progress_wanted());
   while (step < t.steps) {
     const double lr = learning_rate_at(step, t.steps, t.warmup_steps, t.learning_rate, t.min_lr_ratio, t.schedule);
-    std::map<std::string, double> sums;
+    std::map<std::string, torch::Tensor> sums;  // summed on the device: no wait per micro-batch
+    const auto add = [&sums](const std::string& name, const torch::Tensor& value) {
+      auto& sum = sums[name];
+      sum = sum.defined() ? sum + value.detach() : value.detach();
+    };
     for (std::int64_t micro = 0; micro < t.grad_accum; ++micro) {
       const auto batch = train.next_part(t.micro_batch, group.rank(), group.world_size()).to(job.device);
       const ObjectiveTerms terms = objective.compute(job.model, batch);
       (terms.loss / static_cast<double>(t.grad_accum)).backward();
-      sums["loss"] += terms.loss.item<double>();
-      for (const auto& [name, value] : terms.parts) sums[name] += value.item<double>();
+      add("loss", terms.loss);
+      for (const auto& [name, value] : terms.parts) add(name, value);
     }
     group.average_gradients(trained);
     const std::map<std::string, double> parts = mean_parts(sums, t.grad_accum, group);

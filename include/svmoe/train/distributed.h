@@ -49,6 +49,7 @@ class ProcessGroup {
 
   // Sums each tensor over all ranks, in place; tensors of one dtype and device travel together
   // in flattened buckets of at most `bucket_bytes` (bf16 and fp16 ones summed in float32).
+  // Tensors may be on the CPU or the GPU whatever the backend (NCCL's go through the GPU).
   void all_reduce_sum(const std::vector<torch::Tensor>& tensors, std::int64_t bucket_bytes = 32 << 20) const;
   // Copies rank `root`'s values of the tensors to every other rank, in place (same buckets).
   void broadcast(const std::vector<torch::Tensor>& tensors, int root, std::int64_t bucket_bytes = 32 << 20) const;
