@@ -109,18 +109,72 @@ torch::Tensor SparseMoeBlockImpl::run_experts_loop(const torch::Tensor& hidden, 
   return output;
 }
 
-std::pair<torch::Tensor, torch::Tensor> SparseMoeBlockImpl::stacked_expert_weights() {
-  std::vector<torch::Tensor> gate_up, down;
-  for (const auto& module : *experts) {
-    const auto* expert = module->as<Expert>();
-    gate_up.push_back(expert->w1->weight);
-    gate_up.push_back(expert->w3->weight);
-    down.push_back(expert->w2->weight);
+namespace {
+
+// The experts' weights stacked for grouped products: [N, 2F, H] (each expert's w1 rows, then its
+// w3 rows) and [N, H, F].
+torch::Tensor stack_gate_up(at::TensorList w1, at::TensorList w3) {
+  std::vector<torch::Tensor> interleaved;
+  for (std::size_t e = 0; e < w1.size(); ++e) {
+    interleaved.push_back(w1[e]);
+    interleaved.push_back(w3[e]);
   }
-  const auto n = static_cast<std::int64_t>(down.size());
-  const auto ffn = gate_up.front().size(0), hidden = gate_up.front().size(1);
-  return {torch::stack(gate_up).view({n, 2 * ffn, hidden}), torch::stack(down)};
+  const auto ffn = w1[0].size(0), hidden = w1[0].size(1);
+  return torch::stack(interleaved).view({static_cast<std::int64_t>(w1.size()), 2 * ffn, hidden});
 }
+
+// Every expert's SwiGLU on the (token, expert) pairs sorted by expert (groups ending at
+// `offsets`): y = w2 (silu(w1 x) * w3 x), each projection one grouped product. Its own backward
+// pass, so that the stacked copy of the weights lives only while a product runs (autograd
+// would keep it, about 0.7 GB a layer at llm-jp-3-1.8b's size, until the backward pass), and
+// only x and the gate/up projections are kept for it.
+struct GroupedSwiGlu : public torch::autograd::Function<GroupedSwiGlu> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* context, const torch::Tensor& x,
+                               const torch::Tensor& offsets, at::TensorList w1, at::TensorList w3, at::TensorList w2) {
+    const auto ffn = w1[0].size(0);
+    const auto gate_up = compat::grouped_mm(x, stack_gate_up(w1, w3).transpose(1, 2), offsets);  // [P, 2F]
+    const auto activated = torch::silu(gate_up.narrow(1, 0, ffn)) * gate_up.narrow(1, ffn, ffn);
+    const auto y = compat::grouped_mm(activated, torch::stack(w2).transpose(1, 2), offsets);  // [P, H]
+    std::vector<torch::Tensor> saved = {x, offsets, gate_up};
+    for (const auto list : {w1, w3, w2}) saved.insert(saved.end(), list.begin(), list.end());
+    context->save_for_backward(saved);
+    context->saved_data["experts"] = static_cast<std::int64_t>(w1.size());
+    context->saved_data["weight_grads"] = w1[0].requires_grad();
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
+                                                 torch::autograd::variable_list output_grads) {
+    const auto saved = context->get_saved_variables();
+    const auto n = context->saved_data["experts"].toInt();
+    const auto& x = saved[0];
+    const auto& offsets = saved[1];
+    const auto& gate_up = saved[2];
+    const at::TensorList w1(saved.data() + 3, n), w3(saved.data() + 3 + n, n), w2(saved.data() + 3 + 2 * n, n);
+    const auto ffn = w1[0].size(0);
+    const auto dy = output_grads[0].contiguous();  // [P, H]
+    const auto gate = gate_up.narrow(1, 0, ffn), up = gate_up.narrow(1, ffn, ffn);
+    const auto gate_activation = torch::silu(gate);
+    const auto d_activated = compat::grouped_mm(dy, torch::stack(w2), offsets);  // [P, F]
+    const auto d_gate_up =
+        torch::cat({at::silu_backward(d_activated * up, gate), d_activated * gate_activation}, 1);  // [P, 2F]
+    const auto dx = compat::grouped_mm(d_gate_up, stack_gate_up(w1, w3), offsets);                  // [P, H]
+
+    torch::autograd::variable_list grads = {dx, torch::Tensor()};
+    if (!context->saved_data["weight_grads"].toBool()) {
+      grads.resize(2 + 3 * n);
+      return grads;
+    }
+    const auto d_gate_up_weights = compat::grouped_mm_weight_grad(d_gate_up, x, offsets);   // [N, 2F, H]
+    const auto d_down = compat::grouped_mm_weight_grad(dy, gate_activation * up, offsets);  // [N, H, F]
+    for (std::int64_t e = 0; e < n; ++e) grads.push_back(d_gate_up_weights[e].narrow(0, 0, ffn));
+    for (std::int64_t e = 0; e < n; ++e) grads.push_back(d_gate_up_weights[e].narrow(0, ffn, ffn));
+    for (std::int64_t e = 0; e < n; ++e) grads.push_back(d_down[e]);
+    return grads;
+  }
+};
+
+}  // namespace
 
 torch::Tensor SparseMoeBlockImpl::run_experts_grouped(const torch::Tensor& hidden, const torch::Tensor& chosen,
                                                       const torch::Tensor& weights) {
@@ -130,13 +184,16 @@ torch::Tensor SparseMoeBlockImpl::run_experts_grouped(const torch::Tensor& hidde
   const auto order = flat_experts.argsort();  // pairs sorted by expert
   // Each expert's group ends where the running count of its pairs does; no host sync.
   const auto offsets = pairs_per_expert(flat_experts, n_experts).cumsum(0).to(torch::kInt32);
-  const auto [gate_up, down] = stacked_expert_weights();
-  const auto ffn = down.size(2);
-
-  const auto x = hidden.index_select(0, order.div(top_k_, "floor"));               // [pairs, H]
-  const auto projected = compat::grouped_mm(x, gate_up.transpose(1, 2), offsets);  // [pairs, 2F]
-  const auto activated = torch::silu(projected.narrow(1, 0, ffn)) * projected.narrow(1, ffn, ffn);
-  const auto y = compat::grouped_mm(activated, down.transpose(1, 2), offsets);  // [pairs, H]
+  std::vector<torch::Tensor> w1, w3, w2;
+  for (const auto& module : *experts) {
+    const auto* expert = module->as<Expert>();
+    w1.push_back(expert->w1->weight);
+    w3.push_back(expert->w3->weight);
+    w2.push_back(expert->w2->weight);
+  }
+  const auto x = hidden.index_select(0, order.div(top_k_, "floor"));  // [pairs, H]
+  const auto y =
+      GroupedSwiGlu::apply(x, offsets, at::TensorList(w1), at::TensorList(w3), at::TensorList(w2));  // [pairs, H]
   // Back to (token, slot) order, then each token's weighted sum over its k experts.
   const auto unsort = torch::empty_like(order).scatter_(0, order, torch::arange(pairs, order.options()));
   return (y.index_select(0, unsort).view({-1, top_k_, hidden.size(1)}) * weights.unsqueeze(-1)).sum(1);

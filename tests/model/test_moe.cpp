@@ -94,6 +94,7 @@ struct ExpertPathRun {
   std::vector<torch::Tensor> weight_grads;  // every parameter's gradient, in parameters() order
 };
 
+// Copies of the gradients: zero_grad() zeroes them in place on LibTorch 1.13.
 ExpertPathRun run_expert_path(SparseMoeBlock& block, const torch::Tensor& input, const torch::Tensor& probe,
                               ExpertPath path) {
   block->zero_grad();
@@ -103,7 +104,7 @@ ExpertPathRun run_expert_path(SparseMoeBlock& block, const torch::Tensor& input,
   (output * probe).sum().backward();
   ExpertPathRun run{output.detach(), x.grad(), {}};
   for (const auto& p : block->parameters())
-    run.weight_grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
+    run.weight_grads.push_back(p.grad().defined() ? p.grad().clone() : torch::zeros_like(p));
   return run;
 }
 
@@ -125,6 +126,21 @@ TEST(Moe, GroupedExpertPathMatchesTheLoopInValueAndGradients) {
     EXPECT_TRUE(torch::allclose(grouped.weight_grads[i], loop.weight_grads[i], 1e-5, 1e-6)) << i;
   const auto idle = block->experts[4]->as<Expert>()->w1->weight.grad();
   EXPECT_TRUE(!idle.defined() || idle.abs().max().item<float>() == 0.0f);
+}
+
+// Stage 3 trains the routers alone: with frozen experts the grouped path still carries the
+// gradient to the router and the input, as the loop does, and gives the experts none.
+TEST(Moe, GroupedExpertPathWithFrozenExpertsMatchesTheLoop) {
+  torch::manual_seed(9);
+  SparseMoeBlock block(small_moe_config());
+  for (auto& item : block->named_parameters()) item.value().set_requires_grad(item.key().rfind("gate.", 0) == 0);
+  const auto input = torch::randn({2, 7, 16});
+  const auto probe = torch::randn({2, 7, 16});
+  const ExpertPathRun loop = run_expert_path(block, input, probe, ExpertPath::kLoop);
+  const ExpertPathRun grouped = run_expert_path(block, input, probe, ExpertPath::kGrouped);
+  EXPECT_TRUE(torch::allclose(grouped.input_grad, loop.input_grad, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(block->gate->weight.grad(), loop.weight_grads[0], 1e-5, 1e-6));
+  EXPECT_FALSE(block->experts[0]->as<Expert>()->w1->weight.grad().defined());
 }
 
 TEST(Moe, GroupedExpertPathMatchesTheLoopOnCudaInBfloat16) {

@@ -102,6 +102,26 @@ inline torch::Tensor grouped_mm(const torch::Tensor& a, const torch::Tensor& b, 
   return torch::cat(parts, 0);
 }
 
+// The weight gradient of grouped_mm: for each group g of rows (ends `offsets`, as above),
+// a_g^T b_g, for a [M, K] and b [M, N], giving [G, K, N]; an empty group gives zeros.
+// at::_grouped_mm with both operands 2-D (the offsets then split the contraction) where its
+// kernel applies; one matmul per group elsewhere.
+inline torch::Tensor grouped_mm_weight_grad(const torch::Tensor& a, const torch::Tensor& b,
+                                            const torch::Tensor& offsets) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  if (has_grouped_mm_kernel(a.t(), b)) return at::_grouped_mm(a.t(), b, offsets);
+#endif
+  const auto ends = offsets.to(torch::kCPU, torch::kInt64);
+  const auto* end = ends.data_ptr<std::int64_t>();
+  std::vector<torch::Tensor> parts;
+  std::int64_t begin = 0;
+  for (std::int64_t g = 0; g < offsets.size(0); ++g) {
+    parts.push_back(torch::matmul(a.narrow(0, begin, end[g] - begin).t(), b.narrow(0, begin, end[g] - begin)));
+    begin = end[g];
+  }
+  return torch::stack(parts);
+}
+
 // AdamW's update of lists of float32 parameters, gradients and moments, all at once, as
 // PyTorch's AdamW(fused=True) and (foreach=True) do: LibTorch 2.4+ has one fused kernel for it
 // (at::_fused_adamw_, CPU and CUDA); before, LibTorch's multi-tensor foreach operations (a few

@@ -58,8 +58,6 @@ class SparseMoeBlockImpl : public torch::nn::Module {
                                  const torch::Tensor& weights);
   torch::Tensor run_experts_grouped(const torch::Tensor& hidden, const torch::Tensor& experts,
                                     const torch::Tensor& weights);
-  // The experts' weights stacked for grouped products: [N, 2F, H] (w1 then w3 rows) and [N, H, F].
-  std::pair<torch::Tensor, torch::Tensor> stacked_expert_weights();
 
   std::int64_t top_k_;
 };
