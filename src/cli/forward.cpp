@@ -9,6 +9,7 @@
 #include "svmoe/io/safetensors.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/model/device.h"
+#include "svmoe/model/moe.h"
 #include "svmoe/util/error.h"
 
 namespace svmoe::cli {
@@ -43,6 +44,7 @@ std::vector<NamedTensor> run_forward(const ForwardSettings& settings, const Runt
   load_weights(*model, checkpoint);
   model->to(device);
   model->eval();
+  set_expert_path(*model, parse_expert_path(runtime.expert_path));
   spdlog::info("forward: {} ({} layers, {}) on {} in {}, input {}", settings.model.string(),
                checkpoint.config.num_hidden_layers, checkpoint.config.model_type, device.str(), dtype_name,
                c10::str(input_ids.sizes()));

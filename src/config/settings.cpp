@@ -39,7 +39,8 @@ Json default_config() {
         {"log_level", runtime.log_level},
         {"threads", runtime.threads},
         {"seed", runtime.seed},
-        {"distributed_timeout_s", runtime.distributed_timeout_s}}},
+        {"distributed_timeout_s", runtime.distributed_timeout_s},
+        {"expert_path", runtime.expert_path}}},
       {"forward",
        {{"model", nullptr},
         {"input", nullptr},
@@ -165,6 +166,7 @@ RuntimeSettings parse_runtime_settings(const ConfigTree& config) {
   s.threads = static_cast<int>(read.integer("runtime.threads", 0, 4096));
   s.seed = static_cast<std::uint64_t>(read.integer("runtime.seed", 0, std::numeric_limits<std::int64_t>::max()));
   s.distributed_timeout_s = read.integer("runtime.distributed_timeout_s", 1, 7 * 24 * 3600);
+  s.expert_path = read.choice("runtime.expert_path", {"auto", "loop", "grouped"});
   return s;
 }
 

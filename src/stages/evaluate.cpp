@@ -13,6 +13,7 @@
 #include "svmoe/io/safetensors.h"
 #include "svmoe/io/token_shards.h"
 #include "svmoe/model/device.h"
+#include "svmoe/model/moe.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/stages/prepare.h"
 #include "svmoe/text/tokenizer.h"
@@ -267,6 +268,7 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
     CausalLM model(checkpoint.config);
     load_weights(*model, checkpoint);
     model->to(device);
+    set_expert_path(*model, parse_expert_path(runtime.expert_path));
     const std::int64_t context = scoring_context(s.context_length, checkpoint.config);
     Json splits = Json::object();
     for (const auto& split : s.splits) {

@@ -7,6 +7,7 @@
 #include "svmoe/io/hf_config.h"
 #include "svmoe/model/device.h"
 #include "svmoe/model/initialization.h"
+#include "svmoe/model/moe.h"
 #include "svmoe/stages/prepare.h"
 #include "svmoe/text/tokenizer.h"
 #include "svmoe/util/error.h"
@@ -78,6 +79,7 @@ TrainingJob training_job(const fs::path& model_dir, bool random_init, const Data
   } else {
     load_weights(*job.model, load_hf_checkpoint(model_dir));
   }
+  set_expert_path(*job.model, parse_expert_path(runtime.expert_path));
   job.base_config = nlohmann::json::parse(read_text_file(model_dir / "config.json"));
   job.tokenizer_from = tokenizer_source(model_dir, shards.tokenizer);
   job.train_sources = {SamplerSource{shards.train, 1.0}};

@@ -88,6 +88,21 @@ TEST(E2EForward, ConfigFileAndOverridesAndPrintConfig) {
   EXPECT_EQ(run.exit_code, 0) << run.output;
 }
 
+// runtime.expert_path picks how the MoE's experts run; each path gives transformers' logits.
+TEST(E2EForward, EveryExpertPathGivesTransformersLogits) {
+  const fs::path model = test::model_fixture("mixtral_8e_top2");
+  for (const std::string path : {"loop", "grouped", "auto"}) {
+    const auto result =
+        test::run_svmoe("forward --model " + quoted(model) + " --input " + quoted(model / "expected.safetensors") +
+                        " --compare " + quoted(model / "expected.safetensors") + " --set runtime.expert_path=" + path);
+    EXPECT_EQ(result.exit_code, 0) << path << "\n" << result.output;
+  }
+  const auto bad = test::run_svmoe("forward --model " + quoted(model) + " --input " +
+                                   quoted(model / "expected.safetensors") + " --set runtime.expert_path=fast");
+  EXPECT_EQ(bad.exit_code, 3) << bad.output;
+  EXPECT_NE(bad.output.find("runtime.expert_path"), std::string::npos) << bad.output;
+}
+
 TEST(E2EForward, BrokenConfigSaysWhereAndWhat) {
   test::ScratchDir dir;
   test::write_text(dir / "exp.yaml", "forward:\n  modle: x\n");

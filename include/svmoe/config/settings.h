@@ -19,6 +19,7 @@ struct RuntimeSettings {
   int threads = 0;  // intra-op CPU threads; 0 = LibTorch's default
   std::uint64_t seed = 1234;
   std::int64_t distributed_timeout_s = 900;  // how long ranks wait for each other (rendezvous, collectives)
+  std::string expert_path = "auto";          // how MoE experts run: auto | loop | grouped (model/moe.h)
 };
 
 // svmoe forward: run a checkpoint on given token ids (for checks against other frameworks).
