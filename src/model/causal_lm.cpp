@@ -111,18 +111,21 @@ torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, std::v
     throw Error("input_ids must be int64 [batch, length], got " + std::string(c10::toString(input_ids.scalar_type())) +
                 " " + c10::str(input_ids.sizes()));
   }
-  if (input_ids.numel() > 0) {
-    // One host read for both bounds (on a GPU, each read waits for the queued work).
-    const auto bounds = torch::stack({input_ids.min(), input_ids.max()}).to(torch::kCPU);
-    const auto low = bounds[0].item<std::int64_t>();
-    const auto high = bounds[1].item<std::int64_t>();
-    if (low < 0 || high >= config_.vocab_size) {
-      throw FormatError("input_ids hold token ids in [" + std::to_string(low) + ", " + std::to_string(high) +
-                            "], outside the vocabulary [0, " + std::to_string(config_.vocab_size) + ")",
-                        "were the ids made with this model's tokenizer?");
-    }
-  }
+  check_token_ids(input_ids, config_.vocab_size);
   return model->forward(input_ids, router_logits);
+}
+
+void check_token_ids(const torch::Tensor& input_ids, std::int64_t vocab_size) {
+  if (input_ids.numel() == 0) return;
+  // One host read for both bounds.
+  const auto bounds = torch::stack({input_ids.min(), input_ids.max()}).to(torch::kCPU);
+  const auto low = bounds[0].item<std::int64_t>();
+  const auto high = bounds[1].item<std::int64_t>();
+  if (low < 0 || high >= vocab_size) {
+    throw FormatError("input_ids hold token ids in [" + std::to_string(low) + ", " + std::to_string(high) +
+                          "], outside the vocabulary [0, " + std::to_string(vocab_size) + ")",
+                      "were the ids made with this model's tokenizer?");
+  }
 }
 
 torch::Tensor CausalLMImpl::output_embedding() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }

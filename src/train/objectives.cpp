@@ -47,7 +47,8 @@ LanguageModelObjective::LanguageModelObjective(const ModelConfig& config, LoadBa
 ObjectiveTerms LanguageModelObjective::compute(CausalLM& model, const torch::Tensor& batch) {
   const auto length = batch.size(1) - 1;
   std::vector<torch::Tensor> router_logits;
-  const auto hidden = model->hidden_states(batch.narrow(1, 0, length), router_logits);
+  // The ids were checked on the CPU (the trainer's batches); no device read here.
+  const auto hidden = model->model->forward(batch.narrow(1, 0, length), router_logits);
   const auto lm_loss = fused_lm_head_cross_entropy(hidden.reshape({-1, hidden.size(-1)}), model->output_embedding(),
                                                    batch.narrow(1, 1, length).reshape({-1}));
   ObjectiveTerms terms{lm_loss, {{"lm_loss", lm_loss.detach()}}};

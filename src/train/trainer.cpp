@@ -152,6 +152,15 @@ std::int64_t resume(TrainingJob& job, AdamW& optimizer, WindowSampler& sampler, 
   return state.at("step").get<std::int64_t>();
 }
 
+// This rank's part of the next global micro-batch, its token ids checked on the CPU (where that
+// costs no wait for the GPU), on `device`.
+torch::Tensor next_batch(WindowSampler& sampler, std::int64_t micro_batch, const ProcessGroup& group,
+                         std::int64_t vocab_size, const torch::Device& device) {
+  const auto batch = sampler.next_part(micro_batch, group.rank(), group.world_size());
+  check_token_ids(batch, vocab_size);
+  return batch.to(device);
+}
+
 // The mean of the objective's validation part over `batches` global batches, all ranks together.
 double validate(TrainingObjective& objective, CausalLM& model, WindowSampler& sampler, std::int64_t batches,
                 std::int64_t micro_batch, const torch::Device& device, const ProcessGroup& group) {
@@ -160,7 +169,7 @@ double validate(TrainingObjective& objective, CausalLM& model, WindowSampler& sa
   sampler.set_position({});  // the same windows at every evaluation
   double total = 0.0;
   for (std::int64_t b = 0; b < batches; ++b) {
-    const auto batch = sampler.next_part(micro_batch, group.rank(), group.world_size()).to(device);
+    const auto batch = next_batch(sampler, micro_batch, group, model->config().vocab_size, device);
     total += objective.compute(model, batch).parts.at(objective.validation_part()).item<double>();
   }
   model->train();
@@ -296,7 +305,7 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
       sum = sum.defined() ? sum + value.detach() : value.detach();
     };
     for (std::int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      const auto batch = train.next_part(t.micro_batch, group.rank(), group.world_size()).to(job.device);
+      const auto batch = next_batch(train, t.micro_batch, group, job.model->config().vocab_size, job.device);
       const ObjectiveTerms terms = objective.compute(job.model, batch);
       (terms.loss / static_cast<double>(t.grad_accum)).backward();
       add("loss", terms.loss);

@@ -70,6 +70,13 @@ TEST(CausalLM, RejectsOutOfVocabularyIds) {
   const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture("llama_mha_untied"));
   CausalLM model(checkpoint.config);
   EXPECT_THROW(model->forward(torch::tensor({{1, 3000}}, torch::kInt64)), Error);
+  // The check the trainer runs on its CPU batches says what it found and where the ids belong.
+  const std::string message = test::error_message<FormatError>([] {
+    check_token_ids(torch::tensor({{-1, 5}, {7, 2999}}, torch::kInt64), 3000);
+  });
+  EXPECT_NE(message.find("[-1, 2999]"), std::string::npos) << message;
+  EXPECT_NE(message.find("[0, 3000)"), std::string::npos) << message;
+  EXPECT_NO_THROW(check_token_ids(torch::tensor({{0, 2999}}, torch::kInt64), 3000));
 }
 
 }  // namespace svmoe

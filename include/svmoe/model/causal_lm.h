@@ -76,6 +76,11 @@ class CausalLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CausalLM);
 
+// Throws FormatError (naming the range found and the vocabulary) unless every id in `input_ids`
+// is in [0, vocab_size). On a GPU tensor this waits for the device; the trainer checks its
+// batches on the CPU, before they move.
+void check_token_ids(const torch::Tensor& input_ids, std::int64_t vocab_size);
+
 // Each MoE layer's aux_free selection bias (SparseMoeBlock::selection_bias), in layer order;
 // empty for a dense model. The tensors are the buffers themselves.
 std::vector<torch::Tensor> selection_biases(CausalLMImpl& model);
