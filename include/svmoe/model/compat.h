@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace c10d {
@@ -65,6 +66,19 @@ inline torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tenso
 #endif
 }
 
+// (begin, length) of each group of rows whose cumulative ends are `offsets` (read on the host).
+inline std::vector<std::pair<std::int64_t, std::int64_t>> host_groups(const torch::Tensor& offsets) {
+  const auto ends = offsets.to(torch::kCPU, torch::kInt64);
+  const auto* end = ends.data_ptr<std::int64_t>();
+  std::vector<std::pair<std::int64_t, std::int64_t>> groups;
+  std::int64_t begin = 0;
+  for (std::int64_t g = 0; g < ends.size(0); ++g) {
+    groups.emplace_back(begin, end[g] - begin);
+    begin = end[g];
+  }
+  return groups;
+}
+
 // Grouped matrix product: the rows of `a` [M, K] fall into G consecutive groups whose ends are
 // `offsets` (int32 [G], cumulative, on a's device); group g's rows are multiplied by b[g]
 // ([G, K, N]), giving [M, N]. LibTorch 2.8+ has one kernel for it (at::_grouped_mm; CUTLASS
@@ -91,14 +105,9 @@ inline torch::Tensor grouped_mm(const torch::Tensor& a, const torch::Tensor& b, 
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
   if (has_grouped_mm_kernel(a, b)) return at::_grouped_mm(a, b, offsets);
 #endif
-  const auto ends = offsets.to(torch::kCPU, torch::kInt64);
-  const auto* end = ends.data_ptr<std::int64_t>();
   std::vector<torch::Tensor> parts;
-  std::int64_t begin = 0;
-  for (std::int64_t g = 0; g < b.size(0); ++g) {
-    parts.push_back(torch::matmul(a.narrow(0, begin, end[g] - begin), b[g]));
-    begin = end[g];
-  }
+  for (const auto& [begin, length] : host_groups(offsets))
+    parts.push_back(torch::matmul(a.narrow(0, begin, length), b[static_cast<std::int64_t>(parts.size())]));
   return torch::cat(parts, 0);
 }
 
@@ -111,14 +120,9 @@ inline torch::Tensor grouped_mm_weight_grad(const torch::Tensor& a, const torch:
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
   if (has_grouped_mm_kernel(a.t(), b)) return at::_grouped_mm(a.t(), b, offsets);
 #endif
-  const auto ends = offsets.to(torch::kCPU, torch::kInt64);
-  const auto* end = ends.data_ptr<std::int64_t>();
   std::vector<torch::Tensor> parts;
-  std::int64_t begin = 0;
-  for (std::int64_t g = 0; g < offsets.size(0); ++g) {
-    parts.push_back(torch::matmul(a.narrow(0, begin, end[g] - begin).t(), b.narrow(0, begin, end[g] - begin)));
-    begin = end[g];
-  }
+  for (const auto& [begin, length] : host_groups(offsets))
+    parts.push_back(torch::matmul(a.narrow(0, begin, length).t(), b.narrow(0, begin, length)));
   return torch::stack(parts);
 }
 
