@@ -49,7 +49,6 @@ TEST(Benchmark, TinyPresetMeasuresEverythingOnTheCpu) {
     EXPECT_NEAR(m.mfu, m.tflops / report.peak_tflops, 1e-12) << m.name;
     EXPECT_GT(m.peak_memory_mb, 0.0) << m.name;
   }
-  EXPECT_LT(report.measurements[1].seconds, report.measurements[0].seconds);  // forward < a training step
   EXPECT_EQ(report.to_json()["measurements"].size(), 5u);
   EXPECT_EQ(report.to_json()["expert_path"], "auto");
 }
