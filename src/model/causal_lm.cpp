@@ -106,15 +106,6 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
   }
 }
 
-torch::Tensor CausalLMImpl::hidden_states(const torch::Tensor& input_ids, std::vector<torch::Tensor>& router_logits) {
-  if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kInt64) {
-    throw Error("input_ids must be int64 [batch, length], got " + std::string(c10::toString(input_ids.scalar_type())) +
-                " " + c10::str(input_ids.sizes()));
-  }
-  check_token_ids(input_ids, config_.vocab_size);
-  return model->forward(input_ids, router_logits);
-}
-
 void check_token_ids(const torch::Tensor& input_ids, std::int64_t vocab_size) {
   if (input_ids.numel() == 0) return;
   // One host read for both bounds.
@@ -131,8 +122,13 @@ void check_token_ids(const torch::Tensor& input_ids, std::int64_t vocab_size) {
 torch::Tensor CausalLMImpl::output_embedding() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
 
 CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
+  if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kInt64) {
+    throw Error("input_ids must be int64 [batch, length], got " + std::string(c10::toString(input_ids.scalar_type())) +
+                " " + c10::str(input_ids.sizes()));
+  }
+  check_token_ids(input_ids, config_.vocab_size);
   CausalLMOutput output;
-  const auto hidden = hidden_states(input_ids, output.router_logits);
+  const auto hidden = model->forward(input_ids, output.router_logits);
   output.logits = torch::linear(hidden, output_embedding());
   return output;
 }

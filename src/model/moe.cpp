@@ -45,6 +45,19 @@ torch::Tensor pairs_per_expert(const torch::Tensor& flat_experts, std::int64_t e
       .scatter_add_(0, flat_experts, torch::ones_like(flat_experts, torch::kInt64));
 }
 
+// The (token, slot) pairs sorted by expert, as both expert paths use them.
+struct PairsByExpert {
+  torch::Tensor order;          // [pairs]: pair indices (token * k + slot), sorted by expert
+  torch::Tensor token_of_pair;  // [pairs]: the token of each sorted pair
+  torch::Tensor counts;         // [experts] int64: pairs per expert, on the routing's device
+};
+
+PairsByExpert sort_pairs_by_expert(const torch::Tensor& chosen, std::int64_t n_experts, std::int64_t top_k) {
+  const auto flat_experts = chosen.reshape({-1});
+  const auto order = flat_experts.argsort();
+  return {order, order.div(top_k, "floor"), pairs_per_expert(flat_experts, n_experts)};
+}
+
 // Whether kAuto takes the grouped path: where compat::grouped_mm has a kernel for both products
 // (gate/up: [., H] x [N, H, 2F]; down: [., F] x [N, F, H]), probed with tiny tensors laid out as
 // the real ones.
@@ -91,11 +104,10 @@ torch::Tensor SparseMoeBlockImpl::run_experts_loop(const torch::Tensor& hidden, 
   // Group the (token, slot) pairs by expert; run each expert once on its tokens.
   const auto n_experts = static_cast<std::int64_t>(experts->size());
   auto output = torch::zeros_like(hidden);
-  const auto flat_experts = chosen.reshape({-1});  // [tokens * k]
-  const auto order = flat_experts.argsort();       // pairs sorted by expert
-  const auto counts = pairs_per_expert(flat_experts, n_experts).to(torch::kCPU);
-  const auto token_of_pair = order.div(top_k_, "floor");                   // [tokens * k]
-  const auto pair_weights = weights.reshape({-1}).index_select(0, order);  // [tokens * k]
+  const PairsByExpert pairs = sort_pairs_by_expert(chosen, n_experts, top_k_);
+  const auto counts = pairs.counts.to(torch::kCPU);
+  const auto& token_of_pair = pairs.token_of_pair;
+  const auto pair_weights = weights.reshape({-1}).index_select(0, pairs.order);  // [tokens * k]
   const auto* count = counts.data_ptr<std::int64_t>();
   std::int64_t begin = 0;
   for (std::int64_t e = 0; e < n_experts; ++e) {
@@ -179,11 +191,9 @@ struct GroupedSwiGlu : public torch::autograd::Function<GroupedSwiGlu> {
 torch::Tensor SparseMoeBlockImpl::run_experts_grouped(const torch::Tensor& hidden, const torch::Tensor& chosen,
                                                       const torch::Tensor& weights) {
   const auto n_experts = static_cast<std::int64_t>(experts->size());
-  const auto flat_experts = chosen.reshape({-1});  // [pairs = tokens * k]
-  const auto pairs = flat_experts.size(0);
-  const auto order = flat_experts.argsort();  // pairs sorted by expert
+  const PairsByExpert pairs = sort_pairs_by_expert(chosen, n_experts, top_k_);
   // Each expert's group ends where the running count of its pairs does; no host sync.
-  const auto offsets = pairs_per_expert(flat_experts, n_experts).cumsum(0).to(torch::kInt32);
+  const auto offsets = pairs.counts.cumsum(0).to(torch::kInt32);
   std::vector<torch::Tensor> w1, w3, w2;
   for (const auto& module : *experts) {
     const auto* expert = module->as<Expert>();
@@ -191,11 +201,12 @@ torch::Tensor SparseMoeBlockImpl::run_experts_grouped(const torch::Tensor& hidde
     w3.push_back(expert->w3->weight);
     w2.push_back(expert->w2->weight);
   }
-  const auto x = hidden.index_select(0, order.div(top_k_, "floor"));  // [pairs, H]
+  const auto x = hidden.index_select(0, pairs.token_of_pair);  // [pairs, H]
   const auto y =
       GroupedSwiGlu::apply(x, offsets, at::TensorList(w1), at::TensorList(w3), at::TensorList(w2));  // [pairs, H]
   // Back to (token, slot) order, then each token's weighted sum over its k experts.
-  const auto unsort = torch::empty_like(order).scatter_(0, order, torch::arange(pairs, order.options()));
+  const auto& order = pairs.order;
+  const auto unsort = torch::empty_like(order).scatter_(0, order, torch::arange(order.size(0), order.options()));
   return (y.index_select(0, unsort).view({-1, top_k_, hidden.size(1)}) * weights.unsqueeze(-1)).sum(1);
 }
 

@@ -59,10 +59,6 @@ class CausalLMImpl : public torch::nn::Module {
  public:
   explicit CausalLMImpl(const ModelConfig& config);
   CausalLMOutput forward(const torch::Tensor& input_ids);  // int64 [B, T]
-  // The forward without the LM head: the final (normed) hidden states [B, T, hidden], and every
-  // MoE layer's router logits appended to `router_logits`. (The training loss applies the head
-  // itself, chunk by chunk: train/cross_entropy.h.)
-  torch::Tensor hidden_states(const torch::Tensor& input_ids, std::vector<torch::Tensor>& router_logits);
   // The LM head's weight [vocab, hidden]: lm_head.weight, or the input embeddings when tied.
   torch::Tensor output_embedding() const;
 
