@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of svmoe prepare on the full example corpus (a figure, not a test):
-#   - tokenisation throughput per core: svmoe's tokenizer.json implementation and its
+#   - tokenisation throughput per core: svmoe's tokenizer.json implementation (the
+#     Metaspace, llm-jp-3 regex-normaliser and Llama-3 byte-level shapes) and its
 #     tokenizer.model path (libsentencepiece), next to sentencepiece's spm_encode, same text
 #     and same model, one thread each;
 #   - the whole stage on all cores, with the time spent outside tokenisation.
@@ -29,6 +30,8 @@ seconds() { local start end; start=$(date +%s.%N); "$@" > /dev/null; end=$(date 
 rate() { calc "$mb / $1"; }
 
 t_json=$(seconds "$build/svmoe" tokenize --tokenizer "$tokenizers/tokenizer.json" --no-special --file "$work/text.txt")
+t_llmjp=$(seconds "$build/svmoe" tokenize --tokenizer tests/data/tokenizers/llm_jp_3/tokenizer.json --no-special --file "$work/text.txt")
+t_bytes=$(seconds "$build/svmoe" tokenize --tokenizer tests/data/tokenizers/byte_level_llama3/tokenizer.json --no-special --file "$work/text.txt")
 t_model=$(seconds "$build/svmoe" tokenize --tokenizer "$tokenizers/tokenizer.model" --no-special --file "$work/text.txt")
 t_spm=$(seconds spm_encode --model "$tokenizers/tokenizer.model" --output_format=id --input "$work/text.txt")
 
@@ -48,6 +51,8 @@ echo
 echo "| what | seconds | MB/s per core |"
 echo "|---|---|---|"
 printf "| svmoe tokenize, tokenizer.json (Unigram), 1 thread | %.2f | %s |\n" "$t_json" "$(rate "$t_json")"
+printf "| svmoe tokenize, tokenizer.json llm-jp-3 style (regex normaliser, Unigram), 1 thread | %.2f | %s |\n" "$t_llmjp" "$(rate "$t_llmjp")"
+printf "| svmoe tokenize, tokenizer.json Llama-3 style (Split regex, byte-level BPE), 1 thread | %.2f | %s |\n" "$t_bytes" "$(rate "$t_bytes")"
 printf "| svmoe tokenize, tokenizer.model (libsentencepiece), 1 thread | %.2f | %s |\n" "$t_model" "$(rate "$t_model")"
 printf "| spm_encode, tokenizer.model, 1 thread | %.2f | %s |\n" "$t_spm" "$(rate "$t_spm")"
 printf "| svmoe prepare, whole stage (tokenizer.json), %s threads | %.2f | %s |\n" "$cores" "$t_stage" \

@@ -13,9 +13,16 @@ packages=(
   # tokenizer, logging, CLI, JSON/YAML, linear algebra, tests
   libsentencepiece-dev sentencepiece libspdlog-dev libcli11-dev nlohmann-json3-dev
   libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev
+  # tokenizer.json: regex patterns (PCRE2) and Unicode normalization (utf8proc)
+  libpcre2-dev libutf8proc-dev
   # reference checks (scikit-learn's TF-IDF and spectral clustering), through /usr/bin/python3
   python3 python3-sklearn
 )
+# The Hugging Face tokenizers reference runs on Node.js (its official binding, installed by npm
+# into build/): Debian's packages unless node and npm are already there (e.g. from NodeSource).
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

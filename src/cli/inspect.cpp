@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/text/tokenizer.h"
 #include "svmoe/util/strings.h"
 
 namespace svmoe::cli {
@@ -31,7 +32,9 @@ void print_checkpoint(const HfCheckpoint& checkpoint, std::ostream& out) {
   }
   out << fmt::format("other       rms_norm_eps {}, tie_word_embeddings {}, max_positions {}, dtype {}\n",
                      c.rms_norm_eps, c.tie_word_embeddings, c.max_position_embeddings, c.dtype);
-  out << fmt::format("files       {} safetensors file(s)\n\n", checkpoint.tensors.files().size());
+  out << fmt::format("files       {} safetensors file(s)\n", checkpoint.tensors.files().size());
+  for (const auto& line : tokenizer_report(checkpoint.directory)) out << fmt::format("tokenizer   {}\n", line);
+  out << "\n";
 
   std::size_t width = 4;
   for (const auto& name : checkpoint.tensors.names()) width = std::max(width, name.size());

@@ -1,21 +1,23 @@
-// A Hugging Face tokenizer.json, run as `tokenizers` runs it:
-//   1. split the input on added tokens (<s>, </s>, ... matched in the raw text),
-//   2. normalize each remaining segment (Prepend, Replace),
-//   3. pre-tokenize it (Metaspace: spaces -> "▁", prepend "▁", optionally split),
-//   4. run the model (Unigram or BPE, with byte fallback) on each piece,
-//   5. post-process (TemplateProcessing: add BOS/EOS).
-// Decoding runs the decoder chain (Replace, ByteFallback, Fuse, Strip, Metaspace).
-// Components it does not implement are an UnsupportedError naming them.
+// A Hugging Face tokenizer.json, run as `tokenizers` 0.23 runs it (Tokenizer::encode):
+//   1. added tokens with normalized=false are split out of the raw text (leftmost-longest),
+//   2. each other piece is normalized, then added tokens with normalized=true are split out,
+//   3. the pre-tokenizer cuts the pieces further,
+//   4. the model (Unigram or BPE) turns each piece into ids,
+//   5. the post-processor adds the special tokens (BOS/EOS) when they are asked for.
+// Decoding maps ids to pieces (dropping special tokens if asked), runs the decoder and joins.
+// The components are in hf_normalizers.cpp, hf_pre_tokenizers.cpp and hf_decoders.cpp.
 #include <nlohmann/json.hpp>
 
-#include <cctype>
-#include <cstdio>
-#include <functional>
-#include <memory>
-#include <variant>
+#include <algorithm>
+#include <bitset>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
 
+#include "svmoe/text/hf_components.h"
 #include "svmoe/text/subword_models.h"
 #include "svmoe/text/tokenizer.h"
+#include "svmoe/text/unicode.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/strings.h"
@@ -24,183 +26,271 @@ namespace svmoe {
 namespace {
 
 using Json = nlohmann::json;
-const std::string kMetaspace = "\xE2\x96\x81";  // "▁" U+2581
-
-std::string replace_all(std::string text, const std::string& from, const std::string& to) {
-  if (from.empty()) return text;
-  std::size_t position = 0;
-  while ((position = text.find(from, position)) != std::string::npos) {
-    text.replace(position, from.size(), to);
-    position += to.size();
-  }
-  return text;
-}
-
-bool is_whitespace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 struct AddedToken {
   std::int32_t id;
   std::string content;
   bool special;
+  bool single_word;
   bool lstrip;
   bool rstrip;
+  bool normalized;
+  // What the token decodes as (tokenizers' simple_id_to_token): its normalized content when it
+  // is matched in normalized text, so that the decoder inverts the normalizer on it too.
+  std::string piece;
 };
 
-// One step of the normalizer or decoder chain.
-struct ReplaceStep {
-  std::string pattern;
-  std::string content;
-};
-struct PrependStep {
-  std::string prefix;
-};
-struct StripStep {
-  std::string content;
-  int start;
-  int stop;
-};
-struct ByteFallbackStep {};
-struct FuseStep {};
-struct MetaspaceDecodeStep {
-  std::string replacement;
-  bool strip_first_space;
-};
-using NormalizerStep = std::variant<ReplaceStep, PrependStep>;
-using DecoderStep = std::variant<ReplaceStep, ByteFallbackStep, FuseStep, StripStep, MetaspaceDecodeStep>;
-
-struct Metaspace {
-  std::string replacement = kMetaspace;
-  enum class Prepend { kAlways, kFirst, kNever } prepend = Prepend::kAlways;
-  bool split = true;
-};
-
-class TokenizerJsonParser {
+// Finds added tokens in a text as HF's AddedVocabulary::find_matches: leftmost-longest
+// non-overlapping matches, single_word / lstrip / rstrip applied to each.
+class AddedTokenMatcher {
  public:
-  TokenizerJsonParser(const Json& json, std::string source) : json_(json), source_(std::move(source)) {}
+  void add(std::string pattern, const AddedToken* token) {
+    if (pattern.empty()) return;
+    first_bytes_.set(static_cast<unsigned char>(pattern[0]));
+    max_length_ = std::max(max_length_, pattern.size());
+    patterns_.emplace(std::move(pattern), token);
+  }
+  bool empty() const { return patterns_.empty(); }
 
-  [[noreturn]] void fail(const std::string& where, const std::string& problem) const {
-    throw FormatError("'" + source_ + "': " + where + " " + problem);
-  }
-  [[noreturn]] void unsupported(const std::string& where, const std::string& what) const {
-    throw UnsupportedError("'" + source_ + "': " + where + " is " + what + ", which svmoe does not implement",
-                           "svmoe reads the tokenizer.json of SentencePiece-style models (Unigram or BPE with byte "
-                           "fallback); give the model's tokenizer.model instead");
-  }
-  std::string type_of(const Json& node, const std::string& where) const {
-    if (!node.is_object() || !node.contains("type") || !node["type"].is_string()) fail(where, "has no \"type\"");
-    return node["type"].get<std::string>();
-  }
-  std::string string_pattern(const Json& node, const std::string& where) const {
-    if (!node.contains("pattern") || !node["pattern"].is_object() || !node["pattern"].contains("String")) {
-      unsupported(where + ".pattern", "a regex pattern");
-    }
-    return node["pattern"]["String"].get<std::string>();
-  }
-
-  std::vector<NormalizerStep> normalizer(const Json& node, const std::string& where) const {
-    std::vector<NormalizerStep> steps;
-    if (node.is_null()) return steps;
-    const std::string type = type_of(node, where);
-    if (type == "Sequence") {
-      for (std::size_t i = 0; i < node["normalizers"].size(); ++i) {
-        auto inner = normalizer(node["normalizers"][i], where + ".normalizers[" + std::to_string(i) + "]");
-        steps.insert(steps.end(), inner.begin(), inner.end());
+  // Splits each piece that is not an added token yet.
+  void split(std::vector<TextSplit>& splits) const {
+    if (empty()) return;
+    std::vector<TextSplit> out;
+    for (auto& piece : splits) {
+      if (piece.added_token_id || piece.text.empty()) {
+        if (!piece.text.empty()) out.push_back(std::move(piece));
+        continue;
       }
-    } else if (type == "Prepend") {
-      steps.push_back(PrependStep{node.at("prepend").get<std::string>()});
-    } else if (type == "Replace") {
-      steps.push_back(ReplaceStep{string_pattern(node, where), node.at("content").get<std::string>()});
-    } else {
-      unsupported(where, "a '" + type + "' normalizer");
+      split_one(piece, out);
     }
-    return steps;
-  }
-
-  std::optional<Metaspace> pre_tokenizer(const Json& node, const std::string& where) const {
-    if (node.is_null()) return std::nullopt;
-    std::string type = type_of(node, where);
-    const Json* metaspace = &node;
-    if (type == "Sequence" && node["pretokenizers"].is_array() && node["pretokenizers"].size() == 1) {
-      metaspace = &node["pretokenizers"][0];
-      type = type_of(*metaspace, where + ".pretokenizers[0]");
-    }
-    if (type != "Metaspace") unsupported(where, "a '" + type + "' pre-tokenizer");
-    Metaspace m;
-    m.replacement = metaspace->value("replacement", kMetaspace);
-    m.split = metaspace->value("split", true);
-    if (metaspace->contains("prepend_scheme")) {
-      const std::string scheme = (*metaspace)["prepend_scheme"].get<std::string>();
-      if (scheme == "always")
-        m.prepend = Metaspace::Prepend::kAlways;
-      else if (scheme == "first")
-        m.prepend = Metaspace::Prepend::kFirst;
-      else if (scheme == "never")
-        m.prepend = Metaspace::Prepend::kNever;
-      else
-        fail(where + ".prepend_scheme", "is '" + scheme + "', expected always, first or never");
-    } else if (metaspace->contains("add_prefix_space")) {  // the older spelling
-      m.prepend = metaspace->value("add_prefix_space", true) ? Metaspace::Prepend::kAlways : Metaspace::Prepend::kNever;
-    }
-    return m;
-  }
-
-  std::vector<DecoderStep> decoder(const Json& node, const std::string& where) const {
-    std::vector<DecoderStep> steps;
-    if (node.is_null()) return steps;
-    const std::string type = type_of(node, where);
-    if (type == "Sequence") {
-      for (std::size_t i = 0; i < node["decoders"].size(); ++i) {
-        auto inner = decoder(node["decoders"][i], where + ".decoders[" + std::to_string(i) + "]");
-        steps.insert(steps.end(), inner.begin(), inner.end());
-      }
-    } else if (type == "Replace") {
-      steps.push_back(ReplaceStep{string_pattern(node, where), node.at("content").get<std::string>()});
-    } else if (type == "ByteFallback") {
-      steps.push_back(ByteFallbackStep{});
-    } else if (type == "Fuse") {
-      steps.push_back(FuseStep{});
-    } else if (type == "Strip") {
-      steps.push_back(StripStep{node.at("content").get<std::string>(), node.value("start", 0), node.value("stop", 0)});
-    } else if (type == "Metaspace") {
-      const std::string scheme =
-          node.value("prepend_scheme", node.value("add_prefix_space", true) ? "always" : "never");
-      steps.push_back(MetaspaceDecodeStep{node.value("replacement", kMetaspace), scheme != "never"});
-    } else {
-      unsupported(where, "a '" + type + "' decoder");
-    }
-    return steps;
+    splits = std::move(out);
   }
 
  private:
-  const Json& json_;
-  std::string source_;
+  struct Match {
+    std::size_t begin, end;
+    const AddedToken* token;
+  };
+
+  std::vector<Match> leftmost_longest(std::string_view text) const {
+    std::vector<Match> matches;
+    for (std::size_t i = 0; i < text.size();) {
+      const AddedToken* best = nullptr;
+      std::size_t best_length = 0;
+      if (first_bytes_.test(static_cast<unsigned char>(text[i]))) {
+        const std::size_t longest = std::min(max_length_, text.size() - i);
+        for (std::size_t length = longest; length > 0 && !best; --length) {
+          const auto it = patterns_.find(std::string(text.substr(i, length)));
+          if (it != patterns_.end()) {
+            best = it->second;
+            best_length = length;
+          }
+        }
+      }
+      if (best) {
+        matches.push_back({i, i + best_length, best});
+        i += best_length;
+      } else {
+        ++i;
+      }
+    }
+    return matches;
+  }
+
+  void split_one(TextSplit& piece, std::vector<TextSplit>& out) const {
+    const std::string& text = piece.text;
+    std::size_t start_offset = 0;
+    auto emit = [&](std::size_t begin, std::size_t end, std::optional<std::int32_t> id) {
+      if (end <= begin) return;
+      const std::size_t from_start = begin < piece.input_start_bytes ? std::min(piece.input_start_bytes, end) - begin : 0;
+      out.push_back({text.substr(begin, end - begin), from_start, id});
+    };
+    for (const Match& match : leftmost_longest(text)) {
+      std::size_t begin = match.begin, end = match.end;
+      const AddedToken& token = *match.token;
+      if (token.single_word) {
+        const bool space_before = begin == 0 || !ends_with_word_character(std::string_view(text).substr(0, begin));
+        const bool space_after = end == text.size() || !starts_with_word_character(std::string_view(text).substr(end));
+        if (!space_before || !space_after) continue;
+      }
+      if (token.lstrip) begin = std::max(whitespace_run_start(std::string_view(text).substr(0, begin)), start_offset);
+      if (token.rstrip) end += whitespace_run_length(std::string_view(text).substr(end));
+      if (start_offset < begin) emit(start_offset, begin, std::nullopt);
+      emit(begin, end, token.id);
+      start_offset = end;
+    }
+    if (start_offset != text.size()) emit(start_offset, text.size(), std::nullopt);
+  }
+
+  static bool starts_with_word_character(std::string_view text) {
+    return !text.empty() && unicode::is_word_character(unicode::decode_at(text, 0).code_point);
+  }
+  static bool ends_with_word_character(std::string_view text) {
+    if (text.empty()) return false;
+    std::size_t start = text.size() - 1;
+    while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+    return unicode::is_word_character(unicode::decode_at(text, start).code_point);
+  }
+  // Where the whitespace at the end of `text` begins (text.size() if there is none).
+  static std::size_t whitespace_run_start(std::string_view text) {
+    std::size_t end = text.size();
+    while (end > 0) {
+      std::size_t start = end - 1;
+      while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
+      if (!unicode::is_whitespace(unicode::decode_at(text, start).code_point)) break;
+      end = start;
+    }
+    return end;
+  }
+  static std::size_t whitespace_run_length(std::string_view text) {
+    std::size_t i = 0;
+    while (i < text.size()) {
+      const auto c = unicode::decode_at(text, i);
+      if (!unicode::is_whitespace(c.code_point)) break;
+      i += c.length;
+    }
+    return i;
+  }
+
+  std::map<std::string, const AddedToken*, std::less<>> patterns_;
+  std::bitset<256> first_bytes_;
+  std::size_t max_length_ = 0;
 };
+
+// "Sequence[Replace, Replace]": a component's type tree, for descriptions.
+std::string outline(const Json& node) {
+  if (node.is_null()) return "none";
+  if (!node.is_object() || !node.contains("type")) return "?";
+  std::string text = node["type"].is_string() ? node["type"].get<std::string>() : "?";
+  for (const char* key : {"normalizers", "pretokenizers", "decoders", "processors"}) {
+    if (!node.contains(key) || !node[key].is_array()) continue;
+    std::vector<std::string> inner;
+    for (const auto& item : node[key]) inner.push_back(outline(item));
+    text += "[" + join(inner, ", ") + "]";
+  }
+  return text;
+}
 
 class HfTokenizer : public Tokenizer {
  public:
   HfTokenizer(const Json& json, const std::string& source, const Json& tokenizer_config) : source_(source) {
-    const TokenizerJsonParser parse(json, source);
-    if (!json.is_object() || !json.contains("model")) parse.fail("the top level", "has no \"model\"");
-    const Json& model = json["model"];
+    const JsonLocation top{source, ""};
+    if (!json.is_object() || !json.contains("model")) top.fail("has no \"model\"");
+    parse_model(json["model"], top.at("model"));
+    normalizer_ = parse_normalizer(json.value("normalizer", Json()), top.at("normalizer"));
+    pre_tokenizer_ = parse_pre_tokenizer(json.value("pre_tokenizer", Json()), top.at("pre_tokenizer"));
+    decoder_ = parse_decoder(json.value("decoder", Json()), top.at("decoder"));
+    parse_added_tokens(json.value("added_tokens", Json::array()), top.at("added_tokens"));
+    parse_post_processor(json.value("post_processor", Json()), top.at("post_processor"));
+    apply_tokenizer_config(tokenizer_config);
+    components_ = "normalizer " + outline(json.value("normalizer", Json())) + "; pre-tokenizer " +
+                  outline(json.value("pre_tokenizer", Json())) + "; decoder " + outline(json.value("decoder", Json())) +
+                  "; post-processor " + outline(json.value("post_processor", Json()));
+  }
+
+  std::vector<std::int32_t> encode(std::string_view raw_text, bool add_special_tokens) const override {
+    // tokenizers takes Rust strings, which are valid UTF-8; corpora may not be.
+    const std::string text = is_valid_utf8(raw_text) ? std::string(raw_text) : unicode::from_utf8_lossy(raw_text);
+    std::vector<TextSplit> splits;
+    if (!text.empty()) splits.push_back({text, unicode::char_length(static_cast<unsigned char>(text[0])), std::nullopt});
+    raw_matcher_.split(splits);
+    if (normalizer_) {
+      for (auto& piece : splits) {
+        if (!piece.added_token_id) normalize_split(*normalizer_, piece);
+      }
+      splits.erase(std::remove_if(splits.begin(), splits.end(), [](const TextSplit& s) { return s.text.empty(); }),
+                   splits.end());
+    }
+    normalized_matcher_.split(splits);
+    if (pre_tokenizer_) pre_tokenizer_->pre_tokenize(splits);
+
+    std::vector<std::int32_t> ids;
+    if (add_special_tokens) ids = prefix_ids_;
+    for (const auto& piece : splits) {
+      if (piece.added_token_id)
+        ids.push_back(*piece.added_token_id);
+      else if (unigram_)
+        unigram_->tokenize(piece.text, ids);
+      else
+        bpe_->tokenize(piece.text, ids);
+    }
+    if (add_special_tokens) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
+    return ids;
+  }
+
+  std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens) const override {
+    std::vector<std::string> tokens;
+    tokens.reserve(ids.size());
+    for (const auto id : ids) {
+      if (!added_token(id) && !vocabulary().has_id(id)) {
+        throw FormatError("token id " + std::to_string(id) + " is outside the vocabulary of '" + source_ + "' (" +
+                              std::to_string(vocab_size()) + " ids)",
+                          "were these ids made with another tokenizer?");
+      }
+      std::string token = piece(id);
+      // As tokenizers: a piece is skipped when it is the content of a special token.
+      if (skip_special_tokens && special_contents_.count(token) > 0) continue;
+      tokens.push_back(std::move(token));
+    }
+    if (!decoder_) return join(tokens, " ");
+    return join(decoder_->decode_chain(std::move(tokens)), "");
+  }
+
+  std::int64_t vocab_size() const override {
+    std::int64_t size = vocabulary().size();
+    for (const auto& token : added_) size = std::max<std::int64_t>(size, token.id + 1);
+    return size;
+  }
+  std::string piece(std::int32_t id) const override {
+    if (const AddedToken* added = added_token(id)) return added->piece;
+    return vocabulary().piece(id);
+  }
+  std::optional<std::int32_t> bos_id() const override { return bos_id_; }
+  std::optional<std::int32_t> eos_id() const override { return eos_id_; }
+  std::string description() const override {
+    return std::filesystem::path(source_).filename().string() + " (" + model_type_ + ", " +
+           std::to_string(vocab_size()) + " pieces)";
+  }
+  std::string details() const override {
+    std::size_t special = 0;
+    for (const auto& token : added_) special += token.special ? 1 : 0;
+    std::string text = model_type_ + " model, " + std::to_string(vocabulary().size()) + " pieces" +
+                       (byte_fallback_ ? ", byte fallback" : "") + "; " + std::to_string(added_.size()) +
+                       " added tokens (" + std::to_string(special) + " special); " + components_;
+    text += "; adds " + std::to_string(prefix_ids_.size()) + " id(s) before and " + std::to_string(suffix_ids_.size()) +
+            " after a text";
+    return text;
+  }
+
+ private:
+  const Vocabulary& vocabulary() const { return unigram_ ? unigram_->vocabulary() : bpe_->vocabulary(); }
+
+  const AddedToken* added_token(std::int32_t id) const {
+    const auto it = added_by_id_.find(id);
+    return it == added_by_id_.end() ? nullptr : &added_[it->second];
+  }
+
+  void parse_model(const Json& model, const JsonLocation& where) {
     model_type_ = model.value("type", std::string());
     if (model_type_.empty()) model_type_ = model.contains("merges") ? "BPE" : "Unigram";
+    byte_fallback_ = model.value("byte_fallback", false);
     if (model_type_ == "Unigram") {
       std::vector<std::pair<std::string, double>> pieces;
       for (const auto& item : model.at("vocab")) {
         if (!item.is_array() || item.size() != 2 || !item[0].is_string() || !item[1].is_number()) {
-          parse.fail("model.vocab", "holds an entry that is not [piece, score]: " + item.dump());
+          where.at("vocab").fail("holds an entry that is not [piece, score]: " + item.dump());
         }
         pieces.emplace_back(item[0].get<std::string>(), item[1].get<double>());
       }
       std::optional<std::int32_t> unk_id;
       if (model.contains("unk_id") && model["unk_id"].is_number_integer()) unk_id = model["unk_id"].get<std::int32_t>();
-      unigram_ = std::make_unique<UnigramModel>(std::move(pieces), unk_id, model.value("byte_fallback", false));
+      unigram_ = std::make_unique<UnigramModel>(std::move(pieces), unk_id, byte_fallback_);
     } else if (model_type_ == "BPE") {
       if (!model.value("continuing_subword_prefix", Json()).is_null() ||
           !model.value("end_of_word_suffix", Json()).is_null()) {
-        parse.unsupported("model", "BPE with a continuing_subword_prefix or end_of_word_suffix");
+        where.unsupported("BPE with a continuing_subword_prefix or end_of_word_suffix");
       }
-      if (!model.value("dropout", Json()).is_null()) parse.unsupported("model.dropout", "BPE dropout");
+      if (!model.value("dropout", Json()).is_null()) where.at("dropout").unsupported("BPE dropout");
       Vocabulary vocabulary;
       for (auto it = model.at("vocab").begin(); it != model.at("vocab").end(); ++it) {
         vocabulary.add(it.key(), it.value().get<std::int32_t>());
@@ -212,10 +302,10 @@ class HfTokenizer : public Tokenizer {
         } else if (merge.is_string()) {  // the older "left right" spelling
           const std::string text = merge.get<std::string>();
           const auto space = text.find(' ');
-          if (space == std::string::npos) parse.fail("model.merges", "holds '" + text + "', not 'left right'");
+          if (space == std::string::npos) where.at("merges").fail("holds '" + text + "', not 'left right'");
           merges.emplace_back(text.substr(0, space), text.substr(space + 1));
         } else {
-          parse.fail("model.merges", "holds " + merge.dump());
+          where.at("merges").fail("holds " + merge.dump());
         }
       }
       std::optional<std::int32_t> unk_id;
@@ -223,244 +313,122 @@ class HfTokenizer : public Tokenizer {
         unk_id = vocabulary.find(model["unk_token"].get<std::string>());
       }
       bpe_ = std::make_unique<BpeModel>(std::move(vocabulary), merges, unk_id, model.value("fuse_unk", false),
-                                        model.value("byte_fallback", false), model.value("ignore_merges", false));
+                                        byte_fallback_, model.value("ignore_merges", false));
     } else {
-      parse.unsupported("model", "a '" + model_type_ + "' model");
+      where.unsupported("a '" + model_type_ + "' model");
     }
-
-    for (const auto& token : json.value("added_tokens", Json::array())) {
-      if (token.value("single_word", false))
-        parse.unsupported("added token '" + token.value("content", "") + "'", "single_word");
-      added_.push_back({token.at("id").get<std::int32_t>(), token.at("content").get<std::string>(),
-                        token.value("special", false), token.value("lstrip", false), token.value("rstrip", false)});
-    }
-    normalizer_ = parse.normalizer(json.value("normalizer", Json()), "normalizer");
-    pre_tokenizer_ = parse.pre_tokenizer(json.value("pre_tokenizer", Json()), "pre_tokenizer");
-    decoder_ = parse.decoder(json.value("decoder", Json()), "decoder");
-    parse_post_processor(parse, json.value("post_processor", Json()));
-
-    bos_id_ = special_id(tokenizer_config, "bos_token");
-    eos_id_ = special_id(tokenizer_config, "eos_token");
   }
 
-  std::vector<std::int32_t> encode(std::string_view text, bool add_special_tokens) const override {
-    std::vector<std::int32_t> ids;
-    if (add_special_tokens) ids = prefix_ids_;
-    std::size_t position = 0;
-    while (position < text.size()) {
-      const auto match = next_added_token(text, position);
-      const std::size_t segment_end = match ? match->begin : text.size();
-      if (segment_end > position) encode_segment(text.substr(position, segment_end - position), position == 0, ids);
-      if (!match) break;
-      ids.push_back(match->token->id);
-      position = match->end;
+  void parse_added_tokens(const Json& list, const JsonLocation& where) {
+    if (!list.is_array()) where.fail("is not a list");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      const Json& token = list[i];
+      if (!token.is_object() || !token.contains("id") || !token["id"].is_number_integer() ||
+          !token.contains("content") || !token["content"].is_string()) {
+        where.at(i).fail("is not an added token {\"id\": ..., \"content\": ...}");
+      }
+      const bool special = token.value("special", false);
+      const std::string content = token["content"].get<std::string>();
+      added_.push_back({token["id"].get<std::int32_t>(), content, special, token.value("single_word", false),
+                        token.value("lstrip", false), token.value("rstrip", false),
+                        token.value("normalized", !special), content});
     }
-    if (add_special_tokens) ids.insert(ids.end(), suffix_ids_.begin(), suffix_ids_.end());
-    return ids;
-  }
-
-  std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens) const override {
-    std::vector<std::string> tokens;
-    for (const auto id : ids) {
-      const AddedToken* added = added_token(id);
-      if (added && added->special && skip_special_tokens) continue;
-      if (added) {
-        tokens.push_back(added->content);
-      } else if (vocabulary().has_id(id)) {
-        tokens.push_back(vocabulary().piece(id));
+    for (std::size_t i = 0; i < added_.size(); ++i) added_by_id_[added_[i].id] = i;
+    for (auto& token : added_) {
+      if (token.special) special_contents_.insert(token.content);
+      if (!token.normalized) {
+        raw_matcher_.add(token.content, &token);
       } else {
-        throw FormatError("token id " + std::to_string(id) + " is outside the vocabulary of " +
-                          std::to_string(vocab_size()));
+        // Matched in normalized text, so the pattern is the normalized content.
+        if (normalizer_) normalizer_->normalize(token.piece);
+        normalized_matcher_.add(token.piece, &token);
       }
     }
-    for (const auto& step : decoder_) apply_decoder_step(step, tokens);
-    return join(tokens, "");
   }
 
-  std::int64_t vocab_size() const override {
-    std::int64_t size = vocabulary().size();
-    for (const auto& token : added_) size = std::max<std::int64_t>(size, token.id + 1);
-    return size;
-  }
-  std::string piece(std::int32_t id) const override {
-    if (const AddedToken* added = added_token(id)) return added->content;
-    return vocabulary().piece(id);
-  }
-  std::optional<std::int32_t> bos_id() const override { return bos_id_; }
-  std::optional<std::int32_t> eos_id() const override { return eos_id_; }
-  std::string description() const override {
-    return std::filesystem::path(source_).filename().string() + " (" + model_type_ + ", " +
-           std::to_string(vocab_size()) + " pieces)";
-  }
-
- private:
-  struct Match {
-    std::size_t begin;
-    std::size_t end;
-    const AddedToken* token;
-  };
-
-  const Vocabulary& vocabulary() const { return unigram_ ? unigram_->vocabulary() : bpe_->vocabulary(); }
-
-  const AddedToken* added_token(std::int32_t id) const {
-    for (const auto& token : added_) {
-      if (token.id == id) return &token;
-    }
-    return nullptr;
-  }
-
-  std::optional<std::int32_t> special_id(const Json& config, const std::string& key) const {
-    if (!config.contains(key)) return std::nullopt;
-    const Json& value = config[key];
-    const std::string content = value.is_string()   ? value.get<std::string>()
-                                : value.is_object() ? value.value("content", std::string())
-                                                    : std::string();
+  std::int32_t id_of(const std::string& content) const {
     for (const auto& token : added_) {
       if (token.content == content) return token.id;
     }
-    return vocabulary().find(content);
+    if (const auto id = vocabulary().find(content)) return *id;
+    return -1;
   }
 
-  void parse_post_processor(const TokenizerJsonParser& parse, const Json& node) {
+  // The ids the post-processor adds around a single text (TemplateProcessing's "single",
+  // Roberta/Bert's cls ... sep); ByteLevel adds none.
+  void parse_post_processor(const Json& node, const JsonLocation& where) {
     if (node.is_null()) return;
-    const std::string type = parse.type_of(node, "post_processor");
-    if (type != "TemplateProcessing") parse.unsupported("post_processor", "a '" + type + "' post-processor");
-    bool after_sequence = false;
-    for (const auto& item : node.at("single")) {
-      if (item.contains("Sequence")) {
-        after_sequence = true;
-        continue;
-      }
-      const std::string name = item.at("SpecialToken").at("id").get<std::string>();
-      const Json& special = node.at("special_tokens");
-      if (!special.contains(name))
-        parse.fail("post_processor", "names special token '" + name + "' it does not define");
-      auto& target = after_sequence ? suffix_ids_ : prefix_ids_;
-      for (const auto& id : special[name].at("ids")) target.push_back(id.get<std::int32_t>());
-    }
-  }
-
-  // The leftmost (then longest) added token at or after `from`.
-  std::optional<Match> next_added_token(std::string_view text, std::size_t from) const {
-    std::optional<Match> best;
-    for (const auto& token : added_) {
-      if (token.content.empty()) continue;
-      const auto found = text.find(token.content, from);
-      if (found == std::string_view::npos) continue;
-      if (!best || found < best->begin || (found == best->begin && token.content.size() > best->end - best->begin)) {
-        best = Match{found, found + token.content.size(), &token};
-      }
-    }
-    if (best) {
-      if (best->token->lstrip) {
-        while (best->begin > from && is_whitespace(text[best->begin - 1])) --best->begin;
-      }
-      if (best->token->rstrip) {
-        while (best->end < text.size() && is_whitespace(text[best->end])) ++best->end;
-      }
-    }
-    return best;
-  }
-
-  void encode_segment(std::string_view segment, bool at_start, std::vector<std::int32_t>& ids) const {
-    std::string normalized(segment);
-    for (const auto& step : normalizer_) {
-      if (const auto* replace = std::get_if<ReplaceStep>(&step)) {
-        normalized = replace_all(std::move(normalized), replace->pattern, replace->content);
-      } else if (const auto* prepend = std::get_if<PrependStep>(&step)) {
-        if (!normalized.empty()) normalized = prepend->prefix + normalized;
-      }
-    }
-    std::vector<std::string> pieces;
-    if (pre_tokenizer_) {
-      const Metaspace& m = *pre_tokenizer_;
-      normalized = replace_all(std::move(normalized), " ", m.replacement);
-      const bool prepend =
-          m.prepend == Metaspace::Prepend::kAlways || (m.prepend == Metaspace::Prepend::kFirst && at_start);
-      if (prepend && !normalized.empty() && !starts_with(normalized, m.replacement))
-        normalized = m.replacement + normalized;
-      if (m.split) {
-        // Split before each replacement character (it starts the next piece).
-        std::size_t start = 0;
-        while (start < normalized.size()) {
-          std::size_t next = normalized.find(
-              m.replacement,
-              start +
-                  (starts_with(std::string_view(normalized).substr(start), m.replacement) ? m.replacement.size() : 0));
-          if (next == std::string::npos) next = normalized.size();
-          pieces.push_back(normalized.substr(start, next - start));
-          start = next;
+    const std::string type = where.type_of(node);
+    if (type == "Sequence") {
+      const JsonLocation list = where.at("processors");
+      if (!node.contains("processors") || !node["processors"].is_array()) list.fail("is missing or not a list");
+      for (std::size_t i = 0; i < node["processors"].size(); ++i) parse_post_processor(node["processors"][i], list.at(i));
+    } else if (type == "ByteLevel") {
+      // offsets only
+    } else if (type == "TemplateProcessing") {
+      bool after_sequence = false;
+      const Json& special = node.value("special_tokens", Json::object());
+      for (const auto& item : node.at("single")) {
+        if (item.contains("Sequence")) {
+          after_sequence = true;
+          continue;
         }
-      } else {
-        pieces.push_back(std::move(normalized));
+        const std::string name = item.at("SpecialToken").at("id").get<std::string>();
+        if (!special.contains(name)) where.at("special_tokens").fail("does not define '" + name + "'");
+        auto& target = after_sequence ? suffix_ids_ : prefix_ids_;
+        for (const auto& id : special[name].at("ids")) target.push_back(id.get<std::int32_t>());
       }
+    } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+      prefix_ids_.push_back(node.at("cls").at(1).get<std::int32_t>());
+      suffix_ids_.push_back(node.at("sep").at(1).get<std::int32_t>());
     } else {
-      pieces.push_back(std::move(normalized));
-    }
-    for (const auto& piece : pieces) {
-      if (unigram_)
-        unigram_->tokenize(piece, ids);
-      else
-        bpe_->tokenize(piece, ids);
+      where.unsupported("a '" + type + "' post-processor");
     }
   }
 
-  static void apply_decoder_step(const DecoderStep& step, std::vector<std::string>& tokens) {
-    if (const auto* replace = std::get_if<ReplaceStep>(&step)) {
-      for (auto& token : tokens) token = replace_all(std::move(token), replace->pattern, replace->content);
-    } else if (std::holds_alternative<ByteFallbackStep>(step)) {
-      std::vector<std::string> out;
-      std::string bytes;
-      std::size_t byte_count = 0;
-      auto flush = [&] {
-        if (byte_count == 0) return;
-        if (is_valid_utf8(bytes)) {
-          out.push_back(bytes);
-        } else {
-          for (std::size_t i = 0; i < byte_count; ++i) out.push_back("\xEF\xBF\xBD");  // U+FFFD per byte
-        }
-        bytes.clear();
-        byte_count = 0;
-      };
-      for (auto& token : tokens) {
-        unsigned value = 0;
-        if (token.size() == 6 && starts_with(token, "<0x") && token[5] == '>' &&
-            std::sscanf(token.c_str() + 3, "%2X", &value) == 1 && std::isxdigit(static_cast<unsigned char>(token[3])) &&
-            std::isxdigit(static_cast<unsigned char>(token[4]))) {
-          bytes.push_back(static_cast<char>(value));
-          ++byte_count;
-        } else {
-          flush();
-          out.push_back(std::move(token));
-        }
-      }
-      flush();
-      tokens = std::move(out);
-    } else if (std::holds_alternative<FuseStep>(step)) {
-      tokens = {join(tokens, "")};
-    } else if (const auto* strip = std::get_if<StripStep>(&step)) {
-      for (auto& token : tokens) {
-        for (int i = 0; i < strip->start && starts_with(token, strip->content); ++i)
-          token.erase(0, strip->content.size());
-        for (int i = 0; i < strip->stop && ends_with(token, strip->content); ++i)
-          token.resize(token.size() - strip->content.size());
-      }
-    } else if (const auto* metaspace = std::get_if<MetaspaceDecodeStep>(&step)) {
-      for (std::size_t i = 0; i < tokens.size(); ++i) {
-        tokens[i] = replace_all(std::move(tokens[i]), metaspace->replacement, " ");
-        if (i == 0 && metaspace->strip_first_space && starts_with(tokens[i], " ")) tokens[i].erase(0, 1);
-      }
+  // tokenizer_config.json: the BOS/EOS tokens, and add_bos_token / add_eos_token, which make
+  // transformers rebuild the post-processor as [BOS] $A [EOS] (LlamaTokenizerFast).
+  void apply_tokenizer_config(const Json& config) {
+    auto content_of = [&](const char* key) -> std::string {
+      if (!config.contains(key)) return {};
+      const Json& value = config[key];
+      if (value.is_string()) return value.get<std::string>();
+      if (value.is_object()) return value.value("content", std::string());
+      return {};
+    };
+    auto id_for = [&](const char* key) -> std::optional<std::int32_t> {
+      const std::string content = content_of(key);
+      if (content.empty()) return std::nullopt;
+      const std::int32_t id = id_of(content);
+      if (id < 0) return std::nullopt;
+      return id;
+    };
+    bos_id_ = id_for("bos_token");
+    eos_id_ = id_for("eos_token");
+    const bool sets_bos = config.contains("add_bos_token") && config["add_bos_token"].is_boolean();
+    const bool sets_eos = config.contains("add_eos_token") && config["add_eos_token"].is_boolean();
+    if (sets_bos || sets_eos) {
+      prefix_ids_.clear();
+      suffix_ids_.clear();
+      if (sets_bos && config["add_bos_token"].get<bool>() && bos_id_) prefix_ids_.push_back(*bos_id_);
+      if (sets_eos && config["add_eos_token"].get<bool>() && eos_id_) suffix_ids_.push_back(*eos_id_);
     }
   }
 
   std::string source_;
   std::string model_type_;
+  std::string components_;
+  bool byte_fallback_ = false;
   std::unique_ptr<UnigramModel> unigram_;
   std::unique_ptr<BpeModel> bpe_;
   std::vector<AddedToken> added_;
-  std::vector<NormalizerStep> normalizer_;
-  std::optional<Metaspace> pre_tokenizer_;
-  std::vector<DecoderStep> decoder_;
+  std::unordered_map<std::int32_t, std::size_t> added_by_id_;
+  std::unordered_set<std::string> special_contents_;
+  AddedTokenMatcher raw_matcher_;
+  AddedTokenMatcher normalized_matcher_;
+  std::unique_ptr<Normalizer> normalizer_;
+  std::unique_ptr<PreTokenizer> pre_tokenizer_;
+  std::unique_ptr<Decoder> decoder_;
   std::vector<std::int32_t> prefix_ids_;
   std::vector<std::int32_t> suffix_ids_;
   std::optional<std::int32_t> bos_id_;

@@ -5,17 +5,10 @@
 #include <limits>
 #include <queue>
 
+#include "svmoe/text/unicode.h"
 #include "svmoe/util/error.h"
 
 namespace svmoe {
-
-std::size_t utf8_char_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xE0) == 0xC0) return 2;
-  if ((lead & 0xF0) == 0xE0) return 3;
-  if ((lead & 0xF8) == 0xF0) return 4;
-  return 1;
-}
 
 void Vocabulary::add(std::string piece, std::int32_t id) {
   if (id < 0) throw FormatError("negative token id " + std::to_string(id) + " for piece '" + piece + "'");
@@ -101,7 +94,7 @@ std::vector<std::string_view> UnigramModel::segment(std::string_view text) const
   while (start < text.size()) {
     const double score_here = best[start].score;
     const std::size_t char_bytes =
-        std::min(utf8_char_length(static_cast<unsigned char>(text[start])), text.size() - start);
+        std::min(unicode::char_length(static_cast<unsigned char>(text[start])), text.size() - start);
     bool has_single_char_piece = false;
     trie_.for_each_prefix(text.substr(start), [&](std::size_t length, std::int32_t id) {
       Node& target = best[start + length];
@@ -202,7 +195,7 @@ void BpeModel::tokenize(std::string_view text, std::vector<std::int32_t>& ids) c
   };
   bool last_was_unknown = false;
   for (std::size_t i = 0; i < text.size();) {
-    const std::size_t length = std::min(utf8_char_length(static_cast<unsigned char>(text[i])), text.size() - i);
+    const std::size_t length = std::min(unicode::char_length(static_cast<unsigned char>(text[i])), text.size() - i);
     const std::string_view character = text.substr(i, length);
     i += length;
     if (const auto id = vocabulary_.find(character)) {
@@ -217,7 +210,7 @@ void BpeModel::tokenize(std::string_view text, std::vector<std::int32_t>& ids) c
         continue;
       }
     }
-    if (!unk_id_) throw FormatError("the BPE tokenizer has no unk_token but met an unknown character");
+    if (!unk_id_) continue;  // Hugging Face's BPE drops a character it cannot represent
     if (!(fuse_unk_ && last_was_unknown)) append(*unk_id_);
     last_was_unknown = true;
   }

@@ -61,4 +61,29 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   throw UsageError("'" + file.string() + "' is neither a tokenizer.json nor a SentencePiece .model file");
 }
 
+std::vector<std::string> tokenizer_report(const fs::path& directory) {
+  const bool has_json = fs::exists(directory / "tokenizer.json");
+  const bool has_model = fs::exists(directory / "tokenizer.model");
+  if (!has_json && !has_model) return {"none (no tokenizer.json or tokenizer.model)"};
+  std::vector<std::string> lines;
+  const fs::path file = has_json ? directory / "tokenizer.json" : directory / "tokenizer.model";
+  lines.push_back(file.filename().string() +
+                  (has_json && has_model ? " (tokenizer.model is there too; svmoe reads tokenizer.json, as transformers "
+                                           "does)"
+                                         : ""));
+  try {
+    const auto tokenizer = load_tokenizer(file);
+    lines.push_back(tokenizer->details());
+    auto special = [&](const char* name, std::optional<std::int32_t> id) {
+      return std::string(name) + " " + (id ? "'" + tokenizer->piece(*id) + "' (" + std::to_string(*id) + ")" : "none");
+    };
+    lines.push_back(std::to_string(tokenizer->vocab_size()) + " ids; " + special("bos", tokenizer->bos_id()) + ", " +
+                    special("eos", tokenizer->eos_id()) + "; svmoe reads it");
+  } catch (const Error& e) {
+    lines.push_back("svmoe cannot read it: " + std::string(e.what()));
+    if (!e.hint().empty()) lines.push_back("hint: " + e.hint());
+  }
+  return lines;
+}
+
 }  // namespace svmoe

@@ -147,6 +147,77 @@ TEST(E2ETokenize, EncodesAndDecodes) {
   EXPECT_EQ(decoded.output, "Hello 世界\n");
 }
 
+// A tokenizer.json built as LLM-jp's converter builds llm-jp-3's (regex normaliser, no
+// pre-tokenizer, Unigram with byte fallback, 4 added tokens past the model's pieces) through
+// tokenize, inspect, prepare, finetune, merge, train-router and eval, with models whose embedding has more rows
+// than the tokenizer has ids (llm-jp-3-1.8b: 99,584 rows, 99,487 ids).
+TEST(E2ETokenize, LlmJp3StyleTokenizerJsonRunsThroughTheRecipe) {
+  test::ScratchDir dir;
+  const fs::path tokenizer = test::data_dir() / "tokenizers" / "llm_jp_3";
+  const auto expected = nlohmann::json::parse(read_text_file(tokenizer / "expected.json"));
+  const std::string text = "第一条　この法律は、国民の健康の保持に寄与することを目的とする。";
+  std::size_t index = 0;
+  while (expected["strings"][index].get<std::string>().rfind(text, 0) != 0) ++index;
+  std::string ids;
+  for (const auto& id : expected["ids_with_special"][index]) ids += (ids.empty() ? "" : " ") + std::to_string(id.get<int>());
+  const auto encoded = test::run_svmoe("tokenize --tokenizer " + quoted(tokenizer) + " --text '" +
+                                       expected["strings"][index].get<std::string>() + "'");
+  ASSERT_EQ(encoded.exit_code, 0) << encoded.output;
+  EXPECT_EQ(encoded.output, ids + "\n");
+
+  fs::create_directories(dir / "base");
+  auto config = nlohmann::json::parse(read_text_file(test::model_fixture("llama_mha_untied") / "config.json"));
+  config["vocab_size"] = 3072;
+  test::write_text(dir / "base" / "config.json", config.dump(2));
+  const auto prepared = test::run_svmoe("prepare --corpus " + quoted(test::example_ci_corpus()) + " --tokenizer " +
+                                        quoted(tokenizer) + " --output " + quoted(dir / "dataset") +
+                                        " --subdomains 2 --log-level warn");
+  ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
+  const auto manifest = nlohmann::json::parse(read_text_file(dir / "dataset" / "manifest.json"));
+  EXPECT_EQ(manifest["vocab_size"], 3004);
+  const auto trained = test::run_svmoe(
+      "finetune --model " + quoted(dir / "base") + " --dataset " + quoted(dir / "dataset") + " --output " +
+      quoted(dir / "run") + " --steps 4 --set finetune.init=random --set train.sequence_length=32"
+      " --set train.micro_batch=2 --set train.eval_every=0 --log-level warn");
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const auto inspect = test::run_svmoe("inspect " + quoted(dir / "run" / "final"));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("Unigram model, 3000 pieces, byte fallback; 7 added tokens"), std::string::npos)
+      << inspect.output;
+  EXPECT_NE(inspect.output.find("svmoe reads it"), std::string::npos) << inspect.output;
+  // Merge (two copies) and router training against TF-IDF targets of 3,004 ids for 3,072 rows.
+  const auto merged = test::run_svmoe("merge --experts " + quoted(dir / "run" / "final") + " " +
+                                      quoted(dir / "run" / "final") + " --output " + quoted(dir / "moe") +
+                                      " --log-level warn");
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  const auto routed = test::run_svmoe("train-router --model " + quoted(dir / "moe") + " --dataset " +
+                                      quoted(dir / "dataset") + " --output " + quoted(dir / "router") +
+                                      " --steps 2 --set train.sequence_length=32 --set train.micro_batch=2"
+                                      " --set train.eval_every=0 --log-level warn");
+  ASSERT_EQ(routed.exit_code, 0) << routed.output;
+  test::write_text(dir / "eval.yaml", "eval:\n  models: [{name: dense, path: " + (dir / "run" / "final").string() +
+                                          "}, {name: svmoe, path: " + (dir / "router" / "final").string() +
+                                          "}]\n  dataset: " + (dir / "dataset").string() + "\n  output: " +
+                                          (dir / "eval").string() + "\n  max_documents: 2\n  context_length: 32\n");
+  const auto evaluated = test::run_svmoe("eval -c " + quoted(dir / "eval.yaml") + " --log-level warn");
+  ASSERT_EQ(evaluated.exit_code, 0) << evaluated.output;
+  const std::string tables = read_text_file(dir / "eval" / "tables.md");
+  EXPECT_NE(tables.find("dense"), std::string::npos) << tables;
+  EXPECT_NE(tables.find("svmoe"), std::string::npos) << tables;
+}
+
+TEST(E2ECli, InspectSaysWhyATokenizerCannotBeRead) {
+  test::ScratchDir dir;
+  for (const auto& entry : fs::directory_iterator(test::model_fixture("llama_mha_untied"))) {
+    fs::copy_file(entry.path(), dir / entry.path().filename());
+  }
+  test::write_text(dir / "tokenizer.json", R"({"model": {"type": "WordPiece", "vocab": {}}})");
+  const auto result = test::run_svmoe("inspect " + quoted(dir.path()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("svmoe cannot read it"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("'WordPiece' model"), std::string::npos) << result.output;
+}
+
 }  // namespace svmoe
 
 namespace svmoe {
@@ -210,6 +281,7 @@ TEST(E2EPrepare, TrainsATokenizerOnTheCorpusWhenAsked) {
   const auto manifest = nlohmann::json::parse(read_text_file(dir / "dataset" / "manifest.json"));
   EXPECT_EQ(manifest["vocab_size"], 600);
   EXPECT_EQ(manifest["tokenizer"]["files"], "tokenizer.model");
+  EXPECT_EQ(manifest["tokenizer"]["source"], "trained on the corpus (prepare.tokenizer_train)");  // not DATASET.partial/...
   const auto tokens = test::run_svmoe("tokenize --tokenizer " + quoted(dir / "dataset" / "tokenizer.model") +
                                       " --decode --text '1 300 301 302'");
   EXPECT_EQ(tokens.exit_code, 0) << tokens.output;

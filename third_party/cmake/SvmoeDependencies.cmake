@@ -17,6 +17,22 @@ set_target_properties(svmoe::sentencepiece PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${SVMOE_SENTENCEPIECE_INCLUDE_DIR}")
 find_package(ZLIB REQUIRED)
 
+# PCRE2 (tokenizer.json regex patterns) and utf8proc (Unicode normalization and classes):
+# Debian's libpcre2-dev and libutf8proc-dev, found by their files (no pkg-config needed, so the
+# .debs unpacked on the GPU machine are found through CMAKE_PREFIX_PATH too).
+function(svmoe_find_c_library target header library package)
+  find_path(${target}_INCLUDE_DIR ${header})
+  find_library(${target}_LIBRARY ${library})
+  if(NOT ${target}_INCLUDE_DIR OR NOT ${target}_LIBRARY)
+    message(FATAL_ERROR "svmoe: ${header} / lib${library} not found; install ${package} (scripts/install-deps.sh)")
+  endif()
+  add_library(svmoe::${target} UNKNOWN IMPORTED)
+  set_target_properties(svmoe::${target} PROPERTIES
+    IMPORTED_LOCATION "${${target}_LIBRARY}" INTERFACE_INCLUDE_DIRECTORIES "${${target}_INCLUDE_DIR}")
+endfunction()
+svmoe_find_c_library(pcre2 pcre2.h pcre2-8 libpcre2-dev)
+svmoe_find_c_library(utf8proc utf8proc.h utf8proc libutf8proc-dev)
+
 # yaml-cpp 0.7's package names its target `yaml-cpp`; newer ones add `yaml-cpp::yaml-cpp`.
 if(NOT TARGET yaml-cpp AND TARGET yaml-cpp::yaml-cpp)
   add_library(yaml-cpp ALIAS yaml-cpp::yaml-cpp)

@@ -98,7 +98,4 @@ class BpeModel {
   bool ignore_merges_;
 };
 
-// Byte length of the UTF-8 character starting with `lead` (1 for a stray continuation byte).
-std::size_t utf8_char_length(unsigned char lead);
-
 }  // namespace svmoe

@@ -1,6 +1,7 @@
-// Tokenizers: a SentencePiece `tokenizer.model` (run by libsentencepiece) or a Hugging Face
-// `tokenizer.json` of the kinds SentencePiece-based models ship (Unigram or BPE with byte
-// fallback), run by svmoe's own implementation of the `tokenizers` pipeline.
+// Tokenizers: a Hugging Face `tokenizer.json` (Unigram or BPE, SentencePiece-style or
+// byte-level), run by svmoe's own implementation of the `tokenizers` pipeline and checked id
+// for id against it (docs/tokenizers.md), or a SentencePiece `tokenizer.model` run by
+// libsentencepiece.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,8 @@ class Tokenizer {
   virtual std::optional<std::int32_t> eos_id() const = 0;
   // One line for logs and manifests, e.g. "tokenizer.json (Unigram, 99487 pieces)".
   virtual std::string description() const = 0;
+  // Its make-up for `svmoe inspect`: model, pieces, added tokens, components.
+  virtual std::string details() const { return description(); }
 };
 
 // Encodes many texts on `threads` threads (0: all cores), in order. Tokenizers are immutable,
@@ -46,6 +49,11 @@ std::filesystem::path tokenizer_source(const std::filesystem::path& model_dir, c
 
 // The file load_tokenizer reads for `path` (a directory's tokenizer.json, else its tokenizer.model).
 std::filesystem::path tokenizer_file(const std::filesystem::path& path);
+
+// What `svmoe inspect` says of the tokenizer in a model directory, one line each: the file svmoe
+// reads (tokenizer.json over tokenizer.model, as transformers), its make-up and special ids, or
+// why svmoe cannot read it.
+std::vector<std::string> tokenizer_report(const std::filesystem::path& directory);
 
 struct SentencePieceTrainOptions {
   std::filesystem::path input;         // text, one sentence per line
