@@ -142,7 +142,14 @@ ProcessGroup ProcessGroup::connect(const DistributedEnvironment& env, const torc
     options.numWorkers = static_cast<std::size_t>(env.world_size);
     options.waitWorkers = true;
     options.timeout = timeout;
-    backend->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    try {
+      backend->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    } catch (const c10::Error& e) {
+      // A LibTorch built without libuv (Debian's 2.x) refuses its default backend.
+      if (std::string(e.what()).find("libuv") == std::string::npos || !compat::turn_off_tcp_store_libuv(options)) throw;
+      spdlog::debug("distributed: this LibTorch has no libuv; using TCPStore's plain socket backend");
+      backend->store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    }
     if (device.is_cuda()) {
 #ifdef SVMOE_HAVE_NCCL
       backend->group = c10::make_intrusive<c10d::ProcessGroupNCCL>(backend->store, env.rank, env.world_size);

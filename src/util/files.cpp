@@ -118,19 +118,17 @@ LineReader::~LineReader() {
 bool LineReader::next(std::string& line) {
   line.clear();
   auto* file = static_cast<gzFile>(gz_);
-  while (true) {
-    if (::gzgets(file, buffer_.data(), static_cast<int>(buffer_.size())) == nullptr) {
-      int code = 0;
-      const char* message = ::gzerror(file, &code);
-      if (code != Z_OK && code != Z_STREAM_END) {
-        throw FormatError(
-            "'" + path_.string() + "' cannot be read past line " + std::to_string(line_number_) + ": " + message,
-            "is the .gz file truncated or damaged?");
-      }
-      if (line.empty()) return false;
-      ++line_number_;
-      return true;
+  while (!at_end_) {
+    const char* got = ::gzgets(file, buffer_.data(), static_cast<int>(buffer_.size()));
+    int code = Z_OK;
+    const char* message = ::gzerror(file, &code);
+    if (code != Z_OK && code != Z_STREAM_END) {
+      throw FormatError(
+          "'" + path_.string() + "' cannot be read past line " + std::to_string(line_number_) + ": " + message,
+          "is the .gz file truncated or damaged?");
     }
+    at_end_ = ::gzeof(file) != 0;
+    if (got == nullptr) break;
     line += buffer_.data();
     if (!line.empty() && line.back() == '\n') {
       line.pop_back();
@@ -139,6 +137,9 @@ bool LineReader::next(std::string& line) {
       return true;
     }
   }
+  if (line.empty()) return false;
+  ++line_number_;  // a last line without a newline
+  return true;
 }
 
 std::shared_ptr<MappedFile> MappedFile::open(const fs::path& path) {

@@ -10,6 +10,7 @@
 
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/safetensors.h"
+#include "svmoe/model/compat.h"
 #include "svmoe/util/error.h"
 #include "test_support.h"
 
@@ -87,7 +88,7 @@ namespace {
 
 // Whether the autograd graph behind `output` has a node whose name contains `name`.
 bool graph_has_node(const torch::Tensor& output, const std::string& name) {
-  std::vector<std::shared_ptr<torch::autograd::Node>> pending = {output.grad_fn()};
+  std::vector<compat::AutogradNodePtr> pending = {output.grad_fn()};
   std::set<torch::autograd::Node*> seen;
   while (!pending.empty()) {
     const auto node = pending.back();

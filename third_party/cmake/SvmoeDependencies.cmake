@@ -33,8 +33,11 @@ endfunction()
 svmoe_find_c_library(pcre2 pcre2.h pcre2-8 libpcre2-dev)
 svmoe_find_c_library(utf8proc utf8proc.h utf8proc libutf8proc-dev)
 
-# yaml-cpp 0.7's package names its target `yaml-cpp`; newer ones add `yaml-cpp::yaml-cpp`.
-if(NOT TARGET yaml-cpp AND TARGET yaml-cpp::yaml-cpp)
-  add_library(yaml-cpp ALIAS yaml-cpp::yaml-cpp)
+# yaml-cpp 0.7's package names its target `yaml-cpp`; newer ones `yaml-cpp::yaml-cpp` (and
+# deprecate the old name).
+if(TARGET yaml-cpp::yaml-cpp)
+  set(SVMOE_YAML_CPP yaml-cpp::yaml-cpp)
+else()
+  set(SVMOE_YAML_CPP yaml-cpp)
 endif()
 

@@ -30,3 +30,12 @@ endif()
 # Torch's CMake package puts its ABI flag in TORCH_CXX_FLAGS; every target must agree on it.
 string(APPEND CMAKE_CXX_FLAGS " ${TORCH_CXX_FLAGS}")
 message(STATUS "svmoe: LibTorch ${Torch_VERSION} from ${Torch_DIR}")
+
+# LibTorch 2.x headers need C++20 from 2.10 on (2.14: "#error C++20 or later"); 1.13's are
+# C++17 code that C++20 would warn on. So: C++17 for 1.x, C++20 for every 2.x.
+if(Torch_VERSION VERSION_GREATER_EQUAL 2.0)
+  set(CMAKE_CXX_STANDARD 20)
+else()
+  set(CMAKE_CXX_STANDARD 17)
+endif()
+message(STATUS "svmoe: C++${CMAKE_CXX_STANDARD}")

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,11 @@ class Backend;
 #endif
 
 namespace svmoe::compat {
+
+template <typename StoreOptions>
+auto detect_use_libuv(StoreOptions& options, int) -> decltype(options.useLibUV, std::true_type{});
+template <typename StoreOptions>
+std::false_type detect_use_libuv(StoreOptions&, long);
 
 // The CUDA caching allocator's peak of allocated bytes on `device` since the last reset;
 // nullopt on the CPU or where this LibTorch has no CUDA. (Same call in 1.13 and 2.x.)
@@ -48,6 +54,23 @@ using CollectiveBackend = c10d::Backend;
 #else
 using CollectiveBackend = c10d::ProcessGroup;
 #endif
+
+// TCPStore's libuv backend: the default from LibTorch 2.4 on (TCPStoreOptions::useLibUV), but
+// builds without libuv (Debian's) refuse it. Turns it off where the option exists; false where
+// there is nothing to turn off (1.x).
+template <typename StoreOptions>
+bool turn_off_tcp_store_libuv(StoreOptions& options) {
+  if constexpr (std::is_same_v<decltype(detect_use_libuv(options, 0)), std::true_type>) {
+    if (!options.useLibUV) return false;
+    options.useLibUV = false;
+    return true;
+  } else {
+    return false;
+  }
+}
+
+// The autograd graph's node handle: std::shared_ptr in 1.x, c10::intrusive_ptr from 2.x on.
+using AutogradNodePtr = std::decay_t<decltype(std::declval<torch::Tensor>().grad_fn())>;
 
 // Causal self-attention. q: [B, H, T, D], k and v: [B, H, T, D] (KV heads already repeated).
 // LibTorch 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on CUDA).
@@ -79,12 +102,32 @@ inline std::vector<std::pair<std::int64_t, std::int64_t>> host_groups(const torc
   return groups;
 }
 
+// Whether this LibTorch's at::_grouped_mm runs on the CPU (2.14 does, for float32, bfloat16
+// and float16, with the CUDA kernel's 16-byte stride rule; the version that added it is not
+// part of the API, so it is asked once with a small product).
+inline bool cpu_grouped_mm_available() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  static const bool available = [] {
+    try {
+      at::_grouped_mm(torch::ones({2, 8}), torch::ones({1, 8, 8}), torch::full({1}, 2, torch::kInt32));
+      return true;
+    } catch (const c10::Error&) {
+      return false;
+    }
+  }();
+  return available;
+#else
+  return false;
+#endif
+}
+
 // Grouped matrix product: the rows of `a` [M, K] fall into G consecutive groups whose ends are
 // `offsets` (int32 [G], cumulative, on a's device); group g's rows are multiplied by b[g]
 // ([G, K, N]), giving [M, N]. LibTorch 2.8+ has one kernel for it (at::_grouped_mm; CUTLASS
 // on Hopper, bf16), used on CUDA bf16 tensors whose strides it accepts (multiples of 16 bytes)
-// without reading the offsets on the host. Everywhere else: one matmul per group (the
-// offsets are copied to the host).
+// without reading the offsets on the host, and likewise on the CPU where LibTorch has a
+// kernel there (float32, bf16 or f16). Everywhere else: one matmul per group (the offsets are
+// copied to the host).
 inline bool has_grouped_mm_kernel(const torch::Tensor& a, const torch::Tensor& b) {
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
   const auto aligned = [](const torch::Tensor& t) {
@@ -93,6 +136,12 @@ inline bool has_grouped_mm_kernel(const torch::Tensor& a, const torch::Tensor& b
     const bool strides = (columns == 1 && rows % unit == 0) || (rows == 1 && columns % unit == 0);
     return strides && reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0;
   };
+  if (a.device().is_cpu() && b.device().is_cpu()) {
+    const auto type = a.scalar_type();
+    return type == b.scalar_type() &&
+           (type == torch::kFloat32 || type == torch::kBFloat16 || type == torch::kFloat16) && aligned(a) &&
+           aligned(b) && cpu_grouped_mm_available();
+  }
   return a.is_cuda() && a.scalar_type() == torch::kBFloat16 && b.scalar_type() == torch::kBFloat16 && aligned(a) &&
          aligned(b);
 #else

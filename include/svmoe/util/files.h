@@ -59,6 +59,7 @@ class LineReader {
  private:
   std::filesystem::path path_;
   void* gz_ = nullptr;
+  bool at_end_ = false;  // zlib 1.3 reports a read past the end as an error, so none is made
   std::uint64_t line_number_ = 0;
   std::vector<char> buffer_;
 };

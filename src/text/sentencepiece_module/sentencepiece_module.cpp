@@ -68,7 +68,12 @@ std::int64_t svmoe_spm_decode(void* handle, const std::int32_t* ids, std::size_t
   try {
     std::string decoded;
     const std::vector<int> pieces(ids, ids + count);
+#ifdef ABSL_TYPES_SPAN_H_  // sentencepiece 0.2 (abseil): Decode(std::vector) is deprecated for the span form
+    const auto status =
+        static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Decode(absl::MakeConstSpan(pieces), &decoded);
+#else
     const auto status = static_cast<sentencepiece::SentencePieceProcessor*>(handle)->Decode(pieces, &decoded);
+#endif
     if (!status.ok()) {
       copy_message(status.ToString(), error, error_size);
       return -1;
