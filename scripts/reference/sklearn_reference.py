@@ -7,6 +7,9 @@ Debian's python3-sklearn).
   sklearn_reference.py spectral IN.json OUT.json
       IN: {"affinity": [[...]], "clusters": k, "seed": s}; OUT: {"labels": [...]}
       SpectralClustering(affinity="precomputed", assign_labels="kmeans").
+  sklearn_reference.py spectral_discretize IN.json OUT.json
+      the same with assign_labels="discretize" (the label assignment of the equal-size spectral
+      clustering the paper cites).
 """
 import json
 import sys
@@ -28,17 +31,21 @@ def tfidf(request):
     return {"rows": rows}
 
 
-def spectral(request):
-    model = SpectralClustering(n_clusters=request["clusters"], affinity="precomputed", assign_labels="kmeans",
+def spectral(request, assign_labels="kmeans"):
+    model = SpectralClustering(n_clusters=request["clusters"], affinity="precomputed", assign_labels=assign_labels,
                                random_state=request["seed"], n_init=10)
     labels = model.fit(np.array(request["affinity"], dtype=float)).labels_
     return {"labels": [int(x) for x in labels]}
+
+
+def spectral_discretize(request):
+    return spectral(request, "discretize")
 
 
 if __name__ == "__main__":
     mode, source, target = sys.argv[1:4]
     with open(source, encoding="utf-8") as f:
         request = json.load(f)
-    answer = {"tfidf": tfidf, "spectral": spectral}[mode](request)
+    answer = {"tfidf": tfidf, "spectral": spectral, "spectral_discretize": spectral_discretize}[mode](request)
     with open(target, "w", encoding="utf-8") as f:
         json.dump(answer, f)

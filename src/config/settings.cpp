@@ -65,7 +65,9 @@ Json default_config() {
         {"categories", Json::array()},
         {"pinned_categories", Json::array()},
         {"neighbors", prepare.neighbors},
+        {"cluster_sizes", prepare.cluster_sizes},
         {"size_tolerance", prepare.size_tolerance},
+        {"equity_fraction", prepare.equity_fraction},
         {"split",
          {{"train", prepare.train_fraction}, {"valid", prepare.valid_fraction}, {"test", prepare.test_fraction}}},
         {"add_bos", prepare.add_bos},
@@ -142,6 +144,7 @@ Json default_config() {
         {"dataset", nullptr},
         {"output", nullptr},
         {"missing_target", router.missing_target},
+        {"detach_router_inputs", router.detach_router_inputs},
         {"train", stage_train}}},
       {"run",
        {{"dir", nullptr},
@@ -219,7 +222,14 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
     }
   }
   s.neighbors = static_cast<int>(read.integer("prepare.neighbors", 0, 1 << 20));
+  s.cluster_sizes = read.choice("prepare.cluster_sizes", {"strict", "equity"});
   s.size_tolerance = static_cast<int>(read.integer("prepare.size_tolerance", 1, 1 << 20));
+  s.equity_fraction = read.number("prepare.equity_fraction", 0.0, 1.0);
+  if (s.equity_fraction <= 0.0) {
+    throw ConfigError("config key 'prepare.equity_fraction' is " + std::to_string(s.equity_fraction) +
+                          ", expected a value in (0, 1]",
+                      "0.3 is the cited implementation's default; 1 asks for sizes as equal as possible");
+  }
   s.train_fraction = read.number("prepare.split.train", 0.0, 1.0);
   s.valid_fraction = read.number("prepare.split.valid", 0.0, 1.0);
   s.test_fraction = read.number("prepare.split.test", 0.0, 1.0);
@@ -372,6 +382,7 @@ TrainRouterSettings parse_train_router_settings(const ConfigTree& config) {
                         "give the dataset svmoe prepare wrote (its TF-IDF targets; train_router.dataset)");
   s.output = read.path("train_router.output", true, "give the run directory (train_router.output or --output)");
   s.missing_target = read.choice("train_router.missing_target", {"mask", "uniform"});
+  s.detach_router_inputs = read.boolean("train_router.detach_router_inputs");
   return s;
 }
 

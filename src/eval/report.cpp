@@ -43,7 +43,8 @@ LossCurve loss_curve_from_metrics(const std::string& name, const std::vector<nlo
   for (const auto& line : lines) {
     if (!line.contains("step")) continue;
     const double step = line["step"].get<double>();
-    if (line.contains("loss") && line["loss"].is_number()) curve.train.emplace_back(step, line["loss"].get<double>());
+    const char* key = line.contains("lm_loss") ? "lm_loss" : "loss";
+    if (line.contains(key) && line[key].is_number()) curve.train.emplace_back(step, line[key].get<double>());
     if (line.contains("valid_loss") && line["valid_loss"].is_number()) {
       curve.valid.emplace_back(step, line["valid_loss"].get<double>());
     }
@@ -52,7 +53,23 @@ LossCurve loss_curve_from_metrics(const std::string& name, const std::vector<nlo
 }
 
 std::string loss_curves_svg(const std::vector<LossCurve>& curves) {
-  const double width = 720, height = 360, left = 60, right = 170, top = 20, bottom = 45;
+  // The legend column is as wide as its longest line (about 7.5 px a character at 12 px, CJK
+  // characters twice that), so no name is cut off at the page's width.
+  std::size_t legend_chars = 0;
+  for (const auto& c : curves) {
+    std::size_t chars = 0;
+    for (std::size_t i = 0; i < c.name.size();) {
+      const auto lead = static_cast<unsigned char>(c.name[i]);
+      const std::size_t length = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+      chars += length >= 3 ? 2 : 1;
+      i += length;
+    }
+    legend_chars = std::max(legend_chars, chars);
+  }
+  const double plot_width = 490, legend_width = 46 + 7.5 * static_cast<double>(legend_chars);
+  // 180: the two notes under the names ("solid: training (LM loss)" at 11 px).
+  const double height = 360, left = 60, top = 20, bottom = 45, right = std::max(180.0, legend_width);
+  const double width = left + plot_width + right;
   double x_max = 1, y_min = 1e300, y_max = -1e300;
   for (const auto& c : curves) {
     for (const auto* series : {&c.train, &c.valid}) {
@@ -120,8 +137,9 @@ std::string loss_curves_svg(const std::vector<LossCurve>& curves) {
         left + plot_w + 10, left + plot_w + 30, ly, stroke, left + plot_w + 36, ly + 4, html_escape(c.name));
   }
   const double ly = top + 14 + 18 * static_cast<double>(curves.size()) + 8;
-  svg += fmt::format("<text x=\"{}\" y=\"{}\" class=\"tick\">solid: training, dashed: validation</text>\n",
-                     left + plot_w + 10, ly);
+  svg += fmt::format("<text x=\"{0}\" y=\"{1}\" class=\"tick\">solid: training (LM loss)</text>\n"
+                     "<text x=\"{0}\" y=\"{2}\" class=\"tick\">dashed: validation</text>\n",
+                     left + plot_w + 10, ly, ly + 15);
   return svg + "</svg>\n";
 }
 
@@ -207,11 +225,11 @@ h1 { font-size: 24px; margin-bottom: 4px; } h2 { font-size: 19px; margin-top: 32
 h3 { font-size: 15px; margin: 16px 0 6px; } p.sub { color: #666; margin-top: 0; } p.note { color: #555; font-size: 13px; }
 table { border-collapse: collapse; margin: 8px 0 16px; font-size: 14px; }
 th, td { border: 1px solid #ccc; padding: 4px 10px; } th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-svg text.tick { font-size: 11px; fill: #444; } svg text.axis { font-size: 13px; fill: #222; }
+svg { max-width: 100%; height: auto; } svg text.tick { font-size: 11px; fill: #444; } svg text.axis { font-size: 13px; fill: #222; }
 svg text.legend { font-size: 12px; fill: #222; } svg text.cell { font-size: 11px; }
 .heatmaps { display: flex; flex-wrap: wrap; gap: 12px; }
-.routed { line-height: 2.1; margin: 4px 0; font-family: "DejaVu Sans Mono", monospace; font-size: 13px; }
-.routed .label { display: inline-block; width: 120px; font-family: "DejaVu Sans", sans-serif; color: #555; }
+.routed { display: flex; flex-wrap: wrap; align-items: baseline; line-height: 2.1; margin: 4px 0; font-family: "DejaVu Sans Mono", monospace; font-size: 13px; }
+.routed .label { flex: 0 0 120px; font-family: "DejaVu Sans", sans-serif; color: #555; }
 .tok { padding: 1px 1px; margin: 0 1px; white-space: pre; }
 .swatch { display: inline-block; padding: 0 8px; margin-right: 6px; font-size: 12px; }
 </style></head><body>

@@ -85,10 +85,12 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
   const auto shape = x.sizes().vec();
   const auto hidden = x.reshape({-1, shape.back()});  // [tokens, hidden]
   // The router in float32, whatever the compute dtype.
-  const auto router_logits = torch::linear(hidden.to(torch::kFloat32), gate->weight.to(torch::kFloat32));
+  const auto router_input = detach_router_input ? hidden.detach() : hidden;
+  const auto router_logits = torch::linear(router_input.to(torch::kFloat32), gate->weight.to(torch::kFloat32));
   // The bias always takes part: a zero bias adds exactly 0 to every probability, so it chooses
   // as plain top-k (transformers' routing) does, and checking for zero would cost a host sync.
-  const Routing routing = route_top_k(router_logits, top_k_, selection_bias);
+  const Routing routing =
+      route_top_k(detach_router_input ? router_logits.detach() : router_logits, top_k_, selection_bias);
   const auto weights = routing.weights.to(hidden.scalar_type());
 
   const bool grouped =
@@ -232,6 +234,12 @@ std::string to_string(ExpertPath path) {
 void set_expert_path(torch::nn::Module& model, ExpertPath path) {
   for (const auto& module : model.modules(/*include_self=*/true)) {
     if (auto* moe = module->as<SparseMoeBlock>()) moe->expert_path = path;
+  }
+}
+
+void set_detach_router_inputs(torch::nn::Module& model, bool detach) {
+  for (const auto& module : model.modules(/*include_self=*/true)) {
+    if (auto* moe = module->as<SparseMoeBlock>()) moe->detach_router_input = detach;
   }
 }
 

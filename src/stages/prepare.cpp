@@ -190,14 +190,14 @@ std::vector<int> assign_subdomains(const PrepareSettings& s, const std::vector<s
   }
   if (free_categories.empty()) return subdomain;
 
-  TokenCounts free_counts;
-  for (const auto c : free_categories) free_counts.push_back(counts[c]);
-  const auto rows = tfidf_rows(free_counts);  // SPEC.md §2.1, category TF-IDF
-  SquareMatrix distances{free_categories.size(), cosine_distances(rows)};
+  // SPEC.md §2.1: category TF-IDF with every one of the M categories a document of the idf.
+  SquareMatrix distances{free_categories.size(), cosine_distances_among(counts, free_categories)};
   EqualSizeClusteringOptions options;
   options.clusters = n - p;
   options.neighbors = s.neighbors;
+  options.sizes = s.cluster_sizes == "equity" ? ClusterSizes::kEquity : ClusterSizes::kStrict;
   options.tolerance = s.size_tolerance;
+  options.equity_fraction = s.equity_fraction;
   options.seed = seed;
   const auto labels = equal_size_spectral_clustering(distances, options);
   for (std::size_t k = 0; k < free_categories.size(); ++k) subdomain[free_categories[k]] = p + labels[k];
@@ -213,22 +213,32 @@ void shuffle(std::vector<std::pair<std::size_t, std::uint64_t>>& items, std::uin
   }
 }
 
-std::string markdown_table1(const std::vector<SubdomainSummary>& subdomains) {
+// The paper numbers its subdomains from 1, the clustered ones first and the pinned ones last
+// (Table 4: 1-5 clustered, 6-8 the pinned 国税, 金融・保険, 地方財政); svmoe's pinned ones are
+// 0..P-1. The tables print the paper's ID beside svmoe's, so rows line up with the paper's.
+std::size_t paper_id(std::size_t subdomain, std::size_t subdomains, std::size_t pinned) {
+  return subdomain >= pinned ? subdomain - pinned + 1 : subdomains - pinned + subdomain + 1;
+}
+
+std::string markdown_table1(const std::vector<SubdomainSummary>& subdomains, std::size_t pinned) {
   auto millions = [](std::uint64_t tokens) { return fmt::format("{:.3f}", static_cast<double>(tokens) / 1e6); };
   std::string out =
-      "| subdomain | categories | train (M tokens) | valid (M tokens) | test (M tokens) |\n|---|---|---|---|---|\n";
+      "| subdomain | categories | train (M tokens) | valid (M tokens) | test (M tokens) | paper ID |\n"
+      "|---|---|---|---|---|---|\n";
   for (std::size_t n = 0; n < subdomains.size(); ++n) {
     const auto& d = subdomains[n];
-    out += fmt::format("| {} | {} | {} | {} | {} |\n", n, d.categories.size(), millions(d.train.tokens),
-                       millions(d.valid.tokens), millions(d.test.tokens));
+    out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", n, d.categories.size(), millions(d.train.tokens),
+                       millions(d.valid.tokens), millions(d.test.tokens), paper_id(n, subdomains.size(), pinned));
   }
   return out;
 }
 
-std::string markdown_table4(const std::vector<SubdomainSummary>& subdomains) {
-  std::string out = "| subdomain | categories |\n|---|---|\n";
-  for (std::size_t n = 0; n < subdomains.size(); ++n)
-    out += fmt::format("| {} | {} |\n", n, join(subdomains[n].categories, ", "));
+std::string markdown_table4(const std::vector<SubdomainSummary>& subdomains, std::size_t pinned) {
+  std::string out = "| subdomain | categories | paper ID |\n|---|---|---|\n";
+  for (std::size_t n = 0; n < subdomains.size(); ++n) {
+    out += fmt::format("| {} | {} | {} |\n", n, join(subdomains[n].categories, ", "),
+                       paper_id(n, subdomains.size(), pinned));
+  }
   return out;
 }
 
@@ -379,8 +389,8 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
                      {"layout", "tfidf_target [vocab, subdomains]; subdomain_tfidf [subdomains, vocab]"}});
 
   // 5. Manifest and tables.
-  result.table1_markdown = markdown_table1(result.subdomains);
-  result.table4_markdown = markdown_table4(result.subdomains);
+  result.table1_markdown = markdown_table1(result.subdomains, s.pinned_categories.size());
+  result.table4_markdown = markdown_table4(result.subdomains, s.pinned_categories.size());
   Json categories = Json::array();
   for (const auto& c : result.categories) {
     categories.push_back({{"name", c.name},
@@ -406,7 +416,8 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
       {"seed", runtime.seed},
       {"tokenizer",
        {{"description", tokenizer->description()},
-        {"source", tokenizer_source.string()},
+        // A trained tokenizer's path is inside DATASET.partial, which is renamed: say what it is.
+        {"source", s.tokenizer_train.enabled ? "trained on the corpus (prepare.tokenizer_train)" : s.tokenizer.string()},
         {"files", fs::relative(tokenizer_copy, partial).string()},
         {"sha256", sha256_file_hex(tokenizer_file(tokenizer_copy))},
         {"bos_id", tokenizer->bos_id() ? Json(*tokenizer->bos_id()) : Json()},

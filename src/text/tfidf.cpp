@@ -74,4 +74,12 @@ std::vector<double> cosine_distances(const std::vector<SparseRow>& rows) {
   return distances;
 }
 
+std::vector<double> cosine_distances_among(const TokenCounts& counts, const std::vector<std::size_t>& among) {
+  const auto all = tfidf_rows(counts);
+  std::vector<SparseRow> rows;
+  rows.reserve(among.size());
+  for (const auto d : among) rows.push_back(all.at(d));
+  return cosine_distances(rows);
+}
+
 }  // namespace svmoe

@@ -14,7 +14,9 @@ ReportContent sample() {
   c.routed = {{"SvMoE", 1, {"The", " device", " & tree"}, {0, 2, 3}, {0, -1, 1}}};
   Table t;
   t.columns = {{"model", false}, {"PPL", true}};
-  t.rows = {{{"BTX"}, {"", 2.0, 0.1}}, {{"SvMoE"}, {"", 1.5, 0.2}}, {{"Dense"}, {"", 1.7, 0.1}}};
+  t.rows = {{{"BTX", {}, {}}, {"", 2.0, 0.1}},
+            {{"SvMoE", {}, {}}, {"", 1.5, 0.2}},
+            {{"Dense", {}, {}}, {"", 1.7, 0.1}}};
   c.tables = {{"test split", t, 3}};
   return c;
 }
@@ -51,12 +53,51 @@ TEST(Report, LossCurvesHaveALineForEachRunAndALegend) {
   EXPECT_NE(svg.find("optimizer step"), std::string::npos);
 }
 
+// A long legend name widens the figure instead of running past its right edge (it was cut off
+// in a 1200 px page).
+TEST(Report, LegendFitsInsideTheFigure) {
+  auto width_of = [](const std::string& svg) {
+    const auto at = svg.find("width=\"") + 7;
+    return std::stod(svg.substr(at, svg.find('"', at) - at));
+  };
+  const std::string name = "SvMoE + aux-free balancing (stage 4 resumed)";
+  const std::string svg = loss_curves_svg({{name, {{1, 2.0}, {2, 1.5}}, {}}});
+  const auto at = svg.find(">" + name + "</text>");
+  ASSERT_NE(at, std::string::npos);
+  const auto x_at = svg.rfind("x=\"", at) + 3;
+  const double x = std::stod(svg.substr(x_at, svg.find('"', x_at) - x_at));
+  EXPECT_LE(x + 7.0 * static_cast<double>(name.size()), width_of(svg));
+  EXPECT_EQ(width_of(loss_curves_svg(sample().curves)), 730.0);  // short names keep the usual size
+}
+
+// Fig. 2 compares LM losses: a +LB run logs loss = lm_loss + alpha x lb_loss, which must not be
+// plotted, while validation is the LM loss already.
+TEST(Report, TrainingCurvesPlotTheLmLossNotTheTotal) {
+  const std::vector<nlohmann::json> lines = {
+      {{"step", 10}, {"loss", 3.05}, {"lm_loss", 3.0}, {"lb_loss", 5.0}},
+      {{"step", 20}, {"loss", 2.55}, {"lm_loss", 2.5}, {"lb_loss", 5.0}, {"valid_loss", 2.6}},
+      {{"step", 30}, {"loss", 2.4}}};  // a run whose objective logs no parts
+  const LossCurve curve = loss_curve_from_metrics("BTX +LB", lines);
+  ASSERT_EQ(curve.train.size(), 3u);
+  EXPECT_DOUBLE_EQ(curve.train[0].second, 3.0);
+  EXPECT_DOUBLE_EQ(curve.train[1].second, 2.5);
+  EXPECT_DOUBLE_EQ(curve.train[2].second, 2.4);
+  ASSERT_EQ(curve.valid.size(), 1u);
+  EXPECT_DOUBLE_EQ(curve.valid[0].second, 2.6);
+}
+
 TEST(Report, HeatmapCellsShowTheirShares) {
   const std::string svg = heatmap_svg(sample().heatmaps[0]);
   EXPECT_NE(svg.find("layer 0 expert 0: 50.0%"), std::string::npos);
   EXPECT_NE(svg.find("layer 1 expert 3: 40.0%"), std::string::npos);
   EXPECT_NE(svg.find("rgb(255,255,255)"), std::string::npos);  // 0% is white
   EXPECT_NE(svg.find("rgb(8,48,107)"), std::string::npos);     // the largest share is the darkest
+}
+
+TEST(Report, RoutedTextRowsWrapAtThePageEdge) {
+  // Token spans with no space between them only wrap as flex items.
+  const std::string html = render_report(sample());
+  EXPECT_NE(html.find(".routed { display: flex; flex-wrap: wrap;"), std::string::npos);
 }
 
 TEST(Report, RoutedTextColoursTokensByExpertBesideTheTfidfArgmax) {

@@ -78,6 +78,30 @@ TEST(Moe, GroupedProductMultipliesEachGroupOfRowsByItsMatrix) {
   EXPECT_TRUE(torch::allclose(product.narrow(0, 2, 5), a.narrow(0, 2, 5).matmul(b[2])));
 }
 
+// LibTorch 2.14 has at::_grouped_mm on the CPU: there `auto` takes the kernel (and the path
+// tests below compare it with the loop); older versions take one matmul per group.
+TEST(Moe, TheCpuGroupedKernelIsUsedWhereLibTorchHasIt) {
+  const auto a = torch::randn({7, 8});
+  const auto b = torch::randn({3, 8, 16});
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 14)
+  EXPECT_TRUE(compat::has_grouped_mm_kernel(a, b));
+  EXPECT_TRUE(compat::has_grouped_mm_kernel(a.to(torch::kBFloat16), b.to(torch::kBFloat16)));
+  EXPECT_FALSE(compat::has_grouped_mm_kernel(a.to(torch::kFloat64), b.to(torch::kFloat64)));
+  EXPECT_FALSE(compat::has_grouped_mm_kernel(torch::randn({7, 5}), torch::randn({3, 5, 16})));  // 20-byte rows
+  // The weight gradient's 2-D x 2-D form, with an empty group, through the kernel.
+  const auto g = torch::randn({7, 16});
+  const auto offsets = torch::tensor({2, 2, 7}, torch::kInt32);
+  const auto w = compat::grouped_mm_weight_grad(a, g, offsets);
+  EXPECT_TRUE(torch::allclose(w[0], a.narrow(0, 0, 2).t().matmul(g.narrow(0, 0, 2)), 1e-5, 1e-6));
+  EXPECT_EQ(w[1].abs().max().item<float>(), 0.0f);
+  EXPECT_TRUE(torch::allclose(w[2], a.narrow(0, 2, 5).t().matmul(g.narrow(0, 2, 5)), 1e-5, 1e-6));
+#elif TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 8)
+  EXPECT_FALSE(compat::has_grouped_mm_kernel(a, b));
+#else
+  GTEST_SKIP() << "LibTorch 2.8-2.13: whether the CPU has the kernel is probed at run time";
+#endif
+}
+
 namespace {
 
 ModelConfig small_moe_config() {
@@ -274,6 +298,54 @@ TEST(AuxFreeBalancing, BiasIsSavedBesideTheWeightsAndRestored) {
   load_weights(*again, load_hf_checkpoint(dir / "out"));
   EXPECT_TRUE(
       torch::equal(again->model->layers[1]->as<DecoderLayer>()->block_sparse_moe->selection_bias, moe->selection_bias));
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+// train_router.detach_router_inputs: the same router logits, but router 0's gradient comes from
+// its own layer's term only; without it, later layers' terms reach router 0 through the
+// residual stream (the paper's loss under autograd).
+TEST(Moe, DetachedRouterInputsKeepEachRoutersGradientToItsOwnTerm) {
+  const fs::path directory = test::model_fixture("mixtral_8e_top2");
+  const HfCheckpoint checkpoint = load_hf_checkpoint(directory);
+  CausalLM model(checkpoint.config);
+  load_weights(*model, checkpoint);
+  for (auto& item : model->named_parameters()) {
+    item.value().set_requires_grad(item.key().find("block_sparse_moe.gate.") != std::string::npos);
+  }
+  const auto ids = SafetensorsFile::open(directory / "expected.safetensors").tensor("input_ids");
+  torch::Tensor gate0;
+  for (auto& item : model->named_parameters()) {
+    if (item.key().find("layers.0.block_sparse_moe.gate.") != std::string::npos) gate0 = item.value();
+  }
+  ASSERT_TRUE(gate0.defined());
+  // d(term of `layers`)/d(router 0), each term a smooth function of that layer's logits.
+  auto router0_gradient = [&](bool detach, bool all_layers, std::vector<torch::Tensor>* logits_out = nullptr) {
+    set_detach_router_inputs(*model, detach);
+    if (gate0.grad().defined()) gate0.mutable_grad() = torch::Tensor();
+    std::vector<torch::Tensor> router_logits;
+    model->model->forward(ids, router_logits);
+    auto loss = torch::zeros({});
+    for (std::size_t l = 0; l < (all_layers ? router_logits.size() : 1); ++l) {
+      loss = loss + torch::log_softmax(router_logits[l], -1).select(1, static_cast<std::int64_t>(l % 8)).sum();
+    }
+    loss.backward();
+    if (logits_out) *logits_out = router_logits;
+    return gate0.grad().clone();
+  };
+  std::vector<torch::Tensor> attached_logits, detached_logits;
+  const auto own_term = router0_gradient(/*detach=*/true, /*all_layers=*/false);
+  const auto detached = router0_gradient(true, true, &detached_logits);
+  const auto attached = router0_gradient(false, true, &attached_logits);
+  EXPECT_TRUE(torch::allclose(detached, own_term, 1e-6, 1e-7));
+  EXPECT_GT((attached - own_term).abs().max().item<double>(), 1e-4);  // later terms reach router 0
+  ASSERT_EQ(attached_logits.size(), detached_logits.size());
+  for (std::size_t l = 0; l < attached_logits.size(); ++l) {
+    EXPECT_TRUE(torch::equal(attached_logits[l].detach(), detached_logits[l].detach())) << l;
+  }
+  set_detach_router_inputs(*model, false);
 }
 
 }  // namespace svmoe

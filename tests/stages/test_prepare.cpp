@@ -119,6 +119,26 @@ TEST(Prepare, PinnedCategoriesAreSubdomainsOfTheirOwn) {
   EXPECT_EQ(result.subdomains[0].categories, (std::vector<std::string>{"go"}));
   EXPECT_EQ(result.subdomains[1].categories, (std::vector<std::string>{"sailing"}));
   EXPECT_EQ(result.subdomains[2].categories.size() + result.subdomains[3].categories.size(), 4u);
+  // The paper numbers clustered subdomains first and pinned ones last, from 1 (Table 4).
+  EXPECT_NE(result.table4_markdown.find("| 0 | go | 3 |"), std::string::npos) << result.table4_markdown;
+  EXPECT_NE(result.table4_markdown.find("| 1 | sailing | 4 |"), std::string::npos) << result.table4_markdown;
+  EXPECT_NE(result.table4_markdown.find("| 2 | "), std::string::npos);
+  EXPECT_NE(result.table1_markdown.find(" | 1 |\n| 3 | "), std::string::npos) << result.table1_markdown;
+}
+
+// The cited clustering's balancing (prepare.cluster_sizes: equity) on the three topics: the
+// pairs stay together, as every size (2) is within [2 x equity, 2 x (2 - equity)].
+TEST(Prepare, EquityClusterSizesKeepNaturalClusters) {
+  test::ScratchDir dir;
+  PrepareSettings s = topic_settings(dir.path());
+  s.cluster_sizes = "equity";
+  s.equity_fraction = 0.3;
+  const PrepareResult result = run_prepare(s, RuntimeSettings{}, Json::object());
+  std::map<std::string, int> subdomain;
+  for (const auto& c : result.categories) subdomain[c.name] = c.subdomain;
+  EXPECT_EQ(subdomain["cooking"], subdomain["baking"]);
+  EXPECT_EQ(subdomain["sailing"], subdomain["rowing"]);
+  EXPECT_EQ(subdomain["chess"], subdomain["go"]);
 }
 
 TEST(Prepare, BadRequestsAreClearAndLeaveNothingBehind) {

@@ -98,7 +98,46 @@ TEST(ClusteringReference, SpectralClusteringMatchesScikitLearn) {
     const auto answer = test::sklearn_reference("spectral", {{"affinity", matrix}, {"clusters", 4}, {"seed", 0}});
     const auto expected = canonical_labels(answer["labels"].get<std::vector<int>>());
     EXPECT_EQ(canonical_labels(spectral_clustering(affinity, 4, seed)), expected) << seed;
+    // The cited equal-size clustering's label assignment, "discretize".
+    const auto discretized =
+        test::sklearn_reference("spectral_discretize", {{"affinity", matrix}, {"clusters", 4}, {"seed", 0}});
+    EXPECT_EQ(canonical_labels(spectral_clustering(affinity, 4, seed, LabelAssignment::kDiscretize)),
+              canonical_labels(discretized["labels"].get<std::vector<int>>()))
+        << seed;
   }
+}
+
+// The cited balancing step by step on 12 points of a line (distance |i - j|), labelled 9/2/1,
+// equity 0.5: ideal sizes 4, bounds [2, 6]. Cluster 0 gives its points nearest to cluster 1
+// (its only neighbour) until cluster 1 reaches 6; then cluster 2 (below 2) takes the nearest
+// point of a neighbouring cluster, and the pass ends once it has enough.
+TEST(Clustering, EquityBalancingFollowsTheCitedRules) {
+  SquareMatrix d{12, std::vector<double>(144)};
+  for (std::size_t i = 0; i < 12; ++i) {
+    for (std::size_t j = 0; j < 12; ++j) d.values[i * 12 + j] = std::abs(static_cast<double>(i) - static_cast<double>(j));
+  }
+  const std::vector<int> initial = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2};
+  EXPECT_EQ(equalize_cluster_sizes(initial, 3, d, 4, 0.5), (std::vector<int>{0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2}));
+  // Sizes already within the bounds are left alone.
+  const std::vector<int> within = {0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2};
+  EXPECT_EQ(equalize_cluster_sizes(within, 3, d, 4, 0.5), within);
+}
+
+// Unlike strict balancing, the cited mode keeps natural clusters of uneven size (the paper's
+// Table 4 has 10/5/10/10/12): far-apart blobs of 6, 3 and 3 are no neighbours, so nothing moves.
+TEST(Clustering, EquityModeKeepsUnevenNaturalClusters) {
+  const auto d = blob_distances({6, 3, 3}, 8);
+  EqualSizeClusteringOptions options;
+  options.clusters = 3;
+  options.sizes = ClusterSizes::kEquity;
+  options.seed = 3;
+  const auto labels = equal_size_spectral_clustering(d, options);
+  EXPECT_EQ(labels, (std::vector<int>{0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2}));
+  EXPECT_EQ(labels, equal_size_spectral_clustering(d, options));  // same seed, same answer
+  options.sizes = ClusterSizes::kStrict;
+  auto strict = sizes_of(equal_size_spectral_clustering(d, options), 3);
+  std::sort(strict.begin(), strict.end());
+  EXPECT_EQ(strict, (std::vector<int>{4, 4, 4}));
 }
 
 }  // namespace svmoe

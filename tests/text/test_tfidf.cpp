@@ -47,6 +47,21 @@ TEST(Tfidf, CosineDistances) {
 
 // The category TF-IDF of the real example corpus (the CI slice of the Linux documentation,
 // tokenised with the fixture tokenizer) equals scikit-learn's TfidfVectorizer to 1e-6.
+// Pinned categories count in the idf (SPEC.md §2.1: all M categories are documents). Tokens:
+// 0 in categories 0 (pinned) and 1, 1 in category 2, 2 in categories 1 and 2.
+TEST(Tfidf, DistancesAmongUnpinnedCategoriesUseTheIdfOfAll) {
+  const TokenCounts counts = {{3, 0, 0}, {1, 0, 1}, {0, 1, 1}};
+  const auto distances = cosine_distances_among(counts, {1, 2});
+  ASSERT_EQ(distances.size(), 4u);
+  const double idf0 = std::log(4.0 / 3.0) + 1, idf1 = std::log(4.0 / 2.0) + 1, idf2 = std::log(4.0 / 3.0) + 1;
+  const double cosine = idf2 * idf2 / (std::hypot(idf0, idf2) * std::hypot(idf1, idf2));
+  EXPECT_NEAR(distances[1], 1 - cosine, 1e-12);
+  EXPECT_NEAR(distances[2], 1 - cosine, 1e-12);
+  // Over the unpinned two alone the idf differs (ln(3/2) + 1, ln(3/2) + 1, 1): not what is asked.
+  const double alone = 1 - 1.0 / (1 + std::pow(std::log(1.5) + 1, 2));
+  EXPECT_GT(std::abs(distances[1] - alone), 0.05);
+}
+
 TEST(TfidfReference, CategoryTfidfMatchesScikitLearnOnTheExampleCorpus) {
   const auto tokenizer = load_tokenizer(test::data_dir() / "tokenizers" / "unigram");
   CorpusReader reader({{test::example_ci_corpus()}, "text", "category", false});

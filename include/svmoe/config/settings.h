@@ -53,7 +53,9 @@ struct PrepareSettings {
   std::vector<std::string> categories;  // if not empty: the categories to keep; others are skipped and counted
   std::vector<std::string> pinned_categories;
   int neighbors = 0;  // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
+  std::string cluster_sizes = "strict";  // strict (size_tolerance) | equity (equity_fraction, as the cited code)
   int size_tolerance = 1;
+  double equity_fraction = 0.3;
   double train_fraction = 0.8;
   double valid_fraction = 0.1;
   double test_fraction = 0.1;
@@ -132,6 +134,9 @@ struct TrainRouterSettings {
   std::filesystem::path dataset;
   std::filesystem::path output;         // the run directory; the trained MoE in OUTPUT/final/
   std::string missing_target = "mask";  // tokens without a TF-IDF target: mask | uniform
+  // false: the paper's loss under autograd (router l also learns from later layers' terms
+  // through the residual stream); true: each router from its own term only (docs/training.md).
+  bool detach_router_inputs = false;
 };
 
 // svmoe train-experts (SPEC.md §4, stage 1): one expert per subdomain, each the base model

@@ -55,7 +55,9 @@ std::string loss_curves_svg(const std::vector<LossCurve>& curves);
 std::string heatmap_svg(const SelectionHeatmap& heatmap);
 std::string routed_text_html(const RoutedText& routed);
 
-// LossCurve from a run's metrics.jsonl lines (the "loss" and "valid_loss" entries).
+// LossCurve from a run's metrics.jsonl lines: the LM loss ("lm_loss", or "loss" for runs that
+// log no parts) against "valid_loss", which is the LM loss too; so a +LB run's curve is
+// comparable with the others (Fig. 2) rather than raised by alpha x LB.
 LossCurve loss_curve_from_metrics(const std::string& name, const std::vector<nlohmann::json>& lines);
 
 }  // namespace svmoe

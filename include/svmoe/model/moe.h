@@ -51,6 +51,10 @@ class SparseMoeBlockImpl : public torch::nn::Module {
   // with lb: aux_free); it changes which experts are chosen, never their weights.
   torch::Tensor selection_bias;
   ExpertPath expert_path = ExpertPath::kAuto;
+  // Stage 3's cheap gradient (train_router.detach_router_inputs): the router sees its input
+  // detached and the block routes with detached logits, so a router learns from its own layer's
+  // term only and no graph is kept through the frozen blocks. Values are unchanged.
+  bool detach_router_input = false;
 
  private:
   // Both return sum_j weights[t, j] * expert_{experts[t, j]}(hidden[t]) for every token t.
@@ -82,5 +86,7 @@ void update_selection_bias(torch::Tensor& bias, const torch::Tensor& load, doubl
 
 // Sets the expert path of every MoE layer in `model` (a no-op for dense models).
 void set_expert_path(torch::nn::Module& model, ExpertPath path);
+// Sets detach_router_input of every MoE layer in `model`.
+void set_detach_router_inputs(torch::nn::Module& model, bool detach);
 
 }  // namespace svmoe

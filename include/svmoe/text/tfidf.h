@@ -32,4 +32,9 @@ TfidfTargets normalise_token_columns(const std::vector<SparseRow>& rows, std::in
 // Cosine distances 1 - <a, b> between L2-normalised rows: [rows * rows] row-major.
 std::vector<double> cosine_distances(const std::vector<SparseRow>& rows);
 
+// Cosine distances among the documents `among` (e.g. the unpinned categories), their TF-IDF
+// taken over all documents: SPEC.md §2.1 treats each of the M categories, pinned or not, as one
+// document of the idf. [among * among] row-major.
+std::vector<double> cosine_distances_among(const TokenCounts& counts, const std::vector<std::size_t>& among);
+
 }  // namespace svmoe
