@@ -226,9 +226,9 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
   s.size_tolerance = static_cast<int>(read.integer("prepare.size_tolerance", 1, 1 << 20));
   s.equity_fraction = read.number("prepare.equity_fraction", 0.0, 1.0);
   if (s.equity_fraction <= 0.0) {
-    throw ConfigError("config key 'prepare.equity_fraction' is " + std::to_string(s.equity_fraction) +
-                          ", expected a value in (0, 1]",
-                      "0.3 is the cited implementation's default; 1 asks for sizes as equal as possible");
+    throw ConfigError(
+        "config key 'prepare.equity_fraction' is " + std::to_string(s.equity_fraction) + ", expected a value in (0, 1]",
+        "0.3 is the cited implementation's default; 1 asks for sizes as equal as possible");
   }
   s.train_fraction = read.number("prepare.split.train", 0.0, 1.0);
   s.valid_fraction = read.number("prepare.split.valid", 0.0, 1.0);

@@ -137,9 +137,10 @@ std::string loss_curves_svg(const std::vector<LossCurve>& curves) {
         left + plot_w + 10, left + plot_w + 30, ly, stroke, left + plot_w + 36, ly + 4, html_escape(c.name));
   }
   const double ly = top + 14 + 18 * static_cast<double>(curves.size()) + 8;
-  svg += fmt::format("<text x=\"{0}\" y=\"{1}\" class=\"tick\">solid: training (LM loss)</text>\n"
-                     "<text x=\"{0}\" y=\"{2}\" class=\"tick\">dashed: validation</text>\n",
-                     left + plot_w + 10, ly, ly + 15);
+  svg += fmt::format(
+      "<text x=\"{0}\" y=\"{1}\" class=\"tick\">solid: training (LM loss)</text>\n"
+      "<text x=\"{0}\" y=\"{2}\" class=\"tick\">dashed: validation</text>\n",
+      left + plot_w + 10, ly, ly + 15);
   return svg + "</svg>\n";
 }
 

@@ -417,7 +417,8 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
       {"tokenizer",
        {{"description", tokenizer->description()},
         // A trained tokenizer's path is inside DATASET.partial, which is renamed: say what it is.
-        {"source", s.tokenizer_train.enabled ? "trained on the corpus (prepare.tokenizer_train)" : s.tokenizer.string()},
+        {"source",
+         s.tokenizer_train.enabled ? "trained on the corpus (prepare.tokenizer_train)" : s.tokenizer.string()},
         {"files", fs::relative(tokenizer_copy, partial).string()},
         {"sha256", sha256_file_hex(tokenizer_file(tokenizer_copy))},
         {"bos_id", tokenizer->bos_id() ? Json(*tokenizer->bos_id()) : Json()},

@@ -44,10 +44,9 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
   set_detach_router_inputs(*job.model, s.detach_router_inputs);
   job.objective = std::make_shared<RouterSupervisionObjective>(tfidf.targets, tfidf.has_target, s.missing_target,
                                                                config.num_hidden_layers);
-  spdlog::info(
-      "train-router: the {} routers of {} ({} experts, top-{}) against the TF-IDF targets of {} ({}{}) -> {}", routers,
-      s.model.string(), config.num_local_experts, config.num_experts_per_tok, s.dataset.string(), s.missing_target,
-      s.detach_router_inputs ? ", each router from its own term" : "", s.output.string());
+  spdlog::info("train-router: the {} routers of {} ({} experts, top-{}) against the TF-IDF targets of {} ({}{}) -> {}",
+               routers, s.model.string(), config.num_local_experts, config.num_experts_per_tok, s.dataset.string(),
+               s.missing_target, s.detach_router_inputs ? ", each router from its own term" : "", s.output.string());
   TrainResult result = train_model(job, t);
   if (!result.interrupted) save_final_model(job);
   return result;

@@ -107,7 +107,7 @@ std::vector<int> discretize(Eigen::MatrixXd vectors, std::uint64_t seed) {
   std::vector<int> labels(static_cast<std::size_t>(n), 0);
   double last_objective = 0.0;
   for (int iteration = 1;; ++iteration) {
-    const Eigen::MatrixXd rotated = vectors * rotation;  // [n, k]
+    const Eigen::MatrixXd rotated = vectors * rotation;        // [n, k]
     Eigen::MatrixXd label_sums = Eigen::MatrixXd::Zero(k, k);  // indicator^T x vectors
     for (Eigen::Index i = 0; i < n; ++i) {
       Eigen::Index label = 0;
@@ -281,7 +281,8 @@ std::vector<int> equalize_cluster_sizes(std::vector<int> labels, int clusters, c
     if (count[c] > 0 && count[c] < min_range) small.push_back(c);
   }
   if (!small.empty()) {
-    const auto givers = members_of([&](int label) { return std::find(small.begin(), small.end(), label) == small.end(); });
+    const auto givers =
+        members_of([&](int label) { return std::find(small.begin(), small.end(), label) == small.end(); });
     const auto moves = nearest_moves(givers, small);
     std::vector<double> needed(static_cast<std::size_t>(clusters), 0.0);
     for (const int c : small) needed[c] = min_range - count[c];
@@ -366,7 +367,8 @@ std::vector<int> equal_size_spectral_clustering(const SquareMatrix& distances,
                                               : std::min(n, static_cast<int>(std::lround(std::sqrt(n))) + 1);
   const SquareMatrix affinity = knn_affinity(distances, neighbors);
   if (options.sizes == ClusterSizes::kEquity) {
-    std::vector<int> labels = spectral_clustering(affinity, options.clusters, options.seed, LabelAssignment::kDiscretize);
+    std::vector<int> labels =
+        spectral_clustering(affinity, options.clusters, options.seed, LabelAssignment::kDiscretize);
     labels = equalize_cluster_sizes(labels, options.clusters, distances, neighbors, options.equity_fraction);
     return canonical_labels(labels);
   }

@@ -129,8 +129,8 @@ class StripDecoder : public Decoder {
 // prepend scheme is "never") every one is dropped, as tokenizers' Metaspace decoder does.
 class MetaspaceDecoder : public Decoder {
  public:
-  MetaspaceDecoder(std::string replacement, bool drop_in_first) : replacement_(std::move(replacement)),
-                                                                  drop_in_first_(drop_in_first) {}
+  MetaspaceDecoder(std::string replacement, bool drop_in_first)
+      : replacement_(std::move(replacement)), drop_in_first_(drop_in_first) {}
   std::vector<std::string> decode_chain(std::vector<std::string> tokens) const override {
     for (std::size_t i = 0; i < tokens.size(); ++i) {
       const std::string with = i == 0 && drop_in_first_ ? "" : " ";
@@ -209,7 +209,8 @@ std::unique_ptr<Decoder> parse_decoder(const Json& node, const JsonLocation& whe
     }
     return std::make_unique<SequenceDecoder>(std::move(steps));
   }
-  if (type == "Replace") return std::make_unique<ReplaceDecoder>(parse_pattern(node, where), where.string_field(node, "content"));
+  if (type == "Replace")
+    return std::make_unique<ReplaceDecoder>(parse_pattern(node, where), where.string_field(node, "content"));
   if (type == "ByteFallback") return std::make_unique<ByteFallbackDecoder>();
   if (type == "Fuse") return std::make_unique<FuseDecoder>();
   if (type == "Strip") {

@@ -45,7 +45,6 @@ Regex parse_pattern(const Json& node, const JsonLocation& where) {
 
 namespace {
 
-
 class SequenceNormalizer : public Normalizer {
  public:
   explicit SequenceNormalizer(std::vector<std::unique_ptr<Normalizer>> steps) : steps_(std::move(steps)) {}

@@ -127,8 +127,7 @@ class MetaspacePreTokenizer : public PreTokenizer {
       }
       piece.text = replace_all(piece.text, " ", replacement_);
       // "first": the piece's first character is the input's (tokenizers' offsets_original().0 == 0).
-      const bool prepend =
-          prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && piece.input_start_bytes > 0);
+      const bool prepend = prepend_ == Prepend::kAlways || (prepend_ == Prepend::kFirst && piece.input_start_bytes > 0);
       if (prepend && !piece.text.empty() && !starts_with(piece.text, replacement_)) {
         piece.text.insert(0, replacement_);  // aligned with the character it precedes
         if (piece.input_start_bytes > 0) piece.input_start_bytes += replacement_.size();
@@ -233,8 +232,8 @@ SplitBehavior parse_behavior(const Json& node, const JsonLocation& where) {
   if (name == "MergedWithPrevious") return SplitBehavior::kMergedWithPrevious;
   if (name == "MergedWithNext") return SplitBehavior::kMergedWithNext;
   if (name == "Contiguous") return SplitBehavior::kContiguous;
-  where.at("behavior").fail("is '" + name +
-                            "', expected Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous");
+  where.at("behavior")
+      .fail("is '" + name + "', expected Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous");
 }
 
 std::unique_ptr<PreTokenizer> parse_metaspace(const Json& node, const JsonLocation& where) {

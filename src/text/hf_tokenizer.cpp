@@ -102,7 +102,8 @@ class AddedTokenMatcher {
     std::size_t start_offset = 0;
     auto emit = [&](std::size_t begin, std::size_t end, std::optional<std::int32_t> id) {
       if (end <= begin) return;
-      const std::size_t from_start = begin < piece.input_start_bytes ? std::min(piece.input_start_bytes, end) - begin : 0;
+      const std::size_t from_start =
+          begin < piece.input_start_bytes ? std::min(piece.input_start_bytes, end) - begin : 0;
       out.push_back({text.substr(begin, end - begin), from_start, id});
     };
     for (const Match& match : leftmost_longest(text)) {
@@ -192,7 +193,8 @@ class HfTokenizer : public Tokenizer {
     // tokenizers takes Rust strings, which are valid UTF-8; corpora may not be.
     const std::string text = is_valid_utf8(raw_text) ? std::string(raw_text) : unicode::from_utf8_lossy(raw_text);
     std::vector<TextSplit> splits;
-    if (!text.empty()) splits.push_back({text, unicode::char_length(static_cast<unsigned char>(text[0])), std::nullopt});
+    if (!text.empty())
+      splits.push_back({text, unicode::char_length(static_cast<unsigned char>(text[0])), std::nullopt});
     raw_matcher_.split(splits);
     if (normalizer_) {
       for (auto& piece : splits) {
@@ -330,8 +332,8 @@ class HfTokenizer : public Tokenizer {
       const bool special = token.value("special", false);
       const std::string content = token["content"].get<std::string>();
       added_.push_back({token["id"].get<std::int32_t>(), content, special, token.value("single_word", false),
-                        token.value("lstrip", false), token.value("rstrip", false),
-                        token.value("normalized", !special), content});
+                        token.value("lstrip", false), token.value("rstrip", false), token.value("normalized", !special),
+                        content});
     }
     for (std::size_t i = 0; i < added_.size(); ++i) added_by_id_[added_[i].id] = i;
     for (auto& token : added_) {
@@ -362,7 +364,8 @@ class HfTokenizer : public Tokenizer {
     if (type == "Sequence") {
       const JsonLocation list = where.at("processors");
       if (!node.contains("processors") || !node["processors"].is_array()) list.fail("is missing or not a list");
-      for (std::size_t i = 0; i < node["processors"].size(); ++i) parse_post_processor(node["processors"][i], list.at(i));
+      for (std::size_t i = 0; i < node["processors"].size(); ++i)
+        parse_post_processor(node["processors"][i], list.at(i));
     } else if (type == "ByteLevel") {
       // offsets only
     } else if (type == "TemplateProcessing") {

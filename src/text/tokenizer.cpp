@@ -68,9 +68,10 @@ std::vector<std::string> tokenizer_report(const fs::path& directory) {
   std::vector<std::string> lines;
   const fs::path file = has_json ? directory / "tokenizer.json" : directory / "tokenizer.model";
   lines.push_back(file.filename().string() +
-                  (has_json && has_model ? " (tokenizer.model is there too; svmoe reads tokenizer.json, as transformers "
-                                           "does)"
-                                         : ""));
+                  (has_json && has_model
+                       ? " (tokenizer.model is there too; svmoe reads tokenizer.json, as transformers "
+                         "does)"
+                       : ""));
   try {
     const auto tokenizer = load_tokenizer(file);
     lines.push_back(tokenizer->details());

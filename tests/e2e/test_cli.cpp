@@ -159,7 +159,8 @@ TEST(E2ETokenize, LlmJp3StyleTokenizerJsonRunsThroughTheRecipe) {
   std::size_t index = 0;
   while (expected["strings"][index].get<std::string>().rfind(text, 0) != 0) ++index;
   std::string ids;
-  for (const auto& id : expected["ids_with_special"][index]) ids += (ids.empty() ? "" : " ") + std::to_string(id.get<int>());
+  for (const auto& id : expected["ids_with_special"][index])
+    ids += (ids.empty() ? "" : " ") + std::to_string(id.get<int>());
   const auto encoded = test::run_svmoe("tokenize --tokenizer " + quoted(tokenizer) + " --text '" +
                                        expected["strings"][index].get<std::string>() + "'");
   ASSERT_EQ(encoded.exit_code, 0) << encoded.output;
@@ -169,16 +170,16 @@ TEST(E2ETokenize, LlmJp3StyleTokenizerJsonRunsThroughTheRecipe) {
   auto config = nlohmann::json::parse(read_text_file(test::model_fixture("llama_mha_untied") / "config.json"));
   config["vocab_size"] = 3072;
   test::write_text(dir / "base" / "config.json", config.dump(2));
-  const auto prepared = test::run_svmoe("prepare --corpus " + quoted(test::example_ci_corpus()) + " --tokenizer " +
-                                        quoted(tokenizer) + " --output " + quoted(dir / "dataset") +
-                                        " --subdomains 2 --log-level warn");
+  const auto prepared =
+      test::run_svmoe("prepare --corpus " + quoted(test::example_ci_corpus()) + " --tokenizer " + quoted(tokenizer) +
+                      " --output " + quoted(dir / "dataset") + " --subdomains 2 --log-level warn");
   ASSERT_EQ(prepared.exit_code, 0) << prepared.output;
   const auto manifest = nlohmann::json::parse(read_text_file(dir / "dataset" / "manifest.json"));
   EXPECT_EQ(manifest["vocab_size"], 3004);
-  const auto trained = test::run_svmoe(
-      "finetune --model " + quoted(dir / "base") + " --dataset " + quoted(dir / "dataset") + " --output " +
-      quoted(dir / "run") + " --steps 4 --set finetune.init=random --set train.sequence_length=32"
-      " --set train.micro_batch=2 --set train.eval_every=0 --log-level warn");
+  const auto trained = test::run_svmoe("finetune --model " + quoted(dir / "base") + " --dataset " +
+                                       quoted(dir / "dataset") + " --output " + quoted(dir / "run") +
+                                       " --steps 4 --set finetune.init=random --set train.sequence_length=32"
+                                       " --set train.micro_batch=2 --set train.eval_every=0 --log-level warn");
   ASSERT_EQ(trained.exit_code, 0) << trained.output;
   const auto inspect = test::run_svmoe("inspect " + quoted(dir / "run" / "final"));
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
@@ -186,9 +187,9 @@ TEST(E2ETokenize, LlmJp3StyleTokenizerJsonRunsThroughTheRecipe) {
       << inspect.output;
   EXPECT_NE(inspect.output.find("svmoe reads it"), std::string::npos) << inspect.output;
   // Merge (two copies) and router training against TF-IDF targets of 3,004 ids for 3,072 rows.
-  const auto merged = test::run_svmoe("merge --experts " + quoted(dir / "run" / "final") + " " +
-                                      quoted(dir / "run" / "final") + " --output " + quoted(dir / "moe") +
-                                      " --log-level warn");
+  const auto merged =
+      test::run_svmoe("merge --experts " + quoted(dir / "run" / "final") + " " + quoted(dir / "run" / "final") +
+                      " --output " + quoted(dir / "moe") + " --log-level warn");
   ASSERT_EQ(merged.exit_code, 0) << merged.output;
   const auto routed = test::run_svmoe("train-router --model " + quoted(dir / "moe") + " --dataset " +
                                       quoted(dir / "dataset") + " --output " + quoted(dir / "router") +
@@ -281,7 +282,8 @@ TEST(E2EPrepare, TrainsATokenizerOnTheCorpusWhenAsked) {
   const auto manifest = nlohmann::json::parse(read_text_file(dir / "dataset" / "manifest.json"));
   EXPECT_EQ(manifest["vocab_size"], 600);
   EXPECT_EQ(manifest["tokenizer"]["files"], "tokenizer.model");
-  EXPECT_EQ(manifest["tokenizer"]["source"], "trained on the corpus (prepare.tokenizer_train)");  // not DATASET.partial/...
+  EXPECT_EQ(manifest["tokenizer"]["source"],
+            "trained on the corpus (prepare.tokenizer_train)");  // not DATASET.partial/...
   const auto tokens = test::run_svmoe("tokenize --tokenizer " + quoted(dir / "dataset" / "tokenizer.model") +
                                       " --decode --text '1 300 301 302'");
   EXPECT_EQ(tokens.exit_code, 0) << tokens.output;

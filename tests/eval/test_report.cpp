@@ -14,9 +14,8 @@ ReportContent sample() {
   c.routed = {{"SvMoE", 1, {"The", " device", " & tree"}, {0, 2, 3}, {0, -1, 1}}};
   Table t;
   t.columns = {{"model", false}, {"PPL", true}};
-  t.rows = {{{"BTX", {}, {}}, {"", 2.0, 0.1}},
-            {{"SvMoE", {}, {}}, {"", 1.5, 0.2}},
-            {{"Dense", {}, {}}, {"", 1.7, 0.1}}};
+  t.rows = {
+      {{"BTX", {}, {}}, {"", 2.0, 0.1}}, {{"SvMoE", {}, {}}, {"", 1.5, 0.2}}, {{"Dense", {}, {}}, {"", 1.7, 0.1}}};
   c.tables = {{"test split", t, 3}};
   return c;
 }

@@ -114,7 +114,8 @@ TEST(ClusteringReference, SpectralClusteringMatchesScikitLearn) {
 TEST(Clustering, EquityBalancingFollowsTheCitedRules) {
   SquareMatrix d{12, std::vector<double>(144)};
   for (std::size_t i = 0; i < 12; ++i) {
-    for (std::size_t j = 0; j < 12; ++j) d.values[i * 12 + j] = std::abs(static_cast<double>(i) - static_cast<double>(j));
+    for (std::size_t j = 0; j < 12; ++j)
+      d.values[i * 12 + j] = std::abs(static_cast<double>(i) - static_cast<double>(j));
   }
   const std::vector<int> initial = {0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2};
   EXPECT_EQ(equalize_cluster_sizes(initial, 3, d, 4, 0.5), (std::vector<int>{0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2}));

@@ -27,8 +27,9 @@ TEST(HfNormalizers, ReplacePrependStripLowercase) {
 }
 
 TEST(HfNormalizers, UnknownTypesAreUnsupportedWithTheirPath) {
-  const auto message = test::error_message<UnsupportedError>(
-      [] { parse_normalizer({{"type", "Precompiled"}}, JsonLocation{"t.json", "normalizer.normalizers[2]"}); });
+  const auto message = test::error_message<UnsupportedError>([] {
+    parse_normalizer({{"type", "Precompiled"}}, JsonLocation{"t.json", "normalizer.normalizers[2]"});
+  });
   EXPECT_NE(message.find("'t.json': normalizer.normalizers[2] is a 'Precompiled' normalizer"), std::string::npos)
       << message;
 }

@@ -62,8 +62,9 @@ TEST(HfPreTokenizers, DigitsAndByteLevel) {
 }
 
 TEST(HfPreTokenizers, UnknownTypesAreUnsupportedWithTheirPath) {
-  const auto message = test::error_message<UnsupportedError>(
-      [] { parse_pre_tokenizer({{"type", "BertPreTokenizer"}}, JsonLocation{"t.json", "pre_tokenizer"}); });
+  const auto message = test::error_message<UnsupportedError>([] {
+    parse_pre_tokenizer({{"type", "BertPreTokenizer"}}, JsonLocation{"t.json", "pre_tokenizer"});
+  });
   EXPECT_NE(message.find("'t.json': pre_tokenizer is a 'BertPreTokenizer' pre-tokenizer"), std::string::npos)
       << message;
   const auto format = test::error_message<FormatError>([] {

@@ -100,10 +100,10 @@ TEST_P(HfTokenizersFuzz, RandomStringsMatchHuggingFaceTokenizers) {
   expect_same_as_hf(GetParam(), file);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, HfTokenizersFuzz, ::testing::Values("llm_jp_3", "metaspace_nfkc_digits",
-                                                                     "metaspace_nfkd_lowercase", "split_behaviours",
-                                                                     "byte_level_llama3", "byte_level_gpt2",
-                                                                     "unigram", "bpe"));
+INSTANTIATE_TEST_SUITE_P(Shapes, HfTokenizersFuzz,
+                         ::testing::Values("llm_jp_3", "metaspace_nfkc_digits", "metaspace_nfkd_lowercase",
+                                           "split_behaviours", "byte_level_llama3", "byte_level_gpt2", "unigram",
+                                           "bpe"));
 
 TEST(HfTokenizer, UnsupportedComponentsNameTheirPath) {
   test::ScratchDir dir;
@@ -113,7 +113,8 @@ TEST(HfTokenizer, UnsupportedComponentsNameTheirPath) {
   const auto message = test::error_message<UnsupportedError>([&] { load_hf_tokenizer(dir / "tokenizer.json"); });
   EXPECT_NE(message.find("normalizer.normalizers[1] is a 'Precompiled' normalizer"), std::string::npos) << message;
 
-  json = nlohmann::json::parse(read_text_file(test::data_dir() / "tokenizers" / "byte_level_llama3" / "tokenizer.json"));
+  json =
+      nlohmann::json::parse(read_text_file(test::data_dir() / "tokenizers" / "byte_level_llama3" / "tokenizer.json"));
   json["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
   test::write_text(dir / "tokenizer.json", json.dump());
   const auto regex_message = test::error_message<FormatError>([&] { load_hf_tokenizer(dir / "tokenizer.json"); });
@@ -125,7 +126,12 @@ TEST(HfTokenizer, InvalidUtf8IsReadAsHuggingFaceWouldReceiveIt) {
   const auto tokenizer = load_tokenizer(test::data_dir() / "tokenizers" / "llm_jp_3");
   // Python and Rust strings cannot hold invalid UTF-8: a corpus byte that is not UTF-8 is read
   // as U+FFFD, as Python's errors="replace" does.
-  EXPECT_EQ(tokenizer->encode("a\xFF" "b", false), tokenizer->encode("a\xEF\xBF\xBD" "b", false));
+  EXPECT_EQ(tokenizer->encode("a\xFF"
+                              "b",
+                              false),
+            tokenizer->encode("a\xEF\xBF\xBD"
+                              "b",
+                              false));
 }
 
 TEST(HfTokenizer, TokenizerConfigAddBosAndEosRebuildTheTemplate) {

@@ -44,7 +44,10 @@ TEST(Regex, UnicodePropertiesAndClasses) {
 TEST(Regex, LiteralPatternsMatchAsWritten) {
   const Regex dot = Regex::literal(".*", "test");
   EXPECT_EQ(dot.replace_all("a.*b.*", "_"), "a_b_");
-  const auto pieces = Regex::literal("\xE2\x96\x81", "test").find_matches("\xE2\x96\x81" "a");
+  const auto pieces = Regex::literal("\xE2\x96\x81", "test")
+                          .find_matches(
+                              "\xE2\x96\x81"
+                              "a");
   ASSERT_EQ(pieces.size(), 2u);
   EXPECT_TRUE(pieces[0].is_match);
   EXPECT_FALSE(pieces[1].is_match);

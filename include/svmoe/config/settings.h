@@ -52,7 +52,7 @@ struct PrepareSettings {
   int num_subdomains = 8;
   std::vector<std::string> categories;  // if not empty: the categories to keep; others are skipped and counted
   std::vector<std::string> pinned_categories;
-  int neighbors = 0;  // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
+  int neighbors = 0;                     // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
   std::string cluster_sizes = "strict";  // strict (size_tolerance) | equity (equity_fraction, as the cited code)
   int size_tolerance = 1;
   double equity_fraction = 0.3;

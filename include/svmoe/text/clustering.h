@@ -59,8 +59,8 @@ struct EqualSizeClusteringOptions {
   int clusters = 2;
   int neighbors = 0;  // 0: round(sqrt(n)) + 1, at most n
   ClusterSizes sizes = ClusterSizes::kStrict;
-  int tolerance = 1;               // strict: largest - smallest <= tolerance
-  double equity_fraction = 0.3;    // equity: the sizes' bounds (the cited default)
+  int tolerance = 1;             // strict: largest - smallest <= tolerance
+  double equity_fraction = 0.3;  // equity: the sizes' bounds (the cited default)
   std::uint64_t seed = 0;
 };
 

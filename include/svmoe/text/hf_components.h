@@ -89,7 +89,8 @@ void split_each(std::vector<TextSplit>& splits, SplitFunction&& split) {
     }
     for (const auto& [begin, end] : split(piece)) {
       if (end <= begin) continue;
-      const std::size_t from_start = begin < piece.input_start_bytes ? std::min(piece.input_start_bytes, end) - begin : 0;
+      const std::size_t from_start =
+          begin < piece.input_start_bytes ? std::min(piece.input_start_bytes, end) - begin : 0;
       out.push_back({piece.text.substr(begin, end - begin), from_start, std::nullopt});
     }
   }

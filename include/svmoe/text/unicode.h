@@ -20,8 +20,8 @@ void append_utf8(std::string& out, char32_t code_point);
 // Byte length of the UTF-8 character starting with `lead` (1 for a stray continuation byte).
 std::size_t char_length(unsigned char lead);
 
-bool is_whitespace(char32_t c);    // Rust char::is_whitespace (the White_Space property)
-bool is_numeric(char32_t c);       // Rust char::is_numeric (general categories Nd, Nl, No)
+bool is_whitespace(char32_t c);      // Rust char::is_whitespace (the White_Space property)
+bool is_numeric(char32_t c);         // Rust char::is_numeric (general categories Nd, Nl, No)
 bool is_word_character(char32_t c);  // Rust regex's Unicode \w
 bool is_combining_mark(char32_t c);  // general categories Mn, Mc, Me
 
