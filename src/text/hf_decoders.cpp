@@ -201,13 +201,7 @@ std::unique_ptr<Decoder> parse_decoder(const Json& node, const JsonLocation& whe
   if (node.is_null()) return nullptr;
   const std::string type = where.type_of(node);
   if (type == "Sequence") {
-    const JsonLocation list = where.at("decoders");
-    if (!node.contains("decoders") || !node["decoders"].is_array()) list.fail("is missing or not a list");
-    std::vector<std::unique_ptr<Decoder>> steps;
-    for (std::size_t i = 0; i < node["decoders"].size(); ++i) {
-      if (auto step = parse_decoder(node["decoders"][i], list.at(i))) steps.push_back(std::move(step));
-    }
-    return std::make_unique<SequenceDecoder>(std::move(steps));
+    return std::make_unique<SequenceDecoder>(parse_steps<Decoder>(node, "decoders", where, parse_decoder));
   }
   if (type == "Replace")
     return std::make_unique<ReplaceDecoder>(parse_pattern(node, where), where.string_field(node, "content"));

@@ -159,13 +159,7 @@ std::unique_ptr<Normalizer> parse_normalizer(const Json& node, const JsonLocatio
   if (node.is_null()) return nullptr;
   const std::string type = where.type_of(node);
   if (type == "Sequence") {
-    const JsonLocation list = where.at("normalizers");
-    if (!node.contains("normalizers") || !node["normalizers"].is_array()) list.fail("is missing or not a list");
-    std::vector<std::unique_ptr<Normalizer>> steps;
-    for (std::size_t i = 0; i < node["normalizers"].size(); ++i) {
-      if (auto step = parse_normalizer(node["normalizers"][i], list.at(i))) steps.push_back(std::move(step));
-    }
-    return std::make_unique<SequenceNormalizer>(std::move(steps));
+    return std::make_unique<SequenceNormalizer>(parse_steps<Normalizer>(node, "normalizers", where, parse_normalizer));
   }
   if (type == "Replace") {
     return std::make_unique<ReplaceNormalizer>(parse_pattern(node, where), where.string_field(node, "content"));

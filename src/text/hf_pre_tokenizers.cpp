@@ -263,13 +263,8 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const Json& node, const JsonLo
   if (node.is_null()) return nullptr;
   const std::string type = where.type_of(node);
   if (type == "Sequence") {
-    const JsonLocation list = where.at("pretokenizers");
-    if (!node.contains("pretokenizers") || !node["pretokenizers"].is_array()) list.fail("is missing or not a list");
-    std::vector<std::unique_ptr<PreTokenizer>> steps;
-    for (std::size_t i = 0; i < node["pretokenizers"].size(); ++i) {
-      if (auto step = parse_pre_tokenizer(node["pretokenizers"][i], list.at(i))) steps.push_back(std::move(step));
-    }
-    return std::make_unique<SequencePreTokenizer>(std::move(steps));
+    return std::make_unique<SequencePreTokenizer>(
+        parse_steps<PreTokenizer>(node, "pretokenizers", where, parse_pre_tokenizer));
   }
   if (type == "Metaspace") return parse_metaspace(node, where);
   if (type == "ByteLevel") {

@@ -8,7 +8,7 @@
 // A component svmoe does not implement is an UnsupportedError naming it and its JSON path.
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -70,6 +70,20 @@ class Decoder {
 
 // node["pattern"]: {"String": s} (matched literally, as HF escapes it) or {"Regex": r}.
 Regex parse_pattern(const nlohmann::json& node, const JsonLocation& where);
+
+// The steps of a Sequence component: node[key] parsed item by item with `parse` (null items
+// dropped), each item's errors naming its index.
+template <typename Component, typename Parse>
+std::vector<std::unique_ptr<Component>> parse_steps(const nlohmann::json& node, const char* key,
+                                                    const JsonLocation& where, Parse&& parse) {
+  const JsonLocation list = where.at(key);
+  if (!node.contains(key) || !node[key].is_array()) list.fail("is missing or not a list");
+  std::vector<std::unique_ptr<Component>> steps;
+  for (std::size_t i = 0; i < node[key].size(); ++i) {
+    if (auto step = parse(node[key][i], list.at(i))) steps.push_back(std::move(step));
+  }
+  return steps;
+}
 
 // A null node gives nullptr (no such component).
 std::unique_ptr<Normalizer> parse_normalizer(const nlohmann::json& node, const JsonLocation& where);
