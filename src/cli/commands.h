@@ -1,11 +1,12 @@
-// The subcommands of the svmoe executable. Each file adds one subcommand to the app; the
-// subcommand's callback parses its settings, then calls the library.
+// The subcommands of the svmoe executable. The ones that only run a library call on the
+// experiment config are rows of one table (config_commands.cpp); the others (inspect, tokenize,
+// run, plan, bench, config-reference) have a file each. cli/ parses and dispatches; the work is
+// in the library.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "svmoe/config/config_tree.h"
@@ -28,28 +29,46 @@ struct ConfigOptions {
 
 void add_config_options(CLI::App& command, ConfigOptions& options);
 
-// A dedicated flag of a subcommand: the config key it sets and its value (null when not given).
-using FlagValues = std::vector<std::pair<std::string, Json>>;
-
-// A string flag's value: null when the flag was not given (empty).
-inline Json flag_text(const std::string& value) { return value.empty() ? Json() : Json(value); }
+// A dedicated flag's value: the config key it sets, the value (null when not given) and the flag.
+struct FlagValue {
+  std::string key;
+  Json value;
+  std::string flag;
+};
 
 // Defaults, then the files, then --set, then the subcommand's own flags. Sets up logging at the
 // resolved level. Returns false when --print-config printed the tree and the command should stop.
-bool resolve_config(const ConfigOptions& options, const FlagValues& flag_values, ConfigTree& config);
+bool resolve_config(const ConfigOptions& options, const std::vector<FlagValue>& flags, ConfigTree& config);
 
+// A subcommand's flag that sets one config key (its help and type are the setting table's).
+enum class FlagKind {
+  kValue,        // one value
+  kList,         // one or more values (repeatable): a list
+  kOneItemList,  // one value, set as a list of one (--expert N: train_experts.experts [N])
+};
+struct ConfigFlag {
+  std::string name;  // --model
+  std::string key;   // forward.model
+  FlagKind kind = FlagKind::kValue;
+  std::string help = {};  // empty: the setting table's help for `key`
+};
+
+// A subcommand that resolves the config and makes one library call.
+struct ConfigCommand {
+  std::string name, help;
+  std::vector<ConfigFlag> flags;
+  bool stop_handlers_first = false;  // training: a signal while loading still ends in a clean stop
+  void (*run)(const ConfigTree& config) = nullptr;
+};
+void add_config_command(CLI::App& app, const ConfigCommand& command);
+
+void add_config_commands(
+    CLI::App& app);  // forward, prepare, train-experts, merge, train-router, finetune, eval, report
 void add_inspect_command(CLI::App& app);
-void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
-void add_prepare_command(CLI::App& app);
-void add_merge_command(CLI::App& app);
-void add_finetune_command(CLI::App& app);
-void add_train_experts_command(CLI::App& app);
-void add_train_router_command(CLI::App& app);
-void add_eval_command(CLI::App& app);
-void add_report_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_config_reference_command(CLI::App& app);
 
 }  // namespace svmoe::cli

@@ -1,11 +1,32 @@
+// What every config-reading subcommand shares: -c/--set/--print-config, resolving the tree,
+// dedicated flags as config keys, and config-reference (docs/config.md).
 #include <iostream>
+#include <map>
 
 #include "commands.h"
 #include "svmoe/config/settings.h"
 #include "svmoe/model/device.h"
 #include "svmoe/util/logging.h"
+#include "svmoe/util/signals.h"
 
 namespace svmoe::cli {
+namespace {
+
+// A flag's text as its key's type: a path, string or choice stays text; numbers and the
+// rest are read as YAML, as --set reads them.
+Json flag_json(const std::string& key, const std::string& text, const std::string& flag) {
+  switch (setting_spec(key).type) {
+    case SettingType::kString:
+    case SettingType::kChoice:
+    case SettingType::kPath:
+    case SettingType::kStrings:
+      return text;
+    default:
+      return yaml_to_json(text, flag);
+  }
+}
+
+}  // namespace
 
 void add_config_options(CLI::App& command, ConfigOptions& options) {
   command.add_option("-c,--config", options.files, "experiment config file(s), YAML or JSON; later ones win")
@@ -16,14 +37,14 @@ void add_config_options(CLI::App& command, ConfigOptions& options) {
   command.add_option("--device", options.device, "auto, cpu, cuda or cuda:N (runtime.device)");
 }
 
-bool resolve_config(const ConfigOptions& options, const FlagValues& flag_values, ConfigTree& config) {
+bool resolve_config(const ConfigOptions& options, const std::vector<FlagValue>& flags, ConfigTree& config) {
   for (const auto& file : options.files) config.merge_file(file);
   for (const auto& assignment : options.overrides) config.apply_override(assignment, "--set");
-  FlagValues flags = flag_values;
-  if (!options.log_level.empty()) flags.emplace_back("runtime.log_level", options.log_level);
-  if (!options.device.empty()) flags.emplace_back("runtime.device", options.device);
-  for (const auto& [key, value] : flags) {
-    if (!value.is_null()) config.set(key, value, "--" + key.substr(key.find('.') + 1) + " flag");
+  std::vector<FlagValue> all = flags;
+  if (!options.log_level.empty()) all.push_back({"runtime.log_level", options.log_level, "--log-level"});
+  if (!options.device.empty()) all.push_back({"runtime.device", options.device, "--device"});
+  for (const auto& flag : all) {
+    if (!flag.value.is_null()) config.set(flag.key, flag.value, flag.flag + " flag");
   }
   if (options.print_config) {
     std::cout << config.dump() << std::endl;
@@ -33,6 +54,47 @@ bool resolve_config(const ConfigOptions& options, const FlagValues& flag_values,
   setup_logging(runtime.log_level);
   set_cpu_threads(runtime.threads);
   return true;
+}
+
+void add_config_command(CLI::App& app, const ConfigCommand& row) {
+  CLI::App* command = app.add_subcommand(row.name, row.help);
+  struct Given {
+    ConfigOptions config;
+    std::map<std::string, std::vector<std::string>> values;  // flag -> what was given
+  };
+  auto given = std::make_shared<Given>();
+  add_config_options(*command, given->config);
+  for (const ConfigFlag& flag : row.flags) {
+    const std::string help = (flag.help.empty() ? setting_spec(flag.key).help : flag.help) + " (" + flag.key + ")";
+    CLI::Option* option = command->add_option(flag.name, given->values[flag.name], help);
+    if (flag.kind != FlagKind::kList) option->expected(1);
+  }
+  command->callback([row, given] {
+    if (row.stop_handlers_first) install_stop_handlers();
+    std::vector<FlagValue> flags;
+    for (const ConfigFlag& flag : row.flags) {
+      const std::vector<std::string>& texts = given->values.at(flag.name);
+      if (texts.empty()) continue;
+      Json value;
+      if (flag.kind == FlagKind::kValue) {
+        value = flag_json(flag.key, texts.front(), flag.name);
+      } else {
+        value = Json::array();
+        for (const auto& text : texts)
+          value.push_back(flag.kind == FlagKind::kList ? Json(text) : yaml_to_json(text, flag.name));
+      }
+      flags.push_back({flag.key, value, flag.name});
+    }
+    ConfigTree config(default_config());
+    if (!resolve_config(given->config, flags, config)) return;
+    row.run(config);
+  });
+}
+
+void add_config_reference_command(CLI::App& app) {
+  CLI::App* command = app.add_subcommand("config-reference",
+                                         "print every config key (type, default, meaning) as Markdown: docs/config.md");
+  command->callback([] { std::cout << config_reference_markdown(); });
 }
 
 }  // namespace svmoe::cli

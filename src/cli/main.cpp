@@ -29,18 +29,12 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "svmoe " SVMOE_VERSION);
   app.require_subcommand(1);
   svmoe::cli::add_inspect_command(app);
-  svmoe::cli::add_forward_command(app);
   svmoe::cli::add_tokenize_command(app);
-  svmoe::cli::add_prepare_command(app);
-  svmoe::cli::add_train_experts_command(app);
-  svmoe::cli::add_merge_command(app);
-  svmoe::cli::add_train_router_command(app);
-  svmoe::cli::add_finetune_command(app);
-  svmoe::cli::add_eval_command(app);
-  svmoe::cli::add_report_command(app);
+  svmoe::cli::add_config_commands(app);
   svmoe::cli::add_run_command(app);
   svmoe::cli::add_plan_command(app);
   svmoe::cli::add_bench_command(app);
+  svmoe::cli::add_config_reference_command(app);
 
   try {
     app.parse(argc, argv);

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <regex>
 
+#include "svmoe/config/setting_table.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/strings.h"
@@ -128,6 +129,12 @@ void ConfigTree::merge_into(Json& target, const Json& source, const std::string&
   for (auto it = source.begin(); it != source.end(); ++it) {
     const std::string key_path = join_key(prefix, it.key());
     if (!schema.contains(it.key())) {
+      for (const auto& [old_key, new_key] : renamed_settings()) {
+        if (key_path == old_key) {
+          throw ConfigError("config key '" + key_path + "' (from " + origin + ") was renamed to '" + new_key + "'",
+                            "write it as " + new_key);
+        }
+      }
       const std::string suggestion = nearest_word(it.key(), keys_of(schema));
       std::string hint = suggestion.empty() ? "valid keys here: " + join(keys_of(schema), ", ")
                                             : "did you mean '" + join_key(prefix, suggestion) + "'?";

@@ -3,10 +3,10 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <regex>
 #include <set>
 
 #include "svmoe/io/hf_config.h"
+#include "svmoe/io/parameter_names.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/strings.h"
@@ -21,7 +21,7 @@ const char* kSingleFile = "model.safetensors";
 const char* kIndexFile = "model.safetensors.index.json";
 
 // Tensors that older checkpoints carry but that are recomputed, not learned.
-bool is_known_leftover(const std::string& name) { return ends_with(name, ".rotary_emb.inv_freq"); }
+bool is_known_leftover(const std::string& name) { return parameter_names::is_rotary_buffer(name); }
 
 std::string shard_name(std::size_t index, std::size_t count) {
   char buffer[64];
@@ -43,23 +43,21 @@ std::string list_some(const std::vector<std::string>& names) {
 // (the transposed [N, h, 2f] / [N, f, h] orientations are read too). Returns the classic-named
 // tensor `name` taken from the fused ones, marking them used, or an undefined tensor.
 torch::Tensor from_fused_mixtral(const std::string& name, const HfCheckpoint& checkpoint, std::set<std::string>& used) {
-  static const std::regex gate_re(R"(model\.layers\.(\d+)\.block_sparse_moe\.gate\.weight)");
-  static const std::regex expert_re(R"(model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.w([123])\.weight)");
+  namespace names = parameter_names;
   const auto& tensors = checkpoint.tensors;
   const std::int64_t h = checkpoint.config.hidden_size;
   const std::int64_t f = checkpoint.config.intermediate_size;
-  std::smatch match;
-  if (std::regex_match(name, match, gate_re)) {
-    const std::string fused = "model.layers." + match[1].str() + ".mlp.gate.weight";
+  if (const auto layer = names::parse_router(name)) {
+    const std::string fused = names::fused_router(*layer);
     if (!tensors.contains(fused)) return {};
     used.insert(fused);
     return tensors.tensor(fused);
   }
-  if (!std::regex_match(name, match, expert_re)) return {};
-  const std::string prefix = "model.layers." + match[1].str() + ".mlp.experts.";
-  const std::int64_t expert = std::stoll(match[2].str());
-  const char which = match[3].str()[0];
-  const std::string fused = prefix + (which == '2' ? "down_proj" : "gate_up_proj");
+  const auto ffn = names::parse_expert_ffn(name);
+  if (!ffn) return {};
+  const std::int64_t expert = ffn->expert;
+  const bool down = ffn->projection == names::FfnProjection::kDown;
+  const std::string fused = down ? names::fused_experts_down(ffn->layer) : names::fused_experts_gate_up(ffn->layer);
   if (!tensors.contains(fused)) return {};
   used.insert(fused);
   torch::Tensor all = tensors.tensor(fused);
@@ -68,12 +66,12 @@ torch::Tensor from_fused_mixtral(const std::string& name, const HfCheckpoint& ch
                       c10::str(all.sizes()) + ", which does not hold expert " + std::to_string(expert));
   }
   torch::Tensor one = all[expert];
-  if (which == '2') {
+  if (down) {
     if (one.sizes() == torch::IntArrayRef{f, h} && f != h) one = one.t();  // [f, h] orientation
     return one;                                                            // [h, f]
   }
-  if (one.sizes() == torch::IntArrayRef{h, 2 * f} && h != 2 * f) one = one.t();  // [h, 2f] orientation
-  return one.narrow(0, which == '1' ? 0 : f, f);                                 // [f, h]
+  if (one.sizes() == torch::IntArrayRef{h, 2 * f} && h != 2 * f) one = one.t();     // [h, 2f] orientation
+  return one.narrow(0, ffn->projection == names::FfnProjection::kGate ? 0 : f, f);  // [f, h]
 }
 
 }  // namespace
@@ -221,7 +219,8 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
   std::vector<std::string> unexpected;
   for (const auto& name : checkpoint.tensors.names()) {
     if (used.count(name) || is_known_leftover(name)) continue;
-    if (name == "lm_head.weight" && checkpoint.config.tie_word_embeddings) continue;  // transformers ignores it too
+    if (name == parameter_names::kLmHead && checkpoint.config.tie_word_embeddings)
+      continue;  // transformers ignores it too
     unexpected.push_back(name);
   }
   if (!unexpected.empty()) {

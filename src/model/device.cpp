@@ -38,6 +38,11 @@ void set_cpu_threads(int threads) {
   torch::set_num_threads(threads > 0 ? threads : cores);
 }
 
+Precision resolve_precision(Precision precision, const torch::Device& device) {
+  if (precision != Precision::kAuto) return precision;
+  return device.is_cuda() ? Precision::kBf16Mixed : Precision::kFloat32;
+}
+
 torch::ScalarType parse_compute_dtype(const std::string& name) {
   if (name == "float32") return torch::kFloat32;
   if (name == "bfloat16") return torch::kBFloat16;

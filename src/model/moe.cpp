@@ -212,25 +212,6 @@ torch::Tensor SparseMoeBlockImpl::run_experts_grouped(const torch::Tensor& hidde
   return (y.index_select(0, unsort).view({-1, top_k_, hidden.size(1)}) * weights.unsqueeze(-1)).sum(1);
 }
 
-ExpertPath parse_expert_path(const std::string& name) {
-  if (name == "auto") return ExpertPath::kAuto;
-  if (name == "loop") return ExpertPath::kLoop;
-  if (name == "grouped") return ExpertPath::kGrouped;
-  throw ConfigError("unknown expert path '" + name + "': expected auto, loop or grouped");
-}
-
-std::string to_string(ExpertPath path) {
-  switch (path) {
-    case ExpertPath::kLoop:
-      return "loop";
-    case ExpertPath::kGrouped:
-      return "grouped";
-    case ExpertPath::kAuto:
-      break;
-  }
-  return "auto";
-}
-
 void set_expert_path(torch::nn::Module& model, ExpertPath path) {
   for (const auto& module : model.modules(/*include_self=*/true)) {
     if (auto* moe = module->as<SparseMoeBlock>()) moe->expert_path = path;

@@ -8,16 +8,12 @@
 #include "svmoe/eval/fewshot.h"
 #include "svmoe/eval/metrics.h"
 #include "svmoe/eval/tables.h"
-#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_config.h"
-#include "svmoe/io/safetensors.h"
+#include "svmoe/io/inference_model.h"
 #include "svmoe/io/token_shards.h"
 #include "svmoe/model/device.h"
-#include "svmoe/model/moe.h"
-#include "svmoe/stages/finetune.h"
-#include "svmoe/stages/prepare.h"
 #include "svmoe/text/tokenizer.h"
-#include "svmoe/train/objectives.h"
 #include "svmoe/train/routing_statistics.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
@@ -65,7 +61,7 @@ Json evaluate_split(CausalLM& model, const fs::path& dataset, const std::string&
   const ModelConfig& config = model->config();
   const torch::Device device = model->parameters().front().device();
   const bool moe = config.is_moe();
-  TfidfTargets tfidf;
+  TfidfTargetTensors tfidf;
   if (moe) {
     tfidf = load_tfidf_targets(dataset, config.vocab_size);
     tfidf.targets = tfidf.targets.to(device);
@@ -139,8 +135,7 @@ std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::
 Json evaluate_btm_ensemble(const std::vector<fs::path>& experts, const fs::path& dataset, const std::string& split,
                            std::int64_t context, std::int64_t max_documents, const torch::Device& device) {
   const auto documents = split_documents(dataset, split, max_documents);
-  const fs::path tfidf_path = dataset / "tfidf.safetensors";
-  const auto subdomain_tfidf = SafetensorsFile::open(tfidf_path).tensor("subdomain_tfidf");
+  const auto subdomain_tfidf = load_subdomain_tfidf(dataset);
   if (subdomain_tfidf.size(0) != static_cast<std::int64_t>(experts.size())) {
     throw ConfigError("eval.btm.experts lists " + std::to_string(experts.size()) + " experts but the dataset has " +
                           std::to_string(subdomain_tfidf.size(0)) + " subdomains",
@@ -150,11 +145,7 @@ Json evaluate_btm_ensemble(const std::vector<fs::path>& experts, const fs::path&
   // log p_n(token) for every expert, document and predicted token; one expert in memory at a time.
   std::vector<std::vector<std::vector<float>>> log_p(experts.size());
   for (std::size_t n = 0; n < experts.size(); ++n) {
-    const HfCheckpoint checkpoint = load_hf_checkpoint(experts[n]);
-    CausalLM model(checkpoint.config);
-    load_weights(*model, checkpoint);
-    model->to(device);
-    model->eval();
+    CausalLM model = load_model_for_inference(experts[n], {device});
     for (const auto& ids : documents) {
       std::vector<float> values;
       score_in_windows(model, ids, context,
@@ -251,6 +242,12 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   // cost the evaluation of the others.
   for (const EvalModel& entry : s.models) {
     const ModelConfig config = read_model_config(entry.path / "config.json");
+    if (config.vocab_size < shards.vocab_size) {
+      throw ConfigError("model '" + entry.name + "' (" + entry.path.string() + ") has a vocabulary of " +
+                            std::to_string(config.vocab_size) + " but the dataset's tokenizer " +
+                            std::to_string(shards.vocab_size),
+                        "evaluate models trained on this dataset's tokenizer");
+    }
     if (!config.is_moe()) {
       spdlog::info("eval: {} is a dense model: CMR_1, CMR_2, S_RL and expert selection do not apply (shown as -)",
                    entry.name);
@@ -258,18 +255,8 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   }
   for (const fs::path& expert : s.btm.experts) read_model_config(expert / "config.json");
   for (const EvalModel& entry : s.models) {
-    const HfCheckpoint checkpoint = load_hf_checkpoint(entry.path);
-    if (checkpoint.config.vocab_size < shards.vocab_size) {
-      throw ConfigError("model '" + entry.name + "' (" + entry.path.string() + ") has a vocabulary of " +
-                            std::to_string(checkpoint.config.vocab_size) + " but the dataset's tokenizer " +
-                            std::to_string(shards.vocab_size),
-                        "evaluate models trained on this dataset's tokenizer");
-    }
-    CausalLM model(checkpoint.config);
-    load_weights(*model, checkpoint);
-    model->to(device);
-    set_expert_path(*model, parse_expert_path(runtime.expert_path));
-    const std::int64_t context = scoring_context(s.context_length, checkpoint.config);
+    CausalLM model = load_model_for_inference(entry.path, {device, torch::kFloat32, runtime.expert_path});
+    const std::int64_t context = scoring_context(s.context_length, model->config());
     Json splits = Json::object();
     for (const auto& split : s.splits) {
       spdlog::info("eval: {} on the {} split", entry.name, split);
@@ -285,7 +272,7 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
     Json model_result = {{"name", entry.name},
                          {"path", entry.path.string()},
                          {"lb", entry.lb},
-                         {"moe", checkpoint.config.is_moe()},
+                         {"moe", model->config().is_moe()},
                          {"splits", splits}};
     if (!items.empty()) {
       const auto tokenizer = load_tokenizer(tokenizer_source(entry.path, shards.tokenizer));

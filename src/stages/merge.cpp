@@ -4,11 +4,11 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include <regex>
 #include <set>
 
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/hf_config.h"
+#include "svmoe/io/parameter_names.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/sha256.h"
@@ -93,7 +93,6 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   const double router_std = s.router_init_std > 0 ? s.router_init_std : dense.initializer_range;
 
   // The plan: every output tensor and where it comes from.
-  static const std::regex ffn_re(R"(model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight)");
   struct Source {
     enum class Kind { kMean, kExpert, kRouter } kind;
     std::string name;         // the dense tensor (mean, expert)
@@ -107,25 +106,22 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   };
   for (const auto& name : experts.front().tensors.names()) {
     const TensorEntry& entry = experts.front().tensors.entry(name);
-    std::smatch match;
-    if (std::regex_match(name, match, ffn_re)) {
-      const std::string w = match[2] == "gate" ? "w1" : match[2] == "down" ? "w2" : "w3";
+    if (const auto ffn = parameter_names::parse_dense_ffn(name)) {
       for (std::int64_t e = 0; e < n; ++e) {
-        const std::string out =
-            "model.layers." + match[1].str() + ".block_sparse_moe.experts." + std::to_string(e) + "." + w + ".weight";
+        const std::string out = parameter_names::expert_ffn(ffn->layer, e, ffn->projection);
         specs.push_back({out, stored_type(name), entry.shape});
         sources[out] = {Source::Kind::kExpert, name, e, 0};
       }
-    } else if (name.find(".rotary_emb.inv_freq") != std::string::npos) {
+    } else if (parameter_names::is_rotary_buffer(name)) {
       continue;  // recomputed, not learned
     } else {
       specs.push_back({name, stored_type(name), entry.shape});
       sources[name] = {Source::Kind::kMean, name, 0, 0};
     }
   }
-  const auto dtype = stored_type("model.embed_tokens.weight");
+  const auto dtype = stored_type(parameter_names::kEmbedTokens);
   for (std::int64_t l = 0; l < dense.num_hidden_layers; ++l) {
-    const std::string out = "model.layers." + std::to_string(l) + ".block_sparse_moe.gate.weight";
+    const std::string out = parameter_names::router(l);
     specs.push_back({out, dtype, {n, dense.hidden_size}});
     sources[out] = {Source::Kind::kRouter, "", 0, l};
   }

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/io/token_shards.h"
 #include "svmoe/text/clustering.h"
@@ -43,13 +44,13 @@ fs::path train_tokenizer(const PrepareSettings& s, const RuntimeSettings& runtim
     while (reader.next(document)) out << document.text << '\n';
     if (!out) throw IoError("cannot write '" + sentences.string() + "'", "check free disk space");
   }
-  spdlog::info("prepare: training a {} tokenizer of {} pieces", s.tokenizer_train.model_type,
+  spdlog::info("prepare: training a {} tokenizer of {} pieces", enum_name(s.tokenizer_train.model_type),
                s.tokenizer_train.vocab_size);
   SentencePieceTrainOptions options;
   options.input = sentences;
   options.model_prefix = partial / "tokenizer";
   options.vocab_size = s.tokenizer_train.vocab_size;
-  options.model_type = s.tokenizer_train.model_type;
+  options.model_type = enum_name(s.tokenizer_train.model_type);
   options.character_coverage = s.tokenizer_train.character_coverage;
   options.input_sentence_size = s.tokenizer_train.input_sentence_size;
   options.threads = thread_count(s.threads);
@@ -195,7 +196,7 @@ std::vector<int> assign_subdomains(const PrepareSettings& s, const std::vector<s
   EqualSizeClusteringOptions options;
   options.clusters = n - p;
   options.neighbors = s.neighbors;
-  options.sizes = s.cluster_sizes == "equity" ? ClusterSizes::kEquity : ClusterSizes::kStrict;
+  options.sizes = s.cluster_sizes;
   options.tolerance = s.size_tolerance;
   options.equity_fraction = s.equity_fraction;
   options.seed = seed;
@@ -243,14 +244,6 @@ std::string markdown_table4(const std::vector<SubdomainSummary>& subdomains, std
 }
 
 Json split_json(const SplitSummary& split) { return {{"documents", split.documents}, {"tokens", split.tokens}}; }
-
-}  // namespace
-
-fs::path shard_prefix(const fs::path& dataset, int subdomain, const std::string& split) {
-  return dataset / ("subdomain_" + std::to_string(subdomain)) / split;
-}
-
-namespace {
 
 PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, const RuntimeSettings& runtime,
                            const Json& config_json) {
@@ -383,10 +376,7 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
     has_target[static_cast<std::int64_t>(t)] = static_cast<bool>(targets.has_target[t]);
     untargeted += targets.has_target[t] ? 0 : 1;
   }
-  write_safetensors(partial / "tfidf.safetensors",
-                    {{"tfidf_target", target_tensor}, {"has_target", has_target}, {"subdomain_tfidf", tfidf}},
-                    {{"producer", "svmoe prepare"},
-                     {"layout", "tfidf_target [vocab, subdomains]; subdomain_tfidf [subdomains, vocab]"}});
+  write_tfidf_file(partial, target_tensor, has_target, tfidf);
 
   // 5. Manifest and tables.
   result.table1_markdown = markdown_table1(result.subdomains, s.pinned_categories.size());
@@ -409,8 +399,6 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
           {{"train", split_json(sd.train)}, {"valid", split_json(sd.valid)}, {"test", split_json(sd.test)}}}});
   }
   const Json manifest = {
-      {"format", "svmoe-dataset"},
-      {"version", kDatasetFormatVersion},
       {"num_subdomains", n},
       {"vocab_size", vocab},
       {"seed", runtime.seed},
@@ -438,7 +426,7 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
       {"subdomains", subdomains},
       {"config", config_json},
   };
-  write_file_atomically(partial / "manifest.json", manifest.dump(2) + "\n");
+  write_dataset_manifest(partial, manifest);
   write_file_atomically(partial / "table1.md", result.table1_markdown);
   write_file_atomically(partial / "table4.md", result.table4_markdown);
   spdlog::info("prepare: splits, shards and TF-IDF targets in {:.2f} s", seconds_since(step_start));

@@ -6,12 +6,12 @@
 #include <fstream>
 
 #include "svmoe/eval/report.h"
-#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/hf_config.h"
+#include "svmoe/io/inference_model.h"
 #include "svmoe/model/device.h"
 #include "svmoe/stages/evaluate.h"
-#include "svmoe/stages/finetune.h"
 #include "svmoe/text/tokenizer.h"
-#include "svmoe/train/objectives.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/strings.h"
@@ -42,26 +42,23 @@ std::vector<Json> read_metrics(const fs::path& run) {
 
 // The routing of `text` by an MoE model at `layer`, beside the TF-IDF argmax of each token.
 RoutedText route_text(const std::string& name, const fs::path& model_dir, const fs::path& dataset,
-                      const std::string& text, std::int64_t layer, const torch::Device& device) {
-  const HfCheckpoint checkpoint = load_hf_checkpoint(model_dir);
-  if (layer >= checkpoint.config.num_hidden_layers) {
+                      const std::string& text, std::int64_t layer, const InferenceOptions& inference) {
+  const ModelConfig config = read_model_config(model_dir / "config.json");
+  if (layer >= config.num_hidden_layers) {
     throw ConfigError("report.layer is " + std::to_string(layer) + " but '" + model_dir.string() + "' has " +
-                          std::to_string(checkpoint.config.num_hidden_layers) + " layers",
-                      "choose a layer from 0 to " + std::to_string(checkpoint.config.num_hidden_layers - 1));
+                          std::to_string(config.num_hidden_layers) + " layers",
+                      "choose a layer from 0 to " + std::to_string(config.num_hidden_layers - 1));
   }
-  CausalLM model(checkpoint.config);
-  load_weights(*model, checkpoint);
-  model->to(device);
-  model->eval();
+  CausalLM model = load_model_for_inference(model_dir, inference);
   const auto tokenizer = load_tokenizer(tokenizer_source(model_dir, dataset_shards(dataset, {}).tokenizer));
   const auto ids = tokenizer->encode(text, /*add_special_tokens=*/false);
   if (ids.empty()) throw ConfigError("report.text has no tokens", "give a sentence or two");
-  const TfidfTargets tfidf = load_tfidf_targets(dataset, checkpoint.config.vocab_size);
+  const TfidfTargetTensors tfidf = load_tfidf_targets(dataset, config.vocab_size);
   torch::NoGradGuard no_grad;
   const auto input = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()), torch::kInt64);
-  const CausalLMOutput out = model->forward(input.unsqueeze(0).to(device));
+  const CausalLMOutput out = model->forward(input.unsqueeze(0).to(inference.device));
   const auto biases = selection_biases(*model);
-  const Routing routing = route_top_k(out.router_logits[layer], checkpoint.config.num_experts_per_tok,
+  const Routing routing = route_top_k(out.router_logits[layer], config.num_experts_per_tok,
                                       biases.empty() ? torch::Tensor() : biases[layer]);
   const auto chosen = routing.experts.select(1, 0).to(torch::kCPU);  // the top-1 of each token
   RoutedText routed{name, static_cast<int>(layer), {}, {}, {}};
@@ -109,12 +106,12 @@ fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const Run
     content.heatmaps.push_back(heatmap);
   }
   if (!r.text.empty()) {
-    const torch::Device device = resolve_device(runtime.device);
+    const InferenceOptions inference{resolve_device(runtime.device), torch::kFloat32, runtime.expert_path};
     for (const auto& model : results["models"]) {
       if (!model.value("moe", false)) continue;
       content.routed.push_back(
           route_text(model["name"].get<std::string>() + " (LB " + model["lb"].get<std::string>() + ")",
-                     model["path"].get<std::string>(), eval.dataset, r.text, r.layer, device));
+                     model["path"].get<std::string>(), eval.dataset, r.text, r.layer, inference));
     }
   }
   const fs::path output = r.output.empty() ? eval.output / "report.html" : r.output;

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "svmoe/io/hf_config.h"
+#include "svmoe/io/parameter_names.h"
 #include "svmoe/model/moe.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/strings.h"
@@ -14,7 +15,7 @@ namespace fs = std::filesystem;
 std::size_t train_only_routers(CausalLM& model) {
   std::size_t routers = 0;
   for (auto& item : model->named_parameters(/*recurse=*/true)) {
-    const bool router = ends_with(item.key(), "block_sparse_moe.gate.weight");
+    const bool router = parameter_names::is_router(item.key());
     item.value().set_requires_grad(router);
     routers += router ? 1 : 0;
   }
@@ -30,7 +31,7 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
                       "merge the experts first (svmoe merge) and point train_router.model to its output");
   }
   const DatasetShards shards = dataset_shards(s.dataset, {});
-  const TfidfTargets tfidf = load_tfidf_targets(s.dataset, config.vocab_size);
+  const TfidfTargetTensors tfidf = load_tfidf_targets(s.dataset, config.vocab_size);
   const std::int64_t subdomains = tfidf.targets.size(1);
   if (subdomains != config.num_local_experts) {
     throw ConfigError("the dataset '" + s.dataset.string() + "' has " + std::to_string(subdomains) +
@@ -39,14 +40,15 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
                       "use the dataset the experts were trained on (expert n on subdomain n)");
   }
 
-  TrainingJob job = training_job(s.model, /*random_init=*/false, shards, s.output, runtime, context);
+  TrainingJob job = training_job(s.model, ModelInit::kPretrained, shards, s.output, runtime, context);
   const std::size_t routers = train_only_routers(job.model);
   set_detach_router_inputs(*job.model, s.detach_router_inputs);
   job.objective = std::make_shared<RouterSupervisionObjective>(tfidf.targets, tfidf.has_target, s.missing_target,
                                                                config.num_hidden_layers);
   spdlog::info("train-router: the {} routers of {} ({} experts, top-{}) against the TF-IDF targets of {} ({}{}) -> {}",
                routers, s.model.string(), config.num_local_experts, config.num_experts_per_tok, s.dataset.string(),
-               s.missing_target, s.detach_router_inputs ? ", each router from its own term" : "", s.output.string());
+               enum_name(s.missing_target), s.detach_router_inputs ? ", each router from its own term" : "",
+               s.output.string());
   TrainResult result = train_model(job, t);
   if (!result.interrupted) save_final_model(job);
   return result;

@@ -171,7 +171,7 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
     const auto targets = torch::softmax(torch::randn({config.vocab_size, config.num_local_experts}), -1);
     RouterSupervisionObjective router_objective(targets.to(options.device),
                                                 torch::ones({config.vocab_size}, torch::kBool).to(options.device),
-                                                "mask", config.num_hidden_layers);
+                                                MissingTarget::kMask, config.num_hidden_layers);
     const double seconds = time_training_step(router_objective, routers, 1e-3);
     report.measurements.push_back(
         measure("router_step", seconds, tokens, train_flops * 2 / 3, report.peak_tflops, options.device));
@@ -194,8 +194,8 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
         const MoeOutput out = moe->forward(x);
         out.hidden.sum().backward();
       });
-      report.measurements.push_back(
-          measure("moe_layer_" + to_string(path), seconds, tokens, layer_flops, report.peak_tflops, options.device));
+      report.measurements.push_back(measure(std::string("moe_layer_") + enum_name(path), seconds, tokens, layer_flops,
+                                            report.peak_tflops, options.device));
     }
     moe->expert_path = options.expert_path;
   }
@@ -215,7 +215,7 @@ nlohmann::json BenchReport::to_json() const {
                       {"num_local_experts", preset.model.num_local_experts},
                       {"num_experts_per_tok", preset.model.num_experts_per_tok},
                       {"peak_tflops", peak_tflops},
-                      {"expert_path", to_string(expert_path)},
+                      {"expert_path", enum_name(expert_path)},
                       {"measurements", nlohmann::json::array()}};
   for (const auto& m : measurements) {
     j["measurements"].push_back({{"name", m.name},

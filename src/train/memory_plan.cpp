@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "svmoe/model/device.h"
 #include "svmoe/train/cross_entropy.h"
 
 namespace svmoe {
@@ -13,11 +14,18 @@ namespace {
 
 constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 
-int compute_element_bytes(const TrainSettings& train) { return train.precision == "float32" ? 4 : 2; }
+// The plan is for CUDA, so `auto` is bf16_mixed here, as the trainer resolves it there.
+Precision planned_precision(const TrainSettings& train) {
+  return resolve_precision(train.precision, torch::Device(torch::kCUDA));
+}
 
-// Float32 moments, plus a float32 master copy of bf16 weights under bf16_mixed (and auto).
+int compute_element_bytes(const TrainSettings& train) {
+  return planned_precision(train) == Precision::kFloat32 ? 4 : 2;
+}
+
+// Float32 moments, plus a float32 master copy of bf16 weights under bf16_mixed.
 int optimizer_bytes_per_parameter(const TrainSettings& train) {
-  return 8 + (train.precision == "bf16_mixed" || train.precision == "auto" ? 4 : 0);
+  return 8 + (planned_precision(train) == Precision::kBf16Mixed ? 4 : 0);
 }
 
 std::int64_t router_parameters(const ModelConfig& model) {

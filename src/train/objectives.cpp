@@ -38,8 +38,9 @@ LanguageModelObjective::LanguageModelObjective(const ModelConfig& config, LoadBa
     interval_ = RoutingStatistics(config.num_hidden_layers, config.num_local_experts, config.num_experts_per_tok);
     step_ = RoutingStatistics(config.num_hidden_layers, config.num_local_experts, config.num_experts_per_tok);
     quiet_intervals_.assign(config.num_hidden_layers, std::vector<int>(config.num_local_experts, 0));
-  } else if (settings_.method != "none") {
-    throw ConfigError("load balancing '" + settings_.method + "' was asked for a dense model, which has no routers",
+  } else if (settings_.method != LoadBalancingMethod::kNone) {
+    throw ConfigError(std::string("load balancing '") + enum_name(settings_.method) +
+                          "' was asked for a dense model, which has no routers",
                       "set finetune.load_balancing.method: none, or train an MoE model (svmoe merge writes one)");
   }
 }
@@ -55,7 +56,7 @@ ObjectiveTerms LanguageModelObjective::compute(CausalLM& model, const torch::Ten
   if (!moe_) return terms;
 
   const std::int64_t top_k = model->config().num_experts_per_tok;
-  if (settings_.method == "switch") {
+  if (settings_.method == LoadBalancingMethod::kSwitch) {
     const auto lb_loss = switch_load_balancing_loss(router_logits, top_k, settings_.pooling);
     terms.loss = lm_loss + settings_.alpha * lb_loss;
     terms.parts["lb_loss"] = lb_loss.detach();
@@ -67,13 +68,13 @@ ObjectiveTerms LanguageModelObjective::compute(CausalLM& model, const torch::Ten
   if (model->is_training()) {
     const auto biases = selection_biases(*model);
     interval_.add(router_logits, biases);
-    if (settings_.method == "aux_free") step_.add(router_logits, biases);
+    if (settings_.method == LoadBalancingMethod::kAuxFree) step_.add(router_logits, biases);
   }
   return terms;
 }
 
 void LanguageModelObjective::after_step(CausalLM& model, const ProcessGroup& group) {
-  if (!moe_ || settings_.method != "aux_free") return;
+  if (!moe_ || settings_.method != LoadBalancingMethod::kAuxFree) return;
   step_.all_reduce(group);
   const auto loads = step_.load();
   auto biases = selection_biases(*model);
@@ -117,15 +118,13 @@ nlohmann::json LanguageModelObjective::take_metrics(const ProcessGroup& group) {
 }
 
 RouterSupervisionObjective::RouterSupervisionObjective(torch::Tensor targets, torch::Tensor has_target,
-                                                       const std::string& missing, std::int64_t layers)
+                                                       MissingTarget missing, std::int64_t layers)
     : targets_(targets.to(torch::kFloat32)), has_target_(has_target.to(torch::kBool)), layers_(layers) {
-  if (missing == "uniform") {
+  if (missing == MissingTarget::kUniform) {
     // Tokens without a target get 1/N for every expert, and all tokens count.
     const auto uniform = torch::full({targets_.size(1)}, 1.0 / static_cast<double>(targets_.size(1)));
     targets_.index_put_({has_target_.logical_not()}, uniform);
     has_target_ = torch::ones_like(has_target_);
-  } else if (missing != "mask") {
-    throw ConfigError("router target option '" + missing + "' is not known", "use mask or uniform");
   }
   target_argmax_ = targets_.argmax(-1);
   sums_ = torch::zeros({3 * layers_ + 2}, torch::kFloat64);
@@ -200,28 +199,6 @@ nlohmann::json RouterSupervisionObjective::take_metrics(const ProcessGroup& grou
             {"router_entropy", entropy},
             {"targeted_tokens", n},
             {"target_entropy", target_entropy}}}};
-}
-
-TfidfTargets load_tfidf_targets(const fs::path& dataset, std::int64_t vocab_size) {
-  const fs::path path = dataset / "tfidf.safetensors";
-  if (!fs::exists(path)) {
-    throw IoError("the dataset '" + dataset.string() + "' has no tfidf.safetensors",
-                  "point to a directory svmoe prepare wrote");
-  }
-  const SafetensorsFile file = SafetensorsFile::open(path);
-  for (const char* name : {"tfidf_target", "has_target"}) {
-    if (!file.contains(name)) {
-      throw FormatError("'" + path.string() + "' has no tensor '" + name + "'", "prepare the dataset again");
-    }
-  }
-  TfidfTargets tfidf{file.tensor("tfidf_target").clone(), file.tensor("has_target").clone()};
-  const std::int64_t rows = tfidf.targets.size(0);
-  if (vocab_size > rows) {
-    // Ids beyond the tokenizer's vocabulary (padding rows of the embedding) have no target.
-    tfidf.targets = torch::cat({tfidf.targets, torch::zeros({vocab_size - rows, tfidf.targets.size(1)})});
-    tfidf.has_target = torch::cat({tfidf.has_target, torch::zeros({vocab_size - rows}, torch::kBool)});
-  }
-  return tfidf;
 }
 
 }  // namespace svmoe

@@ -258,15 +258,14 @@ double clip_gradients(const std::vector<std::pair<std::string, torch::Tensor>>& 
 }
 
 double learning_rate_at(std::int64_t step, std::int64_t total, std::int64_t warmup, double peak, double min_ratio,
-                        const std::string& schedule) {
+                        LrSchedule schedule) {
   if (warmup > 0 && step < warmup) return peak * static_cast<double>(step + 1) / static_cast<double>(warmup);
-  if (schedule == "constant") return peak;
+  if (schedule == LrSchedule::kConstant) return peak;
   const double span = static_cast<double>(std::max<std::int64_t>(1, total - warmup));
   const double progress = std::min(1.0, static_cast<double>(step - warmup) / span);
   const double floor = peak * min_ratio;
-  if (schedule == "linear") return floor + (peak - floor) * (1.0 - progress);
-  if (schedule == "cosine") return floor + (peak - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
-  throw ConfigError("learning-rate schedule '" + schedule + "' is not known", "use cosine, linear or constant");
+  if (schedule == LrSchedule::kLinear) return floor + (peak - floor) * (1.0 - progress);
+  return floor + (peak - floor) * 0.5 * (1.0 + std::cos(M_PI * progress));
 }
 
 }  // namespace svmoe

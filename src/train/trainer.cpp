@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/model/device.h"
 #include "svmoe/train/optimizer.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
@@ -215,11 +216,8 @@ void save_model(const TrainingJob& job, const fs::path& directory) {
   save_hf_checkpoint(directory, config, named_tensors(*job.model), options, job.base_config);
 }
 
-torch::ScalarType parameter_dtype(const std::string& precision, const torch::Device& device) {
-  if (precision == "float32") return torch::kFloat32;
-  if (precision == "bf16_mixed" || precision == "bf16") return torch::kBFloat16;
-  if (precision == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
-  throw ConfigError("train.precision '" + precision + "' is not known", "use auto, float32, bf16_mixed or bf16");
+torch::ScalarType parameter_dtype(Precision precision, const torch::Device& device) {
+  return resolve_precision(precision, device) == Precision::kFloat32 ? torch::kFloat32 : torch::kBFloat16;
 }
 
 std::optional<fs::path> latest_checkpoint(const fs::path& run) {
@@ -264,8 +262,9 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   std::vector<std::pair<std::string, torch::Tensor>> parameters;
   for (auto& item : job.model->named_parameters(/*recurse=*/true)) parameters.emplace_back(item.key(), item.value());
   const int shards = t.zero_stage >= 1 ? group.world_size() : 1;
-  AdamW optimizer(parameters, {t.beta1, t.beta2, t.eps, t.weight_decay, /*master_weights=*/t.precision != "bf16",
-                               shards, shards > 1 ? group.rank() : 0});
+  AdamW optimizer(parameters,
+                  {t.beta1, t.beta2, t.eps, t.weight_decay, /*master_weights=*/t.precision != Precision::kBf16, shards,
+                   shards > 1 ? group.rank() : 0});
   std::vector<torch::Tensor> trained;
   for (const auto& [name, p] : optimizer.parameters()) trained.push_back(p);
 
@@ -279,9 +278,9 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   }
   spdlog::info("train: {} of {} parameter tensors trained in {} on {}; {} windows of {} tokens per step ({} rank(s))",
                optimizer.parameters().size(), job.model->parameters().size(),
-               dtype == torch::kFloat32 ? "float32"
-               : t.precision == "bf16"  ? "bf16"
-                                        : "bf16 (float32 master weights)",
+               dtype == torch::kFloat32          ? "float32"
+               : t.precision == Precision::kBf16 ? "bf16"
+                                                 : "bf16 (float32 master weights)",
                job.device.str(), t.micro_batch * t.grad_accum * group.world_size(), t.sequence_length,
                group.world_size());
 

@@ -21,44 +21,6 @@ TEST(Settings, ForwardNeedsModelAndInput) {
   EXPECT_NE(message.find("forward.model"), std::string::npos) << message;
 }
 
-TEST(Settings, BadValueNamesKeyOriginAndExpectation) {
-  ConfigTree config(default_config());
-  config.apply_override("forward.model=m");
-  config.apply_override("forward.input=i");
-  config.apply_override("forward.output=o");
-  config.apply_override("forward.dtype=float64");
-  try {
-    parse_forward_settings(config);
-    FAIL() << "expected a ConfigError";
-  } catch (const ConfigError& e) {
-    const std::string message = e.what();
-    EXPECT_NE(message.find("forward.dtype"), std::string::npos) << message;
-    EXPECT_NE(message.find("--set"), std::string::npos) << message;
-    EXPECT_NE(message.find("float64"), std::string::npos) << message;
-    EXPECT_NE(message.find("bfloat16"), std::string::npos) << message;
-  }
-}
-
-TEST(Settings, TypoInAChoiceGetsASuggestion) {
-  ConfigTree config(default_config());
-  config.apply_override("runtime.log_level=inf");
-  try {
-    parse_runtime_settings(config);
-    FAIL() << "expected a ConfigError";
-  } catch (const ConfigError& e) {
-    EXPECT_NE(e.hint().find("info"), std::string::npos) << e.hint();
-  }
-}
-
-TEST(Settings, IntegersAreRangeChecked) {
-  ConfigTree config(default_config());
-  config.apply_override("runtime.threads=-3");
-  EXPECT_THROW(parse_runtime_settings(config), ConfigError);
-  ConfigTree config2(default_config());
-  config2.apply_override("runtime.threads=two");
-  EXPECT_THROW(parse_runtime_settings(config2), ConfigError);
-}
-
 TEST(Settings, AStagesOwnTrainKeysOverrideTheTrainSection) {
   ConfigTree config(default_config());
   config.set("train.steps", 100, "base.yaml");

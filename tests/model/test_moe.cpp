@@ -190,13 +190,6 @@ TEST(Moe, GroupedExpertPathMatchesTheLoopOnCudaInBfloat16) {
     EXPECT_LT(relative(grouped.weight_grads[i], loop.weight_grads[i]), 1e-2) << i;
 }
 
-TEST(Moe, ExpertPathNamesRoundTripAndAnUnknownOneIsRefused) {
-  for (const auto path : {ExpertPath::kAuto, ExpertPath::kLoop, ExpertPath::kGrouped})
-    EXPECT_EQ(parse_expert_path(to_string(path)), path);
-  const std::string message = test::error_message<ConfigError>([] { parse_expert_path("fast"); });
-  EXPECT_NE(message.find("auto, loop or grouped"), std::string::npos) << message;
-}
-
 TEST(Moe, ReadsTheFusedExpertLayout) {
   // Rewrite the classic fixture in the fused per-layer layout and check the same logits.
   test::ScratchDir dir;

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/token_shards.h"
 #include "svmoe/stages/prepare.h"

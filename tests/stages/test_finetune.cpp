@@ -66,7 +66,7 @@ TEST(Finetune, LoadBalancingEvensTheExpertLoads) {
     f.model = moe;
     f.dataset = dataset;
     f.output = dir / method;
-    f.load_balancing.method = method;
+    f.load_balancing.method = *enum_from_name<LoadBalancingMethod>(method);
     f.load_balancing.alpha = 0.1;
     f.load_balancing.aux_free_rate = 0.01;
     run_finetune(f, moe_settings(60), RuntimeSettings{}, TrainingContext{});

@@ -5,6 +5,7 @@
 
 #include <map>
 
+#include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/io/token_shards.h"
 #include "svmoe/util/error.h"
@@ -131,7 +132,7 @@ TEST(Prepare, PinnedCategoriesAreSubdomainsOfTheirOwn) {
 TEST(Prepare, EquityClusterSizesKeepNaturalClusters) {
   test::ScratchDir dir;
   PrepareSettings s = topic_settings(dir.path());
-  s.cluster_sizes = "equity";
+  s.cluster_sizes = ClusterSizes::kEquity;
   s.equity_fraction = 0.3;
   const PrepareResult result = run_prepare(s, RuntimeSettings{}, Json::object());
   std::map<std::string, int> subdomain;

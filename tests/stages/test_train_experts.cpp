@@ -6,6 +6,7 @@
 #include <cmath>
 #include <iostream>
 
+#include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/stages/merge.h"
@@ -39,7 +40,7 @@ TEST(TrainExperts, ExpertsSpecialiseOnTheirSubdomains) {
   // The paper's experts start from one pretrained base: pretrain a tiny one on all subdomains.
   FinetuneSettings base;
   base.model = test::model_fixture("llama_mha_untied");
-  base.init = "random";
+  base.init = ModelInit::kRandom;
   base.dataset = dir / "dataset";
   base.output = dir / "base";
   run_finetune(base, t, RuntimeSettings{}, TrainingContext{});

@@ -38,8 +38,9 @@ nlohmann::json router_metrics(const fs::path& model_dir, const fs::path& dataset
   CausalLM model(checkpoint.config);
   load_weights(*model, checkpoint);
   model->train();  // the objective gathers its statistics in training mode
-  const TfidfTargets tfidf = load_tfidf_targets(dataset);
-  RouterSupervisionObjective objective(tfidf.targets, tfidf.has_target, "mask", checkpoint.config.num_hidden_layers);
+  const TfidfTargetTensors tfidf = load_tfidf_targets(dataset);
+  RouterSupervisionObjective objective(tfidf.targets, tfidf.has_target, MissingTarget::kMask,
+                                       checkpoint.config.num_hidden_layers);
   WindowSampler valid(dataset_shards(dataset, {}).valid, 32, 1);
   torch::NoGradGuard no_grad;
   for (int b = 0; b < 4; ++b) objective.compute(model, valid.next(4));
@@ -53,7 +54,7 @@ TrainSettings router_settings(std::int64_t steps) {
   t.sequence_length = 32;
   t.learning_rate = 1e-2;
   t.warmup_steps = 2;
-  t.schedule = "constant";
+  t.schedule = LrSchedule::kConstant;
   t.log_every = 5;
   t.eval_every = 0;
   t.save_every = 0;

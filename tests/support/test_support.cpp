@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "svmoe/config/settings.h"
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/model/initialization.h"
@@ -114,6 +115,25 @@ fs::path tiny_moe(const fs::path& dir, int experts, int top_k) {
   merge.num_experts_per_tok = top_k;
   run_merge(merge, RuntimeSettings{});
   return merge.output;
+}
+
+// An experiment as a user writes it: sections without paths, `run` naming the directory.
+ConfigTree pipeline_experiment(const std::filesystem::path& dir, const std::vector<std::string>& overrides) {
+  ConfigTree config(default_config());
+  config.merge(Json::parse(R"({
+    "run": {"base_model": ")" +
+                           model_fixture("llama_mha_untied").string() + R"(",
+            "pretrain_base": {"enabled": true, "train": {"steps": 20}}},
+    "prepare": {"corpus": ["corpus.jsonl"], "num_subdomains": 3},
+    "train": {"steps": 50, "learning_rate": 0.003},
+    "train_experts": {"train": {"steps": 10}},
+    "train_router": {"train": {"learning_rate": 0.01}},
+    "finetune": {"train": {"steps": 10}}
+  })"),
+               "test");
+  config.set("run.dir", dir.string(), "test");
+  for (const auto& assignment : overrides) config.apply_override(assignment);
+  return config;
 }
 
 }  // namespace svmoe::test

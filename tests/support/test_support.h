@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "svmoe/config/config_tree.h"
+
 namespace svmoe::test {
 
 // tests/data in the source tree.
@@ -64,5 +66,9 @@ std::filesystem::path ci_dataset(const std::filesystem::path& dir, int subdomain
 // DIR/moe: `experts` randomly initialised copies of the llama_mha_untied fixture's architecture
 // (different seeds), merged into a top-`top_k` MoE with svmoe merge.
 std::filesystem::path tiny_moe(const std::filesystem::path& dir, int experts, int top_k);
+
+// An svmoe run experiment as a user writes it (sections without paths, run.dir = `dir`): a base
+// model of the llama_mha_untied fixture's shape pretrained first, 3 subdomains, short training.
+ConfigTree pipeline_experiment(const std::filesystem::path& dir, const std::vector<std::string>& overrides = {});
 
 }  // namespace svmoe::test

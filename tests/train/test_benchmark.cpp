@@ -71,7 +71,7 @@ TEST(Benchmark, TinyPresetStepInBf16OnCudaAgreesWithFloat32OnTheCpu) {
   torch::manual_seed(5);
   const auto batch = torch::randint(config.vocab_size, {8, 129}, torch::kInt64);
   LoadBalancingSettings lb;
-  lb.method = "switch";
+  lb.method = LoadBalancingMethod::kSwitch;
   LanguageModelObjective on_cpu(config, lb), on_gpu(config, lb);
   const auto cpu_loss = on_cpu.compute(cpu, batch).loss;
   cpu_loss.backward();

@@ -21,7 +21,7 @@ ModelConfig paper_moe() {
 
 TrainSettings paper_train(std::int64_t zero_stage) {
   TrainSettings train;
-  train.precision = "bf16_mixed";
+  train.precision = Precision::kBf16Mixed;
   train.micro_batch = 1;
   train.sequence_length = 4096;
   train.zero_stage = zero_stage;

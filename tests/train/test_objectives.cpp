@@ -41,7 +41,7 @@ TEST(LanguageModelObjective, DenseIsTheNextTokenLoss) {
   EXPECT_TRUE(objective.take_metrics(ProcessGroup()).empty());
 
   LoadBalancingSettings lb;
-  lb.method = "switch";
+  lb.method = LoadBalancingMethod::kSwitch;
   EXPECT_NE(
       test::error_message<ConfigError>([&] { LanguageModelObjective(model->config(), lb); }).find("has no routers"),
       std::string::npos);
@@ -72,7 +72,7 @@ TEST(LanguageModelObjective, SwitchAddsAlphaTimesTheLoadBalancingLoss) {
   CausalLM model = load_model("mixtral_8e_top2");
   const auto batch = random_batch(3000, 2, 12, 2);
   LoadBalancingSettings lb;
-  lb.method = "switch";
+  lb.method = LoadBalancingMethod::kSwitch;
   lb.alpha = 0.25;
   LanguageModelObjective objective(model->config(), lb);
   const ObjectiveTerms terms = objective.compute(model, batch);
@@ -112,7 +112,7 @@ TEST(LanguageModelObjective, AuxFreeNudgesTheBiasTowardEqualLoad) {
   CausalLM model = load_model("mixtral_4e_top1_gqa");
   model->train();
   LoadBalancingSettings lb;
-  lb.method = "aux_free";
+  lb.method = LoadBalancingMethod::kAuxFree;
   lb.aux_free_rate = 0.01;
   LanguageModelObjective objective(model->config(), lb);
   objective.compute(model, random_batch(3000, 4, 16, 5));
@@ -147,7 +147,7 @@ TEST(RouterSupervisionObjective, EqualsTheDefinitionTokenByToken) {
     torch::NoGradGuard no_grad;
     model->model->forward(input, router_logits);
   }
-  for (const std::string missing : {"mask", "uniform"}) {
+  for (const MissingTarget missing : {MissingTarget::kMask, MissingTarget::kUniform}) {
     RouterSupervisionObjective objective(targets, has_target, missing, 2);
     const ObjectiveTerms terms = objective.compute(model, batch);
     double sum = 0, agree = 0;
@@ -158,7 +158,7 @@ TEST(RouterSupervisionObjective, EqualsTheDefinitionTokenByToken) {
       for (std::int64_t i = 0; i < input.numel(); ++i) {
         const auto token = input.reshape({-1})[i].item<std::int64_t>();
         const bool targeted = has_target[token].item<bool>();
-        if (!targeted && missing == "mask") continue;
+        if (!targeted && missing == MissingTarget::kMask) continue;
         const auto logits = router_logits[l][i];
         const auto log_p = logits - logits.exp().sum().log();
         double ce = 0;
@@ -175,12 +175,12 @@ TEST(RouterSupervisionObjective, EqualsTheDefinitionTokenByToken) {
       sum += layer_sum / layer_count;
       counted = layer_count;
     }
-    EXPECT_NEAR(terms.loss.item<double>(), sum, 1e-5) << missing;
-    EXPECT_NEAR(terms.parts.at("router_loss").item<double>(), sum / 2, 1e-5) << missing;
+    EXPECT_NEAR(terms.loss.item<double>(), sum, 1e-5) << enum_name(missing);
+    EXPECT_NEAR(terms.parts.at("router_loss").item<double>(), sum / 2, 1e-5) << enum_name(missing);
     const auto metrics = objective.take_metrics(ProcessGroup()).at("router");
-    EXPECT_EQ(metrics["targeted_tokens"].get<double>(), static_cast<double>(counted)) << missing;
+    EXPECT_EQ(metrics["targeted_tokens"].get<double>(), static_cast<double>(counted)) << enum_name(missing);
     const double agreement = metrics["top1_agreement"][0].get<double>() + metrics["top1_agreement"][1].get<double>();
-    EXPECT_NEAR(agreement, agree / counted, 1e-9) << missing;
+    EXPECT_NEAR(agreement, agree / counted, 1e-9) << enum_name(missing);
   }
 }
 
@@ -188,7 +188,7 @@ TEST(RouterSupervisionObjective, GradientsReachTheRouters) {
   CausalLM model = load_model("mixtral_8e_top2");
   model->train();
   const auto targets = torch::softmax(torch::randn({3000, 8}), -1);
-  RouterSupervisionObjective objective(targets, torch::ones({3000}, torch::kBool), "mask", 2);
+  RouterSupervisionObjective objective(targets, torch::ones({3000}, torch::kBool), MissingTarget::kMask, 2);
   objective.compute(model, random_batch(3000, 2, 6, 7)).loss.backward();
   for (const auto& item : model->named_parameters()) {
     if (item.key().find("block_sparse_moe.gate") != std::string::npos) {

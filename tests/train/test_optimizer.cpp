@@ -213,13 +213,13 @@ TEST(AdamW, ShardsTogetherMakeTheUnshardedUpdate) {
 }
 
 TEST(Schedule, WarmupThenDecayToTheFloor) {
-  EXPECT_DOUBLE_EQ(learning_rate_at(0, 100, 10, 1.0, 0.1, "cosine"), 0.1);
-  EXPECT_DOUBLE_EQ(learning_rate_at(9, 100, 10, 1.0, 0.1, "cosine"), 1.0);
-  EXPECT_DOUBLE_EQ(learning_rate_at(10, 100, 10, 1.0, 0.1, "cosine"), 1.0);
-  EXPECT_NEAR(learning_rate_at(55, 100, 10, 1.0, 0.1, "cosine"), 0.55, 1e-12);  // half way: the mean
-  EXPECT_NEAR(learning_rate_at(100, 100, 10, 1.0, 0.1, "cosine"), 0.1, 1e-12);
-  EXPECT_NEAR(learning_rate_at(55, 100, 10, 1.0, 0.0, "linear"), 0.5, 1e-12);
-  EXPECT_DOUBLE_EQ(learning_rate_at(70, 100, 10, 2.0, 0.1, "constant"), 2.0);
+  EXPECT_DOUBLE_EQ(learning_rate_at(0, 100, 10, 1.0, 0.1, LrSchedule::kCosine), 0.1);
+  EXPECT_DOUBLE_EQ(learning_rate_at(9, 100, 10, 1.0, 0.1, LrSchedule::kCosine), 1.0);
+  EXPECT_DOUBLE_EQ(learning_rate_at(10, 100, 10, 1.0, 0.1, LrSchedule::kCosine), 1.0);
+  EXPECT_NEAR(learning_rate_at(55, 100, 10, 1.0, 0.1, LrSchedule::kCosine), 0.55, 1e-12);  // half way: the mean
+  EXPECT_NEAR(learning_rate_at(100, 100, 10, 1.0, 0.1, LrSchedule::kCosine), 0.1, 1e-12);
+  EXPECT_NEAR(learning_rate_at(55, 100, 10, 1.0, 0.0, LrSchedule::kLinear), 0.5, 1e-12);
+  EXPECT_DOUBLE_EQ(learning_rate_at(70, 100, 10, 2.0, 0.1, LrSchedule::kConstant), 2.0);
 }
 
 TEST(Clipping, ScalesToTheMaximumNorm) {

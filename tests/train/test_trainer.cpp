@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/model/initialization.h"
 #include "svmoe/stages/prepare.h"
@@ -37,7 +38,7 @@ TrainSettings tiny_settings(std::int64_t steps) {
   t.sequence_length = 32;
   t.learning_rate = 3e-3;
   t.warmup_steps = 0;
-  t.schedule = "constant";  // so that a shorter run is a prefix of a longer one
+  t.schedule = LrSchedule::kConstant;  // so that a shorter run is a prefix of a longer one
   t.log_every = 1;
   t.eval_every = 0;
   t.eval_batches = 2;
@@ -108,7 +109,7 @@ TEST(Trainer, Bf16MixedPrecisionKeepsFloat32MasterWeights) {
   TrainingJob reference = tiny_job(dataset, dir / "fp32");
   train_model(reference, tiny_settings(6));
   TrainSettings t = tiny_settings(6);
-  t.precision = "bf16_mixed";
+  t.precision = Precision::kBf16Mixed;
   TrainingJob mixed = tiny_job(dataset, dir / "bf16");
   train_model(mixed, t);
   const auto expected = losses(dir / "fp32" / "metrics.jsonl");

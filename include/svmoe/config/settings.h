@@ -1,6 +1,7 @@
 // Typed settings for each part of an experiment, parsed from the ConfigTree in one place.
 // One experiment file holds all sections; each subcommand reads the sections it needs.
-// The defaults (and so the list of valid keys) are in default_config().
+// The member initialisers below are the defaults; config/setting_table.cpp declares each key
+// (type, range, help) once, and default_config() builds the tree of valid keys from both.
 #pragma once
 
 #include <cstdint>
@@ -9,6 +10,8 @@
 #include <vector>
 
 #include "svmoe/config/config_tree.h"
+#include "svmoe/config/enums.h"
+#include "svmoe/config/setting_table.h"
 
 namespace svmoe {
 
@@ -18,25 +21,25 @@ struct RuntimeSettings {
   std::string log_level = "info";
   int threads = 0;  // intra-op CPU threads; 0 = LibTorch's default
   std::uint64_t seed = 1234;
-  std::int64_t distributed_timeout_s = 900;  // how long ranks wait for each other (rendezvous, collectives)
-  std::string expert_path = "auto";          // how MoE experts run: auto | loop | grouped (model/moe.h)
+  std::int64_t distributed_timeout_s = 900;    // how long ranks wait for each other (rendezvous, collectives)
+  ExpertPath expert_path = ExpertPath::kAuto;  // how MoE experts run (model/moe.h)
 };
 
 // svmoe forward: run a checkpoint on given token ids (for checks against other frameworks).
 struct ForwardSettings {
   std::filesystem::path model;
-  std::filesystem::path input;    // safetensors with int64 input_ids [B, T]
-  std::filesystem::path output;   // safetensors: float32 logits [B, T, V]
-  std::string dtype = "float32";  // compute dtype: float32 | bfloat16 | float16 | auto (the checkpoint's)
-  std::filesystem::path compare;  // optional: safetensors with expected outputs to compare with
-  double atol = 1e-4;             // tolerance for --compare
+  std::filesystem::path input;                  // safetensors with int64 input_ids [B, T]
+  std::filesystem::path output;                 // safetensors: float32 logits [B, T, V]
+  ForwardDtype dtype = ForwardDtype::kFloat32;  // compute dtype
+  std::filesystem::path compare;                // optional: safetensors with expected outputs to compare with
+  double atol = 1e-4;                           // tolerance for --compare
 };
 
 // svmoe prepare (SPEC.md §2): corpus -> subdomains, token shards and the router's TF-IDF targets.
 struct TokenizerTrainSettings {
   bool enabled = false;  // train a SentencePiece tokenizer on the corpus first
   std::int64_t vocab_size = 8000;
-  std::string model_type = "unigram";  // unigram | bpe
+  TokenizerModelType model_type = TokenizerModelType::kUnigram;
   double character_coverage = 0.9995;
   std::int64_t input_sentence_size = 1000000;  // sentences sampled for training
 };
@@ -52,8 +55,8 @@ struct PrepareSettings {
   int num_subdomains = 8;
   std::vector<std::string> categories;  // if not empty: the categories to keep; others are skipped and counted
   std::vector<std::string> pinned_categories;
-  int neighbors = 0;                     // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
-  std::string cluster_sizes = "strict";  // strict (size_tolerance) | equity (equity_fraction, as the cited code)
+  int neighbors = 0;  // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
+  ClusterSizes cluster_sizes = ClusterSizes::kStrict;  // strict: size_tolerance; equity: equity_fraction
   int size_tolerance = 1;
   double equity_fraction = 0.3;
   double train_fraction = 0.8;
@@ -65,14 +68,23 @@ struct PrepareSettings {
   std::int64_t buffer_mb = 64;  // corpus text held in memory at once
 };
 
+// The load-balancing term of MoE fine-tuning (SPEC.md §4, stage 4).
+struct LoadBalancingSettings {
+  LoadBalancingMethod method = LoadBalancingMethod::kNone;
+  double alpha = 0.01;  // the one LB coefficient (SPEC.md §4); also config.json's router_aux_loss_coef
+  LoadBalancingPooling pooling = LoadBalancingPooling::kPooled;
+  double aux_free_rate = 1e-3;  // aux_free's bias step per optimizer step
+};
+
 // svmoe merge (SPEC.md §4, stage 2): N dense experts -> one Mixtral MoE (BTX).
 struct MergeSettings {
   std::vector<std::filesystem::path> experts;  // N >= 2 dense Llama checkpoint directories
   std::filesystem::path output;
   std::int64_t num_experts_per_tok = 2;  // top-k
-  double router_aux_loss_coef = 0.01;    // written to config.json (alpha of the switch loss)
-  double router_init_std = 0.0;          // routers ~ normal(0, std); 0: the experts' initializer_range
-  std::int64_t max_shard_mb = 5000;      // safetensors shard size
+  // config.json's router_aux_loss_coef: finetune.load_balancing.alpha, the one LB coefficient.
+  double router_aux_loss_coef = LoadBalancingSettings{}.alpha;
+  double router_init_std = 0.0;      // routers ~ normal(0, std); 0: the experts' initializer_range
+  std::int64_t max_shard_mb = 5000;  // safetensors shard size
 };
 
 // The training engine (every training stage): optimizer, schedule, batches, checkpoints.
@@ -84,7 +96,7 @@ struct TrainSettings {
   double learning_rate = 3e-4;  // peak
   double min_lr_ratio = 0.1;    // the schedule's floor, as a fraction of the peak
   std::int64_t warmup_steps = 100;
-  std::string schedule = "cosine";  // cosine | linear | constant
+  LrSchedule schedule = LrSchedule::kCosine;
   double weight_decay = 0.1;
   double beta1 = 0.9;
   double beta2 = 0.95;
@@ -97,7 +109,7 @@ struct TrainSettings {
   std::int64_t keep_last = 2;     // checkpoints kept
   // auto: float32 on the CPU, bf16_mixed on CUDA; bf16_mixed: bf16 parameters and compute with
   // float32 master weights and moments; bf16: no master weights; float32.
-  std::string precision = "auto";
+  Precision precision = Precision::kAuto;
   // 0: every rank holds the whole optimizer state; 1: ZeRO stage 1, the state (moments and
   // master weights) sharded over the data-parallel ranks.
   std::int64_t zero_stage = 0;
@@ -106,25 +118,17 @@ struct TrainSettings {
   bool activation_checkpointing = false;
 };
 
-// The load-balancing term of MoE fine-tuning (SPEC.md §4, stage 4).
-struct FinetuneLoadBalancing {
-  std::string method = "none";     // none | switch | aux_free
-  double alpha = 0.01;             // switch's coefficient
-  std::string pooling = "pooled";  // pooled (transformers' value) | per_layer (BTX's description)
-  double aux_free_rate = 1e-3;     // aux_free's bias step per optimizer step
-};
-
 // svmoe finetune: the engine on a dense model and any mix of subdomains (all: the Dense baseline).
 struct FinetuneSettings {
-  std::filesystem::path model;      // a Hugging Face directory (its config.json, and weights unless init is random)
-  std::string init = "pretrained";  // pretrained | random (the HF initialiser)
-  std::filesystem::path dataset;    // a directory svmoe prepare wrote
-  std::vector<std::int64_t> subdomains;  // empty: all
+  std::filesystem::path model;  // a Hugging Face directory (its config.json, and weights unless init is random)
+  ModelInit init = ModelInit::kPretrained;  // random: the HF initialiser
+  std::filesystem::path dataset;            // a directory svmoe prepare wrote
+  std::vector<std::int64_t> subdomains;     // empty: all
   // Sampling weights of `subdomains` (same length); empty: every window equally likely (a mix
   // in proportion to the subdomains' sizes).
   std::vector<double> subdomain_weights;
   std::filesystem::path output;          // the run directory: checkpoints, metrics.jsonl, final/
-  FinetuneLoadBalancing load_balancing;  // MoE models only
+  LoadBalancingSettings load_balancing;  // MoE models only
 };
 
 // svmoe train-router (SPEC.md §4, stage 3): only the routers of a merged MoE, against the
@@ -132,8 +136,8 @@ struct FinetuneSettings {
 struct TrainRouterSettings {
   std::filesystem::path model;  // an MoE directory (svmoe merge's output)
   std::filesystem::path dataset;
-  std::filesystem::path output;         // the run directory; the trained MoE in OUTPUT/final/
-  std::string missing_target = "mask";  // tokens without a TF-IDF target: mask | uniform
+  std::filesystem::path output;                         // the run directory; the trained MoE in OUTPUT/final/
+  MissingTarget missing_target = MissingTarget::kMask;  // tokens without a TF-IDF target
   // false: the paper's loss under autograd (router l also learns from later layers' terms
   // through the residual stream); true: each router from its own term only (docs/training.md).
   bool detach_router_inputs = false;
@@ -143,7 +147,7 @@ struct TrainRouterSettings {
 // trained on that subdomain's training split.
 struct TrainExpertsSettings {
   std::filesystem::path base_model;
-  std::string init = "pretrained";  // pretrained | random
+  ModelInit init = ModelInit::kPretrained;
   std::filesystem::path dataset;
   std::filesystem::path output;       // writes OUTPUT/expert_N/ (and OUTPUT/runs/expert_N/)
   std::vector<std::int64_t> experts;  // which subdomains; empty: all (--expert N: one, for a Slurm array task)
@@ -197,13 +201,11 @@ struct RunSettings {
   bool pretrain_base = false;        // train the base model from scratch on all subdomains first (the example)
   // The models of the paper's tables, fine-tuned in stage 4: dense (the Dense baseline), btx,
   // btx_lb, svmoe, svmoe_lb (_lb: with the load-balancing term `lb_method`).
-  std::vector<std::string> models = {"dense", "btx", "btx_lb", "svmoe", "svmoe_lb"};
-  std::string lb_method = "switch";  // switch | aux_free
-  bool btm_ensemble = false;         // also evaluate the BTM ensemble of the experts
+  std::vector<PaperModel> models = {PaperModel::kDense, PaperModel::kBtx, PaperModel::kBtxLb, PaperModel::kSvmoe,
+                                    PaperModel::kSvmoeLb};
+  LoadBalancingMethod lb_method = LoadBalancingMethod::kSwitch;  // switch | aux_free
+  bool btm_ensemble = false;                                     // also evaluate the BTM ensemble of the experts
 };
-
-// The defaults of every section: the schema of valid keys.
-Json default_config();
 
 RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
@@ -220,26 +222,5 @@ ReportSettings parse_report_settings(const ConfigTree& config);
 RunSettings parse_run_settings(const ConfigTree& config);
 // The `train` section as parse_train_settings(config, stage) resolves it, as {key: value}.
 Json resolved_train_section(const ConfigTree& config, const std::string& stage);
-
-// Reads one typed value from the tree; every error names the key path, where the value came
-// from, what was found and what was expected.
-class SettingReader {
- public:
-  explicit SettingReader(const ConfigTree& config) : config_(config) {}
-
-  std::string string(const std::string& key_path) const;
-  std::string choice(const std::string& key_path, const std::vector<std::string>& options) const;
-  std::int64_t integer(const std::string& key_path, std::int64_t min, std::int64_t max) const;
-  double number(const std::string& key_path, double min, double max) const;
-  bool boolean(const std::string& key_path) const;
-  // A list of strings; a single string is a list of one.
-  std::vector<std::string> strings(const std::string& key_path) const;
-  // An empty path when the key is null or ""; with `required`, that is an error.
-  std::filesystem::path path(const std::string& key_path, bool required, const std::string& hint = {}) const;
-
- private:
-  [[noreturn]] void fail(const std::string& key_path, const std::string& expected, const std::string& hint = {}) const;
-  const ConfigTree& config_;
-};
 
 }  // namespace svmoe

@@ -12,6 +12,7 @@
 #include <string>
 #include <utility>
 
+#include "svmoe/config/enums.h"
 #include "svmoe/model/model_config.h"
 
 namespace svmoe {
@@ -26,14 +27,12 @@ class ExpertImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Expert);
 
-// How the experts run on their tokens; both give the same result (tests/model/test_moe.cpp).
-// kLoop: one expert at a time on its gathered tokens (each expert's token count is read on the
-// host). kGrouped: the (token, expert) pairs sorted by expert, then each projection as one
-// grouped matrix product over all experts (compat::grouped_mm: at::_grouped_mm on CUDA bf16,
-// with no host synchronisation). kAuto: grouped where that kernel applies, the loop otherwise.
-enum class ExpertPath { kAuto, kLoop, kGrouped };
-ExpertPath parse_expert_path(const std::string& name);  // auto | loop | grouped; throws ConfigError
-std::string to_string(ExpertPath path);
+// How the experts run on their tokens (ExpertPath, config/enums.h); both give the same result
+// (tests/model/test_moe.cpp). kLoop: one expert at a time on its gathered tokens (each expert's
+// token count is read on the host). kGrouped: the (token, expert) pairs sorted by expert, then
+// each projection as one grouped matrix product over all experts (compat::grouped_mm:
+// at::_grouped_mm where LibTorch has it, with no host synchronisation). kAuto: grouped where that
+// kernel applies, the loop otherwise.
 
 struct MoeOutput {
   torch::Tensor hidden;         // [B, T, hidden]

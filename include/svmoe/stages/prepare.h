@@ -12,8 +12,6 @@
 
 namespace svmoe {
 
-inline constexpr int kDatasetFormatVersion = 1;
-
 struct CategorySummary {
   std::string name;
   int subdomain = 0;
@@ -42,8 +40,5 @@ struct PrepareResult {
 
 // `config_json` is the resolved config, recorded in the manifest.
 PrepareResult run_prepare(const PrepareSettings& settings, const RuntimeSettings& runtime, const Json& config_json);
-
-// The prefix of one shard in a dataset directory: DATASET/subdomain_N/SPLIT.
-std::filesystem::path shard_prefix(const std::filesystem::path& dataset, int subdomain, const std::string& split);
 
 }  // namespace svmoe

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "svmoe/config/settings.h"
-#include "svmoe/stages/finetune.h"
+#include "svmoe/train/training_job.h"
 
 namespace svmoe {
 

@@ -5,7 +5,7 @@
 #pragma once
 
 #include "svmoe/config/settings.h"
-#include "svmoe/stages/finetune.h"
+#include "svmoe/train/training_job.h"
 
 namespace svmoe {
 

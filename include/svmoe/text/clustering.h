@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "svmoe/config/enums.h"
+
 namespace svmoe {
 
 // A symmetric [n * n] row-major matrix.
@@ -52,8 +54,6 @@ std::vector<int> canonical_labels(const std::vector<int>& labels);
 // those among the first min(30, neighbors) - 1 nearest items of a member, in `labels`.
 std::vector<int> equalize_cluster_sizes(std::vector<int> labels, int clusters, const SquareMatrix& distances,
                                         int neighbors, double equity_fraction);
-
-enum class ClusterSizes { kStrict, kEquity };
 
 struct EqualSizeClusteringOptions {
   int clusters = 2;

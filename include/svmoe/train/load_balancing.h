@@ -8,12 +8,9 @@
 
 #include <vector>
 
-namespace svmoe {
+#include "svmoe/config/enums.h"
 
-enum class LoadBalancingPooling {
-  kPooled,    // all layers' tokens pooled into one set of routing decisions (transformers' value)
-  kPerLayer,  // computed per layer, then averaged over layers (as BTX describes it)
-};
+namespace svmoe {
 
 // router_logits: per layer [tokens, experts].
 torch::Tensor switch_load_balancing_loss(const std::vector<torch::Tensor>& router_logits, std::int64_t top_k,

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "svmoe/config/settings.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/train/load_balancing.h"
 #include "svmoe/train/routing_statistics.h"
@@ -43,13 +44,6 @@ class TrainingObjective {
   virtual std::string summary() const { return {}; }
 };
 
-struct LoadBalancingSettings {
-  std::string method = "none";  // none | switch | aux_free
-  double alpha = 0.01;          // switch: the coefficient of the LB loss
-  LoadBalancingPooling pooling = LoadBalancingPooling::kPooled;
-  double aux_free_rate = 1e-3;  // aux_free: the bias update's step size
-};
-
 // Stages 1 and 4: next-token cross-entropy ("lm_loss"); for MoE models, the LB term
 // ("lb_loss", before alpha) and routing health every logging step, with a warning when an
 // expert gets almost nothing for several logging intervals in a row (a dead expert).
@@ -74,13 +68,13 @@ class LanguageModelObjective : public TrainingObjective {
 // Stage 3 (SPEC.md §4): L_SvMoE = sum over layers of the cross-entropy between softmax(router
 // logits) at each input token and that token's TF-IDF target, averaged over the tokens that
 // have a target ("router_loss" is reported per token and layer: that sum / layers). Tokens
-// without a target are left out ("mask") or given the uniform target ("uniform"). The LM head
+// without a target are left out (kMask) or given the uniform target (kUniform). The LM head
 // is not computed. Reports per layer: router loss, agreement of the router's top-1 with the
 // TF-IDF argmax, router entropy; and the targets' mean entropy, the least the loss can reach.
 class RouterSupervisionObjective : public TrainingObjective {
  public:
   // targets: float32 [vocab, experts], rows summing to 1; has_target: bool [vocab].
-  RouterSupervisionObjective(torch::Tensor targets, torch::Tensor has_target, const std::string& missing,
+  RouterSupervisionObjective(torch::Tensor targets, torch::Tensor has_target, MissingTarget missing,
                              std::int64_t layers);
   ObjectiveTerms compute(CausalLM& model, const torch::Tensor& batch) override;
   std::string validation_part() const override { return "router_loss"; }
@@ -95,13 +89,5 @@ class RouterSupervisionObjective : public TrainingObjective {
   torch::Tensor sums_;
   std::string summary_;
 };
-
-// Loads a dataset's tfidf.safetensors (tfidf_target [vocab, N], has_target [vocab]); with a
-// larger `vocab_size` (a model's embedding padded beyond its tokenizer), the extra ids get no
-// target.
-struct TfidfTargets {
-  torch::Tensor targets, has_target;
-};
-TfidfTargets load_tfidf_targets(const std::filesystem::path& dataset, std::int64_t vocab_size = 0);
 
 }  // namespace svmoe

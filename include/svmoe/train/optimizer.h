@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "svmoe/config/enums.h"
 #include "svmoe/io/safetensors.h"
 
 namespace svmoe {
@@ -95,8 +96,8 @@ class AdamW {
 double clip_gradients(const std::vector<std::pair<std::string, torch::Tensor>>& parameters, double max_norm);
 
 // The learning rate at `step` (0-based): linear warmup to `peak` over `warmup` steps, then
-// "cosine" or "linear" decay to `peak * min_ratio` at `total` steps, or "constant".
+// cosine or linear decay to `peak * min_ratio` at `total` steps, or constant.
 double learning_rate_at(std::int64_t step, std::int64_t total, std::int64_t warmup, double peak, double min_ratio,
-                        const std::string& schedule);
+                        LrSchedule schedule);
 
 }  // namespace svmoe

@@ -65,6 +65,6 @@ std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::pa
 
 // The dtype parameters are trained in: train.precision resolved for `device` (auto: float32
 // on the CPU, bf16 with float32 master weights on CUDA).
-torch::ScalarType parameter_dtype(const std::string& precision, const torch::Device& device);
+torch::ScalarType parameter_dtype(Precision precision, const torch::Device& device);
 
 }  // namespace svmoe

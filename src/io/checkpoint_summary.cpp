@@ -1,15 +1,13 @@
-// svmoe inspect DIR: a checkpoint's config and a table of its tensors.
+#include "svmoe/io/checkpoint_summary.h"
+
 #include <fmt/format.h>
-#include <torch/torch.h>
 
-#include <iostream>
+#include <sstream>
 
-#include "commands.h"
-#include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/text/tokenizer.h"
 #include "svmoe/util/strings.h"
 
-namespace svmoe::cli {
+namespace svmoe {
 namespace {
 
 std::string shape_text(const std::vector<std::int64_t>& shape) {
@@ -18,7 +16,10 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   return "[" + join(parts, ", ") + "]";
 }
 
-void print_checkpoint(const HfCheckpoint& checkpoint, std::ostream& out) {
+}  // namespace
+
+std::string describe_checkpoint(const HfCheckpoint& checkpoint) {
+  std::ostringstream out;
   const ModelConfig& c = checkpoint.config;
   out << "checkpoint  " << checkpoint.directory.string() << "\n";
   out << fmt::format("model       {} ({})\n", c.model_type, c.is_moe() ? "MoE" : "dense");
@@ -53,15 +54,7 @@ void print_checkpoint(const HfCheckpoint& checkpoint, std::ostream& out) {
   out << fmt::format("\ntotal: {} tensors, {} parameters ({}); config.json implies {} parameters\n",
                      checkpoint.tensors.names().size(), format_count(total), format_bytes(bytes),
                      format_count(static_cast<std::uint64_t>(c.num_parameters())));
+  return out.str();
 }
 
-}  // namespace
-
-void add_inspect_command(CLI::App& app) {
-  auto* command = app.add_subcommand("inspect", "print a checkpoint's config and a table of its parameters");
-  auto directory = std::make_shared<std::string>();
-  command->add_option("directory", *directory, "Hugging Face checkpoint directory")->required();
-  command->callback([directory] { print_checkpoint(load_hf_checkpoint(*directory), std::cout); });
-}
-
-}  // namespace svmoe::cli
+}  // namespace svmoe

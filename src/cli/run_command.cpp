@@ -4,7 +4,7 @@
 
 #include "commands.h"
 #include "svmoe/config/settings.h"
-#include "svmoe/stages/pipeline.h"
+#include "svmoe/stages/pipeline_run.h"
 #include "svmoe/train/distributed.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/signals.h"
@@ -41,7 +41,8 @@ void add_run_command(CLI::App& app) {
   command->callback([options] {
     install_stop_handlers();  // from the start: a signal while loading still ends in a clean stop
     ConfigTree config(default_config());
-    if (!resolve_config(options->config, {{"run.dir", flag_text(options->dir)}}, config)) return;
+    const Json dir = options->dir.empty() ? Json() : Json(options->dir);
+    if (!resolve_config(options->config, {{"run.dir", dir, "--dir"}}, config)) return;
     const RuntimeSettings runtime = parse_runtime_settings(config);
     const RunSettings run = parse_run_settings(config);
     const std::vector<PipelineStep> steps = pipeline_steps(config);

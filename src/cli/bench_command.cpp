@@ -41,7 +41,7 @@ void add_bench_command(CLI::App& app) {
       ->add_option("--expert-path", options->expert_path,
                    "how the MoE experts run in the whole-model steps: auto (grouped where at::_grouped_mm applies), "
                    "loop or grouped")
-      ->check(CLI::IsMember({"auto", "loop", "grouped"}));
+      ->check(CLI::IsMember(enum_names<ExpertPath>()));
   command->add_option("--blocks", options->blocks, "override the preset's number of blocks")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000}));
   command->add_option("--experts", options->experts, "override the preset's number of experts")
@@ -58,7 +58,7 @@ void add_bench_command(CLI::App& app) {
     bench.warmup = options->warmup;
     bench.repetitions = options->repetitions;
     bench.activation_checkpointing = options->activation_checkpointing;
-    bench.expert_path = parse_expert_path(options->expert_path);
+    bench.expert_path = *enum_from_name<ExpertPath>(options->expert_path);
     BenchPreset preset = bench_preset(options->preset);
     if (options->blocks > 0) preset.model.num_hidden_layers = options->blocks;
     if (options->experts > 0) preset.model.num_local_experts = options->experts;

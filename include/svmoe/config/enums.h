@@ -1,0 +1,117 @@
+// The enum-like settings, each with the names a config file spells it by. A setting is parsed
+// into its enum once (config/settings.cpp, from the choices in config/setting_table.cpp); code
+// past config/ switches on the enum and never compares the spelling.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace svmoe {
+
+// How the MoE experts run on their tokens; both give the same result (model/moe.h).
+enum class ExpertPath { kAuto, kLoop, kGrouped };
+
+// forward.dtype: the compute dtype of svmoe forward (kCheckpoint: the checkpoint's own).
+enum class ForwardDtype { kFloat32, kBFloat16, kFloat16, kCheckpoint };
+
+// prepare.tokenizer_train.model_type: SentencePiece's model.
+enum class TokenizerModelType { kUnigram, kBpe };
+
+// prepare.cluster_sizes: how the equal-size clustering balances subdomain sizes (text/clustering.h).
+enum class ClusterSizes { kStrict, kEquity };
+
+// train.schedule: the learning rate after warmup (train/optimizer.h).
+enum class LrSchedule { kCosine, kLinear, kConstant };
+
+// train.precision: kAuto is float32 on the CPU and kBf16Mixed on CUDA (train/trainer.h).
+enum class Precision { kAuto, kFloat32, kBf16Mixed, kBf16 };
+
+// finetune.init / train_experts.init: the model's own weights, or its config with the HF initialiser.
+enum class ModelInit { kPretrained, kRandom };
+
+// finetune.load_balancing.method (SPEC.md §4, stage 4).
+enum class LoadBalancingMethod { kNone, kSwitch, kAuxFree };
+
+// finetune.load_balancing.pooling (train/load_balancing.h).
+enum class LoadBalancingPooling {
+  kPooled,    // all layers' tokens pooled into one set of routing decisions (transformers' value)
+  kPerLayer,  // computed per layer, then averaged over layers (the Switch Transformer's one loss per layer)
+};
+
+// train_router.missing_target: tokens without a TF-IDF target (SPEC.md §4, stage 3).
+enum class MissingTarget { kMask, kUniform };
+
+// run.models: the stage-4 models of the paper's tables (docs/pipeline.md).
+enum class PaperModel { kDense, kBtx, kBtxLb, kSvmoe, kSvmoeLb };
+
+// Each enum's spellings, in declaration order.
+template <typename E>
+struct EnumNames;
+template <>
+struct EnumNames<ExpertPath> {
+  static constexpr std::array<const char*, 3> names = {"auto", "loop", "grouped"};
+};
+template <>
+struct EnumNames<ForwardDtype> {
+  static constexpr std::array<const char*, 4> names = {"float32", "bfloat16", "float16", "auto"};
+};
+template <>
+struct EnumNames<TokenizerModelType> {
+  static constexpr std::array<const char*, 2> names = {"unigram", "bpe"};
+};
+template <>
+struct EnumNames<ClusterSizes> {
+  static constexpr std::array<const char*, 2> names = {"strict", "equity"};
+};
+template <>
+struct EnumNames<LrSchedule> {
+  static constexpr std::array<const char*, 3> names = {"cosine", "linear", "constant"};
+};
+template <>
+struct EnumNames<Precision> {
+  static constexpr std::array<const char*, 4> names = {"auto", "float32", "bf16_mixed", "bf16"};
+};
+template <>
+struct EnumNames<ModelInit> {
+  static constexpr std::array<const char*, 2> names = {"pretrained", "random"};
+};
+template <>
+struct EnumNames<LoadBalancingMethod> {
+  static constexpr std::array<const char*, 3> names = {"none", "switch", "aux_free"};
+};
+template <>
+struct EnumNames<LoadBalancingPooling> {
+  static constexpr std::array<const char*, 2> names = {"pooled", "per_layer"};
+};
+template <>
+struct EnumNames<MissingTarget> {
+  static constexpr std::array<const char*, 2> names = {"mask", "uniform"};
+};
+template <>
+struct EnumNames<PaperModel> {
+  static constexpr std::array<const char*, 5> names = {"dense", "btx", "btx_lb", "svmoe", "svmoe_lb"};
+};
+
+template <typename E>
+const char* enum_name(E value) {
+  return EnumNames<E>::names[static_cast<std::size_t>(value)];
+}
+
+template <typename E>
+std::vector<std::string> enum_names() {
+  return {EnumNames<E>::names.begin(), EnumNames<E>::names.end()};
+}
+
+template <typename E>
+std::optional<E> enum_from_name(std::string_view name) {
+  for (std::size_t i = 0; i < EnumNames<E>::names.size(); ++i) {
+    if (name == EnumNames<E>::names[i]) return static_cast<E>(i);
+  }
+  return std::nullopt;
+}
+
+}  // namespace svmoe

@@ -1,0 +1,74 @@
+// Every setting of svmoe, declared once: its key path, type, default, valid range or choices,
+// help text, and whether it changes the numbers a stage produces. From this one table come the
+// defaults (and so the valid keys), the ranges the parser checks, --print-config, the keys that
+// svmoe run's step hashes count, and docs/config.md (svmoe config-reference; checked in CI).
+// The defaults themselves are the settings structs' member initialisers (config/settings.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "svmoe/config/config_tree.h"
+#include "svmoe/config/enums.h"
+
+namespace svmoe {
+
+enum class SettingType {
+  kString,
+  kChoice,   // one of `choices` (an enum of config/enums.h)
+  kInteger,  // in [minimum, maximum]
+  kNumber,   // in [minimum, maximum]
+  kBoolean,
+  kPath,            // a string; null or "" is unset
+  kStrings,         // a list of strings (one string is a list of one)
+  kIntegers,        // a list of integers
+  kNumbers,         // a list of numbers
+  kRecords,         // a list of small mappings, checked by its section's parser
+  kTrainOverrides,  // a stage's own `train` section: every `train` key, null = as in `train`
+};
+
+struct SettingSpec {
+  std::string key;  // dotted path, e.g. "train.steps"
+  SettingType type = SettingType::kString;
+  Json default_value;  // null: unset (`required` says whether that is an error)
+  std::vector<std::string> choices;
+  Json minimum, maximum;
+  bool required = false;
+  std::string help;  // one line for docs/config.md
+  // false for settings about how or where a stage runs (threads, logging, checkpoint cadence):
+  // svmoe run's step hash leaves them out, so changing them never re-runs a step.
+  bool affects_numbers = true;
+  // An input or output path that svmoe run lays out itself (its identity is the hash of the
+  // step that wrote it), or a key it sets per step.
+  bool set_by_run = false;
+
+  SettingSpec without_effect_on_numbers() const;
+  SettingSpec laid_out_by_run() const;
+};
+
+// A section's heading, what reads it and the prose docs/config.md shows after its table.
+struct SectionDoc {
+  std::string name;     // the top-level key
+  std::string used_by;  // "every subcommand", "`svmoe prepare`, docs/prepare.md", ...
+  std::string notes;    // Markdown after the table; may be empty
+};
+
+const std::vector<SettingSpec>& setting_table();
+const std::vector<SectionDoc>& section_docs();
+// The row for `key` (a stage's own STAGE.train.KEY: the row of train.KEY); a key the table
+// does not declare is a bug (std::logic_error).
+const SettingSpec& setting_spec(const std::string& key);
+
+// Keys that were renamed, {old: new}: an old key in a config file is an error naming the new one.
+const std::vector<std::pair<std::string, std::string>>& renamed_settings();
+
+// The keys of the `train` section (each stage's own `train` overrides them).
+std::vector<std::string> train_keys();
+
+// The defaults of every section as one tree: the schema of valid keys.
+Json default_config();
+
+// docs/config.md, written from the table.
+std::string config_reference_markdown();
+
+}  // namespace svmoe

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The unit tests built with AddressSanitizer and UndefinedBehaviorSanitizer (and warnings as
+# errors) in build-asan/: CI's third leg. Extra arguments go to ctest.
+# LibTorch itself is not instrumented; svmoe's code and the tests are. Leaks are not reported:
+# LibTorch keeps process-lifetime allocations (its registries) that LeakSanitizer would list.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+jobs=${SVMOE_BUILD_JOBS:-$(nproc)}
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVMOE_SANITIZE=address,undefined \
+  -DSVMOE_WERROR=ON
+cmake --build build-asan -j "$jobs"
+cd build-asan
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}
+ctest --output-on-failure -j "$(nproc)" -L unit "$@"

@@ -1,0 +1,118 @@
+#include "svmoe/io/dataset_directory.h"
+
+#include <torch/torch.h>
+
+#include "svmoe/io/safetensors.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+fs::path dataset_manifest_path(const fs::path& dataset) { return dataset / "manifest.json"; }
+fs::path dataset_tfidf_path(const fs::path& dataset) { return dataset / "tfidf.safetensors"; }
+fs::path dataset_tokenizer_dir(const fs::path& dataset) { return dataset / "tokenizer"; }
+
+fs::path shard_prefix(const fs::path& dataset, int subdomain, const std::string& split) {
+  return dataset / ("subdomain_" + std::to_string(subdomain)) / split;
+}
+
+DatasetManifest read_dataset_manifest(const fs::path& dataset) {
+  const fs::path path = dataset_manifest_path(dataset);
+  if (!fs::exists(path)) {
+    throw IoError("'" + dataset.string() + "' is not a prepared dataset: it has no manifest.json",
+                  "run svmoe prepare first, and point to its output directory");
+  }
+  DatasetManifest manifest;
+  try {
+    manifest.json = nlohmann::json::parse(read_text_file(path));
+    if (manifest.json.value("format", "") != kDatasetFormat) {
+      throw FormatError("'" + path.string() + "' is not an svmoe dataset manifest",
+                        "point to a directory svmoe prepare wrote");
+    }
+    const int version = manifest.json.value("version", 0);
+    if (version > kDatasetFormatVersion) {
+      throw FormatError("'" + path.string() + "' is of dataset format version " + std::to_string(version) +
+                            ", newer than this svmoe reads",
+                        "use the svmoe that prepared it, or prepare the data again");
+    }
+    manifest.num_subdomains = manifest.json.at("num_subdomains").get<std::int64_t>();
+    manifest.vocab_size = manifest.json.at("vocab_size").get<std::int64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError("'" + path.string() + "' is not a valid dataset manifest: " + e.what(),
+                      "prepare the dataset again");
+  }
+  return manifest;
+}
+
+void write_dataset_manifest(const fs::path& dataset, nlohmann::json manifest) {
+  manifest["format"] = kDatasetFormat;
+  manifest["version"] = kDatasetFormatVersion;
+  write_file_atomically(dataset_manifest_path(dataset), manifest.dump(2) + "\n");
+}
+
+DatasetShards dataset_shards(const fs::path& dataset, const std::vector<std::int64_t>& subdomains) {
+  const DatasetManifest manifest = read_dataset_manifest(dataset);
+  const std::int64_t n = manifest.num_subdomains;
+  std::vector<std::int64_t> chosen = subdomains;
+  if (chosen.empty()) {
+    for (std::int64_t d = 0; d < n; ++d) chosen.push_back(d);
+  }
+  DatasetShards shards;
+  for (const auto d : chosen) {
+    if (d >= n) {
+      throw ConfigError("subdomain " + std::to_string(d) + " does not exist: the dataset has " + std::to_string(n) +
+                        " (0.." + std::to_string(n - 1) + ")");
+    }
+    shards.train.push_back(shard_prefix(dataset, static_cast<int>(d), "train"));
+    shards.valid.push_back(shard_prefix(dataset, static_cast<int>(d), "valid"));
+  }
+  shards.vocab_size = manifest.vocab_size;
+  shards.tokenizer = fs::is_directory(dataset_tokenizer_dir(dataset)) ? dataset_tokenizer_dir(dataset) : dataset;
+  return shards;
+}
+
+namespace {
+
+SafetensorsFile open_tfidf_file(const fs::path& dataset, const std::vector<const char*>& names) {
+  const fs::path path = dataset_tfidf_path(dataset);
+  if (!fs::exists(path)) {
+    throw IoError("the dataset '" + dataset.string() + "' has no tfidf.safetensors",
+                  "point to a directory svmoe prepare wrote");
+  }
+  SafetensorsFile file = SafetensorsFile::open(path);
+  for (const char* name : names) {
+    if (!file.contains(name)) {
+      throw FormatError("'" + path.string() + "' has no tensor '" + name + "'", "prepare the dataset again");
+    }
+  }
+  return file;
+}
+
+}  // namespace
+
+TfidfTargetTensors load_tfidf_targets(const fs::path& dataset, std::int64_t vocab_size) {
+  const SafetensorsFile file = open_tfidf_file(dataset, {"tfidf_target", "has_target"});
+  TfidfTargetTensors tfidf{file.tensor("tfidf_target").clone(), file.tensor("has_target").clone()};
+  const std::int64_t rows = tfidf.targets.size(0);
+  if (vocab_size > rows) {
+    // Ids beyond the tokenizer's vocabulary (padding rows of the embedding) have no target.
+    tfidf.targets = torch::cat({tfidf.targets, torch::zeros({vocab_size - rows, tfidf.targets.size(1)})});
+    tfidf.has_target = torch::cat({tfidf.has_target, torch::zeros({vocab_size - rows}, torch::kBool)});
+  }
+  return tfidf;
+}
+
+torch::Tensor load_subdomain_tfidf(const fs::path& dataset) {
+  return open_tfidf_file(dataset, {"subdomain_tfidf"}).tensor("subdomain_tfidf").clone();
+}
+
+void write_tfidf_file(const fs::path& dataset, const torch::Tensor& targets, const torch::Tensor& has_target,
+                      const torch::Tensor& subdomain_tfidf) {
+  write_safetensors(dataset_tfidf_path(dataset),
+                    {{"tfidf_target", targets}, {"has_target", has_target}, {"subdomain_tfidf", subdomain_tfidf}},
+                    {{"producer", "svmoe prepare"},
+                     {"layout", "tfidf_target [vocab, subdomains]; subdomain_tfidf [subdomains, vocab]"}});
+}
+
+}  // namespace svmoe

@@ -1,0 +1,150 @@
+#include "svmoe/stages/pipeline_run.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <optional>
+
+#include "svmoe/stages/evaluate.h"
+#include "svmoe/stages/finetune.h"
+#include "svmoe/stages/merge.h"
+#include "svmoe/stages/prepare.h"
+#include "svmoe/stages/report.h"
+#include "svmoe/stages/train_experts.h"
+#include "svmoe/stages/train_router.h"
+#include "svmoe/train/distributed.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/progress.h"
+#include "svmoe/util/signals.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+namespace {
+
+// The step's work, as its subcommand does it.
+bool execute_step(const PipelineStep& step, const RuntimeSettings& runtime, const PipelineOptions& options,
+                  std::optional<TrainingContext>& training) {
+  const ConfigTree& config = step.config;
+  if (step.is_training() && !training) training = start_training(runtime);
+  switch (step.stage) {
+    case Stage::kPrepare: {
+      Json recorded = config.root();
+      recorded.erase("forward");
+      const PrepareResult result = run_prepare(parse_prepare_settings(config), runtime, recorded);
+      spdlog::info("Table 1: tokens per subdomain and split\n{}", result.table1_markdown);
+      spdlog::info("Table 4: categories of each subdomain\n{}", result.table4_markdown);
+      return true;
+    }
+    case Stage::kFinetune:
+      return !run_finetune(parse_finetune_settings(config), parse_train_settings(config, step.train_section), runtime,
+                           *training)
+                  .interrupted;
+    case Stage::kTrainExperts: {
+      TrainExpertsSettings settings = parse_train_experts_settings(config);
+      if (options.expert >= 0) settings.experts = {options.expert};
+      return !run_train_experts(settings, parse_train_settings(config, step.train_section), runtime, *training)
+                  .interrupted;
+    }
+    case Stage::kMerge:
+      run_merge(parse_merge_settings(config), runtime);
+      return true;
+    case Stage::kTrainRouter:
+      return !run_train_router(parse_train_router_settings(config), parse_train_settings(config, step.train_section),
+                               runtime, *training)
+                  .interrupted;
+    case Stage::kEval:
+      run_eval(parse_eval_settings(config), runtime);
+      return true;
+    case Stage::kReport:
+      run_report(parse_report_settings(config), parse_eval_settings(config), runtime);
+      return true;
+  }
+  return true;
+}
+
+// An experts step run as one array task is done when every expert is.
+bool all_experts_written(const PipelineStep& step) {
+  for (std::int64_t n = 0; n < step.tasks; ++n) {
+    if (!fs::exists(expert_directory(step.output, n) / "config.json")) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+PipelineResult run_pipeline(const std::vector<PlannedStep>& plan, const fs::path& dir, const RuntimeSettings& runtime,
+                            const PipelineOptions& options) {
+  const DistributedEnvironment environment = detect_distributed_environment();
+  const bool several_processes = environment.world_size > 1 || options.expert >= 0;
+  std::vector<const PlannedStep*> work;
+  for (const auto& p : plan) {
+    if (p.action == StepAction::kSkip || p.action == StepAction::kNotSelected) continue;
+    work.push_back(&p);
+    if (several_processes && p.from_scratch) {
+      throw UsageError("step '" + p.step->name + "' must run again from scratch (" + p.reason +
+                           "), which one of several processes cannot do safely",
+                       "run `svmoe run -c CONFIG --reset-changed` once first (scripts/slurm/pipeline.sh does)");
+    }
+    if (environment.world_size > 1 && !p.step->is_training()) {
+      throw UsageError("step '" + p.step->name + "' (" + enum_name(p.step->stage) + ") runs as one process, not " +
+                           std::to_string(environment.world_size),
+                       "launch only training steps on several processes: svmoe run --only STEP");
+    }
+  }
+  PipelineResult result;
+  if (work.empty()) {
+    spdlog::info("run: every step is done; nothing to run");
+    return result;  // e.g. a requeued array task after the last expert finished
+  }
+  if (options.expert >= 0 && (work.size() != 1 || work[0]->step->stage != Stage::kTrainExperts)) {
+    throw UsageError("--expert " + std::to_string(options.expert) + " is for the experts step alone",
+                     "give --only experts with it");
+  }
+  if (options.expert >= 0 && options.expert >= work[0]->step->tasks) {
+    throw UsageError("--expert " + std::to_string(options.expert) + " is out of range",
+                     "this experiment has experts 0 to " + std::to_string(work[0]->step->tasks - 1));
+  }
+  const bool writer = environment.rank == 0;
+  if (writer) reset_changed_steps(plan, dir);
+
+  std::optional<TrainingContext> training;
+  const auto started = std::chrono::steady_clock::now();
+  for (std::size_t i = 0; i < work.size(); ++i) {
+    const PipelineStep& step = *work[i]->step;
+    std::vector<const PipelineStep*> needs;
+    for (const auto& need : step.needs) {
+      for (const auto& p : plan) {
+        if (p.step->name == need) needs.push_back(p.step);
+      }
+    }
+    spdlog::info("run: step {}/{}: {} ({}, {}: {}) -> {}", i + 1, work.size(), step.name, enum_name(step.stage),
+                 step_action_name(work[i]->action), work[i]->reason, step.output.string());
+    if (writer) {
+      // Only training steps resume; the others start over (their outputs appear atomically).
+      if (work[i]->action == StepAction::kResume && !step.is_training()) fs::remove_all(step.output);
+      write_step_marker(dir, step, needs, StepState::kStarted);
+    }
+    const auto step_start = std::chrono::steady_clock::now();
+    if (!execute_step(step, runtime, options, training)) {
+      spdlog::warn("run: stopped during {} after a checkpoint; run the same command again to resume", step.name);
+      result.interrupted = true;
+      return result;
+    }
+    const bool done = options.expert < 0 || all_experts_written(step);
+    if (writer && done) write_step_marker(dir, step, needs, StepState::kDone);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+    spdlog::info("run: {} {} in {}", step.name, done ? "done" : "(this task's expert) done", format_duration(seconds));
+    result.ran.push_back(step.name);
+    if (stop_requested() && i + 1 < work.size()) {
+      spdlog::warn("run: stopped after {}; run the same command again to go on", step.name);
+      result.interrupted = true;
+      return result;
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  spdlog::info("run: {} step(s) in {}", result.ran.size(), format_duration(seconds));
+  return result;
+}
+
+}  // namespace svmoe

@@ -1,0 +1,68 @@
+#include "svmoe/train/training_job.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/hf_config.h"
+#include "svmoe/model/device.h"
+#include "svmoe/model/initialization.h"
+#include "svmoe/model/moe.h"
+#include "svmoe/text/tokenizer.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "svmoe/util/logging.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+TrainingContext start_training(const RuntimeSettings& runtime) {
+  const DistributedEnvironment environment = detect_distributed_environment();
+  TrainingContext context;
+  context.device = resolve_device(runtime.device);
+  if (context.device.is_cuda() && environment.world_size > 1) {
+    context.device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(environment.local_rank));
+  }
+  if (environment.world_size > 1) set_log_rank(environment.rank);
+  context.group =
+      ProcessGroup::connect(environment, context.device, std::chrono::seconds(runtime.distributed_timeout_s));
+  return context;
+}
+
+TrainingJob training_job(const fs::path& model_dir, ModelInit init, const DatasetShards& shards, const fs::path& output,
+                         const RuntimeSettings& runtime, const TrainingContext& context) {
+  const ModelConfig config = read_model_config(model_dir / "config.json");
+  if (shards.vocab_size > config.vocab_size) {
+    throw ConfigError("the dataset's tokenizer has " + std::to_string(shards.vocab_size) + " tokens but the model '" +
+                          model_dir.string() + "' only " + std::to_string(config.vocab_size),
+                      "prepare the data with the model's own tokenizer");
+  }
+  torch::manual_seed(runtime.seed);
+  TrainingJob job;
+  job.model = CausalLM(config);
+  if (init == ModelInit::kRandom) {
+    initialize_weights(*job.model, config.initializer_range, runtime.seed);
+  } else {
+    load_weights(*job.model, load_hf_checkpoint(model_dir));
+  }
+  set_expert_path(*job.model, runtime.expert_path);
+  job.base_config = nlohmann::json::parse(read_text_file(model_dir / "config.json"));
+  job.tokenizer_from = tokenizer_source(model_dir, shards.tokenizer);
+  job.train_sources = {SamplerSource{shards.train, 1.0}};
+  job.valid_shards = shards.valid;
+  job.output = output;
+  job.seed = runtime.seed;
+  job.device = context.device;
+  job.group = context.group;
+  return job;
+}
+
+void save_final_model(TrainingJob& job) {
+  if (job.group.is_main()) {
+    save_model(job, job.output / "final");
+    spdlog::info("wrote {}", (job.output / "final").string());
+  }
+  job.group.barrier();
+}
+
+}  // namespace svmoe

@@ -1,0 +1,38 @@
+#include "svmoe/config/enums.h"
+
+#include <gtest/gtest.h>
+
+namespace svmoe {
+
+template <typename E>
+void expect_names_round_trip() {
+  for (const auto& name : enum_names<E>()) {
+    const auto value = enum_from_name<E>(name);
+    ASSERT_TRUE(value.has_value()) << name;
+    EXPECT_EQ(enum_name(*value), name);
+  }
+  EXPECT_FALSE(enum_from_name<E>("no such name").has_value());
+}
+
+TEST(Enums, EveryNameRoundTripsAndAnUnknownOneIsNone) {
+  expect_names_round_trip<ExpertPath>();
+  expect_names_round_trip<ForwardDtype>();
+  expect_names_round_trip<TokenizerModelType>();
+  expect_names_round_trip<ClusterSizes>();
+  expect_names_round_trip<LrSchedule>();
+  expect_names_round_trip<Precision>();
+  expect_names_round_trip<ModelInit>();
+  expect_names_round_trip<LoadBalancingMethod>();
+  expect_names_round_trip<LoadBalancingPooling>();
+  expect_names_round_trip<MissingTarget>();
+  expect_names_round_trip<PaperModel>();
+}
+
+TEST(Enums, NamesAreTheConfigSpellings) {
+  EXPECT_STREQ(enum_name(Precision::kBf16Mixed), "bf16_mixed");
+  EXPECT_STREQ(enum_name(ForwardDtype::kCheckpoint), "auto");
+  EXPECT_STREQ(enum_name(PaperModel::kSvmoeLb), "svmoe_lb");
+  EXPECT_EQ(enum_from_name<LoadBalancingMethod>("aux_free"), LoadBalancingMethod::kAuxFree);
+}
+
+}  // namespace svmoe
