@@ -9,7 +9,7 @@ scripts/install-deps.sh
 jobs=${SVMOE_BUILD_JOBS:-$(nproc)}
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVMOE_SANITIZE=address,undefined \
   -DSVMOE_WERROR=ON
-cmake --build build-asan -j "$jobs"
+cmake --build build-asan -j "$jobs" -- -k 0
 cd build-asan
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}

@@ -221,25 +221,11 @@ std::string table_title(const std::string& split) {
   return split + " split" + (split == "test" ? " (the paper's Table 2)" : " (the paper's Table 5)");
 }
 
-Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
-  const DatasetShards shards = dataset_shards(s.dataset, {});
-  const torch::Device device = resolve_device(runtime.device);
-  Json results = {{"dataset", s.dataset.string()}, {"splits", s.splits}, {"models", Json::array()}};
-  std::vector<TrueFalseItem> items, shots;
-  FewShotFormat format;
-  if (!s.fewshot.items.empty()) {
-    items = read_true_false_items(s.fewshot.items);
-    shots = read_true_false_items(s.fewshot.shot_file);
-    format = {static_cast<int>(s.fewshot.k), runtime.seed, s.fewshot.prompt, s.fewshot.answers, s.fewshot.separator};
-    results["fewshot"] = {{"items", s.fewshot.items.string()},
-                          {"shot_file", s.fewshot.shot_file.string()},
-                          {"k", s.fewshot.k},
-                          {"seed", runtime.seed},
-                          {"prompt", s.fewshot.prompt},
-                          {"answers", s.fewshot.answers}};
-  }
-  // Every model is checked before the first is evaluated: a typo in the last path should not
-  // cost the evaluation of the others.
+namespace {
+
+// Every model is checked before the first is evaluated: a typo in the last path should not cost
+// the evaluation of the others.
+void check_models(const EvalSettings& s, const DatasetShards& shards) {
   for (const EvalModel& entry : s.models) {
     const ModelConfig config = read_model_config(entry.path / "config.json");
     if (config.vocab_size < shards.vocab_size) {
@@ -254,61 +240,73 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
     }
   }
   for (const fs::path& expert : s.btm.experts) read_model_config(expert / "config.json");
-  for (const EvalModel& entry : s.models) {
-    CausalLM model = load_model_for_inference(entry.path, {device, torch::kFloat32, runtime.expert_path});
-    const std::int64_t context = scoring_context(s.context_length, model->config());
-    Json splits = Json::object();
-    for (const auto& split : s.splits) {
-      spdlog::info("eval: {} on the {} split", entry.name, split);
-      splits[split] = evaluate_split(model, s.dataset, split, context, s.max_documents);
-      const Json& r = splits[split];
-      spdlog::info("eval: {} {}: {} documents, PPL {:.3f}{}", entry.name, split, r["documents"].get<std::int64_t>(),
-                   r["ppl"]["mean"].is_null() ? 0.0 : r["ppl"]["mean"].get<double>(),
-                   r.contains("cmr_1") && !r["cmr_1"]["mean"].is_null()
-                       ? fmt::format(", CMR_1 {:.3f}, CMR_2 {:.3f}, S_RL {:.3f}", r["cmr_1"]["mean"].get<double>(),
-                                     r["cmr_2"]["mean"].get<double>(), r["s_rl"]["mean"].get<double>())
-                       : std::string());
-    }
-    Json model_result = {{"name", entry.name},
-                         {"path", entry.path.string()},
-                         {"lb", entry.lb},
-                         {"moe", model->config().is_moe()},
-                         {"splits", splits}};
-    if (!items.empty()) {
-      const auto tokenizer = load_tokenizer(tokenizer_source(entry.path, shards.tokenizer));
-      model_result["fewshot"] = evaluate_true_false(model, *tokenizer, items, shots, format);
-      spdlog::info("eval: {} few-shot true/false ({} items, {} shots): acc {:.2f}%, acc_norm {:.2f}%", entry.name,
-                   items.size(), s.fewshot.k, 100.0 * model_result["fewshot"]["acc"].get<double>(),
-                   100.0 * model_result["fewshot"]["acc_norm"].get<double>());
-    }
-    results["models"].push_back(model_result);
-  }
+}
 
-  if (!s.btm.experts.empty()) {
-    Json splits = Json::object();
-    const std::int64_t context =
-        scoring_context(s.context_length, read_model_config(s.btm.experts.front() / "config.json"));
-    for (const auto& split : s.splits) {
-      spdlog::info("eval: {} ({} dense experts mixed per document) on the {} split", s.btm.name, s.btm.experts.size(),
-                   split);
-      splits[split] = evaluate_btm_ensemble(s.btm.experts, s.dataset, split, context, s.max_documents, device);
-      spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, split, splits[split]["ppl"]["mean"].get<double>());
-    }
-    results["models"].push_back(
-        {{"name", s.btm.name}, {"path", ""}, {"lb", "-"}, {"moe", false}, {"ensemble", "btm"}, {"splits", splits}});
-  }
+struct FewShotTask {
+  std::vector<TrueFalseItem> items, shots;
+  FewShotFormat format;
+};
 
+// One model on every split (Table 2's metrics) and, with items, few-shot true/false (Table 3).
+Json evaluate_model(const EvalModel& entry, const EvalSettings& s, const RuntimeSettings& runtime,
+                    const torch::Device& device, const DatasetShards& shards, const FewShotTask& fewshot) {
+  const auto& items = fewshot.items;
+  CausalLM model = load_model_for_inference(entry.path, {device, torch::kFloat32, runtime.expert_path});
+  const std::int64_t context = scoring_context(s.context_length, model->config());
+  Json splits = Json::object();
+  for (const auto& split : s.splits) {
+    spdlog::info("eval: {} on the {} split", entry.name, split);
+    splits[split] = evaluate_split(model, s.dataset, split, context, s.max_documents);
+    const Json& r = splits[split];
+    spdlog::info("eval: {} {}: {} documents, PPL {:.3f}{}", entry.name, split, r["documents"].get<std::int64_t>(),
+                 r["ppl"]["mean"].is_null() ? 0.0 : r["ppl"]["mean"].get<double>(),
+                 r.contains("cmr_1") && !r["cmr_1"]["mean"].is_null()
+                     ? fmt::format(", CMR_1 {:.3f}, CMR_2 {:.3f}, S_RL {:.3f}", r["cmr_1"]["mean"].get<double>(),
+                                   r["cmr_2"]["mean"].get<double>(), r["s_rl"]["mean"].get<double>())
+                     : std::string());
+  }
+  Json model_result = {{"name", entry.name},
+                       {"path", entry.path.string()},
+                       {"lb", entry.lb},
+                       {"moe", model->config().is_moe()},
+                       {"splits", splits}};
+  if (!items.empty()) {
+    const auto tokenizer = load_tokenizer(tokenizer_source(entry.path, shards.tokenizer));
+    model_result["fewshot"] = evaluate_true_false(model, *tokenizer, items, fewshot.shots, fewshot.format);
+    spdlog::info("eval: {} few-shot true/false ({} items, {} shots): acc {:.2f}%, acc_norm {:.2f}%", entry.name,
+                 items.size(), s.fewshot.k, 100.0 * model_result["fewshot"]["acc"].get<double>(),
+                 100.0 * model_result["fewshot"]["acc_norm"].get<double>());
+  }
+  return model_result;
+}
+
+// The BTM ensemble baseline's row (docs/eval.md).
+Json evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
+  Json splits = Json::object();
+  const std::int64_t context =
+      scoring_context(s.context_length, read_model_config(s.btm.experts.front() / "config.json"));
+  for (const auto& split : s.splits) {
+    spdlog::info("eval: {} ({} dense experts mixed per document) on the {} split", s.btm.name, s.btm.experts.size(),
+                 split);
+    splits[split] = evaluate_btm_ensemble(s.btm.experts, s.dataset, split, context, s.max_documents, device);
+    spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, split, splits[split]["ppl"]["mean"].get<double>());
+  }
+  return {{"name", s.btm.name}, {"path", ""}, {"lb", "-"}, {"moe", false}, {"ensemble", "btm"}, {"splits", splits}};
+}
+
+// results.json, tables.md, table_SPLIT.csv, table_fewshot.csv and expert_selection.csv.
+void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot) {
   fs::create_directories(s.output);
   write_file_atomically(s.output / "results.json", results.dump(2) + "\n");
   std::string tables = "# Evaluation\n\nDataset `" + s.dataset.string() + "`. " + kTablesLegend + "\n\n";
   for (const auto& split : s.splits)
     tables += "## " + table_title(split) + "\n\n" + markdown_table(metrics_table(results, split)) + "\n";
-  const std::string accuracy = items.empty()
-                                   ? std::string()
-                                   : "## Few-shot true/false accuracy, % (the paper's Table 3; higher is better)\n\n" +
-                                         markdown_table(accuracy_table(results), 2) + "\n";
+  const std::string accuracy = fewshot
+                                   ? "## Few-shot true/false accuracy, % (the paper's Table 3; higher is better)\n\n" +
+                                         markdown_table(accuracy_table(results), 2) + "\n"
+                                   : std::string();
   write_file_atomically(s.output / "tables.md", tables + accuracy);
-  if (!items.empty()) write_file_atomically(s.output / "table_fewshot.csv", csv_table(accuracy_table(results)));
+  if (fewshot) write_file_atomically(s.output / "table_fewshot.csv", csv_table(accuracy_table(results)));
   for (const auto& split : s.splits) {
     write_file_atomically(s.output / ("table_" + split + ".csv"), csv_table(metrics_table(results, split)));
   }
@@ -328,6 +326,33 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   }
   write_file_atomically(s.output / "expert_selection.csv", selection);
   spdlog::info("eval: wrote {} (tables.md, table_SPLIT.csv, expert_selection.csv, results.json)", s.output.string());
+}
+
+}  // namespace
+
+Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
+  const DatasetShards shards = dataset_shards(s.dataset, {});
+  const torch::Device device = resolve_device(runtime.device);
+  Json results = {{"dataset", s.dataset.string()}, {"splits", s.splits}, {"models", Json::array()}};
+  FewShotTask fewshot;
+  if (!s.fewshot.items.empty()) {
+    fewshot.items = read_true_false_items(s.fewshot.items);
+    fewshot.shots = read_true_false_items(s.fewshot.shot_file);
+    fewshot.format = {static_cast<int>(s.fewshot.k), runtime.seed, s.fewshot.prompt, s.fewshot.answers,
+                      s.fewshot.separator};
+    results["fewshot"] = {{"items", s.fewshot.items.string()},
+                          {"shot_file", s.fewshot.shot_file.string()},
+                          {"k", s.fewshot.k},
+                          {"seed", runtime.seed},
+                          {"prompt", s.fewshot.prompt},
+                          {"answers", s.fewshot.answers}};
+  }
+  check_models(s, shards);
+  for (const EvalModel& entry : s.models) {
+    results["models"].push_back(evaluate_model(entry, s, runtime, device, shards, fewshot));
+  }
+  if (!s.btm.experts.empty()) results["models"].push_back(evaluate_btm_row(s, device));
+  write_eval_outputs(results, s, !fewshot.items.empty());
   return results;
 }
 

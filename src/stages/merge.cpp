@@ -82,52 +82,96 @@ ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, co
   return moe;
 }
 
+namespace {
+
+// Where one tensor of the MoE comes from (SPEC.md §4, stage 2).
+struct MergedTensorSource {
+  enum class Kind { kMean, kExpert, kRouter } kind;
+  std::string name;         // the dense tensor (mean, expert)
+  std::int64_t expert = 0;  // which expert (expert)
+  std::int64_t layer = 0;   // which layer (router)
+};
+
+// Every output tensor in write order, and its source.
+struct MergePlan {
+  std::vector<TensorSpec> specs;
+  std::map<std::string, MergedTensorSource> sources;
+};
+
+// BTX: expert n's FFN becomes MoE expert n; every other weight is the mean; one router a layer.
+MergePlan plan_btx_merge(const std::vector<HfCheckpoint>& experts) {
+  const auto n = static_cast<std::int64_t>(experts.size());
+  const CheckpointTensors& first = experts.front().tensors;
+  const auto stored_type = [&](const std::string& name) { return to_torch_dtype(first.entry(name).dtype); };
+  MergePlan plan;
+  for (const auto& name : first.names()) {
+    const TensorEntry& entry = first.entry(name);
+    if (const auto ffn = parameter_names::parse_dense_ffn(name)) {
+      for (std::int64_t e = 0; e < n; ++e) {
+        const std::string out = parameter_names::expert_ffn(ffn->layer, e, ffn->projection);
+        plan.specs.push_back({out, stored_type(name), entry.shape});
+        plan.sources[out] = {MergedTensorSource::Kind::kExpert, name, e, 0};
+      }
+    } else if (!parameter_names::is_rotary_buffer(name)) {  // a rotary buffer is recomputed, not learned
+      plan.specs.push_back({name, stored_type(name), entry.shape});
+      plan.sources[name] = {MergedTensorSource::Kind::kMean, name, 0, 0};
+    }
+  }
+  const ModelConfig& dense = experts.front().config;
+  for (std::int64_t l = 0; l < dense.num_hidden_layers; ++l) {
+    const std::string out = parameter_names::router(l);
+    plan.specs.push_back({out, stored_type(parameter_names::kEmbedTokens), {n, dense.hidden_size}});
+    plan.sources[out] = {MergedTensorSource::Kind::kRouter, "", 0, l};
+  }
+  return plan;
+}
+
+// The element-wise mean of one tensor over the experts, in float32, in `dtype`. A copy even for
+// float32 experts: the mapped tensor itself must stay as stored. Each expert's pages are
+// released as soon as they are summed.
+torch::Tensor mean_over_experts(const std::vector<HfCheckpoint>& experts, const std::string& name,
+                                torch::ScalarType dtype) {
+  torch::Tensor sum = experts.front().tensors.tensor(name).to(torch::kFloat32, false, /*copy=*/true);
+  experts.front().tensors.release(name);
+  for (std::size_t e = 1; e < experts.size(); ++e) {
+    sum.add_(experts[e].tensors.tensor(name).to(torch::kFloat32));
+    experts[e].tensors.release(name);
+  }
+  return sum.div_(static_cast<double>(experts.size())).to(dtype);
+}
+
+// Layer l's router from its own generator (seed + 1000003 l), so that its value does not depend
+// on write order.
+torch::Tensor random_router(std::int64_t layer, std::int64_t experts, std::int64_t hidden, double std,
+                            std::uint64_t seed, torch::ScalarType dtype) {
+  auto generator = at::detail::createCPUGenerator(seed + 1000003ULL * static_cast<std::uint64_t>(layer));
+  return at::normal(0.0, std, {experts, hidden}, generator).to(dtype);
+}
+
+// The MoE's provenance beside its weights (svmoe_merge.json).
+Json merge_provenance(const std::vector<HfCheckpoint>& experts, double router_std, std::uint64_t seed) {
+  Json provenance = {{"producer", "svmoe merge"},
+                     {"method", "BTX: expert FFNs kept, other weights averaged, routers random"},
+                     {"router_init", {{"distribution", "normal"}, {"std", router_std}, {"seed", seed}}},
+                     {"experts", Json::array()}};
+  for (const auto& e : experts) provenance["experts"].push_back(e.directory.string());
+  return provenance;
+}
+
+}  // namespace
+
 MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   std::vector<HfCheckpoint> experts;
   for (const auto& directory : s.experts) experts.push_back(load_hf_checkpoint(directory));  // mapped, not read
   check_experts_agree(experts);
   const auto n = static_cast<std::int64_t>(experts.size());
   const ModelConfig& dense = experts.front().config;
-
   const ModelConfig moe = merged_moe_config(dense, n, s);
   const double router_std = s.router_init_std > 0 ? s.router_init_std : dense.initializer_range;
+  const MergePlan plan = plan_btx_merge(experts);
 
-  // The plan: every output tensor and where it comes from.
-  struct Source {
-    enum class Kind { kMean, kExpert, kRouter } kind;
-    std::string name;         // the dense tensor (mean, expert)
-    std::int64_t expert = 0;  // which expert (expert)
-    std::int64_t layer = 0;   // which layer (router)
-  };
-  std::vector<TensorSpec> specs;
-  std::map<std::string, Source> sources;
-  const auto stored_type = [&](const std::string& name) {
-    return to_torch_dtype(experts.front().tensors.entry(name).dtype);
-  };
-  for (const auto& name : experts.front().tensors.names()) {
-    const TensorEntry& entry = experts.front().tensors.entry(name);
-    if (const auto ffn = parameter_names::parse_dense_ffn(name)) {
-      for (std::int64_t e = 0; e < n; ++e) {
-        const std::string out = parameter_names::expert_ffn(ffn->layer, e, ffn->projection);
-        specs.push_back({out, stored_type(name), entry.shape});
-        sources[out] = {Source::Kind::kExpert, name, e, 0};
-      }
-    } else if (parameter_names::is_rotary_buffer(name)) {
-      continue;  // recomputed, not learned
-    } else {
-      specs.push_back({name, stored_type(name), entry.shape});
-      sources[name] = {Source::Kind::kMean, name, 0, 0};
-    }
-  }
-  const auto dtype = stored_type(parameter_names::kEmbedTokens);
-  for (std::int64_t l = 0; l < dense.num_hidden_layers; ++l) {
-    const std::string out = parameter_names::router(l);
-    specs.push_back({out, dtype, {n, dense.hidden_size}});
-    sources[out] = {Source::Kind::kRouter, "", 0, l};
-  }
-
-  // The inputs of the tensor produced last: released once it has been written (the writer asks
-  // for the next tensor only then), so that resident memory stays near one tensor.
+  // The inputs of the tensor produced last are released once it has been written (the writer
+  // asks for the next tensor only then), so that resident memory stays near one tensor.
   std::string previous_source;
   const auto release_previous = [&] {
     if (previous_source.empty()) return;
@@ -136,31 +180,17 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   };
   const auto produce = [&](const TensorSpec& spec) -> torch::Tensor {
     release_previous();
-    const Source& source = sources.at(spec.name);
+    const MergedTensorSource& source = plan.sources.at(spec.name);
     previous_source = source.name;
     switch (source.kind) {
-      case Source::Kind::kExpert:
+      case MergedTensorSource::Kind::kExpert:
         return experts[static_cast<std::size_t>(source.expert)].tensors.tensor(source.name);
-      case Source::Kind::kMean: {
-        // A copy even for float32 experts: the mapped tensor itself must stay as stored. Each
-        // expert's pages are released as soon as they are summed.
-        torch::Tensor sum = experts.front().tensors.tensor(source.name).to(torch::kFloat32, false, /*copy=*/true);
-        experts.front().tensors.release(source.name);
-        for (std::int64_t e = 1; e < n; ++e) {
-          const auto& tensors = experts[static_cast<std::size_t>(e)].tensors;
-          sum.add_(tensors.tensor(source.name).to(torch::kFloat32));
-          tensors.release(source.name);
-        }
-        return sum.div_(static_cast<double>(n)).to(spec.dtype);
-      }
-      case Source::Kind::kRouter: {
-        // Each layer's router from its own generator, so the value does not depend on write order.
-        auto generator =
-            at::detail::createCPUGenerator(runtime.seed + 1000003ULL * static_cast<std::uint64_t>(source.layer));
-        return at::normal(0.0, router_std, {n, dense.hidden_size}, generator).to(spec.dtype);
-      }
+      case MergedTensorSource::Kind::kMean:
+        return mean_over_experts(experts, source.name, spec.dtype);
+      case MergedTensorSource::Kind::kRouter:
+        break;
     }
-    throw Error("internal: unknown merge source");
+    return random_router(source.layer, n, dense.hidden_size, router_std, runtime.seed, spec.dtype);
   };
 
   spdlog::info("merge: {} experts -> {} (top-{}, {} layers, routers ~ normal(0, {}))", n, s.output.string(),
@@ -169,18 +199,14 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   try {
     write_file_atomically(partial / "config.json",
                           model_config_to_json(moe, experts.front().raw_config).dump(2) + "\n");
-    write_sharded_safetensors(partial, specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
+    write_sharded_safetensors(partial, plan.specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
     release_previous();
     for (const auto& name : tokenizer_file_names()) {
       const fs::path file = experts.front().directory / name;
       if (fs::exists(file)) fs::copy_file(file, partial / name);
     }
-    Json provenance = {{"producer", "svmoe merge"},
-                       {"method", "BTX: expert FFNs kept, other weights averaged, routers random"},
-                       {"router_init", {{"distribution", "normal"}, {"std", router_std}, {"seed", runtime.seed}}},
-                       {"experts", Json::array()}};
-    for (const auto& e : experts) provenance["experts"].push_back(e.directory.string());
-    write_file_atomically(partial / "svmoe_merge.json", provenance.dump(2) + "\n");
+    write_file_atomically(partial / "svmoe_merge.json",
+                          merge_provenance(experts, router_std, runtime.seed).dump(2) + "\n");
   } catch (...) {
     std::error_code ec;
     fs::remove_all(partial, ec);
@@ -190,7 +216,7 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
 
   MergeResult result;
   result.config = moe;
-  for (const auto& spec : specs) {
+  for (const auto& spec : plan.specs) {
     std::uint64_t count = 1;
     for (const auto d : spec.shape) count *= static_cast<std::uint64_t>(d);
     result.parameters += count;

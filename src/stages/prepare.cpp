@@ -245,125 +245,105 @@ std::string markdown_table4(const std::vector<SubdomainSummary>& subdomains, std
 
 Json split_json(const SplitSummary& split) { return {{"documents", split.documents}, {"tokens", split.tokens}}; }
 
-PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, const RuntimeSettings& runtime,
-                           const Json& config_json) {
-  const fs::path temporary = partial / "tmp";
-  fs::create_directories(temporary);
+// Step 1's categories, sorted by name: their names, token counts and index in the corpus.
+struct SortedCategories {
+  std::vector<std::string> names;
+  TokenCounts counts;
+  std::vector<std::size_t> corpus_index;
+};
 
-  const fs::path tokenizer_source = s.tokenizer_train.enabled ? train_tokenizer(s, runtime, partial) : s.tokenizer;
-  const auto tokenizer = load_tokenizer(tokenizer_source);
-  const fs::path tokenizer_copy =
-      s.tokenizer_train.enabled ? tokenizer_source : copy_tokenizer(tokenizer_source, partial);
-  spdlog::info("prepare: tokenizer {}", tokenizer->description());
-
-  using Clock = std::chrono::steady_clock;
-  const auto seconds_since = [](Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-  };
-  auto step_start = Clock::now();
-
-  // 1. Tokenise; categories sorted by name from here on.
-  TokenisedCorpus corpus = tokenise_corpus(s, *tokenizer, temporary);
-  spdlog::info("prepare: tokenised {} documents ({}) in {:.2f} s", format_count(corpus.stats.documents),
-               format_bytes(corpus.stats.bytes), seconds_since(step_start));
-  step_start = Clock::now();
+SortedCategories sort_categories(TokenisedCorpus& corpus, const PrepareSettings& s) {
   if (corpus.category_names.empty()) {
     throw FormatError("the corpus holds no documents (" + std::to_string(corpus.stats.lines) + " lines, " +
                           std::to_string(corpus.stats.empty_documents) + " empty, " +
                           std::to_string(corpus.stats.bad_lines) + " bad)",
                       "check prepare.corpus and the field names prepare.text_field / prepare.category_field");
   }
-  std::vector<std::size_t> order(corpus.category_names.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return corpus.category_names[a] < corpus.category_names[b]; });
   for (const auto& wanted : s.categories) {
     if (std::find(corpus.category_names.begin(), corpus.category_names.end(), wanted) == corpus.category_names.end()) {
       throw ConfigError("category '" + wanted + "' (prepare.categories) has no document in the corpus",
                         "check its spelling, or remove it from prepare.categories");
     }
   }
-  std::vector<std::string> names;
-  TokenCounts counts;
-  for (const auto c : order) {
-    names.push_back(corpus.category_names[c]);
-    counts.push_back(std::move(corpus.counts[c]));
+  SortedCategories sorted;
+  sorted.corpus_index.resize(corpus.category_names.size());
+  std::iota(sorted.corpus_index.begin(), sorted.corpus_index.end(), 0);
+  std::sort(sorted.corpus_index.begin(), sorted.corpus_index.end(),
+            [&](std::size_t a, std::size_t b) { return corpus.category_names[a] < corpus.category_names[b]; });
+  for (const auto c : sorted.corpus_index) {
+    sorted.names.push_back(corpus.category_names[c]);
+    sorted.counts.push_back(std::move(corpus.counts[c]));
   }
+  return sorted;
+}
 
-  // 2. Cluster the categories into subdomains.
-  const std::vector<int> subdomain_of = assign_subdomains(s, names, counts, runtime.seed);
-  const int n = s.num_subdomains;
-  spdlog::info("prepare: category TF-IDF and clustering of {} categories in {:.2f} s", names.size(),
-               seconds_since(step_start));
-  step_start = Clock::now();
-
-  // 3. Split each subdomain's documents and write its shards; count its training tokens.
-  PrepareResult result;
-  result.dataset = s.output;
-  result.subdomains.resize(static_cast<std::size_t>(n));
-  const auto vocab = static_cast<std::size_t>(tokenizer->vocab_size());
-  TokenCounts train_counts(static_cast<std::size_t>(n), std::vector<std::uint64_t>(vocab, 0));
-  std::vector<TokenShard> category_shards;
-  for (const auto c : order) category_shards.push_back(TokenShard::open(temporary / ("category_" + std::to_string(c))));
-  for (std::size_t k = 0; k < names.size(); ++k) {
+// Each category's summary, and the categories of each subdomain.
+void summarise_categories(const SortedCategories& categories, const std::vector<TokenShard>& shards,
+                          const std::vector<int>& subdomain_of, const PrepareSettings& s, PrepareResult& result) {
+  for (std::size_t k = 0; k < categories.names.size(); ++k) {
     CategorySummary category;
-    category.name = names[k];
+    category.name = categories.names[k];
     category.subdomain = subdomain_of[k];
     category.pinned =
-        std::find(s.pinned_categories.begin(), s.pinned_categories.end(), names[k]) != s.pinned_categories.end();
-    category.documents = category_shards[k].documents();
-    for (const auto count : counts[k]) category.tokens += count;
+        std::find(s.pinned_categories.begin(), s.pinned_categories.end(), category.name) != s.pinned_categories.end();
+    category.documents = shards[k].documents();
+    for (const auto count : categories.counts[k]) category.tokens += count;
     result.categories.push_back(category);
-    result.subdomains[static_cast<std::size_t>(subdomain_of[k])].categories.push_back(names[k]);
+    result.subdomains[static_cast<std::size_t>(subdomain_of[k])].categories.push_back(category.name);
   }
-  const std::set<std::int32_t> specials = [&] {
-    std::set<std::int32_t> ids;
-    if (s.add_bos) ids.insert(*tokenizer->bos_id());
-    if (s.add_eos) ids.insert(*tokenizer->eos_id());
-    return ids;
-  }();
-  for (int d = 0; d < n; ++d) {
-    std::vector<std::pair<std::size_t, std::uint64_t>> documents;  // (category, document)
-    for (std::size_t k = 0; k < names.size(); ++k) {
-      if (subdomain_of[k] != d) continue;
-      for (std::uint64_t doc = 0; doc < category_shards[k].documents(); ++doc) documents.emplace_back(k, doc);
-    }
-    shuffle(documents, runtime.seed + static_cast<std::uint64_t>(d));
-    const auto total = documents.size();
-    const auto valid = static_cast<std::size_t>(std::llround(total * s.valid_fraction));
-    const auto test = static_cast<std::size_t>(std::llround(total * s.test_fraction));
-    const std::size_t sizes[3] = {total - std::min(total, valid + test), std::min(valid, total),
-                                  std::min(test, total - std::min(valid, total))};
-    fs::create_directories(shard_prefix(partial, d, "train").parent_path());
-    std::size_t next = 0;
-    SubdomainSummary& summary = result.subdomains[static_cast<std::size_t>(d)];
-    SplitSummary* split_summaries[3] = {&summary.train, &summary.valid, &summary.test};
-    for (int split = 0; split < 3; ++split) {
-      TokenShardWriter writer(shard_prefix(partial, d, kSplits[split]));
-      for (std::size_t i = 0; i < sizes[split]; ++i, ++next) {
-        const auto [k, doc] = documents[next];
-        const auto ids = category_shards[k].document(doc);
-        writer.add_document(ids);
-        if (split == 0) {
-          for (const auto id : ids) {
-            if (!specials.count(id)) ++train_counts[static_cast<std::size_t>(d)][static_cast<std::size_t>(id)];
-          }
+}
+
+// Step 3 for subdomain d (SPEC.md §2.3): its documents shuffled with the seed and split into
+// train, valid and test shards; returns the token counts of its training split (special
+// tokens left out), the TF-IDF's input.
+std::vector<std::uint64_t> write_subdomain_shards(const fs::path& partial, int d,
+                                                  const std::vector<TokenShard>& category_shards,
+                                                  const std::vector<int>& subdomain_of,
+                                                  const std::set<std::int32_t>& specials, const PrepareSettings& s,
+                                                  std::uint64_t seed, std::size_t vocab, SubdomainSummary& summary) {
+  std::vector<std::pair<std::size_t, std::uint64_t>> documents;  // (category, document)
+  for (std::size_t k = 0; k < category_shards.size(); ++k) {
+    if (subdomain_of[k] != d) continue;
+    for (std::uint64_t doc = 0; doc < category_shards[k].documents(); ++doc) documents.emplace_back(k, doc);
+  }
+  shuffle(documents, seed + static_cast<std::uint64_t>(d));
+  const auto total = documents.size();
+  const auto valid = static_cast<std::size_t>(std::llround(total * s.valid_fraction));
+  const auto test = static_cast<std::size_t>(std::llround(total * s.test_fraction));
+  const std::size_t sizes[3] = {total - std::min(total, valid + test), std::min(valid, total),
+                                std::min(test, total - std::min(valid, total))};
+  fs::create_directories(shard_prefix(partial, d, "train").parent_path());
+  std::vector<std::uint64_t> train_counts(vocab, 0);
+  std::size_t next = 0;
+  SplitSummary* split_summaries[3] = {&summary.train, &summary.valid, &summary.test};
+  for (int split = 0; split < 3; ++split) {
+    TokenShardWriter writer(shard_prefix(partial, d, kSplits[split]));
+    for (std::size_t i = 0; i < sizes[split]; ++i, ++next) {
+      const auto [k, doc] = documents[next];
+      const auto ids = category_shards[k].document(doc);
+      writer.add_document(ids);
+      if (split == 0) {
+        for (const auto id : ids) {
+          if (!specials.count(id)) ++train_counts[static_cast<std::size_t>(id)];
         }
       }
-      writer.commit();
-      split_summaries[split]->documents = writer.documents();
-      split_summaries[split]->tokens = writer.tokens();
     }
+    writer.commit();
+    split_summaries[split]->documents = writer.documents();
+    split_summaries[split]->tokens = writer.tokens();
   }
-  category_shards.clear();
-  fs::remove_all(temporary);
+  return train_counts;
+}
 
-  // 4. The router's teacher (SPEC.md §2.4): subdomain TF-IDF over the training splits, each
-  //    token's column normalised to sum 1.
+// Step 4, the router's teacher (SPEC.md §2.4): subdomain TF-IDF over the training splits, each
+// token's column normalised to sum 1, written to tfidf.safetensors. Returns how many tokens of
+// the vocabulary have no target.
+std::uint64_t write_router_teacher(const fs::path& partial, const TokenCounts& train_counts, std::size_t vocab) {
+  const auto n = static_cast<std::int64_t>(train_counts.size());
   const auto subdomain_rows = tfidf_rows(train_counts);
   const TfidfTargets targets = normalise_token_columns(subdomain_rows, static_cast<std::int64_t>(vocab));
   torch::Tensor tfidf = torch::zeros({n, static_cast<std::int64_t>(vocab)}, torch::kFloat32);
-  for (int d = 0; d < n; ++d) {
+  for (std::int64_t d = 0; d < n; ++d) {
     const auto& row = subdomain_rows[static_cast<std::size_t>(d)];
     for (std::size_t i = 0; i < row.ids.size(); ++i) tfidf[d][row.ids[i]] = static_cast<float>(row.values[i]);
   }
@@ -377,10 +357,13 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
     untargeted += targets.has_target[t] ? 0 : 1;
   }
   write_tfidf_file(partial, target_tensor, has_target, tfidf);
+  return untargeted;
+}
 
-  // 5. Manifest and tables.
-  result.table1_markdown = markdown_table1(result.subdomains, s.pinned_categories.size());
-  result.table4_markdown = markdown_table4(result.subdomains, s.pinned_categories.size());
+// Step 5: manifest.json's content (io/dataset_directory.h adds format and version).
+Json manifest_json(const PrepareResult& result, const PrepareSettings& s, const RuntimeSettings& runtime,
+                   const Tokenizer& tokenizer, const fs::path& tokenizer_copy, const fs::path& partial,
+                   const TokenisedCorpus& corpus, std::uint64_t untargeted, const Json& config_json) {
   Json categories = Json::array();
   for (const auto& c : result.categories) {
     categories.push_back({{"name", c.name},
@@ -398,19 +381,19 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
          {"splits",
           {{"train", split_json(sd.train)}, {"valid", split_json(sd.valid)}, {"test", split_json(sd.test)}}}});
   }
-  const Json manifest = {
-      {"num_subdomains", n},
-      {"vocab_size", vocab},
+  return {
+      {"num_subdomains", s.num_subdomains},
+      {"vocab_size", tokenizer.vocab_size()},
       {"seed", runtime.seed},
       {"tokenizer",
-       {{"description", tokenizer->description()},
+       {{"description", tokenizer.description()},
         // A trained tokenizer's path is inside DATASET.partial, which is renamed: say what it is.
         {"source",
          s.tokenizer_train.enabled ? "trained on the corpus (prepare.tokenizer_train)" : s.tokenizer.string()},
         {"files", fs::relative(tokenizer_copy, partial).string()},
         {"sha256", sha256_file_hex(tokenizer_file(tokenizer_copy))},
-        {"bos_id", tokenizer->bos_id() ? Json(*tokenizer->bos_id()) : Json()},
-        {"eos_id", tokenizer->eos_id() ? Json(*tokenizer->eos_id()) : Json()}}},
+        {"bos_id", tokenizer.bos_id() ? Json(*tokenizer.bos_id()) : Json()},
+        {"eos_id", tokenizer.eos_id() ? Json(*tokenizer.eos_id()) : Json()}}},
       {"shards",
        {{"layout", "subdomain_N/{train,valid,test}.{bin,idx}"}, {"add_bos", s.add_bos}, {"add_eos", s.add_eos}}},
       {"tfidf", {{"file", "tfidf.safetensors"}, {"tokens_without_target", untargeted}}},
@@ -426,10 +409,9 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
       {"subdomains", subdomains},
       {"config", config_json},
   };
-  write_dataset_manifest(partial, manifest);
-  write_file_atomically(partial / "table1.md", result.table1_markdown);
-  write_file_atomically(partial / "table4.md", result.table4_markdown);
-  spdlog::info("prepare: splits, shards and TF-IDF targets in {:.2f} s", seconds_since(step_start));
+}
+
+void warn_about_skipped(const TokenisedCorpus& corpus) {
   if (corpus.stats.empty_documents > 0 || corpus.stats.bad_lines > 0) {
     spdlog::warn("prepare: skipped {} empty document(s) and {} bad line(s)", corpus.stats.empty_documents,
                  corpus.stats.bad_lines);
@@ -444,6 +426,70 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
     spdlog::warn("prepare: skipped {} document(s) of {} categories that prepare.categories does not list: {}", total,
                  skipped.size(), join(skipped, ", "));
   }
+}
+
+// SPEC.md §2, step by step, into DATASET.partial.
+PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, const RuntimeSettings& runtime,
+                           const Json& config_json) {
+  const fs::path temporary = partial / "tmp";
+  fs::create_directories(temporary);
+  const fs::path tokenizer_source = s.tokenizer_train.enabled ? train_tokenizer(s, runtime, partial) : s.tokenizer;
+  const auto tokenizer = load_tokenizer(tokenizer_source);
+  const fs::path tokenizer_copy =
+      s.tokenizer_train.enabled ? tokenizer_source : copy_tokenizer(tokenizer_source, partial);
+  spdlog::info("prepare: tokenizer {}", tokenizer->description());
+  using Clock = std::chrono::steady_clock;
+  const auto seconds_since = [](Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  auto step_start = Clock::now();
+
+  // 1. Tokenise; categories sorted by name from here on.
+  TokenisedCorpus corpus = tokenise_corpus(s, *tokenizer, temporary);
+  spdlog::info("prepare: tokenised {} documents ({}) in {:.2f} s", format_count(corpus.stats.documents),
+               format_bytes(corpus.stats.bytes), seconds_since(step_start));
+  step_start = Clock::now();
+  const SortedCategories categories = sort_categories(corpus, s);
+
+  // 2. Cluster the categories into subdomains.
+  const std::vector<int> subdomain_of = assign_subdomains(s, categories.names, categories.counts, runtime.seed);
+  spdlog::info("prepare: category TF-IDF and clustering of {} categories in {:.2f} s", categories.names.size(),
+               seconds_since(step_start));
+  step_start = Clock::now();
+
+  // 3. Split each subdomain's documents and write its shards; count its training tokens.
+  PrepareResult result;
+  result.dataset = s.output;
+  result.subdomains.resize(static_cast<std::size_t>(s.num_subdomains));
+  std::vector<TokenShard> category_shards;
+  for (const auto c : categories.corpus_index) {
+    category_shards.push_back(TokenShard::open(temporary / ("category_" + std::to_string(c))));
+  }
+  summarise_categories(categories, category_shards, subdomain_of, s, result);
+  std::set<std::int32_t> specials;
+  if (s.add_bos) specials.insert(*tokenizer->bos_id());
+  if (s.add_eos) specials.insert(*tokenizer->eos_id());
+  const auto vocab = static_cast<std::size_t>(tokenizer->vocab_size());
+  TokenCounts train_counts;
+  for (int d = 0; d < s.num_subdomains; ++d) {
+    train_counts.push_back(write_subdomain_shards(partial, d, category_shards, subdomain_of, specials, s, runtime.seed,
+                                                  vocab, result.subdomains[static_cast<std::size_t>(d)]));
+  }
+  category_shards.clear();
+  fs::remove_all(temporary);
+
+  // 4. The router's teacher.
+  const std::uint64_t untargeted = write_router_teacher(partial, train_counts, vocab);
+
+  // 5. Manifest and tables.
+  result.table1_markdown = markdown_table1(result.subdomains, s.pinned_categories.size());
+  result.table4_markdown = markdown_table4(result.subdomains, s.pinned_categories.size());
+  write_dataset_manifest(
+      partial, manifest_json(result, s, runtime, *tokenizer, tokenizer_copy, partial, corpus, untargeted, config_json));
+  write_file_atomically(partial / "table1.md", result.table1_markdown);
+  write_file_atomically(partial / "table4.md", result.table4_markdown);
+  spdlog::info("prepare: splits, shards and TF-IDF targets in {:.2f} s", seconds_since(step_start));
+  warn_about_skipped(corpus);
   spdlog::info("prepare: {} tokens of the vocabulary have no TF-IDF target", untargeted);
   return result;
 }

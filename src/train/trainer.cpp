@@ -240,6 +240,121 @@ double evaluate_loss(CausalLM& model, WindowSampler& sampler, std::int64_t batch
   return validate(objective, model, sampler, batches, micro_batch, device, ProcessGroup());
 }
 
+namespace {
+
+// AdamW over the model's parameters as train.precision and train.zero_stage ask.
+AdamW make_optimizer(CausalLM& model, const TrainSettings& t, const ProcessGroup& group) {
+  std::vector<std::pair<std::string, torch::Tensor>> parameters;
+  for (auto& item : model->named_parameters(/*recurse=*/true)) parameters.emplace_back(item.key(), item.value());
+  const int shards = t.zero_stage >= 1 ? group.world_size() : 1;
+  return AdamW(parameters, {t.beta1, t.beta2, t.eps, t.weight_decay, /*master_weights=*/t.precision != Precision::kBf16,
+                            shards, shards > 1 ? group.rank() : 0});
+}
+
+// One optimizer step's gradients: grad_accum micro-batches, averaged over the ranks. Returns
+// the loss and its parts, averaged over micro-batches and ranks (summed on the device: no wait
+// per micro-batch).
+std::map<std::string, double> accumulate_gradients(TrainingJob& job, TrainingObjective& objective, WindowSampler& train,
+                                                   const std::vector<torch::Tensor>& trained, const TrainSettings& t) {
+  std::map<std::string, torch::Tensor> sums;
+  const auto add = [&sums](const std::string& name, const torch::Tensor& value) {
+    auto& sum = sums[name];
+    sum = sum.defined() ? sum + value.detach() : value.detach();
+  };
+  for (std::int64_t micro = 0; micro < t.grad_accum; ++micro) {
+    const auto batch = next_batch(train, t.micro_batch, job.group, job.model->config().vocab_size, job.device);
+    const ObjectiveTerms terms = objective.compute(job.model, batch);
+    (terms.loss / static_cast<double>(t.grad_accum)).backward();
+    add("loss", terms.loss);
+    for (const auto& [name, value] : terms.parts) add(name, value);
+  }
+  job.group.average_gradients(trained);
+  return mean_parts(sums, t.grad_accum, job.group);
+}
+
+// What a run shows while it trains: the progress bar every step; every log_every steps one
+// complete log line (readable in a Slurm log file as on a terminal) and a metrics.jsonl line;
+// each validation.
+class StepReporter {
+ public:
+  StepReporter(fs::path metrics, const TrainSettings& t, std::int64_t tokens_per_step, std::int64_t first_step,
+               bool main)
+      : metrics_(std::move(metrics)),
+        t_(t),
+        tokens_per_step_(tokens_per_step),
+        first_step_(first_step),
+        main_(main),
+        start_(std::chrono::steady_clock::now()),
+        last_log_(start_),
+        progress_(t.steps, main && terminal_progress_wanted()) {}
+
+  // A collective when it logs (the objective's metrics): every rank calls it.
+  void step_done(std::int64_t step, double loss, double lr, double grad_norm,
+                 const std::map<std::string, double>& parts, TrainingObjective& objective, const ProcessGroup& group) {
+    ++steps_since_log_;
+    const double run_seconds = seconds_since(start_);
+    const double run_rate = run_seconds > 0 ? (step - first_step_) * tokens_per_step_ / run_seconds : 0.0;
+    progress_.update(step,
+                     fmt::format("loss {:.4f} | {:.0f} tok/s{}", loss, run_rate,
+                                 objective.summary().empty() ? "" : " | " + objective.summary()),
+                     run_rate > 0 ? (t_.steps - step) * tokens_per_step_ / run_rate : -1.0);
+    if (step % t_.log_every != 0 && step != t_.steps) return;
+    const double interval = seconds_since(last_log_);
+    const double tokens_per_second = interval > 0 ? tokens_per_step_ * steps_since_log_ / interval : 0.0;
+    last_log_ = std::chrono::steady_clock::now();
+    steps_since_log_ = 0;
+    Json line = {{"step", step},
+                 {"tokens", step * tokens_per_step_},
+                 {"lr", lr},
+                 {"grad_norm", grad_norm},
+                 {"tokens_per_s", tokens_per_second},
+                 {"elapsed_s", seconds_since(start_)},
+                 {"memory_mb", resident_megabytes()}};
+    for (const auto& [name, value] : parts) line[name] = value;
+    line.update(objective.take_metrics(group));
+    if (!main_) return;
+    std::string terms;
+    for (const auto& [name, value] : parts) {
+      if (name != "loss") terms += fmt::format(" {} {:.4f}", name, value);
+    }
+    append_metrics(metrics_, line);
+    progress_.clear();
+    const double eta = tokens_per_second > 0 ? (t_.steps - step) * tokens_per_step_ / tokens_per_second : 0.0;
+    spdlog::info("train: step {}/{} ({:.0f}%) loss {:.4f}{} lr {:.2e} grad_norm {:.3f} {:.0f} tokens/s{} ETA {}", step,
+                 t_.steps, 100.0 * step / t_.steps, loss, parts.size() > 2 ? terms : "", lr, grad_norm,
+                 tokens_per_second, objective.summary().empty() ? "" : " " + objective.summary(), format_duration(eta));
+  }
+
+  void validated(std::int64_t step, const std::string& part, double value) {
+    if (!main_) return;
+    progress_.clear();
+    if (part == "lm_loss") {
+      append_metrics(metrics_, {{"step", step}, {"valid_loss", value}, {"valid_ppl", std::exp(value)}});
+      spdlog::info("train: step {} valid loss {:.4f} (ppl {:.2f})", step, value, std::exp(value));
+    } else {
+      append_metrics(metrics_, {{"step", step}, {"valid_" + part, value}});
+      spdlog::info("train: step {} valid {} {:.4f}", step, part, value);
+    }
+  }
+
+  void clear() { progress_.clear(); }
+
+ private:
+  static double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  fs::path metrics_;
+  const TrainSettings& t_;
+  std::int64_t tokens_per_step_, first_step_;
+  bool main_;
+  std::chrono::steady_clock::time_point start_, last_log_;
+  std::int64_t steps_since_log_ = 0;
+  ProgressBar progress_;
+};
+
+}  // namespace
+
 TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   const ProcessGroup& group = job.group;
   const bool main = group.is_main();
@@ -259,12 +374,7 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   job.model->model->activation_checkpointing = t.activation_checkpointing;
   const torch::ScalarType dtype = parameter_dtype(t.precision, job.device);
   cast_parameters(job.model, dtype);
-  std::vector<std::pair<std::string, torch::Tensor>> parameters;
-  for (auto& item : job.model->named_parameters(/*recurse=*/true)) parameters.emplace_back(item.key(), item.value());
-  const int shards = t.zero_stage >= 1 ? group.world_size() : 1;
-  AdamW optimizer(parameters,
-                  {t.beta1, t.beta2, t.eps, t.weight_decay, /*master_weights=*/t.precision != Precision::kBf16, shards,
-                   shards > 1 ? group.rank() : 0});
+  AdamW optimizer = make_optimizer(job.model, t, group);
   std::vector<torch::Tensor> trained;
   for (const auto& [name, p] : optimizer.parameters()) trained.push_back(p);
 
@@ -283,7 +393,6 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
                                                  : "bf16 (float32 master weights)",
                job.device.str(), t.micro_batch * t.grad_accum * group.world_size(), t.sequence_length,
                group.world_size());
-
   if (optimizer.sharded()) {
     spdlog::info("train: optimizer state sharded over {} ranks (ZeRO-1): {:.3f} MB on this rank", group.world_size(),
                  static_cast<double>(optimizer.state_bytes()) / (1 << 20));
@@ -291,27 +400,10 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   install_stop_handlers();
   job.model->train();
   const std::int64_t tokens_per_step = t.micro_batch * t.grad_accum * t.sequence_length * group.world_size();
-  const auto start = std::chrono::steady_clock::now();
-  const std::int64_t first_step = step;
-  auto last_log = start;
-  std::int64_t steps_since_log = 0;
-  ProgressBar progress(t.steps, main && terminal_progress_wanted());
+  StepReporter reporter(metrics, t, tokens_per_step, step, main);
   while (step < t.steps) {
     const double lr = learning_rate_at(step, t.steps, t.warmup_steps, t.learning_rate, t.min_lr_ratio, t.schedule);
-    std::map<std::string, torch::Tensor> sums;  // summed on the device: no wait per micro-batch
-    const auto add = [&sums](const std::string& name, const torch::Tensor& value) {
-      auto& sum = sums[name];
-      sum = sum.defined() ? sum + value.detach() : value.detach();
-    };
-    for (std::int64_t micro = 0; micro < t.grad_accum; ++micro) {
-      const auto batch = next_batch(train, t.micro_batch, group, job.model->config().vocab_size, job.device);
-      const ObjectiveTerms terms = objective.compute(job.model, batch);
-      (terms.loss / static_cast<double>(t.grad_accum)).backward();
-      add("loss", terms.loss);
-      for (const auto& [name, value] : terms.parts) add(name, value);
-    }
-    group.average_gradients(trained);
-    const std::map<std::string, double> parts = mean_parts(sums, t.grad_accum, group);
+    const std::map<std::string, double> parts = accumulate_gradients(job, objective, train, trained, t);
     const double loss = parts.at("loss");
     if (!std::isfinite(loss)) {
       throw Error("the training loss became " + std::to_string(loss) + " at step " + std::to_string(step + 1),
@@ -323,64 +415,16 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
     if (optimizer.sharded()) share_updated_parameters(optimizer, group);
     objective.after_step(job.model, group);
     ++step;
-    ++steps_since_log;
     result.last_loss = loss;
     const bool last = step == t.steps;
     const bool stop = group.any(stop_requested());  // every rank stops at the same step
-
-    const double run_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const double run_rate = run_seconds > 0 ? (step - first_step) * tokens_per_step / run_seconds : 0.0;
-    progress.update(step,
-                    fmt::format("loss {:.4f} | {:.0f} tok/s{}", loss, run_rate,
-                                objective.summary().empty() ? "" : " | " + objective.summary()),
-                    run_rate > 0 ? (t.steps - step) * tokens_per_step / run_rate : -1.0);
-    if (step % t.log_every == 0 || last) {
-      const auto now = std::chrono::steady_clock::now();
-      const double elapsed = std::chrono::duration<double>(now - start).count();
-      const double interval = std::chrono::duration<double>(now - last_log).count();
-      const double tokens_per_second = interval > 0 ? tokens_per_step * steps_since_log / interval : 0.0;
-      last_log = now;
-      steps_since_log = 0;
-      Json line = {{"step", step},
-                   {"tokens", step * tokens_per_step},
-                   {"lr", lr},
-                   {"grad_norm", grad_norm},
-                   {"tokens_per_s", tokens_per_second},
-                   {"elapsed_s", elapsed},
-                   {"memory_mb", resident_megabytes()}};
-      for (const auto& [name, value] : parts) line[name] = value;
-      line.update(objective.take_metrics(group));  // a collective: every rank calls it
-      std::string terms;
-      for (const auto& [name, value] : parts) {
-        if (name != "loss") terms += fmt::format(" {} {:.4f}", name, value);
-      }
-      if (main) {
-        append_metrics(metrics, line);
-        progress.clear();
-        const double eta = tokens_per_second > 0 ? (t.steps - step) * tokens_per_step / tokens_per_second : 0.0;
-        // One complete line per report: readable in a Slurm log file as on a terminal.
-        spdlog::info("train: step {}/{} ({:.0f}%) loss {:.4f}{} lr {:.2e} grad_norm {:.3f} {:.0f} tokens/s{} ETA {}",
-                     step, t.steps, 100.0 * step / t.steps, loss, parts.size() > 2 ? terms : "", lr, grad_norm,
-                     tokens_per_second, objective.summary().empty() ? "" : " " + objective.summary(),
-                     format_duration(eta));
-      }
-    }
+    reporter.step_done(step, loss, lr, grad_norm, parts, objective, group);
     if (valid && ((t.eval_every > 0 && step % t.eval_every == 0) || last)) {
-      const double value = validate(objective, job.model, *valid, t.eval_batches, t.micro_batch, job.device, group);
-      result.valid_loss = value;
-      if (main) {
-        progress.clear();
-        if (objective.validation_part() == "lm_loss") {
-          append_metrics(metrics, {{"step", step}, {"valid_loss", value}, {"valid_ppl", std::exp(value)}});
-          spdlog::info("train: step {} valid loss {:.4f} (ppl {:.2f})", step, value, std::exp(value));
-        } else {
-          append_metrics(metrics, {{"step", step}, {"valid_" + objective.validation_part(), value}});
-          spdlog::info("train: step {} valid {} {:.4f}", step, objective.validation_part(), value);
-        }
-      }
+      result.valid_loss = validate(objective, job.model, *valid, t.eval_batches, t.micro_batch, job.device, group);
+      reporter.validated(step, objective.validation_part(), *result.valid_loss);
     }
     if ((t.save_every > 0 && step % t.save_every == 0) || last || stop) {
-      progress.clear();
+      reporter.clear();
       save_checkpoint(job, optimizer, train, step, t);
       group.barrier();
     }
@@ -391,7 +435,7 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
       break;
     }
   }
-  progress.clear();
+  reporter.clear();
   result.steps = step;
   return result;
 }
