@@ -102,6 +102,8 @@ std::vector<SettingSpec> make_setting_table() {
   const RunSettings run;
   Json models = Json::array();
   for (const PaperModel m : run.models) models.push_back(enum_name(m));
+  Json splits = Json::array();
+  for (const DataSplit split : eval.splits) splits.push_back(enum_name(split));
   using T = SettingType;
   return {
       text("runtime.device", runtime.device,
@@ -275,7 +277,7 @@ std::vector<SettingSpec> make_setting_table() {
            "a list of `{name: ..., path: DIR, lb: yes | no | -}` (lb fills the tables' LB column; required)")
           .laid_out_by_run(),
       path("eval.dataset", Need::kRequired, "the prepared dataset (its splits and TF-IDF targets)").laid_out_by_run(),
-      list("eval.splits", T::kStrings, Json::array({"test"}), "the splits to score", {"train", "valid", "test"}),
+      list("eval.splits", T::kStrings, splits, "the splits to score", enum_names<DataSplit>()),
       path("eval.output", Need::kRequired, "where the tables and raw numbers go")
           .without_effect_on_numbers()
           .laid_out_by_run(),

@@ -261,7 +261,7 @@ EvalSettings parse_eval_settings(const ConfigTree& config) {
     s.models.push_back(model);
   }
   s.dataset = read.path("eval.dataset", "give the dataset svmoe prepare wrote (eval.dataset)");
-  s.splits = read.strings("eval.splits");
+  s.splits = read.options<DataSplit>("eval.splits");
   s.output = read.path("eval.output", "give the directory for the tables (eval.output or --output)");
   s.context_length = read.integer("eval.context_length");
   s.max_documents = read.integer("eval.max_documents");

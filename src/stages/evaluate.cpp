@@ -23,12 +23,12 @@ namespace svmoe {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-std::vector<std::vector<std::int32_t>> split_documents(const fs::path& dataset, const std::string& split,
+std::vector<std::vector<std::int32_t>> split_documents(const fs::path& dataset, DataSplit split,
                                                        std::int64_t max_documents) {
   const auto subdomains = static_cast<int>(dataset_shards(dataset, {}).train.size());
   std::vector<std::vector<std::int32_t>> documents;
   for (int d = 0; d < subdomains; ++d) {
-    const TokenShard shard = TokenShard::open(shard_prefix(dataset, d, split));
+    const TokenShard shard = TokenShard::open(shard_prefix(dataset, d, enum_name(split)));
     const auto n = static_cast<std::int64_t>(shard.documents());
     for (std::int64_t doc = 0; doc < (max_documents > 0 ? std::min(max_documents, n) : n); ++doc) {
       auto ids = shard.document(static_cast<std::uint64_t>(doc));
@@ -54,7 +54,7 @@ void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std
   }
 }
 
-Json evaluate_split(CausalLM& model, const fs::path& dataset, const std::string& split, std::int64_t context,
+Json evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, std::int64_t context,
                     std::int64_t max_documents) {
   torch::NoGradGuard no_grad;
   model->eval();
@@ -132,7 +132,7 @@ std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::
   return weights;
 }
 
-Json evaluate_btm_ensemble(const std::vector<fs::path>& experts, const fs::path& dataset, const std::string& split,
+Json evaluate_btm_ensemble(const std::vector<fs::path>& experts, const fs::path& dataset, DataSplit split,
                            std::int64_t context, std::int64_t max_documents, const torch::Device& device) {
   const auto documents = split_documents(dataset, split, max_documents);
   const auto subdomain_tfidf = load_subdomain_tfidf(dataset);
@@ -217,8 +217,9 @@ Table accuracy_table(const Json& results) {
   return table;
 }
 
-std::string table_title(const std::string& split) {
-  return split + " split" + (split == "test" ? " (the paper's Table 2)" : " (the paper's Table 5)");
+std::string table_title(DataSplit split) {
+  return std::string(enum_name(split)) + " split" +
+         (split == DataSplit::kTest ? " (the paper's Table 2)" : " (the paper's Table 5)");
 }
 
 namespace {
@@ -254,11 +255,12 @@ Json evaluate_model(const EvalModel& entry, const EvalSettings& s, const Runtime
   CausalLM model = load_model_for_inference(entry.path, {device, torch::kFloat32, runtime.expert_path});
   const std::int64_t context = scoring_context(s.context_length, model->config());
   Json splits = Json::object();
-  for (const auto& split : s.splits) {
-    spdlog::info("eval: {} on the {} split", entry.name, split);
-    splits[split] = evaluate_split(model, s.dataset, split, context, s.max_documents);
-    const Json& r = splits[split];
-    spdlog::info("eval: {} {}: {} documents, PPL {:.3f}{}", entry.name, split, r["documents"].get<std::int64_t>(),
+  for (const DataSplit split : s.splits) {
+    const std::string name = enum_name(split);
+    spdlog::info("eval: {} on the {} split", entry.name, name);
+    splits[name] = evaluate_split(model, s.dataset, split, context, s.max_documents);
+    const Json& r = splits[name];
+    spdlog::info("eval: {} {}: {} documents, PPL {:.3f}{}", entry.name, name, r["documents"].get<std::int64_t>(),
                  r["ppl"]["mean"].is_null() ? 0.0 : r["ppl"]["mean"].get<double>(),
                  r.contains("cmr_1") && !r["cmr_1"]["mean"].is_null()
                      ? fmt::format(", CMR_1 {:.3f}, CMR_2 {:.3f}, S_RL {:.3f}", r["cmr_1"]["mean"].get<double>(),
@@ -285,11 +287,12 @@ Json evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
   Json splits = Json::object();
   const std::int64_t context =
       scoring_context(s.context_length, read_model_config(s.btm.experts.front() / "config.json"));
-  for (const auto& split : s.splits) {
+  for (const DataSplit split : s.splits) {
+    const std::string name = enum_name(split);
     spdlog::info("eval: {} ({} dense experts mixed per document) on the {} split", s.btm.name, s.btm.experts.size(),
-                 split);
-    splits[split] = evaluate_btm_ensemble(s.btm.experts, s.dataset, split, context, s.max_documents, device);
-    spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, split, splits[split]["ppl"]["mean"].get<double>());
+                 name);
+    splits[name] = evaluate_btm_ensemble(s.btm.experts, s.dataset, split, context, s.max_documents, device);
+    spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, name, splits[name]["ppl"]["mean"].get<double>());
   }
   return {{"name", s.btm.name}, {"path", ""}, {"lb", "-"}, {"moe", false}, {"ensemble", "btm"}, {"splits", splits}};
 }
@@ -299,26 +302,27 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
   fs::create_directories(s.output);
   write_file_atomically(s.output / "results.json", results.dump(2) + "\n");
   std::string tables = "# Evaluation\n\nDataset `" + s.dataset.string() + "`. " + kTablesLegend + "\n\n";
-  for (const auto& split : s.splits)
-    tables += "## " + table_title(split) + "\n\n" + markdown_table(metrics_table(results, split)) + "\n";
+  for (const DataSplit split : s.splits)
+    tables += "## " + table_title(split) + "\n\n" + markdown_table(metrics_table(results, enum_name(split))) + "\n";
   const std::string accuracy = fewshot
                                    ? "## Few-shot true/false accuracy, % (the paper's Table 3; higher is better)\n\n" +
                                          markdown_table(accuracy_table(results), 2) + "\n"
                                    : std::string();
   write_file_atomically(s.output / "tables.md", tables + accuracy);
   if (fewshot) write_file_atomically(s.output / "table_fewshot.csv", csv_table(accuracy_table(results)));
-  for (const auto& split : s.splits) {
-    write_file_atomically(s.output / ("table_" + split + ".csv"), csv_table(metrics_table(results, split)));
+  for (const DataSplit split : s.splits) {
+    const std::string name = enum_name(split);
+    write_file_atomically(s.output / ("table_" + name + ".csv"), csv_table(metrics_table(results, name)));
   }
   std::string selection = "model,split,layer,expert,count,fraction\n";
   for (const auto& model : results["models"]) {
-    for (const auto& split : s.splits) {
-      const Json& r = model["splits"][split];
+    for (const DataSplit split : s.splits) {
+      const Json& r = model["splits"][enum_name(split)];
       if (!r.contains("expert_counts")) continue;
       for (std::size_t l = 0; l < r["expert_counts"].size(); ++l) {
         for (std::size_t e = 0; e < r["expert_counts"][l].size(); ++e) {
           selection +=
-              fmt::format("{},{},{},{},{},{}\n", model["name"].get<std::string>(), split, l, e,
+              fmt::format("{},{},{},{},{},{}\n", model["name"].get<std::string>(), enum_name(split), l, e,
                           r["expert_counts"][l][e].get<std::int64_t>(), r["expert_fraction"][l][e].get<double>());
         }
       }
@@ -333,7 +337,9 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
 Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   const DatasetShards shards = dataset_shards(s.dataset, {});
   const torch::Device device = resolve_device(runtime.device);
-  Json results = {{"dataset", s.dataset.string()}, {"splits", s.splits}, {"models", Json::array()}};
+  Json split_names = Json::array();
+  for (const DataSplit split : s.splits) split_names.push_back(enum_name(split));
+  Json results = {{"dataset", s.dataset.string()}, {"splits", split_names}, {"models", Json::array()}};
   FewShotTask fewshot;
   if (!s.fewshot.items.empty()) {
     fewshot.items = read_true_false_items(s.fewshot.items);

@@ -110,8 +110,9 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   const auto set = [&](const std::string& key, Json value) { config.set(key, std::move(value), kLayoutOrigin); };
   const fs::path base_model = Layout::base_model(run);
   set("prepare.output", layout.dataset().string());
-  const bool tokenizer_given = !config.at("prepare.tokenizer").is_null() && config.at("prepare.tokenizer") != "";
-  if (!tokenizer_given && !config.at("prepare.tokenizer_train.enabled").get<bool>()) {
+  const SettingReader read(config);
+  const bool tokenizer_given = !read.path("prepare.tokenizer").empty();
+  if (!tokenizer_given && !read.boolean("prepare.tokenizer_train.enabled")) {
     set("prepare.tokenizer", run.base_model.string());  // the base model's own tokenizer, as the paper uses
   }
   set("train_experts.base_model", base_model.string());

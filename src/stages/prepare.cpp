@@ -28,8 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<std::string> kSplits = {"train", "valid", "test"};
-
 unsigned thread_count(int configured) {
   return configured > 0 ? static_cast<unsigned>(configured) : std::max(1u, std::thread::hardware_concurrency());
 }
@@ -316,8 +314,8 @@ std::vector<std::uint64_t> write_subdomain_shards(const fs::path& partial, int d
   std::vector<std::uint64_t> train_counts(vocab, 0);
   std::size_t next = 0;
   SplitSummary* split_summaries[3] = {&summary.train, &summary.valid, &summary.test};
-  for (int split = 0; split < 3; ++split) {
-    TokenShardWriter writer(shard_prefix(partial, d, kSplits[split]));
+  for (int split = 0; split < 3; ++split) {  // in DataSplit order
+    TokenShardWriter writer(shard_prefix(partial, d, enum_name(static_cast<DataSplit>(split))));
     for (std::size_t i = 0; i < sizes[split]; ++i, ++next) {
       const auto [k, doc] = documents[next];
       const auto ids = category_shards[k].document(doc);

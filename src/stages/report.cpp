@@ -40,6 +40,17 @@ std::vector<Json> read_metrics(const fs::path& run) {
   return lines;
 }
 
+// A split name read back from results.json.
+DataSplit split_named(const Json& name, const fs::path& results_path) {
+  const auto split = name.is_string() ? enum_from_name<DataSplit>(name.get<std::string>()) : std::nullopt;
+  if (!split) {
+    throw FormatError(
+        "'" + results_path.string() + "' lists the split " + name.dump() + "; expected train, valid or test",
+        "run svmoe eval again to rewrite it");
+  }
+  return *split;
+}
+
 // The routing of `text` by an MoE model at `layer`, beside the TF-IDF argmax of each token.
 RoutedText route_text(const std::string& name, const fs::path& model_dir, const fs::path& dataset,
                       const std::string& text, std::int64_t layer, const InferenceOptions& inference) {
@@ -89,7 +100,7 @@ fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const Run
                      " split" + (splits.size() > 1 ? "s" : "") + " (" + results_path.string() + ").";
   for (const auto& split : results["splits"]) {
     content.tables.push_back(
-        {table_title(split.get<std::string>()), metrics_table(results, split.get<std::string>()), 3});
+        {table_title(split_named(split, results_path)), metrics_table(results, split.get<std::string>()), 3});
   }
   bool fewshot = false;
   for (const auto& model : results["models"]) fewshot = fewshot || model.contains("fewshot");

@@ -33,7 +33,7 @@ TEST(Evaluate, PerplexityPerDocumentInWindows) {
   const fs::path dataset = test::ci_dataset(dir.path(), 2);
   CausalLM model = load_model(test::model_fixture("llama_mha_untied"));
   const std::int64_t context = 16;
-  const Json result = evaluate_split(model, dataset, "test", context, /*max_documents=*/2);
+  const Json result = evaluate_split(model, dataset, DataSplit::kTest, context, /*max_documents=*/2);
   EXPECT_FALSE(result.contains("cmr_1"));  // a dense model
 
   std::vector<double> ppl;
@@ -71,7 +71,7 @@ TEST(Evaluate, WritesTablesAndRawNumbers) {
   EvalSettings s;
   s.models = {{"Dense", test::model_fixture("llama_mha_untied"), "-"}, {"BTX", test::tiny_moe(dir.path(), 2, 1), "no"}};
   s.dataset = dataset;
-  s.splits = {"valid", "test"};
+  s.splits = {DataSplit::kValid, DataSplit::kTest};
   s.output = dir / "eval";
   s.context_length = 64;
   s.max_documents = 3;
@@ -117,8 +117,8 @@ TEST(Evaluate, BtmEnsembleOfCopiesIsTheModelAndWeightsFollowTfidf) {
   const fs::path dataset = test::ci_dataset(dir.path(), 2);
   const fs::path dense = test::model_fixture("llama_mha_untied");
   CausalLM model = load_model(dense);
-  const Json single = evaluate_split(model, dataset, "test", 32, 2);
-  const Json mixed = evaluate_btm_ensemble({dense, dense}, dataset, "test", 32, 2, torch::kCPU);
+  const Json single = evaluate_split(model, dataset, DataSplit::kTest, 32, 2);
+  const Json mixed = evaluate_btm_ensemble({dense, dense}, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
   EXPECT_EQ(mixed["tokens"], single["tokens"]);
   EXPECT_NEAR(mixed["ppl"]["mean"].get<double>(), single["ppl"]["mean"].get<double>(),
               1e-4 * single["ppl"]["mean"].get<double>());
@@ -129,7 +129,7 @@ TEST(Evaluate, BtmEnsembleOfCopiesIsTheModelAndWeightsFollowTfidf) {
   EXPECT_NEAR(weights[0][0], 1.0, 1e-12);
   EXPECT_NEAR(weights[1][0], 0.8 / 1.8, 1e-6);  // the rows are float32
   EXPECT_NEAR(weights[2][1], 0.5, 1e-12);       // no overlap at all: uniform
-  EXPECT_THROW(evaluate_btm_ensemble({dense}, dataset, "test", 32, 1, torch::kCPU), ConfigError);
+  EXPECT_THROW(evaluate_btm_ensemble({dense}, dataset, DataSplit::kTest, 32, 1, torch::kCPU), ConfigError);
 }
 
 }  // namespace svmoe

@@ -45,6 +45,9 @@ enum class LoadBalancingPooling {
 // train_router.missing_target: tokens without a TF-IDF target (SPEC.md §4, stage 3).
 enum class MissingTarget { kMask, kUniform };
 
+// eval.splits: a split of a prepared dataset (io/dataset_directory.h).
+enum class DataSplit { kTrain, kValid, kTest };
+
 // run.models: the stage-4 models of the paper's tables (docs/pipeline.md).
 enum class PaperModel { kDense, kBtx, kBtxLb, kSvmoe, kSvmoeLb };
 
@@ -90,6 +93,10 @@ struct EnumNames<LoadBalancingPooling> {
 template <>
 struct EnumNames<MissingTarget> {
   static constexpr std::array<const char*, 2> names = {"mask", "uniform"};
+};
+template <>
+struct EnumNames<DataSplit> {
+  static constexpr std::array<const char*, 3> names = {"train", "valid", "test"};
 };
 template <>
 struct EnumNames<PaperModel> {

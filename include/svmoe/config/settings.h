@@ -170,7 +170,7 @@ struct FewShotSettings {
 struct EvalSettings {
   std::vector<EvalModel> models;
   std::filesystem::path dataset;
-  std::vector<std::string> splits = {"test"};  // train | valid | test
+  std::vector<DataSplit> splits = {DataSplit::kTest};
   std::filesystem::path output;                // the tables, figures' data and raw numbers
   std::int64_t context_length = 0;             // tokens per scoring window; 0: the model's max_position_embeddings
   std::int64_t max_documents = 0;              // per subdomain and split; 0: all

@@ -21,12 +21,12 @@ nlohmann::json run_eval(const EvalSettings& settings, const RuntimeSettings& run
 // "cmr_1", "cmr_2", "s_rl" (each {"mean", "std", "count"}), "expert_counts", "expert_fraction"}.
 // Documents longer than `context` tokens are scored in consecutive windows; at most
 // `max_documents` per subdomain (0: all).
-nlohmann::json evaluate_split(CausalLM& model, const std::filesystem::path& dataset, const std::string& split,
+nlohmann::json evaluate_split(CausalLM& model, const std::filesystem::path& dataset, DataSplit split,
                               std::int64_t context, std::int64_t max_documents);
 
 // The documents of a split that evaluation reads (at most `max_documents` per subdomain, 0: all;
 // documents of fewer than 2 tokens left out), subdomain by subdomain in file order.
-std::vector<std::vector<std::int32_t>> split_documents(const std::filesystem::path& dataset, const std::string& split,
+std::vector<std::vector<std::int32_t>> split_documents(const std::filesystem::path& dataset, DataSplit split,
                                                        std::int64_t max_documents);
 
 // Runs `model` over a document in consecutive windows of at most `context` inputs, each starting
@@ -41,7 +41,7 @@ void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std
 // with weights proportional to the cosine similarity between the document's token counts and
 // each subdomain's TF-IDF row (uniform if all are 0). Returns {"documents", "tokens", "ppl"}.
 Json evaluate_btm_ensemble(const std::vector<std::filesystem::path>& experts, const std::filesystem::path& dataset,
-                           const std::string& split, std::int64_t context, std::int64_t max_documents,
+                           DataSplit split, std::int64_t context, std::int64_t max_documents,
                            const torch::Device& device);
 std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::int32_t>>& documents,
                                              const torch::Tensor& subdomain_tfidf);
@@ -50,7 +50,7 @@ std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::
 // (few-shot accuracy in percent), from run_eval's results.
 Table metrics_table(const nlohmann::json& results, const std::string& split);
 Table accuracy_table(const nlohmann::json& results);
-std::string table_title(const std::string& split);  // "test split (the paper's Table 2)"
+std::string table_title(DataSplit split);  // "test split (the paper's Table 2)"
 inline constexpr const char* kTablesLegend =
     "Mean ± std over documents (PPL), (position, layer, expert) items (CMR_k) and (position, layer) items "
     "(S_RL); lower is better in every column: best **bold**, second <u>underlined</u>.";
