@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=${SVMOE_BUILD_JOBS:-$(nproc)}
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVMOE_SANITIZE=address,undefined \
-  -DSVMOE_WERROR=ON
+# -O1 and no debug information: the sanitizers' usual build, and half the compile time of -O2 -g
+# with LibTorch's headers (stack traces still name the functions).
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" \
+  -DSVMOE_SANITIZE=address,undefined -DSVMOE_WERROR=ON
 cmake --build build-asan -j "$jobs" -- -k 0
 cd build-asan
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}

@@ -1,5 +1,7 @@
 #include "svmoe/config/setting_reader.h"
 
+#include <algorithm>
+
 #include "svmoe/config/setting_table.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/strings.h"

@@ -142,7 +142,6 @@ TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::st
   const ConfigTree config = with_stage_train(stage_config, stage);
   const SettingReader read(config);
   TrainSettings t;
-  const std::int64_t big = std::int64_t{1} << 40;
   t.steps = read.integer("train.steps");
   t.micro_batch = read.integer("train.micro_batch");
   t.grad_accum = read.integer("train.grad_accum");
@@ -176,15 +175,7 @@ FinetuneSettings parse_finetune_settings(const ConfigTree& config) {
   s.dataset = read.path("finetune.dataset", "give a dataset directory written by svmoe prepare (finetune.dataset)");
   s.subdomains = read.integers("finetune.subdomains", 0);
   s.output = read.path("finetune.output", "give the run directory (finetune.output or --output)");
-  const Json& weights = config.at("finetune.subdomain_weights");
-  if (!weights.is_array()) throw ConfigError("config key 'finetune.subdomain_weights' must be a list of numbers");
-  for (const auto& w : weights) {
-    if (!w.is_number() || !(w.get<double>() > 0)) {
-      throw ConfigError("config key 'finetune.subdomain_weights' (from " + config.origin("finetune.subdomain_weights") +
-                        ") holds " + w.dump() + "; expected positive numbers");
-    }
-    s.subdomain_weights.push_back(w.get<double>());
-  }
+  s.subdomain_weights = read.positive_numbers("finetune.subdomain_weights");
   if (!s.subdomain_weights.empty() && s.subdomain_weights.size() != s.subdomains.size()) {
     throw ConfigError("config key 'finetune.subdomain_weights' has " + std::to_string(s.subdomain_weights.size()) +
                           " weights for " + std::to_string(s.subdomains.size()) + " subdomains",
