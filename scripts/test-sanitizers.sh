@@ -15,4 +15,6 @@ cmake --build build-asan -j "$jobs" -- -k 0
 cd build-asan
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:${ASAN_OPTIONS:-}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}
-ctest --output-on-failure -j "$(nproc)" -L unit "$@"
+# SentencePieceTokenizer.*: libsentencepiece's module is loaded with RTLD_DEEPBIND (docs/architecture.md),
+# which the sanitizer runtime refuses to load.
+ctest --output-on-failure -j "$(nproc)" -L unit -E '^SentencePieceTokenizer\.' "$@"
