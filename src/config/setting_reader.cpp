@@ -7,13 +7,6 @@
 #include "svmoe/util/strings.h"
 
 namespace svmoe {
-namespace {
-
-const SettingSpec& spec_of(const std::string& key_path) { return setting_spec(key_path); }
-
-std::string bound_text(const Json& bound) { return bound.dump(); }
-
-}  // namespace
 
 void SettingReader::fail(const std::string& key_path, const std::string& expected, const std::string& hint) const {
   throw ConfigError("config key '" + key_path + "' (from " + config_.origin(key_path) + ") is " +
@@ -28,7 +21,7 @@ std::string SettingReader::string(const std::string& key_path) const {
 }
 
 std::string SettingReader::choice(const std::string& key_path) const {
-  const std::vector<std::string>& options = spec_of(key_path).choices;
+  const std::vector<std::string>& options = setting_spec(key_path).choices;
   const Json& value = config_.at(key_path);
   if (value.is_string()) {
     for (const auto& option : options) {
@@ -41,23 +34,23 @@ std::string SettingReader::choice(const std::string& key_path) const {
 }
 
 std::int64_t SettingReader::integer(const std::string& key_path) const {
-  const SettingSpec& spec = spec_of(key_path);
+  const SettingSpec& spec = setting_spec(key_path);
   const Json& value = config_.at(key_path);
   if (!value.is_number_integer()) fail(key_path, "an integer");
   const auto result = value.get<std::int64_t>();
   if (result < spec.minimum.get<std::int64_t>() || result > spec.maximum.get<std::int64_t>()) {
-    fail(key_path, "an integer in [" + bound_text(spec.minimum) + ", " + bound_text(spec.maximum) + "]");
+    fail(key_path, "an integer in [" + spec.minimum.dump() + ", " + spec.maximum.dump() + "]");
   }
   return result;
 }
 
 double SettingReader::number(const std::string& key_path) const {
-  const SettingSpec& spec = spec_of(key_path);
+  const SettingSpec& spec = setting_spec(key_path);
   const Json& value = config_.at(key_path);
   if (!value.is_number()) fail(key_path, "a number");
   const auto result = value.get<double>();
   if (!(result >= spec.minimum.get<double>() && result <= spec.maximum.get<double>())) {
-    fail(key_path, "a number in [" + bound_text(spec.minimum) + ", " + bound_text(spec.maximum) + "]");
+    fail(key_path, "a number in [" + spec.minimum.dump() + ", " + spec.maximum.dump() + "]");
   }
   return result;
 }
@@ -69,7 +62,7 @@ bool SettingReader::boolean(const std::string& key_path) const {
 }
 
 std::vector<std::string> SettingReader::strings(const std::string& key_path) const {
-  const std::vector<std::string>& choices = spec_of(key_path).choices;
+  const std::vector<std::string>& choices = setting_spec(key_path).choices;
   const Json& value = config_.at(key_path);
   if (!value.is_string() && !value.is_array()) fail(key_path, "a list of strings");
   const Json items = value.is_string() ? Json::array({value}) : value;
@@ -113,7 +106,7 @@ std::vector<double> SettingReader::positive_numbers(const std::string& key_path)
 }
 
 std::filesystem::path SettingReader::path(const std::string& key_path, const std::string& hint) const {
-  return path(key_path, spec_of(key_path).required, hint);
+  return path(key_path, setting_spec(key_path).required, hint);
 }
 
 std::filesystem::path SettingReader::path(const std::string& key_path, bool required, const std::string& hint) const {

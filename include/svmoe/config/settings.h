@@ -171,10 +171,10 @@ struct EvalSettings {
   std::vector<EvalModel> models;
   std::filesystem::path dataset;
   std::vector<DataSplit> splits = {DataSplit::kTest};
-  std::filesystem::path output;                // the tables, figures' data and raw numbers
-  std::int64_t context_length = 0;             // tokens per scoring window; 0: the model's max_position_embeddings
-  std::int64_t max_documents = 0;              // per subdomain and split; 0: all
-  FewShotSettings fewshot;                     // the paper's Table 3
+  std::filesystem::path output;     // the tables, figures' data and raw numbers
+  std::int64_t context_length = 0;  // tokens per scoring window; 0: the model's max_position_embeddings
+  std::int64_t max_documents = 0;   // per subdomain and split; 0: all
+  FewShotSettings fewshot;          // the paper's Table 3
   struct {
     std::vector<std::filesystem::path> experts;  // the N dense experts, expert n for subdomain n; empty: off
     std::string name = "BTM ensemble";
