@@ -101,7 +101,7 @@ std::vector<SettingSpec> make_setting_table() {
   const ReportSettings report;
   const RunSettings run;
   Json models = Json::array();
-  for (const PaperModel m : run.models) models.push_back(enum_name(m));
+  for (const RunModel& m : run.models) models.push_back(run_model_name(m));
   Json splits = Json::array();
   for (const DataSplit split : eval.splits) splits.push_back(enum_name(split));
   using T = SettingType;
@@ -182,13 +182,32 @@ std::vector<SettingSpec> make_setting_table() {
       integer("prepare.buffer_mb", prepare.buffer_mb, 1, 1 << 20, "corpus text held in memory at once")
           .without_effect_on_numbers(),
 
-      list("merge.experts", T::kStrings, Json::array(), "the N >= 2 dense expert directories, in expert order")
+      choice("merge.method", merge.method,
+             "how the MoE is built (docs/upcycling.md): `btx` (N trained experts' FFNs, other weights averaged), "
+             "`naive` (N copies of `base_model`), `noise` (copies, `drop_ratio` of each expert's FFN neurons + "
+             "normal(0, `noise_std`)), `drop_upcycling` (copies, `drop_ratio` of each expert's FFN neurons re-drawn), "
+             "`btx_drop_upcycling` (trained experts, then as drop_upcycling)")
+          .laid_out_by_run(),
+      list("merge.experts", T::kStrings, Json::array(),
+           "`btx`, `btx_drop_upcycling`: the N >= 2 trained dense experts, in expert order")
+          .laid_out_by_run(),
+      path("merge.base_model", Need::kOptional, "`naive`, `noise`, `drop_upcycling`: the dense model to copy")
+          .laid_out_by_run(),
+      integer("merge.num_experts", merge.num_experts, 0, 1 << 16,
+              "`naive`, `noise`, `drop_upcycling`: the number of copies (>= 2); with trained experts, 0 or their count")
           .laid_out_by_run(),
       path("merge.output", Need::kRequired, "the MoE directory to write").without_effect_on_numbers().laid_out_by_run(),
       integer("merge.num_experts_per_tok", merge.num_experts_per_tok, 1, 4096,
               "top-k of the routing (at most the number of experts)"),
+      choice("merge.router_init", merge.router_init,
+             "the routers' distribution: `normal` (0, std), or `uniform` centred on its mean with that std "
+             "(Drop-Upcycling's `torch_rand_002` at std 0.02)"),
       number("merge.router_init_std", merge.router_init_std, 0.0, 1e6,
-             "routers ~ normal(0, std); 0: the experts' `initializer_range`"),
+             "the routers' standard deviation; 0: the dense model's `initializer_range`"),
+      number("merge.drop_ratio", merge.drop_ratio, 0.0, 1.0,
+             "r: the fraction of each expert's FFN intermediate neurons re-drawn (`drop_upcycling`, "
+             "`btx_drop_upcycling`) or perturbed (`noise`)"),
+      number("merge.noise_std", merge.noise_std, 0.0, 1e6, "`noise`: the perturbation's standard deviation"),
       integer("merge.max_shard_mb", merge.max_shard_mb, 1, 1 << 30, "safetensors shard size")
           .without_effect_on_numbers(),
 
@@ -313,8 +332,10 @@ std::vector<SettingSpec> make_setting_table() {
               "pretrain the base model from scratch on all subdomains first (the quickstart; the paper starts "
               "from a pretrained model)"),
       train_overrides("run.pretrain_base.train"),
-      list("run.models", T::kStrings, models, "the stage-4 models to train and evaluate (the paper's five)",
-           enum_names<PaperModel>()),
+      list("run.models", T::kStrings, models,
+           "the stage-4 models to train and evaluate: `dense` or `METHOD[_svmoe][_lb]` (docs/pipeline.md); by "
+           "default the paper's five",
+           run_model_names()),
       choice("run.lb_method", enum_name(run.lb_method), {"switch", "aux_free"},
              "the load-balancing method of the `_lb` models"),
       boolean("run.btm_ensemble", run.btm_ensemble, "also evaluate the BTM ensemble of the experts (`eval.btm`)"),
@@ -328,7 +349,9 @@ std::vector<SectionDoc> make_section_docs() {
       {"prepare", "`svmoe prepare`, docs/prepare.md",
        "Flags of `svmoe prepare`: `--corpus`, `--output`, `--tokenizer`, `--subdomains`."},
       {"merge", "`svmoe merge`",
-       "Flags of `svmoe merge`: `--experts`, `--output`, `--top-k`. The routers are seeded with `runtime.seed` "
+       "Flags of `svmoe merge`: `--method`, `--experts`, `--base-model`, `--num-experts`, `--drop-ratio`, `--output`, "
+       "`--top-k`. docs/upcycling.md describes the methods and where svmoe follows or departs from their published "
+       "code. The routers are seeded with `runtime.seed` "
        "(layer l's from seed + 1000003 l, so a router does not depend on write order). The MoE's config.json gets "
        "`router_aux_loss_coef` = `finetune.load_balancing.alpha`, the one LB coefficient."},
       {"train", "every training stage",

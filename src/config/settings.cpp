@@ -104,16 +104,49 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
 MergeSettings parse_merge_settings(const ConfigTree& config) {
   const SettingReader read(config);
   MergeSettings s;
+  s.method = read.option<MergeMethod>("merge.method");
   for (const auto& path : read.strings("merge.experts")) s.experts.emplace_back(path);
-  if (s.experts.size() < 2) {
-    throw ConfigError("config key 'merge.experts' lists " + std::to_string(s.experts.size()) +
-                          " expert(s); a mixture needs at least 2",
-                      "list the N expert checkpoint directories (svmoe train-experts writes experts/expert_n)");
+  s.num_experts = read.integer("merge.num_experts");
+  const std::string method = enum_name(s.method);
+  if (merges_trained_experts(s.method)) {
+    if (s.experts.size() < 2) {
+      throw ConfigError("config key 'merge.experts' lists " + std::to_string(s.experts.size()) +
+                            " expert(s); merge.method " + method + " merges at least 2 trained experts",
+                        "list the N expert checkpoint directories (svmoe train-experts writes experts/expert_n), "
+                        "or upcycle one dense model with merge.method naive, noise or drop_upcycling");
+    }
+    if (!read.path("merge.base_model").empty()) {
+      read.fail("merge.base_model", "unset with merge.method " + method + ", which merges merge.experts",
+                "remove it, or pick merge.method naive, noise or drop_upcycling to upcycle that model");
+    }
+    if (s.num_experts != 0 && s.num_experts != static_cast<std::int64_t>(s.experts.size())) {
+      read.fail("merge.num_experts", "0 or " + std::to_string(s.experts.size()) + ", the number of merge.experts",
+                "leave it at 0: the experts give their count");
+    }
+    s.num_experts = static_cast<std::int64_t>(s.experts.size());
+  } else {
+    s.base_model = read.path("merge.base_model", true,
+                             "merge.method " + method +
+                                 " copies one dense model: give it (merge.base_model or "
+                                 "--base-model)");
+    if (!s.experts.empty()) {
+      read.fail("merge.experts", "empty with merge.method " + method + ", which copies merge.base_model",
+                "remove the list, or pick merge.method btx or btx_drop_upcycling to merge trained experts");
+    }
+    if (s.num_experts < 2) {
+      read.fail("merge.num_experts", "2 or more copies of merge.base_model", "set merge.num_experts (--num-experts)");
+    }
   }
   s.output = read.path("merge.output", "give the MoE directory to write (merge.output or --output)");
   s.num_experts_per_tok = read.integer("merge.num_experts_per_tok");
+  if (s.num_experts_per_tok > s.num_experts) {
+    read.fail("merge.num_experts_per_tok", "at most the number of experts (" + std::to_string(s.num_experts) + ")");
+  }
   s.router_aux_loss_coef = read.number("finetune.load_balancing.alpha");
+  s.router_init = read.option<RouterInit>("merge.router_init");
   s.router_init_std = read.number("merge.router_init_std");
+  s.drop_ratio = read.number("merge.drop_ratio");
+  s.noise_std = read.number("merge.noise_std");
   s.max_shard_mb = read.integer("merge.max_shard_mb");
   return s;
 }
@@ -310,7 +343,8 @@ RunSettings parse_run_settings(const ConfigTree& config) {
   s.base_model = read.path("run.base_model",
                            s.pretrain_base ? "give a directory whose config.json describes the base model to pretrain"
                                            : "give the dense base model, a Hugging Face directory (run.base_model)");
-  s.models = read.options<PaperModel>("run.models");
+  s.models.clear();
+  for (const auto& name : read.strings("run.models")) s.models.push_back(*run_model_from_name(name));
   s.lb_method = *enum_from_name<LoadBalancingMethod>(read.choice("run.lb_method"));
   s.btm_ensemble = read.boolean("run.btm_ensemble");
   return s;

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "svmoe/config/settings.h"
@@ -32,7 +33,10 @@ std::string memory_report(const ConfigTree& experiment, const GpuBudget& budget)
 
   out << fmt::format("svmoe plan: GiB per GPU for each training step ({} GiB GPUs, {:.0f}% usable: {} GiB)\n",
                      budget.gpu_memory_gb, budget.usable * 100, gigabytes(usable));
-  const std::string row = "{:<9} {:>5} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>11} {:>8}  {}\n";
+  std::size_t name_width = 9;
+  for (const auto& step : steps) name_width = std::max(name_width, step.name.size());
+  const std::string row =
+      "{:<" + std::to_string(name_width) + "} {:>5} {:>10} {:>10} {:>10} {:>8} {:>9} {:>9} {:>11} {:>8}  {}\n";
   out << fmt::format(fmt::runtime(row), "step", "ranks", "micro", "parameters", "trained", "weights", "gradients",
                      "optimizer", "activations", "total", "fits");
   std::vector<std::pair<std::string, std::string>> notes;  // steps, what they need and the advice

@@ -1,6 +1,7 @@
 #include "svmoe/stages/pipeline.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "svmoe/config/setting_reader.h"
@@ -18,7 +19,8 @@ namespace {
 
 constexpr const char* kLayoutOrigin = "svmoe run (the run.dir layout)";
 
-// Where each step writes inside the experiment directory (docs/pipeline.md).
+// Where each step writes inside the experiment directory (docs/pipeline.md). BTX's MoE keeps
+// the paper's names (moe/, router/); another merge method's has its name appended.
 struct Layout {
   fs::path dir;
   // The dense model the experts and Dense start from: the pretrained base, or the given one.
@@ -28,34 +30,58 @@ struct Layout {
   fs::path dataset() const { return dir / "dataset"; }
   fs::path base() const { return dir / "base"; }
   fs::path experts() const { return dir / "experts"; }
-  fs::path moe() const { return dir / "moe"; }
-  fs::path router() const { return dir / "router"; }
+  fs::path moe(MergeMethod method) const { return dir / method_step("moe", method); }
+  fs::path router(MergeMethod method) const { return dir / method_step("router", method); }
   fs::path model(const std::string& name) const { return dir / "models" / name; }
   fs::path eval() const { return dir / "eval"; }
+
+  // A per-method step's (and directory's) name: merge, merge_naive, router_drop_upcycling, ...
+  static std::string method_step(const std::string& step, MergeMethod method) {
+    return method == MergeMethod::kBtx ? step : step + "_" + enum_name(method);
+  }
 };
 
-// How the paper's tables name each stage-4 model: name, LB column, report label.
-struct ModelRole {
-  std::string table_name, lb, label;
-  bool load_balanced;
-};
-ModelRole model_role(PaperModel model) {
-  switch (model) {
-    case PaperModel::kDense:
-      return {"Dense", "-", "Dense", false};
-    case PaperModel::kBtx:
-      return {"BTX", "no", "BTX", false};
-    case PaperModel::kBtxLb:
-      return {"BTX", "yes", "BTX +LB", true};
-    case PaperModel::kSvmoe:
-      return {"SvMoE", "no", "SvMoE", false};
-    case PaperModel::kSvmoeLb:
+std::string method_label(MergeMethod method) {
+  switch (method) {
+    case MergeMethod::kBtx:
+      return "BTX";
+    case MergeMethod::kNaive:
+      return "Naive";
+    case MergeMethod::kNoise:
+      return "Noise";
+    case MergeMethod::kDropUpcycling:
+      return "Drop-Upcycling";
+    case MergeMethod::kBtxDropUpcycling:
       break;
   }
-  return {"SvMoE", "yes", "SvMoE +LB", true};
+  return "BTX+Drop-Upcycling";
 }
 
-bool has_supervised_router(PaperModel model) { return model == PaperModel::kSvmoe || model == PaperModel::kSvmoeLb; }
+// How the tables name each stage-4 model: name, LB column, report label. The paper's are Dense,
+// BTX and SvMoE; another construction's MoE is named by its method, "SvMoE (method)" with the
+// TF-IDF-trained router.
+struct ModelRole {
+  std::string table_name, lb, label;
+};
+ModelRole model_role(const RunModel& model) {
+  if (model.dense) return {"Dense", "-", "Dense"};
+  std::string name = method_label(model.method);
+  if (model.supervised_router) name = model.method == MergeMethod::kBtx ? "SvMoE" : "SvMoE (" + name + ")";
+  return {name, model.load_balanced ? "yes" : "no", model.load_balanced ? name + " +LB" : name};
+}
+
+// The merge methods of the MoE rows (with a supervised router, if `supervised_only`), in enum order.
+std::vector<MergeMethod> methods_of(const std::vector<RunModel>& models, bool supervised_only) {
+  std::vector<MergeMethod> methods;
+  for (const auto& name : enum_names<MergeMethod>()) {
+    const MergeMethod method = *enum_from_name<MergeMethod>(name);
+    const bool used = std::any_of(models.begin(), models.end(), [&](const RunModel& m) {
+      return !m.dense && m.method == method && (m.supervised_router || !supervised_only);
+    });
+    if (used) methods.push_back(method);
+  }
+  return methods;
+}
 
 // The settings of `section` that a step's result depends on (setting_table.h): not those that
 // change only how or where it runs, nor the paths svmoe run lays out (an input's identity is
@@ -103,7 +129,8 @@ PipelineStep new_step(std::string name, Stage stage, std::string train_section, 
           false};
 }
 
-// The experiment config with every stage's input and output paths set to the layout.
+// The experiment config with every stage's input and output paths set to the layout (merge and
+// router as for BTX; method_config sets another method's).
 ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, std::int64_t num_experts) {
   const Layout layout{run.dir};
   ConfigTree config = experiment;
@@ -121,16 +148,19 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   set("train_experts.experts", Json::array());
   Json experts = Json::array();
   for (std::int64_t n = 0; n < num_experts; ++n) experts.push_back(expert_directory(layout.experts(), n).string());
+  set("merge.method", enum_name(MergeMethod::kBtx));
   set("merge.experts", experts);
-  set("merge.output", layout.moe().string());
-  set("train_router.model", layout.moe().string());
+  set("merge.base_model", "");
+  set("merge.num_experts", 0);
+  set("merge.output", layout.moe(MergeMethod::kBtx).string());
+  set("train_router.model", layout.moe(MergeMethod::kBtx).string());
   set("train_router.dataset", layout.dataset().string());
-  set("train_router.output", layout.router().string());
+  set("train_router.output", layout.router(MergeMethod::kBtx).string());
   set("finetune.dataset", layout.dataset().string());
   Json models = Json::array(), runs = Json::array();
-  for (const PaperModel model : run.models) {
+  for (const RunModel& model : run.models) {
     const ModelRole role = model_role(model);
-    const fs::path dir = layout.model(enum_name(model));
+    const fs::path dir = layout.model(run_model_name(model));
     models.push_back({{"name", role.table_name}, {"path", (dir / "final").string()}, {"lb", role.lb}});
     runs.push_back({{"name", role.label}, {"path", dir.string()}});
   }
@@ -141,6 +171,25 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   set("report.runs", runs);
   set("report.output", (layout.eval() / "report.html").string());
   return config;
+}
+
+// The config with merge and router paths set for `method`'s MoE: an upcycling method copies the
+// base model num_experts times, one expert per subdomain as BTX has.
+ConfigTree method_config(const ConfigTree& config, const RunSettings& run, MergeMethod method,
+                         std::int64_t num_experts) {
+  const Layout layout{run.dir};
+  ConfigTree out = config;
+  const auto set = [&](const std::string& key, Json value) { out.set(key, std::move(value), kLayoutOrigin); };
+  set("merge.method", enum_name(method));
+  if (!merges_trained_experts(method)) {
+    set("merge.experts", Json::array());
+    set("merge.base_model", Layout::base_model(run).string());
+    set("merge.num_experts", num_experts);
+  }
+  set("merge.output", layout.moe(method).string());
+  set("train_router.model", layout.moe(method).string());
+  set("train_router.output", layout.router(method).string());
+  return out;
 }
 
 // Reads a base model's config.json for the base step's settings (its architecture is what the
@@ -214,70 +263,92 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     settings["run.base_model/config.json"] = given_base;
   };
 
-  PipelineStep experts =
-      new_step("experts", Stage::kTrainExperts, "train_experts", {"prepare"}, layout.experts(), config);
-  experts.needs.insert(experts.needs.end(), base_needs.begin(), base_needs.end());
-  experts.tasks = num_experts;
-  parse_train_experts_settings(config);
-  parse_train_settings(config, experts.train_section);
-  experts.settings = hashed_settings(config, "train_experts");
-  add_train_settings(experts.settings, config, experts.train_section);
-  base_identity(experts.settings);
-  experts.settings["runtime.seed"] = seed;
-  add(std::move(experts));
+  // Stage 1 only where a model merges trained experts, or the BTM ensemble reads them.
+  const bool needs_experts =
+      run.btm_ensemble || std::any_of(run.models.begin(), run.models.end(),
+                                      [](const RunModel& m) { return !m.dense && merges_trained_experts(m.method); });
+  if (needs_experts) {
+    PipelineStep experts =
+        new_step("experts", Stage::kTrainExperts, "train_experts", {"prepare"}, layout.experts(), config);
+    experts.needs.insert(experts.needs.end(), base_needs.begin(), base_needs.end());
+    experts.tasks = num_experts;
+    parse_train_experts_settings(config);
+    parse_train_settings(config, experts.train_section);
+    experts.settings = hashed_settings(config, "train_experts");
+    add_train_settings(experts.settings, config, experts.train_section);
+    base_identity(experts.settings);
+    experts.settings["runtime.seed"] = seed;
+    add(std::move(experts));
+  }
 
-  PipelineStep merge = new_step("merge", Stage::kMerge, "", {"experts"}, layout.moe(), config);
-  parse_merge_settings(config);
-  merge.settings = hashed_settings(config, "merge");
-  merge.settings["runtime.seed"] = seed;
-  add(std::move(merge));
+  // Stage 2, one MoE per merge method the models use.
+  std::map<MergeMethod, ConfigTree> method_configs;
+  for (const MergeMethod method : methods_of(run.models, false)) {
+    const ConfigTree& moe_config =
+        method_configs.emplace(method, method_config(config, run, method, num_experts)).first->second;
+    const bool trained = merges_trained_experts(method);
+    PipelineStep merge =
+        new_step(Layout::method_step("merge", method), Stage::kMerge, "",
+                 trained ? std::vector<std::string>{"experts"} : base_needs, layout.moe(method), moe_config);
+    parse_merge_settings(moe_config);
+    merge.settings = hashed_settings(moe_config, "merge");
+    merge.settings["merge.method"] = enum_name(method);
+    if (!trained) merge.settings["merge.num_experts"] = num_experts;
+    // A method's parameters only where it reads them.
+    if (method == MergeMethod::kBtx || method == MergeMethod::kNaive) merge.settings.erase("merge.drop_ratio");
+    if (method != MergeMethod::kNoise) merge.settings.erase("merge.noise_std");
+    if (!trained) base_identity(merge.settings);
+    merge.settings["runtime.seed"] = seed;
+    add(std::move(merge));
+  }
 
-  const bool any_svmoe = std::any_of(run.models.begin(), run.models.end(), has_supervised_router);
-  if (any_svmoe) {
+  // Stage 3, for each MoE that a model with a supervised router starts from.
+  for (const MergeMethod method : methods_of(run.models, true)) {
+    const ConfigTree& moe_config = method_configs.at(method);
     PipelineStep router =
-        new_step("router", Stage::kTrainRouter, "train_router", {"merge", "prepare"}, layout.router(), config);
+        new_step(Layout::method_step("router", method), Stage::kTrainRouter, "train_router",
+                 {Layout::method_step("merge", method), "prepare"}, layout.router(method), moe_config);
     router.trains_moe = true;
-    parse_train_router_settings(config);
-    parse_train_settings(config, router.train_section);
-    router.settings = hashed_settings(config, "train_router");
-    add_train_settings(router.settings, config, router.train_section);
+    parse_train_router_settings(moe_config);
+    parse_train_settings(moe_config, router.train_section);
+    router.settings = hashed_settings(moe_config, "train_router");
+    add_train_settings(router.settings, moe_config, router.train_section);
     router.settings["runtime.seed"] = seed;
     add(std::move(router));
   }
 
   std::vector<std::string> model_steps;
-  for (const PaperModel model : run.models) {
-    const std::string name = enum_name(model);
-    const ModelRole role = model_role(model);
+  for (const RunModel& model : run.models) {
+    const std::string name = run_model_name(model);
     ConfigTree model_config = config;
-    const bool dense = model == PaperModel::kDense;
     const fs::path from =
-        dense ? Layout::base_model(run) : (has_supervised_router(model) ? layout.router() / "final" : layout.moe());
-    const LoadBalancingMethod lb = role.load_balanced ? run.lb_method : LoadBalancingMethod::kNone;
+        model.dense ? Layout::base_model(run)
+                    : (model.supervised_router ? layout.router(model.method) / "final" : layout.moe(model.method));
+    const LoadBalancingMethod lb = model.load_balanced ? run.lb_method : LoadBalancingMethod::kNone;
     model_config.set("finetune.model", from.string(), kLayoutOrigin);
     model_config.set("finetune.init", enum_name(ModelInit::kPretrained), kLayoutOrigin);
     model_config.set("finetune.output", layout.model(name).string(), kLayoutOrigin);
     model_config.set("finetune.load_balancing.method", enum_name(lb), kLayoutOrigin);
     std::vector<std::string> needs = {"prepare"};
-    if (dense) {
+    if (model.dense) {
       needs.insert(needs.end(), base_needs.begin(), base_needs.end());
     } else {
-      needs.push_back(has_supervised_router(model) ? "router" : "merge");
+      needs.push_back(Layout::method_step(model.supervised_router ? "router" : "merge", model.method));
     }
     PipelineStep step = new_step(name, Stage::kFinetune, "finetune", needs, layout.model(name), model_config);
-    step.trains_moe = !dense;
+    step.trains_moe = !model.dense;
     parse_finetune_settings(model_config);
     parse_train_settings(model_config, step.train_section);
     step.settings = hashed_settings(model_config, "finetune");
     // The step's name says its init; its LB method is hashed, and the LB parameters only where LB is on.
     step.settings["finetune.load_balancing.method"] = enum_name(lb);
-    if (!role.load_balanced) {
+    if (!model.load_balanced) {
       for (const char* key : {"alpha", "pooling", "aux_free_rate"}) {
         step.settings.erase(std::string("finetune.load_balancing.") + key);
       }
     }
     add_train_settings(step.settings, model_config, step.train_section);
-    if (dense) base_identity(step.settings);
+    if (model.dense) base_identity(step.settings);
     step.settings["runtime.seed"] = seed;
     add(std::move(step));
     model_steps.push_back(name);

@@ -25,13 +25,15 @@ TEST(Enums, EveryNameRoundTripsAndAnUnknownOneIsNone) {
   expect_names_round_trip<LoadBalancingMethod>();
   expect_names_round_trip<LoadBalancingPooling>();
   expect_names_round_trip<MissingTarget>();
-  expect_names_round_trip<PaperModel>();
+  expect_names_round_trip<DataSplit>();
+  expect_names_round_trip<MergeMethod>();
+  expect_names_round_trip<RouterInit>();
 }
 
 TEST(Enums, NamesAreTheConfigSpellings) {
   EXPECT_STREQ(enum_name(Precision::kBf16Mixed), "bf16_mixed");
   EXPECT_STREQ(enum_name(ForwardDtype::kCheckpoint), "auto");
-  EXPECT_STREQ(enum_name(PaperModel::kSvmoeLb), "svmoe_lb");
+  EXPECT_STREQ(enum_name(MergeMethod::kBtxDropUpcycling), "btx_drop_upcycling");
   EXPECT_EQ(enum_from_name<LoadBalancingMethod>("aux_free"), LoadBalancingMethod::kAuxFree);
 }
 

@@ -38,4 +38,40 @@ TEST(Settings, AStagesOwnTrainKeysOverrideTheTrainSection) {
   EXPECT_NE(message.find("ft.yaml"), std::string::npos) << message;
 }
 
+// Each merge method names its inputs: trained experts, or one model and a number of copies.
+TEST(Settings, AMergeMethodAsksForItsOwnInputs) {
+  ConfigTree config(default_config());
+  config.set("merge.output", "moe", "test");
+  config.set("merge.method", "drop_upcycling", "exp.yaml");
+  std::string message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("merge.base_model"), std::string::npos) << message;
+  config.set("merge.base_model", "dense", "exp.yaml");
+  message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("merge.num_experts"), std::string::npos) << message;
+  config.set("merge.num_experts", 8, "exp.yaml");
+  const MergeSettings drop = parse_merge_settings(config);
+  EXPECT_EQ(drop.method, MergeMethod::kDropUpcycling);
+  EXPECT_EQ(drop.num_experts, 8);
+  EXPECT_DOUBLE_EQ(drop.drop_ratio, 0.5);
+  config.set("merge.experts", Json::array({"a", "b"}), "exp.yaml");
+  message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("merge.experts"), std::string::npos) << message;
+  EXPECT_NE(message.find("expected empty with merge.method drop_upcycling"), std::string::npos) << message;
+
+  config.set("merge.method", "btx_drop_upcycling", "exp.yaml");
+  message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("merge.base_model"), std::string::npos) << message;
+  config.set("merge.base_model", "", "exp.yaml");
+  message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("'merge.num_experts' (from exp.yaml) is 8; expected 0 or 2"), std::string::npos) << message;
+  config.set("merge.num_experts", 0, "exp.yaml");
+  EXPECT_EQ(parse_merge_settings(config).num_experts, 2);
+  config.set("merge.num_experts_per_tok", 3, "exp.yaml");
+  message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("at most the number of experts (2)"), std::string::npos) << message;
+  config.set("merge.num_experts_per_tok", 2, "exp.yaml");
+  config.set("merge.drop_ratio", 1.5, "exp.yaml");
+  EXPECT_THROW(parse_merge_settings(config), ConfigError);
+}
+
 }  // namespace svmoe

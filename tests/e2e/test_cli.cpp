@@ -308,6 +308,29 @@ TEST(E2EMerge, MergesExpertsAndForwardRunsTheMoe) {
   EXPECT_NE(inspect.output.find("2 per layer, top-1"), std::string::npos) << inspect.output;
 }
 
+// svmoe merge upcycles one dense model into a plain Mixtral checkpoint that svmoe forward runs.
+TEST(E2EMerge, DropUpcyclingWritesAMixtralThatForwardRuns) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  const auto merged = test::run_svmoe("merge --method drop_upcycling --base-model " + quoted(dense) +
+                                      " --num-experts 4 --drop-ratio 0.5 --output " + quoted(dir / "moe"));
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  const auto inspect = test::run_svmoe("inspect " + quoted(dir / "moe"));
+  EXPECT_NE(inspect.output.find("4 per layer, top-2"), std::string::npos) << inspect.output;
+  const auto result =
+      test::run_svmoe("forward --model " + quoted(dir / "moe") + " --input " + quoted(dense / "expected.safetensors") +
+                      " --output " + quoted(dir / "logits.safetensors"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  // Half of each expert's neurons re-drawn: no longer the dense model's logits.
+  const auto compared =
+      test::run_svmoe("forward --model " + quoted(dir / "moe") + " --input " + quoted(dense / "expected.safetensors") +
+                      " --compare " + quoted(dense / "expected.safetensors"));
+  EXPECT_NE(compared.exit_code, 0) << compared.output;
+  const auto missing = test::run_svmoe("merge --method naive --num-experts 4 --output " + quoted(dir / "x"));
+  EXPECT_EQ(missing.exit_code, 3) << missing.output;
+  EXPECT_NE(missing.output.find("merge.base_model"), std::string::npos) << missing.output;
+}
+
 TEST(E2EMerge, OneExpertIsAClearError) {
   const auto result =
       test::run_svmoe("merge --experts " + quoted(test::model_fixture("llama_mha_untied")) + " --output /tmp/x");

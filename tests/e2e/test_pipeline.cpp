@@ -164,6 +164,30 @@ TEST(E2ERun, TheWholeRecipeInterruptedResumedAndChanged) {
   EXPECT_NE(submissions[6].find("--dependency=afterok:106:101:102:103:104:105 "), std::string::npos) << submissions[6];
 }
 
+// Rows of other constructions beside the paper's (docs/upcycling.md): MoEs upcycled from the base
+// model need no stage 1; each gets its own merge (and router) step and its row in Table 2.
+TEST(E2ERun, UpcycledRowsWithoutStageOne) {
+  test::ScratchDir dir;
+  const fs::path config = write_experiment(dir.path(), 5);
+  const auto result =
+      test::run_svmoe("run -c " + quoted(config) +
+                      " --set run.pretrain_base.enabled=false --set run.btm_ensemble=false"
+                      " --set 'run.models=[naive, drop_upcycling_svmoe_lb]' --set merge.router_init=uniform");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("run: 8 step(s)"), std::string::npos) << result.output;
+  EXPECT_FALSE(fs::exists(dir / "exp" / "experts"));
+  const auto provenance = Json::parse(read_text_file(dir / "exp" / "moe_drop_upcycling" / "svmoe_merge.json"));
+  EXPECT_EQ(provenance["method"], "drop_upcycling");
+  EXPECT_EQ(provenance["drop_ratio"], 0.5);
+  EXPECT_EQ(provenance["num_experts"], 2);
+  EXPECT_EQ(provenance["router_init"]["distribution"], "uniform");
+  EXPECT_EQ(marker(dir.path(), "router_drop_upcycling")["state"], "done");
+  const std::string tables = read_text_file(dir / "exp" / "eval" / "tables.md");
+  for (const char* row : {"| Naive | no |", "| SvMoE (Drop-Upcycling) | yes |"}) {
+    EXPECT_NE(tables.find(row), std::string::npos) << row << "\n" << tables;
+  }
+}
+
 TEST(E2ERun, SlurmPipelineSubmitsTheWholeDag) {
   test::ScratchDir dir;
   const fs::path config = write_experiment(dir.path(), 5);

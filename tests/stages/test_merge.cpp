@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <fstream>
+
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/parameter_names.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/model/causal_lm.h"
+#include "svmoe/model/initialization.h"
+#include "svmoe/stages/upcycling.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
@@ -40,6 +45,40 @@ MergeSettings settings(std::vector<fs::path> experts, const fs::path& output) {
   s.experts = std::move(experts);
   s.output = output;
   return s;
+}
+
+// `copies` of one dense model, by an upcycling method.
+MergeSettings upcycling(MergeMethod method, const fs::path& base, std::int64_t copies, const fs::path& output) {
+  MergeSettings s;
+  s.method = method;
+  s.base_model = base;
+  s.num_experts = copies;
+  s.output = output;
+  return s;
+}
+
+std::string file_bytes(const fs::path& file) { return read_text_file(file); }
+
+// The neurons of `expert` in `layer` whose FFN weights differ from the dense model's, per
+// projection: rows of w1 and w3, columns of w2.
+std::vector<torch::Tensor> changed_neurons(const CheckpointTensors& moe, const CheckpointTensors& dense,
+                                           std::int64_t layer, std::int64_t expert) {
+  using parameter_names::FfnProjection;
+  std::vector<torch::Tensor> changed;
+  for (const FfnProjection p : {FfnProjection::kGate, FfnProjection::kUp, FfnProjection::kDown}) {
+    const torch::Tensor a = moe.tensor(parameter_names::expert_ffn(layer, expert, p));
+    const torch::Tensor b = dense.tensor(parameter_names::dense_ffn(layer, p));
+    changed.push_back((a != b).any(p == FfnProjection::kDown ? 0 : 1).nonzero().flatten());
+  }
+  return changed;
+}
+
+// The process's peak resident memory since the last reset_peak_resident(), in MB (Linux).
+void reset_peak_resident() { std::ofstream("/proc/self/clear_refs") << "5"; }
+double peak_resident_mb() {
+  const std::string status = read_text_file("/proc/self/status");
+  const auto at = status.find("VmHWM:");
+  return std::stod(status.substr(at + 6)) / 1024.0;  // kB
 }
 
 }  // namespace
@@ -149,6 +188,129 @@ TEST(Merge, ExpertsThatDisagreeAreNamed) {
   EXPECT_THROW(run_merge(settings({a, test::model_fixture("mixtral_8e_top2")}, dir / "moe"), RuntimeSettings{}),
                UnsupportedError);
   EXPECT_FALSE(fs::exists(dir / "moe"));
+}
+
+// Naive upcycling (every expert a copy of one dense model's FFN) gives the dense model's logits
+// whatever the routers: the top-k weights are renormalised to sum to one.
+TEST(Merge, NaiveUpcyclingOfOneModelGivesItsLogitsBack) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_gqa_tied_theta5e5");
+  MergeSettings s = upcycling(MergeMethod::kNaive, dense, 4, dir / "moe");
+  s.router_init_std = 1.0;
+  EXPECT_EQ(run_merge(s, RuntimeSettings{}).config.num_local_experts, 4);
+  const auto ids = SafetensorsFile::open(dense / "expected.safetensors").tensor("input_ids");
+  const CausalLMOutput moe = forward(dir / "moe", ids);
+  EXPECT_LT((moe.logits - forward(dense, ids).logits).abs().max().item<double>(), 1e-5);
+  EXPECT_GT(moe.router_logits[0].std().item<double>(), 0.1);
+  const auto provenance = nlohmann::json::parse(read_text_file(dir / "moe" / "svmoe_merge.json"));
+  EXPECT_EQ(provenance["method"], "naive");
+  EXPECT_EQ(provenance["base_model"], dense.string());
+}
+
+// Drop-Upcycling with r = 0 is naive upcycling, byte for byte.
+TEST(Merge, DropUpcyclingAtRatioZeroIsNaiveByteForByte) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  run_merge(upcycling(MergeMethod::kNaive, dense, 3, dir / "naive"), RuntimeSettings{});
+  MergeSettings drop = upcycling(MergeMethod::kDropUpcycling, dense, 3, dir / "drop");
+  drop.drop_ratio = 0.0;
+  run_merge(drop, RuntimeSettings{});
+  EXPECT_TRUE(file_bytes(dir / "naive" / "model.safetensors") == file_bytes(dir / "drop" / "model.safetensors"));
+  EXPECT_TRUE(file_bytes(dir / "naive" / "config.json") == file_bytes(dir / "drop" / "config.json"));
+}
+
+// Each expert of each layer re-draws its own neurons S (one set for w1, w3 and w2); every other
+// weight is the dense model's.
+TEST(Merge, DropUpcyclingRedrawsEachExpertsOwnNeurons) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  RuntimeSettings runtime;
+  runtime.seed = 11;
+  MergeSettings s = upcycling(MergeMethod::kDropUpcycling, dense, 4, dir / "moe");
+  s.drop_ratio = 0.25;
+  run_merge(s, runtime);
+  const CheckpointTensors moe = CheckpointTensors::open(dir / "moe");
+  const CheckpointTensors base = CheckpointTensors::open(dense);
+  for (std::int64_t layer = 0; layer < 2; ++layer) {
+    for (std::int64_t expert = 0; expert < 4; ++expert) {
+      const torch::Tensor s_le = dropped_neurons(160, 0.25, layer, expert, 11);
+      ASSERT_EQ(s_le.numel(), 40);
+      for (const auto& changed : changed_neurons(moe, base, layer, expert)) EXPECT_TRUE(torch::equal(changed, s_le));
+    }
+  }
+  EXPECT_FALSE(torch::equal(dropped_neurons(160, 0.25, 0, 0, 11), dropped_neurons(160, 0.25, 0, 1, 11)));
+  for (const std::string name : {"model.embed_tokens.weight", "model.layers.1.self_attn.q_proj.weight",
+                                 "model.layers.0.post_attention_layernorm.weight", "lm_head.weight"}) {
+    EXPECT_TRUE(torch::equal(moe.tensor(name), base.tensor(name))) << name;
+  }
+}
+
+// BTX + Drop-Upcycling: trained expert e's FFN with its own S re-drawn; the rest as BTX.
+TEST(Merge, BtxDropUpcyclingDropsNeuronsOfEachTrainedExpert) {
+  test::ScratchDir dir;
+  const fs::path a = test::model_fixture("llama_mha_untied");
+  const fs::path b = changed_copy(a, dir / "b", [](const torch::Tensor& t) { return t * 3; });
+  MergeSettings s = settings({a, b}, dir / "moe");
+  s.method = MergeMethod::kBtxDropUpcycling;
+  run_merge(s, RuntimeSettings{});
+  const CheckpointTensors moe = CheckpointTensors::open(dir / "moe");
+  const std::vector<CheckpointTensors> in = {CheckpointTensors::open(a), CheckpointTensors::open(b)};
+  for (std::int64_t e = 0; e < 2; ++e) {
+    const torch::Tensor s_le = dropped_neurons(160, 0.5, 1, e, RuntimeSettings{}.seed);
+    for (const auto& changed : changed_neurons(moe, in[static_cast<std::size_t>(e)], 1, e)) {
+      EXPECT_TRUE(torch::equal(changed, s_le)) << "expert " << e;
+    }
+  }
+  const std::string norm = "model.norm.weight";
+  EXPECT_TRUE(torch::allclose(moe.tensor(norm), (in[0].tensor(norm) + in[1].tensor(norm)) / 2));
+}
+
+// A seeded merge is reproducible byte for byte; another seed gives other experts and routers.
+TEST(Merge, SeededUpcyclingIsByteIdentical) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_bf16");
+  RuntimeSettings runtime;
+  for (const MergeMethod method : {MergeMethod::kNoise, MergeMethod::kDropUpcycling}) {
+    const std::string name = enum_name(method);
+    MergeSettings s = upcycling(method, dense, 4, dir / (name + "_1"));
+    s.router_init = RouterInit::kUniform;
+    run_merge(s, runtime);
+    s.output = dir / (name + "_2");
+    run_merge(s, runtime);
+    runtime.seed += 1;
+    s.output = dir / (name + "_3");
+    run_merge(s, runtime);
+    runtime.seed -= 1;
+    const std::string one = file_bytes(dir / (name + "_1") / "model.safetensors");
+    EXPECT_TRUE(one == file_bytes(dir / (name + "_2") / "model.safetensors")) << name;
+    EXPECT_FALSE(one == file_bytes(dir / (name + "_3") / "model.safetensors")) << name;
+    const CheckpointTensors out = CheckpointTensors::open(dir / (name + "_1"));
+    EXPECT_EQ(out.tensor("model.layers.0.block_sparse_moe.experts.3.w2.weight").scalar_type(), torch::kBFloat16);
+  }
+}
+
+// Merging streams whatever the method: resident memory grows by a few tensors, not by the MoE.
+TEST(Merge, UpcyclingStreamsWithinAFewTensorsOfMemory) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's quarantine holds freed memory";
+#endif
+  test::ScratchDir dir;
+  ModelConfig config = load_hf_checkpoint(test::model_fixture("llama_mha_untied")).config;
+  config.hidden_size = 256;
+  config.intermediate_size = 2048;  // one FFN weight: 2 MB in float32
+  CausalLM model(config);
+  initialize_weights(*model, config.initializer_range, 3);
+  save_hf_checkpoint(dir / "dense", config, named_tensors(*model));
+  MergeSettings s = upcycling(MergeMethod::kDropUpcycling, dir / "dense", 16, dir / "moe");
+  s.max_shard_mb = 64;
+  reset_peak_resident();
+  const double before = peak_resident_mb();
+  const MergeResult result = run_merge(s, RuntimeSettings{});
+  const double growth = peak_resident_mb() - before;
+  const double moe_mb = static_cast<double>(result.parameters) * 4 / (1 << 20);  // about 200 MB
+  EXPECT_GT(moe_mb, 190);
+  RecordProperty("peak_growth_mb", std::to_string(growth));
+  EXPECT_LT(growth, 40) << "peak resident memory grew by " << growth << " MB while merging " << moe_mb << " MB";
 }
 
 }  // namespace svmoe

@@ -107,4 +107,74 @@ TEST(PipelineSteps, OnlyTheModelsAskedForAndNoRouterWithoutSvMoE) {
   EXPECT_NE(message.find("'moe'"), std::string::npos) << message;
 }
 
+std::vector<std::string> step_names(const std::vector<PipelineStep>& steps) {
+  std::vector<std::string> names;
+  for (const auto& s : steps) names.push_back(s.name);
+  return names;
+}
+
+const PipelineStep& step_named(const std::vector<PipelineStep>& steps, const std::string& name) {
+  for (const auto& s : steps) {
+    if (s.name == name) return s;
+  }
+  throw std::runtime_error("no step " + name);
+}
+
+// Rows built by other merge methods: one merge (and router) step per method; an upcycled MoE
+// copies the base model, one expert per subdomain.
+TEST(PipelineSteps, ExtraRowsAddTheirOwnMergeAndRouterSteps) {
+  test::ScratchDir dir;
+  const auto steps = pipeline_steps(test::pipeline_experiment(
+      dir.path(), {"run.models=[dense, naive, drop_upcycling_svmoe_lb, svmoe, btx_drop_upcycling]"}));
+  EXPECT_EQ(step_names(steps),
+            (std::vector<std::string>{"prepare", "base", "experts", "merge", "merge_naive", "merge_drop_upcycling",
+                                      "merge_btx_drop_upcycling", "router", "router_drop_upcycling", "dense", "naive",
+                                      "drop_upcycling_svmoe_lb", "svmoe", "btx_drop_upcycling", "eval", "report"}));
+  const PipelineStep& naive = step_named(steps, "merge_naive");
+  EXPECT_EQ(naive.needs, (std::vector<std::string>{"base"}));
+  EXPECT_EQ(naive.config.at("merge.base_model"), (dir.path() / "base" / "final").string());
+  EXPECT_EQ(naive.config.at("merge.num_experts"), 3);
+  EXPECT_EQ(naive.config.at("merge.output"), (dir.path() / "moe_naive").string());
+  EXPECT_EQ(step_named(steps, "merge_btx_drop_upcycling").needs, (std::vector<std::string>{"experts"}));
+  const PipelineStep& router = step_named(steps, "router_drop_upcycling");
+  EXPECT_EQ(router.needs, (std::vector<std::string>{"merge_drop_upcycling", "prepare"}));
+  EXPECT_EQ(router.config.at("train_router.model"), (dir.path() / "moe_drop_upcycling").string());
+  const PipelineStep& model = step_named(steps, "drop_upcycling_svmoe_lb");
+  EXPECT_EQ(model.config.at("finetune.model"), (dir.path() / "router_drop_upcycling" / "final").string());
+  EXPECT_EQ(model.config.at("finetune.load_balancing.method"), "switch");
+  EXPECT_EQ(step_named(steps, "naive").needs, (std::vector<std::string>{"prepare", "merge_naive"}));
+  const auto eval = parse_eval_settings(step_named(steps, "eval").config);
+  ASSERT_EQ(eval.models.size(), 5u);
+  EXPECT_EQ(eval.models[1].name, "Naive");
+  EXPECT_EQ(eval.models[2].name, "SvMoE (Drop-Upcycling)");
+  EXPECT_EQ(eval.models[2].lb, "yes");
+  EXPECT_EQ(eval.models[3].name, "SvMoE");
+  EXPECT_EQ(eval.models[4].name, "BTX+Drop-Upcycling");
+  // A method's parameter changes its MoE and what reads it, not the others'.
+  const auto other = pipeline_steps(test::pipeline_experiment(
+      dir.path(),
+      {"run.models=[dense, naive, drop_upcycling_svmoe_lb, svmoe, btx_drop_upcycling]", "merge.drop_ratio=0.25"}));
+  EXPECT_EQ(changed_steps(steps, other),
+            (std::vector<std::string>{"merge_drop_upcycling", "merge_btx_drop_upcycling", "router_drop_upcycling",
+                                      "drop_upcycling_svmoe_lb", "btx_drop_upcycling", "eval", "report"}));
+}
+
+// Stage 1 runs only where a model merges trained experts (or the BTM ensemble reads them).
+TEST(PipelineSteps, NoExpertsStepWithoutAModelThatMergesThem) {
+  test::ScratchDir dir;
+  const auto steps = pipeline_steps(test::pipeline_experiment(
+      dir.path(), {"run.models=[dense, naive_lb, noise]", "run.pretrain_base.enabled=false"}));
+  EXPECT_EQ(step_names(steps), (std::vector<std::string>{"prepare", "merge_naive", "merge_noise", "dense", "naive_lb",
+                                                         "noise", "eval", "report"}));
+  EXPECT_TRUE(step_named(steps, "merge_naive").needs.empty());  // the given base model: named in its settings
+  EXPECT_EQ(step_named(steps, "merge_naive").settings.at("run.base_model"),
+            test::model_fixture("llama_mha_untied").string());
+  EXPECT_FALSE(step_named(steps, "merge_naive").settings.contains("merge.drop_ratio"));
+  EXPECT_TRUE(step_named(steps, "merge_noise").settings.contains("merge.noise_std"));
+  const auto with_btm = pipeline_steps(test::pipeline_experiment(
+      dir.path(), {"run.models=[dense, naive]", "run.pretrain_base.enabled=false", "run.btm_ensemble=true"}));
+  EXPECT_EQ(step_names(with_btm),
+            (std::vector<std::string>{"prepare", "experts", "merge_naive", "dense", "naive", "eval", "report"}));
+}
+
 }  // namespace svmoe

@@ -48,8 +48,19 @@ enum class MissingTarget { kMask, kUniform };
 // eval.splits: a split of a prepared dataset (io/dataset_directory.h).
 enum class DataSplit { kTrain, kValid, kTest };
 
-// run.models: the stage-4 models of the paper's tables (docs/pipeline.md).
-enum class PaperModel { kDense, kBtx, kBtxLb, kSvmoe, kSvmoeLb };
+// merge.method: how stage 2 builds the MoE (docs/upcycling.md). kBtx and kBtxDropUpcycling
+// merge N trained experts; the others upcycle N copies of one dense model.
+enum class MergeMethod { kBtx, kNaive, kNoise, kDropUpcycling, kBtxDropUpcycling };
+
+inline bool merges_trained_experts(MergeMethod method) {
+  return method == MergeMethod::kBtx || method == MergeMethod::kBtxDropUpcycling;
+}
+
+// merge.router_init: the routers' distribution, with standard deviation merge.router_init_std.
+enum class RouterInit {
+  kNormal,   // normal(0, std)
+  kUniform,  // uniform, centred on its sample mean (Drop-Upcycling's `torch_rand_002` at std 0.02)
+};
 
 // Each enum's spellings, in declaration order.
 template <typename E>
@@ -99,8 +110,12 @@ struct EnumNames<DataSplit> {
   static constexpr std::array<const char*, 3> names = {"train", "valid", "test"};
 };
 template <>
-struct EnumNames<PaperModel> {
-  static constexpr std::array<const char*, 5> names = {"dense", "btx", "btx_lb", "svmoe", "svmoe_lb"};
+struct EnumNames<MergeMethod> {
+  static constexpr std::array<const char*, 5> names = {"btx", "naive", "noise", "drop_upcycling", "btx_drop_upcycling"};
+};
+template <>
+struct EnumNames<RouterInit> {
+  static constexpr std::array<const char*, 2> names = {"normal", "uniform"};
 };
 
 template <typename E>

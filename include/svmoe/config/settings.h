@@ -11,6 +11,7 @@
 
 #include "svmoe/config/config_tree.h"
 #include "svmoe/config/enums.h"
+#include "svmoe/config/run_model.h"
 #include "svmoe/config/setting_table.h"
 
 namespace svmoe {
@@ -78,12 +79,22 @@ struct LoadBalancingSettings {
 
 // svmoe merge (SPEC.md §4, stage 2): N dense experts -> one Mixtral MoE (BTX).
 struct MergeSettings {
-  std::vector<std::filesystem::path> experts;  // N >= 2 dense Llama checkpoint directories
+  MergeMethod method = MergeMethod::kBtx;
+  // The inputs: N >= 2 trained dense Llama experts (btx, btx_drop_upcycling), or one dense model
+  // copied num_experts times (naive, noise, drop_upcycling).
+  std::vector<std::filesystem::path> experts;
+  std::filesystem::path base_model;
+  std::int64_t num_experts = 0;  // the copies; 0 with trained experts (their count)
   std::filesystem::path output;
   std::int64_t num_experts_per_tok = 2;  // top-k
   // config.json's router_aux_loss_coef: finetune.load_balancing.alpha, the one LB coefficient.
   double router_aux_loss_coef = LoadBalancingSettings{}.alpha;
-  double router_init_std = 0.0;      // routers ~ normal(0, std); 0: the experts' initializer_range
+  RouterInit router_init = RouterInit::kNormal;
+  double router_init_std = 0.0;  // 0: the dense model's initializer_range
+  // Drop-Upcycling's r: the fraction of each expert's FFN neurons re-drawn (drop_upcycling,
+  // btx_drop_upcycling) or perturbed (noise).
+  double drop_ratio = 0.5;
+  double noise_std = 0.02;           // noise: the perturbation's standard deviation
   std::int64_t max_shard_mb = 5000;  // safetensors shard size
 };
 
@@ -199,10 +210,8 @@ struct RunSettings {
   std::filesystem::path dir;         // the experiment directory
   std::filesystem::path base_model;  // a Hugging Face directory (with pretrain_base: only its config.json is read)
   bool pretrain_base = false;        // train the base model from scratch on all subdomains first (the example)
-  // The models of the paper's tables, fine-tuned in stage 4: dense (the Dense baseline), btx,
-  // btx_lb, svmoe, svmoe_lb (_lb: with the load-balancing term `lb_method`).
-  std::vector<PaperModel> models = {PaperModel::kDense, PaperModel::kBtx, PaperModel::kBtxLb, PaperModel::kSvmoe,
-                                    PaperModel::kSvmoeLb};
+  // The models of the tables, fine-tuned in stage 4 (config/run_model.h); by default the paper's five.
+  std::vector<RunModel> models = paper_models();
   LoadBalancingMethod lb_method = LoadBalancingMethod::kSwitch;  // switch | aux_free
   bool btm_ensemble = false;                                     // also evaluate the BTM ensemble of the experts
 };

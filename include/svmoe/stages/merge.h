@@ -1,8 +1,11 @@
-// svmoe merge (SPEC.md §4, stage 2; BTX): N dense experts of one architecture -> one Mixtral
-// MoE. In every block, expert n's FFN becomes MoE expert n; every other weight (embeddings,
-// attention, norms, LM head) is the element-wise mean over the experts, computed in float32 and
-// stored in the experts' dtype; the routers are drawn from normal(0, std) with the seed.
-// It streams: one output tensor exists at a time, and the experts are memory-mapped.
+// svmoe merge (SPEC.md §4, stage 2): dense Llama models -> one Mixtral MoE, by merge.method
+// (docs/upcycling.md). BTX: N trained experts of one architecture; in every block, expert n's FFN
+// becomes MoE expert n and every other weight (embeddings, attention, norms, LM head) is the
+// element-wise mean over the experts, computed in float32 and stored in their dtype. naive,
+// noise, drop_upcycling: N copies of one dense model's FFN, transformed per expert
+// (stages/upcycling.h; btx_drop_upcycling does the same to trained experts), other weights the
+// model's own. The routers are drawn with the seed (merge.router_init).
+// It streams: one output tensor exists at a time, and the inputs are memory-mapped.
 #pragma once
 
 #include <filesystem>

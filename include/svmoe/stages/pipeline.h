@@ -1,6 +1,8 @@
 // svmoe run: the recipe (SPEC.md §2-§5) as one pipeline of steps in one experiment directory.
 // prepare -> [base] -> experts -> merge -> router, then stage 4's models (dense from the base,
-// btx* from the merged MoE, svmoe* from the router's), then eval and report.
+// btx* from the merged MoE, svmoe* from the router's), then eval and report. Models built by
+// another merge method (run.models: naive, drop_upcycling_svmoe_lb, ...) add their own merge_M
+// and router_M steps; the experts step runs only where a model or the BTM ensemble reads it.
 //
 // This file: the steps of an experiment and their hashes (of the settings each step's result
 // depends on, and of its inputs' hashes). pipeline_plan.h compares them with the markers of
@@ -26,7 +28,7 @@ struct EnumNames<Stage> {
 };
 
 struct PipelineStep {
-  std::string name;  // prepare, base, experts, merge, router, dense, btx, btx_lb, svmoe, svmoe_lb, eval, report
+  std::string name;  // prepare, base, experts, merge[_M], router[_M], each run.models name, eval, report
   Stage stage = Stage::kPrepare;
   std::string train_section;       // training steps: the section whose `train` keys override `train`
   std::vector<std::string> needs;  // the steps whose outputs it reads

@@ -1,0 +1,35 @@
+// run.models: the stage-4 models of the tables (docs/pipeline.md). A model is Dense, or an MoE
+// that stage 2 builds by a merge method (BTX in the paper), with or without stage 3's TF-IDF
+// router training (SvMoE), fine-tuned with or without the load-balancing term:
+//   dense | METHOD[_svmoe][_lb], where BTX's two are spelt as the paper's: btx, svmoe (+ _lb).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "svmoe/config/enums.h"
+
+namespace svmoe {
+
+struct RunModel {
+  bool dense = false;
+  MergeMethod method = MergeMethod::kBtx;  // an MoE's construction (stage 2)
+  bool supervised_router = false;          // stage 3 trains its routers (SvMoE)
+  bool load_balanced = false;              // stage 4 adds the LB term (run.lb_method)
+
+  bool operator==(const RunModel& other) const {
+    return dense == other.dense && method == other.method && supervised_router == other.supervised_router &&
+           load_balanced == other.load_balanced;
+  }
+};
+
+std::string run_model_name(const RunModel& model);
+std::optional<RunModel> run_model_from_name(std::string_view name);
+// Every name run.models accepts: dense, then each method's four.
+std::vector<std::string> run_model_names();
+// The paper's five: dense, btx, btx_lb, svmoe, svmoe_lb.
+std::vector<RunModel> paper_models();
+
+}  // namespace svmoe

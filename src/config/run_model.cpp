@@ -1,0 +1,49 @@
+#include "svmoe/config/run_model.h"
+
+namespace svmoe {
+
+std::string run_model_name(const RunModel& model) {
+  if (model.dense) return "dense";
+  const bool btx = model.method == MergeMethod::kBtx;
+  std::string name = btx ? (model.supervised_router ? "svmoe" : "btx") : enum_name(model.method);
+  if (!btx && model.supervised_router) name += "_svmoe";
+  if (model.load_balanced) name += "_lb";
+  return name;
+}
+
+namespace {
+
+std::vector<RunModel> all_run_models() {
+  std::vector<RunModel> models = {RunModel{true, MergeMethod::kBtx, false, false}};
+  for (const auto& method : enum_names<MergeMethod>()) {
+    for (const bool router : {false, true}) {
+      for (const bool lb : {false, true}) models.push_back({false, *enum_from_name<MergeMethod>(method), router, lb});
+    }
+  }
+  return models;
+}
+
+}  // namespace
+
+std::optional<RunModel> run_model_from_name(std::string_view name) {
+  for (const RunModel& model : all_run_models()) {
+    if (run_model_name(model) == name) return model;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> run_model_names() {
+  std::vector<std::string> names;
+  for (const RunModel& model : all_run_models()) names.push_back(run_model_name(model));
+  return names;
+}
+
+std::vector<RunModel> paper_models() {
+  return {{true, MergeMethod::kBtx, false, false},
+          {false, MergeMethod::kBtx, false, false},
+          {false, MergeMethod::kBtx, false, true},
+          {false, MergeMethod::kBtx, true, false},
+          {false, MergeMethod::kBtx, true, true}};
+}
+
+}  // namespace svmoe
