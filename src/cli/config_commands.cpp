@@ -90,6 +90,7 @@ const std::vector<ConfigCommand>& config_commands() {
        {{"--base-model", "train_experts.base_model"},
         {"--dataset", "train_experts.dataset"},
         {"--output", "train_experts.output"},
+        {"--coverage", "train_experts.coverage"},
         {"--expert", "train_experts.experts", K::kOneItemList,
          "train only expert N (a Slurm array task: --expert $SLURM_ARRAY_TASK_ID)"},
         {"--steps", "train_experts.train.steps", K::kValue, "optimizer steps per expert"}},

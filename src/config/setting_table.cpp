@@ -250,7 +250,12 @@ std::vector<SettingSpec> make_setting_table() {
       path("train_experts.output", Need::kRequired, "writes `expert_N/` and `runs/expert_N/`")
           .without_effect_on_numbers()
           .laid_out_by_run(),
-      list("train_experts.experts", T::kIntegers, Json::array(), "the subdomains to train experts for; empty: all")
+      choice("train_experts.coverage", experts.coverage,
+             "what each expert is trained on: `subdomains` (expert n on subdomain n, the paper's) or `pairs` (expert "
+             "k on the k-th pair of subdomains {i, j}, i < j: Monju's experts for the BTM ensemble; docs/eval.md)")
+          .laid_out_by_run(),
+      list("train_experts.experts", T::kIntegers, Json::array(),
+           "the experts to train (their numbers, as `coverage` counts them); empty: all")
           .laid_out_by_run(),
       train_overrides("train_experts.train"),
 
@@ -304,8 +309,14 @@ std::vector<SettingSpec> make_setting_table() {
               "tokens per scoring window; 0: the model's `max_position_embeddings`"),
       integer("eval.max_documents", eval.max_documents, 0, kBig, "per subdomain and split; 0: all"),
       list("eval.btm.experts", T::kStrings, Json::array(),
-           "the BTM ensemble baseline's dense experts, expert n for subdomain n; empty: no BTM row")
+           "the BTM ensemble baseline's dense experts, in the order `coverage` counts them; empty: no BTM row")
           .laid_out_by_run(),
+      choice("eval.btm.coverage", eval.btm.coverage,
+             "what each listed expert was trained on, as `train_experts.coverage`")
+          .laid_out_by_run(),
+      choice("eval.btm.weighting", eval.btm.weighting,
+             "the experts' weights per document: `tfidf` (cosine similarity to their subdomains' TF-IDF rows) or "
+             "`distance` (Monju / c-BTM: the distances to the other subdomains' centres; docs/eval.md)"),
       text("eval.btm.name", eval.btm.name, "its name in the tables"),
       path("eval.fewshot.items", Need::kOptional, "JSONL true/false items; unset: no few-shot evaluation"),
       path("eval.fewshot.shot_file", Need::kOptional, "JSONL solved shots (required with items)"),
@@ -338,7 +349,10 @@ std::vector<SettingSpec> make_setting_table() {
            run_model_names()),
       choice("run.lb_method", enum_name(run.lb_method), {"switch", "aux_free"},
              "the load-balancing method of the `_lb` models"),
-      boolean("run.btm_ensemble", run.btm_ensemble, "also evaluate the BTM ensemble of the experts (`eval.btm`)"),
+      boolean("run.btm_ensemble", run.btm_ensemble, "also evaluate the BTM ensemble of dense experts (`eval.btm`)"),
+      choice("run.btm_coverage", run.btm_coverage,
+             "the ensemble's experts: `subdomains` (stage 1's experts) or `pairs` (a `pair_experts` step trains one "
+             "per pair of subdomains, as Monju does)"),
   };
 }
 

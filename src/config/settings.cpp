@@ -231,6 +231,7 @@ TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config) {
   s.init = read.option<ModelInit>("train_experts.init");
   s.dataset = read.path("train_experts.dataset", "give a dataset directory written by svmoe prepare");
   s.output = read.path("train_experts.output", "give the experts directory (train_experts.output or --output)");
+  s.coverage = read.option<ExpertCoverage>("train_experts.coverage");
   s.experts = read.integers("train_experts.experts", 0);
   return s;
 }
@@ -290,6 +291,8 @@ EvalSettings parse_eval_settings(const ConfigTree& config) {
   s.context_length = read.integer("eval.context_length");
   s.max_documents = read.integer("eval.max_documents");
   for (const auto& expert : read.strings("eval.btm.experts")) s.btm.experts.emplace_back(expert);
+  s.btm.coverage = read.option<ExpertCoverage>("eval.btm.coverage");
+  s.btm.weighting = read.option<EnsembleWeighting>("eval.btm.weighting");
   s.btm.name = read.string("eval.btm.name");
   auto& f = s.fewshot;
   f.items = read.path("eval.fewshot.items");
@@ -347,6 +350,7 @@ RunSettings parse_run_settings(const ConfigTree& config) {
   for (const auto& name : read.strings("run.models")) s.models.push_back(*run_model_from_name(name));
   s.lb_method = *enum_from_name<LoadBalancingMethod>(read.choice("run.lb_method"));
   s.btm_ensemble = read.boolean("run.btm_ensemble");
+  s.btm_coverage = read.option<ExpertCoverage>("run.btm_coverage");
   return s;
 }
 

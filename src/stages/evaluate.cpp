@@ -5,6 +5,8 @@
 
 #include <cmath>
 
+#include "svmoe/config/expert_coverage.h"
+#include "svmoe/eval/ensemble_weights.h"
 #include "svmoe/eval/fewshot.h"
 #include "svmoe/eval/metrics.h"
 #include "svmoe/eval/tables.h"
@@ -115,33 +117,36 @@ Json evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, s
 }
 
 std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::int32_t>>& documents,
-                                             const torch::Tensor& subdomain_tfidf) {
-  const auto rows = subdomain_tfidf.to(torch::kFloat64);  // [N, V], rows L2-normalised
+                                             const torch::Tensor& subdomain_tfidf, ExpertCoverage coverage,
+                                             EnsembleWeighting weighting) {
+  const auto vocabulary = subdomain_tfidf.size(1);
+  const auto covered = expert_subdomains(coverage, subdomain_tfidf.size(0));
   std::vector<std::vector<double>> weights;
   for (const auto& ids : documents) {
-    auto counts = torch::zeros({rows.size(1)}, torch::kFloat64);
+    auto counts = torch::zeros({vocabulary}, torch::kFloat64);
     for (const auto id : ids) {
-      if (id < rows.size(1)) counts[id] += 1.0;
+      if (id < vocabulary) counts[id] += 1.0;
     }
-    const double norm = counts.norm().item<double>();
-    auto similarity = (rows.matmul(counts) / std::max(norm, 1e-300)).clamp_min(0.0);  // cosine, [N]
-    const double total = similarity.sum().item<double>();
-    similarity = total > 0 ? similarity / total : torch::full_like(similarity, 1.0 / rows.size(0));
-    weights.push_back(std::vector<double>(similarity.data_ptr<double>(), similarity.data_ptr<double>() + rows.size(0)));
+    weights.push_back(ensemble_weights(counts, subdomain_tfidf, covered, weighting));
   }
   return weights;
 }
 
-Json evaluate_btm_ensemble(const std::vector<fs::path>& experts, const fs::path& dataset, DataSplit split,
-                           std::int64_t context, std::int64_t max_documents, const torch::Device& device) {
+Json evaluate_btm_ensemble(const BtmSettings& btm, const fs::path& dataset, DataSplit split, std::int64_t context,
+                           std::int64_t max_documents, const torch::Device& device) {
+  const std::vector<fs::path>& experts = btm.experts;
   const auto documents = split_documents(dataset, split, max_documents);
   const auto subdomain_tfidf = load_subdomain_tfidf(dataset);
-  if (subdomain_tfidf.size(0) != static_cast<std::int64_t>(experts.size())) {
-    throw ConfigError("eval.btm.experts lists " + std::to_string(experts.size()) + " experts but the dataset has " +
-                          std::to_string(subdomain_tfidf.size(0)) + " subdomains",
-                      "list expert n (trained on subdomain n) for every subdomain, in order");
+  const auto expected = expert_subdomains(btm.coverage, subdomain_tfidf.size(0)).size();
+  if (expected != experts.size()) {
+    throw ConfigError("eval.btm.experts lists " + std::to_string(experts.size()) + " experts but eval.btm.coverage " +
+                          enum_name(btm.coverage) + " over the dataset's " + std::to_string(subdomain_tfidf.size(0)) +
+                          " subdomains makes " + std::to_string(expected),
+                      btm.coverage == ExpertCoverage::kPairs
+                          ? "list the expert of every pair of subdomains {i, j}, i < j, in lexicographic order"
+                          : "list expert n (trained on subdomain n) for every subdomain, in order");
   }
-  const auto weights = btm_weights(documents, subdomain_tfidf);
+  const auto weights = btm_weights(documents, subdomain_tfidf, btm.coverage, btm.weighting);
   // log p_n(token) for every expert, document and predicted token; one expert in memory at a time.
   std::vector<std::vector<std::vector<float>>> log_p(experts.size());
   for (std::size_t n = 0; n < experts.size(); ++n) {
@@ -289,12 +294,18 @@ Json evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
       scoring_context(s.context_length, read_model_config(s.btm.experts.front() / "config.json"));
   for (const DataSplit split : s.splits) {
     const std::string name = enum_name(split);
-    spdlog::info("eval: {} ({} dense experts mixed per document) on the {} split", s.btm.name, s.btm.experts.size(),
-                 name);
-    splits[name] = evaluate_btm_ensemble(s.btm.experts, s.dataset, split, context, s.max_documents, device);
+    spdlog::info("eval: {} ({} dense experts on {}, mixed per document by {} weights) on the {} split", s.btm.name,
+                 s.btm.experts.size(), enum_name(s.btm.coverage), enum_name(s.btm.weighting), name);
+    splits[name] = evaluate_btm_ensemble(s.btm, s.dataset, split, context, s.max_documents, device);
     spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, name, splits[name]["ppl"]["mean"].get<double>());
   }
-  return {{"name", s.btm.name}, {"path", ""}, {"lb", "-"}, {"moe", false}, {"ensemble", "btm"}, {"splits", splits}};
+  return {{"name", s.btm.name},
+          {"path", ""},
+          {"lb", "-"},
+          {"moe", false},
+          {"ensemble",
+           {{"kind", "btm"}, {"coverage", enum_name(s.btm.coverage)}, {"weighting", enum_name(s.btm.weighting)}}},
+          {"splits", splits}};
 }
 
 // results.json, tables.md, table_SPLIT.csv, table_fewshot.csv and expert_selection.csv.

@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "svmoe/config/expert_coverage.h"
 #include "svmoe/config/setting_reader.h"
 #include "svmoe/config/setting_table.h"
 #include "svmoe/stages/train_experts.h"
@@ -30,6 +31,7 @@ struct Layout {
   fs::path dataset() const { return dir / "dataset"; }
   fs::path base() const { return dir / "base"; }
   fs::path experts() const { return dir / "experts"; }
+  fs::path pair_experts() const { return dir / "pair_experts"; }
   fs::path moe(MergeMethod method) const { return dir / method_step("moe", method); }
   fs::path router(MergeMethod method) const { return dir / method_step("router", method); }
   fs::path model(const std::string& name) const { return dir / "models" / name; }
@@ -145,9 +147,15 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   set("train_experts.base_model", base_model.string());
   set("train_experts.dataset", layout.dataset().string());
   set("train_experts.output", layout.experts().string());
+  set("train_experts.coverage", enum_name(ExpertCoverage::kSubdomains));
   set("train_experts.experts", Json::array());
   Json experts = Json::array();
   for (std::int64_t n = 0; n < num_experts; ++n) experts.push_back(expert_directory(layout.experts(), n).string());
+  Json pair_experts = Json::array();
+  const auto pairs = expert_subdomains(ExpertCoverage::kPairs, num_experts).size();
+  for (std::size_t k = 0; k < pairs; ++k) {
+    pair_experts.push_back(expert_directory(layout.pair_experts(), static_cast<std::int64_t>(k)).string());
+  }
   set("merge.method", enum_name(MergeMethod::kBtx));
   set("merge.experts", experts);
   set("merge.base_model", "");
@@ -167,7 +175,9 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   set("eval.models", models);
   set("eval.dataset", layout.dataset().string());
   set("eval.output", layout.eval().string());
-  set("eval.btm.experts", run.btm_ensemble ? experts : Json::array());
+  const bool btm_pairs = run.btm_coverage == ExpertCoverage::kPairs;
+  set("eval.btm.experts", run.btm_ensemble ? (btm_pairs ? pair_experts : experts) : Json::array());
+  set("eval.btm.coverage", enum_name(run.btm_coverage));
   set("report.runs", runs);
   set("report.output", (layout.eval() / "report.html").string());
   return config;
@@ -263,23 +273,31 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     settings["run.base_model/config.json"] = given_base;
   };
 
-  // Stage 1 only where a model merges trained experts, or the BTM ensemble reads them.
+  // Stage 1 only where a model merges trained experts, or the BTM ensemble reads them; the
+  // ensemble's experts of two subdomains each (Monju) are a step of their own.
+  const bool btm_pairs = run.btm_ensemble && run.btm_coverage == ExpertCoverage::kPairs;
   const bool needs_experts =
-      run.btm_ensemble || std::any_of(run.models.begin(), run.models.end(),
-                                      [](const RunModel& m) { return !m.dense && merges_trained_experts(m.method); });
-  if (needs_experts) {
-    PipelineStep experts =
-        new_step("experts", Stage::kTrainExperts, "train_experts", {"prepare"}, layout.experts(), config);
+      (run.btm_ensemble && !btm_pairs) || std::any_of(run.models.begin(), run.models.end(), [](const RunModel& m) {
+        return !m.dense && merges_trained_experts(m.method);
+      });
+  const auto add_experts_step = [&](const std::string& name, ExpertCoverage coverage, const fs::path& output) {
+    ConfigTree experts_config = config;
+    experts_config.set("train_experts.coverage", enum_name(coverage), kLayoutOrigin);
+    experts_config.set("train_experts.output", output.string(), kLayoutOrigin);
+    PipelineStep experts = new_step(name, Stage::kTrainExperts, "train_experts", {"prepare"}, output, experts_config);
     experts.needs.insert(experts.needs.end(), base_needs.begin(), base_needs.end());
-    experts.tasks = num_experts;
-    parse_train_experts_settings(config);
-    parse_train_settings(config, experts.train_section);
-    experts.settings = hashed_settings(config, "train_experts");
-    add_train_settings(experts.settings, config, experts.train_section);
+    experts.tasks = static_cast<std::int64_t>(expert_subdomains(coverage, num_experts).size());
+    parse_train_experts_settings(experts_config);
+    parse_train_settings(experts_config, experts.train_section);
+    experts.settings = hashed_settings(experts_config, "train_experts");
+    if (coverage != ExpertCoverage::kSubdomains) experts.settings["train_experts.coverage"] = enum_name(coverage);
+    add_train_settings(experts.settings, experts_config, experts.train_section);
     base_identity(experts.settings);
     experts.settings["runtime.seed"] = seed;
     add(std::move(experts));
-  }
+  };
+  if (needs_experts) add_experts_step("experts", ExpertCoverage::kSubdomains, layout.experts());
+  if (btm_pairs) add_experts_step("pair_experts", ExpertCoverage::kPairs, layout.pair_experts());
 
   // Stage 2, one MoE per merge method the models use.
   std::map<MergeMethod, ConfigTree> method_configs;
@@ -357,11 +375,13 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   if (!run.models.empty()) {
     PipelineStep eval = new_step("eval", Stage::kEval, "", model_steps, layout.eval(), config);
     eval.needs.push_back("prepare");
-    if (run.btm_ensemble) eval.needs.push_back("experts");
+    if (run.btm_ensemble) eval.needs.push_back(btm_pairs ? "pair_experts" : "experts");
     parse_eval_settings(config);
     eval.settings = hashed_settings(config, "eval");
     eval.settings["run.models"] = model_steps;
     eval.settings["run.btm_ensemble"] = run.btm_ensemble;
+    if (btm_pairs) eval.settings["run.btm_coverage"] = enum_name(run.btm_coverage);
+    if (!run.btm_ensemble) eval.settings.erase("eval.btm.weighting");
     add(std::move(eval));
 
     // The report lives in eval/ (report.html) and reads the runs' metrics and the eval's numbers.

@@ -1,7 +1,10 @@
 #include "svmoe/stages/train_experts.h"
 
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include "svmoe/config/expert_coverage.h"
+#include "svmoe/io/dataset_directory.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
@@ -15,10 +18,19 @@ fs::path expert_directory(const fs::path& output, std::int64_t expert) {
 
 TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainSettings& train,
                                      const RuntimeSettings& runtime, const TrainingContext& context) {
+  const std::int64_t subdomains = static_cast<std::int64_t>(dataset_shards(s.dataset, {}).train.size());
+  const auto covered = expert_subdomains(s.coverage, subdomains);
   std::vector<std::int64_t> experts = s.experts;
   if (experts.empty()) {
-    const DatasetShards all = dataset_shards(s.dataset, {});
-    for (std::int64_t n = 0; n < static_cast<std::int64_t>(all.train.size()); ++n) experts.push_back(n);
+    for (std::int64_t n = 0; n < static_cast<std::int64_t>(covered.size()); ++n) experts.push_back(n);
+  }
+  for (const auto n : experts) {
+    if (n >= static_cast<std::int64_t>(covered.size())) {
+      throw ConfigError("config key 'train_experts.experts' names expert " + std::to_string(n) + ", but coverage " +
+                            enum_name(s.coverage) + " over the dataset's " + std::to_string(subdomains) +
+                            " subdomains makes " + std::to_string(covered.size()) + " experts",
+                        "give expert numbers from 0 to " + std::to_string(covered.size() - 1));
+    }
   }
   TrainExpertsResult result;
   for (const auto n : experts) {
@@ -32,9 +44,9 @@ TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainS
     expert.model = s.base_model;
     expert.init = s.init;
     expert.dataset = s.dataset;
-    expert.subdomains = {n};
+    expert.subdomains = covered[static_cast<std::size_t>(n)];
     expert.output = s.output / "runs" / ("expert_" + std::to_string(n));
-    spdlog::info("train-experts: expert {} on subdomain {}", n, n);
+    spdlog::info("train-experts: expert {} on subdomain(s) {}", n, fmt::join(expert.subdomains, ", "));
     const TrainResult trained = run_finetune(expert, train, runtime, context);
     if (trained.interrupted) {
       result.interrupted = true;

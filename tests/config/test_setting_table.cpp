@@ -107,9 +107,11 @@ TEST(SettingTable, RunLaysOutOnlyPathsAndPerStepKeys) {
     if (!spec.set_by_run) continue;
     const bool path_like = spec.type == SettingType::kPath || spec.type == SettingType::kStrings ||
                            spec.type == SettingType::kRecords || spec.type == SettingType::kIntegers;
-    // Per-step keys that the pipeline hashes itself (pipeline.cpp: each merge step adds its method and count).
+    // Per-step keys that the pipeline hashes itself (pipeline.cpp: each merge step adds its method and count,
+    // pair_experts and eval the coverage).
     const bool per_step = spec.key == "finetune.init" || spec.key == "finetune.load_balancing.method" ||
-                          spec.key == "merge.method" || spec.key == "merge.num_experts";
+                          spec.key == "merge.method" || spec.key == "merge.num_experts" ||
+                          spec.key == "train_experts.coverage" || spec.key == "eval.btm.coverage";
     EXPECT_TRUE(path_like || per_step) << spec.key;
   }
 }

@@ -165,17 +165,23 @@ TEST(E2ERun, TheWholeRecipeInterruptedResumedAndChanged) {
 }
 
 // Rows of other constructions beside the paper's (docs/upcycling.md): MoEs upcycled from the base
-// model need no stage 1; each gets its own merge (and router) step and its row in Table 2.
-TEST(E2ERun, UpcycledRowsWithoutStageOne) {
+// model need no stage 1; each gets its own merge (and router) step and its row in Table 2. The
+// BTM ensemble of pair experts (Monju) trains its own experts.
+TEST(E2ERun, UpcycledRowsAndAPairEnsembleWithoutStageOne) {
   test::ScratchDir dir;
   const fs::path config = write_experiment(dir.path(), 5);
-  const auto result =
-      test::run_svmoe("run -c " + quoted(config) +
-                      " --set run.pretrain_base.enabled=false --set run.btm_ensemble=false"
-                      " --set 'run.models=[naive, drop_upcycling_svmoe_lb]' --set merge.router_init=uniform");
+  const auto result = test::run_svmoe(
+      "run -c " + quoted(config) +
+      " --set run.pretrain_base.enabled=false --set run.btm_coverage=pairs --set eval.btm.weighting=distance"
+      " --set 'run.models=[naive, drop_upcycling_svmoe_lb]' --set merge.router_init=uniform");
   ASSERT_EQ(result.exit_code, 0) << result.output;
-  EXPECT_NE(result.output.find("run: 8 step(s)"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("run: 9 step(s)"), std::string::npos) << result.output;
   EXPECT_FALSE(fs::exists(dir / "exp" / "experts"));
+  EXPECT_TRUE(fs::exists(dir / "exp" / "pair_experts" / "expert_0" / "config.json"));  // 2 subdomains: one pair
+  const auto results = Json::parse(read_text_file(dir / "exp" / "eval" / "results.json"));
+  const Json& btm = results["models"].back();
+  EXPECT_EQ(btm["ensemble"]["coverage"], "pairs");
+  EXPECT_EQ(btm["ensemble"]["weighting"], "distance");
   const auto provenance = Json::parse(read_text_file(dir / "exp" / "moe_drop_upcycling" / "svmoe_merge.json"));
   EXPECT_EQ(provenance["method"], "drop_upcycling");
   EXPECT_EQ(provenance["drop_ratio"], 0.5);
@@ -183,7 +189,7 @@ TEST(E2ERun, UpcycledRowsWithoutStageOne) {
   EXPECT_EQ(provenance["router_init"]["distribution"], "uniform");
   EXPECT_EQ(marker(dir.path(), "router_drop_upcycling")["state"], "done");
   const std::string tables = read_text_file(dir / "exp" / "eval" / "tables.md");
-  for (const char* row : {"| Naive | no |", "| SvMoE (Drop-Upcycling) | yes |"}) {
+  for (const char* row : {"| Naive | no |", "| SvMoE (Drop-Upcycling) | yes |", "| BTM ensemble | - |"}) {
     EXPECT_NE(tables.find(row), std::string::npos) << row << "\n" << tables;
   }
 }

@@ -118,18 +118,32 @@ TEST(Evaluate, BtmEnsembleOfCopiesIsTheModelAndWeightsFollowTfidf) {
   const fs::path dense = test::model_fixture("llama_mha_untied");
   CausalLM model = load_model(dense);
   const Json single = evaluate_split(model, dataset, DataSplit::kTest, 32, 2);
-  const Json mixed = evaluate_btm_ensemble({dense, dense}, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
+  BtmSettings btm;
+  btm.experts = {dense, dense};
+  const Json mixed = evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
   EXPECT_EQ(mixed["tokens"], single["tokens"]);
   EXPECT_NEAR(mixed["ppl"]["mean"].get<double>(), single["ppl"]["mean"].get<double>(),
               1e-4 * single["ppl"]["mean"].get<double>());
 
   // Token 1 only in subdomain 0's row, token 2 in both: a document of token 1 goes to expert 0.
   const auto rows = torch::tensor({{0.0, 0.6, 0.8}, {0.0, 0.0, 1.0}});
-  const auto weights = btm_weights({{1, 1, 1}, {2, 2}, {0, 0}}, rows);
+  const auto weights =
+      btm_weights({{1, 1, 1}, {2, 2}, {0, 0}}, rows, ExpertCoverage::kSubdomains, EnsembleWeighting::kTfidf);
   EXPECT_NEAR(weights[0][0], 1.0, 1e-12);
   EXPECT_NEAR(weights[1][0], 0.8 / 1.8, 1e-6);  // the rows are float32
   EXPECT_NEAR(weights[2][1], 0.5, 1e-12);       // no overlap at all: uniform
-  EXPECT_THROW(evaluate_btm_ensemble({dense}, dataset, DataSplit::kTest, 32, 1, torch::kCPU), ConfigError);
+  btm.experts = {dense};
+  EXPECT_THROW(evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 1, torch::kCPU), ConfigError);
+  // Distance weighting of the same copies: the same mixture; with pairs coverage, one expert per pair.
+  btm.experts = {dense, dense};
+  btm.weighting = EnsembleWeighting::kDistance;
+  const Json by_distance = evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
+  EXPECT_NEAR(by_distance["ppl"]["mean"].get<double>(), single["ppl"]["mean"].get<double>(),
+              1e-4 * single["ppl"]["mean"].get<double>());
+  btm.coverage = ExpertCoverage::kPairs;
+  const std::string message = test::error_message<ConfigError>(
+      [&] { evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 1, torch::kCPU); });
+  EXPECT_NE(message.find("coverage pairs over the dataset's 2 subdomains makes 1"), std::string::npos) << message;
 }
 
 }  // namespace svmoe

@@ -177,4 +177,32 @@ TEST(PipelineSteps, NoExpertsStepWithoutAModelThatMergesThem) {
             (std::vector<std::string>{"prepare", "experts", "merge_naive", "dense", "naive", "eval", "report"}));
 }
 
+// Monju's ensemble: experts of two subdomains each, a step of their own beside stage 1's.
+TEST(PipelineSteps, AnEnsembleOfPairExpertsHasItsOwnStep) {
+  test::ScratchDir dir;
+  const auto steps =
+      pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[dense, btx, naive]", "run.btm_ensemble=true",
+                                                            "run.btm_coverage=pairs", "eval.btm.weighting=distance"}));
+  EXPECT_EQ(step_names(steps), (std::vector<std::string>{"prepare", "base", "experts", "pair_experts", "merge",
+                                                         "merge_naive", "dense", "btx", "naive", "eval", "report"}));
+  const PipelineStep& pairs = step_named(steps, "pair_experts");
+  EXPECT_EQ(pairs.tasks, 3);  // 3 subdomains: {0,1}, {0,2}, {1,2}
+  EXPECT_EQ(pairs.config.at("train_experts.coverage"), "pairs");
+  EXPECT_EQ(pairs.config.at("train_experts.output"), (dir.path() / "pair_experts").string());
+  EXPECT_EQ(step_named(steps, "experts").config.at("train_experts.coverage"), "subdomains");
+  EXPECT_NE(pairs.hash, step_named(steps, "experts").hash);
+  const PipelineStep& eval = step_named(steps, "eval");
+  EXPECT_EQ(eval.needs.back(), "pair_experts");
+  const EvalSettings settings = parse_eval_settings(eval.config);
+  ASSERT_EQ(settings.btm.experts.size(), 3u);
+  EXPECT_EQ(settings.btm.experts[2], dir.path() / "pair_experts" / "expert_2");
+  EXPECT_EQ(settings.btm.coverage, ExpertCoverage::kPairs);
+  EXPECT_EQ(settings.btm.weighting, EnsembleWeighting::kDistance);
+  // Without a row that merges trained experts, stage 1 does not run at all.
+  const auto only_pairs = pipeline_steps(
+      test::pipeline_experiment(dir.path(), {"run.models=[dense]", "run.btm_ensemble=true", "run.btm_coverage=pairs"}));
+  EXPECT_EQ(step_names(only_pairs),
+            (std::vector<std::string>{"prepare", "base", "pair_experts", "dense", "eval", "report"}));
+}
+
 }  // namespace svmoe

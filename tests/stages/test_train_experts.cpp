@@ -11,6 +11,7 @@
 #include "svmoe/stages/finetune.h"
 #include "svmoe/stages/merge.h"
 #include "svmoe/stages/prepare.h"
+#include "svmoe/util/error.h"
 #include "test_support.h"
 
 namespace svmoe {
@@ -75,6 +76,25 @@ TEST(TrainExperts, ExpertsSpecialiseOnTheirSubdomains) {
   const auto again = run_train_experts(s, t, RuntimeSettings{}, TrainingContext{});
   EXPECT_EQ(again.skipped, (std::vector<std::int64_t>{0, 1}));
   EXPECT_TRUE(again.trained.empty());
+
+  // Monju's coverage: with 2 subdomains, one expert of the pair {0, 1}; on subdomain 1 it beats
+  // expert 0, which never saw it. An expert number past the coverage is named.
+  TrainExpertsSettings pairs = s;
+  pairs.coverage = ExpertCoverage::kPairs;
+  pairs.output = dir / "pair_experts";
+  EXPECT_EQ(run_train_experts(pairs, t, RuntimeSettings{}, TrainingContext{}).trained, (std::vector<std::int64_t>{0}));
+  {
+    const HfCheckpoint checkpoint = load_hf_checkpoint(expert_directory(pairs.output, 0));
+    CausalLM model(checkpoint.config);
+    load_weights(*model, checkpoint);
+    WindowSampler valid({shard_prefix(s.dataset, 1, "valid")}, 32, 9);
+    EXPECT_LT(evaluate_loss(model, valid, 4, 8), loss[0][1]);
+  }
+  pairs.experts = {1};
+  const std::string message =
+      test::error_message<ConfigError>([&] { run_train_experts(pairs, t, RuntimeSettings{}, TrainingContext{}); });
+  EXPECT_NE(message.find("coverage pairs over the dataset's 2 subdomains makes 1 experts"), std::string::npos)
+      << message;
 
   // Stage 2 on them: the 2-expert MoE loads, runs and keeps what the experts learnt (its loss
   // is below an untrained model's ln |V|).

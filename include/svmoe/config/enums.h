@@ -56,6 +56,14 @@ inline bool merges_trained_experts(MergeMethod method) {
   return method == MergeMethod::kBtx || method == MergeMethod::kBtxDropUpcycling;
 }
 
+// Which subdomains each dense expert is trained on (train_experts.coverage, eval.btm.coverage):
+// expert n on subdomain n, or expert k on the k-th pair {i, j}, i < j, in lexicographic order
+// (Monju's experts of two clusters each; config/expert_coverage.h).
+enum class ExpertCoverage { kSubdomains, kPairs };
+
+// eval.btm.weighting: how the BTM ensemble weighs its experts per document (eval/ensemble_weights.h).
+enum class EnsembleWeighting { kTfidf, kDistance };
+
 // merge.router_init: the routers' distribution, with standard deviation merge.router_init_std.
 enum class RouterInit {
   kNormal,   // normal(0, std)
@@ -112,6 +120,14 @@ struct EnumNames<DataSplit> {
 template <>
 struct EnumNames<MergeMethod> {
   static constexpr std::array<const char*, 5> names = {"btx", "naive", "noise", "drop_upcycling", "btx_drop_upcycling"};
+};
+template <>
+struct EnumNames<ExpertCoverage> {
+  static constexpr std::array<const char*, 2> names = {"subdomains", "pairs"};
+};
+template <>
+struct EnumNames<EnsembleWeighting> {
+  static constexpr std::array<const char*, 2> names = {"tfidf", "distance"};
 };
 template <>
 struct EnumNames<RouterInit> {

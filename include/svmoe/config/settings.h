@@ -160,8 +160,9 @@ struct TrainExpertsSettings {
   std::filesystem::path base_model;
   ModelInit init = ModelInit::kPretrained;
   std::filesystem::path dataset;
-  std::filesystem::path output;       // writes OUTPUT/expert_N/ (and OUTPUT/runs/expert_N/)
-  std::vector<std::int64_t> experts;  // which subdomains; empty: all (--expert N: one, for a Slurm array task)
+  std::filesystem::path output;                           // writes OUTPUT/expert_N/ (and OUTPUT/runs/expert_N/)
+  ExpertCoverage coverage = ExpertCoverage::kSubdomains;  // what expert k is trained on (config/expert_coverage.h)
+  std::vector<std::int64_t> experts;  // which experts; empty: all (--expert N: one, for a Slurm array task)
 };
 
 // svmoe eval (SPEC.md §5): the paper's metrics for named models on splits of a prepared dataset.
@@ -178,6 +179,13 @@ struct FewShotSettings {
   std::vector<std::string> answers = {" 誤り", " 正しい"};  // [false, true]
   std::string separator = "\n\n";
 };
+// The BTM ensemble baseline of dense experts (docs/eval.md).
+struct BtmSettings {
+  std::vector<std::filesystem::path> experts;  // as `coverage` counts them; empty: no BTM row
+  ExpertCoverage coverage = ExpertCoverage::kSubdomains;
+  EnsembleWeighting weighting = EnsembleWeighting::kTfidf;
+  std::string name = "BTM ensemble";
+};
 struct EvalSettings {
   std::vector<EvalModel> models;
   std::filesystem::path dataset;
@@ -186,10 +194,7 @@ struct EvalSettings {
   std::int64_t context_length = 0;  // tokens per scoring window; 0: the model's max_position_embeddings
   std::int64_t max_documents = 0;   // per subdomain and split; 0: all
   FewShotSettings fewshot;          // the paper's Table 3
-  struct {
-    std::vector<std::filesystem::path> experts;  // the N dense experts, expert n for subdomain n; empty: off
-    std::string name = "BTM ensemble";
-  } btm;  // the BTM ensemble baseline (docs/eval.md)
+  BtmSettings btm;                  // the BTM ensemble baseline (docs/eval.md)
 };
 
 // svmoe report: one self-contained HTML page with the figures and tables of an experiment.
@@ -213,7 +218,8 @@ struct RunSettings {
   // The models of the tables, fine-tuned in stage 4 (config/run_model.h); by default the paper's five.
   std::vector<RunModel> models = paper_models();
   LoadBalancingMethod lb_method = LoadBalancingMethod::kSwitch;  // switch | aux_free
-  bool btm_ensemble = false;                                     // also evaluate the BTM ensemble of the experts
+  bool btm_ensemble = false;                                     // also evaluate the BTM ensemble of dense experts
+  ExpertCoverage btm_coverage = ExpertCoverage::kSubdomains;     // its experts: stage 1's, or one per pair
 };
 
 RuntimeSettings parse_runtime_settings(const ConfigTree& config);

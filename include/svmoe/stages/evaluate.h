@@ -37,14 +37,14 @@ using WindowVisitor =
 void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std::int64_t context,
                       const WindowVisitor& visit);
 
-// The BTM ensemble baseline: per document, the N dense experts' next-token probabilities mixed
-// with weights proportional to the cosine similarity between the document's token counts and
-// each subdomain's TF-IDF row (uniform if all are 0). Returns {"documents", "tokens", "ppl"}.
-Json evaluate_btm_ensemble(const std::vector<std::filesystem::path>& experts, const std::filesystem::path& dataset,
-                           DataSplit split, std::int64_t context, std::int64_t max_documents,
-                           const torch::Device& device);
+// The BTM ensemble baseline: per document, the dense experts' next-token probabilities mixed
+// with weights from the document's token counts and the subdomains' TF-IDF rows
+// (eval/ensemble_weights.h: btm.weighting, btm.coverage). Returns {"documents", "tokens", "ppl"}.
+Json evaluate_btm_ensemble(const BtmSettings& btm, const std::filesystem::path& dataset, DataSplit split,
+                           std::int64_t context, std::int64_t max_documents, const torch::Device& device);
 std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::int32_t>>& documents,
-                                             const torch::Tensor& subdomain_tfidf);
+                                             const torch::Tensor& subdomain_tfidf, ExpertCoverage coverage,
+                                             EnsembleWeighting weighting);
 
 // The paper's Table 2 / Table 5 (model, LB, PPL, CMR_1, CMR_2, S_RL) for one split, and Table 3
 // (few-shot accuracy in percent), from run_eval's results.

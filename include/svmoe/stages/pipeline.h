@@ -28,7 +28,7 @@ struct EnumNames<Stage> {
 };
 
 struct PipelineStep {
-  std::string name;  // prepare, base, experts, merge[_M], router[_M], each run.models name, eval, report
+  std::string name;  // prepare, base, experts, pair_experts, merge[_M], router[_M], each run.models name, eval, report
   Stage stage = Stage::kPrepare;
   std::string train_section;       // training steps: the section whose `train` keys override `train`
   std::vector<std::string> needs;  // the steps whose outputs it reads

@@ -2,7 +2,8 @@
 // model and train it as a causal LM on d_n's training split (validating on d_n's valid split),
 // giving expert E_n in OUTPUT/expert_n/ (a Hugging Face Llama directory with the tokenizer).
 // Each expert is an independent run (OUTPUT/runs/expert_n/, resumable), so on a cluster each
-// can be one Slurm array task (--expert n).
+// can be one Slurm array task (--expert n). With train_experts.coverage: pairs, expert k is
+// trained on the k-th pair of subdomains instead (config/expert_coverage.h; Monju's ensemble).
 #pragma once
 
 #include <vector>
