@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "svmoe/text/tokenizer.h"
+#include "svmoe/util/files.h"
 #include "svmoe/util/strings.h"
 
 namespace svmoe {
@@ -14,6 +15,27 @@ std::string shape_text(const std::vector<std::int64_t>& shape) {
   std::vector<std::string> parts;
   for (const auto d : shape) parts.push_back(std::to_string(d));
   return "[" + join(parts, ", ") + "]";
+}
+
+// One line from svmoe merge's record, if the checkpoint has one: how the MoE was built.
+std::string merge_line(const std::filesystem::path& directory) {
+  const std::filesystem::path file = directory / kMergeProvenanceFile;
+  if (!std::filesystem::exists(file)) return "";
+  try {
+    const auto record = nlohmann::json::parse(read_text_file(file));
+    std::string line = "svmoe merge, method " + record.value("method", std::string("btx"));
+    for (const char* key : {"drop_ratio", "noise_std"}) {
+      if (record.contains(key)) line += fmt::format(", {} {}", key, record[key].get<double>());
+    }
+    if (record.contains("router_init")) {
+      const auto& init = record["router_init"];
+      line += fmt::format("; routers {} (std {}), seed {}", init.value("distribution", std::string("normal")),
+                          init.value("std", 0.0), init.value("seed", std::uint64_t{0}));
+    }
+    return line;
+  } catch (const nlohmann::json::exception&) {
+    return std::string(kMergeProvenanceFile) + " is not valid JSON";
+  }
 }
 
 }  // namespace
@@ -34,6 +56,9 @@ std::string describe_checkpoint(const HfCheckpoint& checkpoint) {
   out << fmt::format("other       rms_norm_eps {}, tie_word_embeddings {}, max_positions {}, dtype {}\n",
                      c.rms_norm_eps, c.tie_word_embeddings, c.max_position_embeddings, c.dtype);
   out << fmt::format("files       {} safetensors file(s)\n", checkpoint.tensors.files().size());
+  if (const std::string built = merge_line(checkpoint.directory); !built.empty()) {
+    out << fmt::format("built by    {}\n", built);
+  }
   for (const auto& line : tokenizer_report(checkpoint.directory)) out << fmt::format("tokenizer   {}\n", line);
   out << "\n";
 

@@ -176,7 +176,7 @@ std::string method_description(MergeMethod method) {
          "weights averaged";
 }
 
-// The MoE's provenance beside its weights (svmoe_merge.json).
+// The MoE's provenance beside its weights (kMergeProvenanceFile).
 Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettings& s, double router_std,
                       std::uint64_t seed) {
   Json provenance = {
@@ -250,7 +250,7 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
       const fs::path file = inputs.front().directory / name;
       if (fs::exists(file)) fs::copy_file(file, partial / name);
     }
-    write_file_atomically(partial / "svmoe_merge.json",
+    write_file_atomically(partial / kMergeProvenanceFile,
                           merge_provenance(inputs, s, router_std, runtime.seed).dump(2) + "\n");
   } catch (...) {
     std::error_code ec;

@@ -60,6 +60,9 @@ std::vector<NamedTensor> named_tensors(const torch::nn::Module& module);
 // svmoe's own state beside the Hugging Face weights: the module's buffers (the aux-free
 // selection biases), in `svmoe_state.safetensors`, which transformers and vLLM never read.
 inline constexpr const char* kSvmoeStateFile = "svmoe_state.safetensors";
+// svmoe merge's record of how an MoE was built (method, its parameters, inputs, router
+// initialisation, seed; docs/upcycling.md), beside config.json.
+inline constexpr const char* kMergeProvenanceFile = "svmoe_merge.json";
 std::vector<NamedTensor> named_buffers(const torch::nn::Module& module);
 
 struct SaveOptions {
