@@ -317,6 +317,9 @@ TEST(E2EMerge, DropUpcyclingWritesAMixtralThatForwardRuns) {
   ASSERT_EQ(merged.exit_code, 0) << merged.output;
   const auto inspect = test::run_svmoe("inspect " + quoted(dir / "moe"));
   EXPECT_NE(inspect.output.find("4 per layer, top-2"), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("built by    svmoe merge, method drop_upcycling, drop_ratio 0.5; routers normal"),
+            std::string::npos)
+      << inspect.output;
   const auto result =
       test::run_svmoe("forward --model " + quoted(dir / "moe") + " --input " + quoted(dense / "expected.safetensors") +
                       " --output " + quoted(dir / "logits.safetensors"));
