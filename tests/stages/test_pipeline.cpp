@@ -205,4 +205,23 @@ TEST(PipelineSteps, AnEnsembleOfPairExpertsHasItsOwnStep) {
             (std::vector<std::string>{"prepare", "base", "pair_experts", "dense", "eval", "report"}));
 }
 
+// The shipped quickstart experiment, alone and with configs/quickstart/upcycling.yaml's rows.
+TEST(PipelineSteps, TheQuickstartConfigsMakeTheirPlans) {
+  const fs::path configs = fs::path(SVMOE_SOURCE_DIR) / "configs" / "quickstart";
+  test::ScratchDir dir;
+  const auto load = [&](bool upcycling) {
+    ConfigTree config(default_config());
+    config.merge_file(configs / "experiment.yaml");
+    if (upcycling) config.merge_file(configs / "upcycling.yaml");
+    config.set("run.dir", dir.path().string(), "test");
+    config.set("run.base_model", (configs / "base_model").string(), "test");
+    return pipeline_steps(config);
+  };
+  EXPECT_EQ(load(false).size(), 12u);
+  const auto steps = load(true);
+  EXPECT_EQ(steps.size(), 24u);
+  EXPECT_EQ(step_named(steps, "drop_upcycling_svmoe").needs,
+            (std::vector<std::string>{"prepare", "router_drop_upcycling"}));
+}
+
 }  // namespace svmoe
