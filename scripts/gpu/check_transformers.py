@@ -3,8 +3,10 @@ machine, which has transformers 5.17 and PyTorch 2.11; called by checks.sh).
 Usage: check_transformers.py SVMOE_BINARY WORK_DIR
 
 1. merge: three dense LlamaForCausalLM experts made and saved by transformers (random, seeded,
-   different) are merged by `svmoe merge`; MixtralForCausalLM.from_pretrained loads the result
-   as it is, and its logits and router logits equal `svmoe forward`'s to 1e-4 (float32, CPU).
+   different) are merged by `svmoe merge` (BTX), and the first is upcycled into 4 experts by
+   `svmoe merge --method drop_upcycling` with the uniform router init (docs/upcycling.md);
+   MixtralForCausalLM.from_pretrained loads each result as it is, and its logits and router
+   logits equal `svmoe forward`'s to 1e-4 (float32, CPU).
 2. reading what transformers writes: the Mixtral fixture loaded by transformers and written back
    (a) with save_pretrained and (b) as the module's own state dict (the fused expert layout,
    mlp.experts.gate_up_proj / down_proj, where this version holds experts fused); `svmoe
@@ -57,21 +59,25 @@ def check_merge(svmoe, work):
         d = os.path.join(work, f"expert_{e}")
         model.save_pretrained(d)
         experts.append(d)
-    moe_dir = os.path.join(work, "moe")
-    subprocess.run([svmoe, "merge", "--device", "cpu", "--output", moe_dir, "--experts", *experts], check=True)
-    moe = MixtralForCausalLM.from_pretrained(moe_dir, dtype=torch.float32).eval()
-    torch.manual_seed(7)
-    input_ids = torch.randint(0, 512, (2, 24))
-    logits, router_logits = transformers_forward(moe, input_ids)
-    ours = svmoe_forward(svmoe, moe_dir, input_ids, work, "merge")
-    diff = (ours["logits"] - logits).abs().max().item()
-    report("merge: transformers loads svmoe's MoE, logits", diff < ATOL, f"max |diff| {diff:.3g} (logit scale "
-           f"{logits.abs().max().item():.3g})")
-    for l, r in enumerate(router_logits):
-        d = (ours[f"router_logits.{l}"] - r.reshape(-1, r.shape[-1])).abs().max().item()
-        report(f"merge: router logits of layer {l}", d < ATOL, f"max |diff| {d:.3g}")
-    if not router_logits:
-        report("merge: router logits", False, "transformers returned none (output_router_logits=True)")
+    constructions = (("merge", ["--experts", *experts]),
+                     ("drop_upcycling", ["--method", "drop_upcycling", "--base-model", experts[0], "--num-experts", "4",
+                                         "--set", "merge.router_init=uniform"]))
+    for tag, arguments in constructions:
+        moe_dir = os.path.join(work, tag)
+        subprocess.run([svmoe, "merge", "--device", "cpu", "--output", moe_dir, *arguments], check=True)
+        moe = MixtralForCausalLM.from_pretrained(moe_dir, dtype=torch.float32).eval()
+        torch.manual_seed(7)
+        input_ids = torch.randint(0, 512, (2, 24))
+        logits, router_logits = transformers_forward(moe, input_ids)
+        ours = svmoe_forward(svmoe, moe_dir, input_ids, work, tag)
+        diff = (ours["logits"] - logits).abs().max().item()
+        report(f"{tag}: transformers loads svmoe's MoE, logits", diff < ATOL, f"max |diff| {diff:.3g} (logit scale "
+               f"{logits.abs().max().item():.3g})")
+        for l, r in enumerate(router_logits):
+            d = (ours[f"router_logits.{l}"] - r.reshape(-1, r.shape[-1])).abs().max().item()
+            report(f"{tag}: router logits of layer {l}", d < ATOL, f"max |diff| {d:.3g}")
+        if not router_logits:
+            report(f"{tag}: router logits", False, "transformers returned none (output_router_logits=True)")
 
 
 def check_reading(svmoe, work, fixture):

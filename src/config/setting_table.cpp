@@ -197,8 +197,11 @@ std::vector<SettingSpec> make_setting_table() {
               "`naive`, `noise`, `drop_upcycling`: the number of copies (>= 2); with trained experts, 0 or their count")
           .laid_out_by_run(),
       path("merge.output", Need::kRequired, "the MoE directory to write").without_effect_on_numbers().laid_out_by_run(),
+      choice("merge.moe_kind", merge.moe_kind,
+             "`sparse`: a Mixtral (top-k routing); `soft`: svmoe's causal Soft MoE (every expert on a slot mixed "
+             "from the prefix, outputs mixed per position; its own format, model_type `svmoe_soft_moe`; docs/moe.md)"),
       integer("merge.num_experts_per_tok", merge.num_experts_per_tok, 1, 4096,
-              "top-k of the routing (at most the number of experts)"),
+              "top-k of the routing (at most the number of experts; `sparse` only)"),
       choice("merge.router_init", merge.router_init,
              "the routers' distribution: `normal` (0, std), or `uniform` centred on its mean with that std "
              "(Drop-Upcycling's `torch_rand_002` at std 0.02)"),

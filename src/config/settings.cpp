@@ -138,6 +138,7 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
     }
   }
   s.output = read.path("merge.output", "give the MoE directory to write (merge.output or --output)");
+  s.moe_kind = read.option<MoeKind>("merge.moe_kind");
   s.num_experts_per_tok = read.integer("merge.num_experts_per_tok");
   if (s.num_experts_per_tok > s.num_experts) {
     read.fail("merge.num_experts_per_tok", "at most the number of experts (" + std::to_string(s.num_experts) + ")");

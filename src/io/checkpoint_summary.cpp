@@ -49,7 +49,10 @@ std::string describe_checkpoint(const HfCheckpoint& checkpoint) {
                      c.intermediate_size, c.vocab_size);
   out << fmt::format("attention   {} heads, {} KV heads, head_dim {}, rope_theta {}\n", c.num_attention_heads,
                      c.num_key_value_heads, c.head_dim, c.rope_theta);
-  if (c.is_moe()) {
+  if (c.is_soft_moe()) {
+    out << fmt::format("experts     {} per layer, causal soft mixing (every expert on every position; docs/moe.md)\n",
+                       c.num_local_experts);
+  } else if (c.is_moe()) {
     out << fmt::format("experts     {} per layer, top-{}, router_aux_loss_coef {}\n", c.num_local_experts,
                        c.num_experts_per_tok, c.router_aux_loss_coef);
   }

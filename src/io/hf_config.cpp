@@ -94,9 +94,11 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
   const ConfigJsonReader read(json, source);
   ModelConfig c;
   c.model_type = read.string_or("model_type", "");
-  if (c.model_type != "llama" && c.model_type != "mixtral") {
+  if (c.model_type != ModelConfig::kLlama && c.model_type != ModelConfig::kMixtral &&
+      c.model_type != ModelConfig::kSoftMoe) {
     read.unsupported("model_type", c.model_type.empty() ? "is missing" : "is '" + c.model_type + "'",
-                     "svmoe reads Llama (dense) and Mixtral (MoE) checkpoints");
+                     "svmoe reads Llama (dense) and Mixtral (MoE) checkpoints, and its own causal Soft MoE "
+                     "(svmoe_soft_moe)");
   }
   c.vocab_size = read.integer("vocab_size");
   c.hidden_size = read.integer("hidden_size");
@@ -181,7 +183,8 @@ Json model_config_to_json(const ModelConfig& c, const Json& base) {
   json.erase("torch_dtype");
   json.erase("rope_theta");
   json.erase("rope_scaling");
-  json["architectures"] = {c.is_moe() ? "MixtralForCausalLM" : "LlamaForCausalLM"};
+  json["architectures"] = {c.is_soft_moe() ? "SvmoeSoftMoeForCausalLM"
+                                           : (c.is_moe() ? "MixtralForCausalLM" : "LlamaForCausalLM")};
   json["model_type"] = c.model_type;
   json["vocab_size"] = c.vocab_size;
   json["hidden_size"] = c.hidden_size;

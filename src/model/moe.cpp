@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <limits>
+
 #include "svmoe/model/compat.h"
 #include "svmoe/util/error.h"
 
@@ -15,7 +17,7 @@ ExpertImpl::ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size)
 
 torch::Tensor ExpertImpl::forward(const torch::Tensor& x) { return w2(torch::silu(w1(x)) * w3(x)); }
 
-SparseMoeBlockImpl::SparseMoeBlockImpl(const ModelConfig& c) : top_k_(c.num_experts_per_tok) {
+SparseMoeBlockImpl::SparseMoeBlockImpl(const ModelConfig& c) : top_k_(c.num_experts_per_tok), soft_(c.is_soft_moe()) {
   gate = register_module("gate",
                          torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.num_local_experts).bias(false)));
   experts = register_module("experts", torch::nn::ModuleList());
@@ -87,6 +89,13 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
   // The router in float32, whatever the compute dtype.
   const auto router_input = detach_router_input ? hidden.detach() : hidden;
   const auto router_logits = torch::linear(router_input.to(torch::kFloat32), gate->weight.to(torch::kFloat32));
+  if (soft_) {
+    if (x.dim() != 3)
+      throw UnsupportedError("a soft MoE block mixes positions: its input must be [batch, time, hidden]");
+    const auto logits = (detach_router_input ? router_logits.detach() : router_logits).view({shape[0], shape[1], -1});
+    const auto combine = torch::softmax(logits, -1).to(x.scalar_type());
+    return {soft_moe_mixture(x, causal_soft_dispatch(logits), combine, experts), router_logits};
+  }
   // The bias always takes part: a zero bias adds exactly 0 to every probability, so it chooses
   // as plain top-k (transformers' routing) does, and checking for zero would cost a host sync.
   const Routing routing =
@@ -210,6 +219,28 @@ torch::Tensor SparseMoeBlockImpl::run_experts_grouped(const torch::Tensor& hidde
   const auto& order = pairs.order;
   const auto unsort = torch::empty_like(order).scatter_(0, order, torch::arange(order.size(0), order.options()));
   return (y.index_select(0, unsort).view({-1, top_k_, hidden.size(1)}) * weights.unsqueeze(-1)).sum(1);
+}
+
+torch::Tensor causal_soft_dispatch(const torch::Tensor& router_logits) {
+  const auto t = router_logits.size(1);
+  const auto future =
+      torch::ones({t, t}, torch::TensorOptions().dtype(torch::kBool).device(router_logits.device())).triu(1);  // u > t
+  const auto scores = router_logits.to(torch::kFloat32)
+                          .transpose(1, 2)
+                          .unsqueeze(2)
+                          .expand({router_logits.size(0), router_logits.size(2), t, t});  // [B, S, t, u] = L_{u,s}
+  return torch::softmax(scores.masked_fill(future, -std::numeric_limits<float>::infinity()), -1);
+}
+
+torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& dispatch, const torch::Tensor& combine,
+                               torch::nn::ModuleList experts) {
+  const auto slots = torch::matmul(dispatch.to(x.scalar_type()), x.unsqueeze(1));  // [B, S, T, H]
+  auto output = torch::zeros_like(x);
+  for (std::size_t s = 0; s < experts->size(); ++s) {
+    const auto e = static_cast<std::int64_t>(s);
+    output = output + combine.select(2, e).unsqueeze(-1) * experts[s]->as<Expert>()->forward(slots.select(1, e));
+  }
+  return output;
 }
 
 void set_expert_path(torch::nn::Module& model, ExpertPath path) {

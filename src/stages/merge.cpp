@@ -76,7 +76,7 @@ void check_experts_agree(const std::vector<HfCheckpoint>& experts) {
 
 ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, const MergeSettings& settings) {
   ModelConfig moe = dense;
-  moe.model_type = "mixtral";
+  moe.model_type = settings.moe_kind == MoeKind::kSoft ? ModelConfig::kSoftMoe : ModelConfig::kMixtral;
   moe.num_local_experts = experts;
   moe.num_experts_per_tok = settings.num_experts_per_tok;
   moe.router_aux_loss_coef = settings.router_aux_loss_coef;

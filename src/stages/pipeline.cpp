@@ -299,6 +299,17 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   if (needs_experts) add_experts_step("experts", ExpertCoverage::kSubdomains, layout.experts());
   if (btm_pairs) add_experts_step("pair_experts", ExpertCoverage::kPairs, layout.pair_experts());
 
+  if (SettingReader(config).option<MoeKind>("merge.moe_kind") == MoeKind::kSoft) {
+    for (const RunModel& model : run.models) {
+      if (model.load_balanced) {
+        throw ConfigError("run.models asks for '" + run_model_name(model) +
+                              "', with load balancing, but merge.moe_kind "
+                              "is soft: a soft MoE runs every expert on every position and has nothing to balance",
+                          "drop the _lb rows, or set merge.moe_kind: sparse");
+      }
+    }
+  }
+
   // Stage 2, one MoE per merge method the models use.
   std::map<MergeMethod, ConfigTree> method_configs;
   for (const MergeMethod method : methods_of(run.models, false)) {

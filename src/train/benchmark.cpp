@@ -22,7 +22,7 @@ namespace {
 ModelConfig moe_config(std::int64_t vocab, std::int64_t hidden, std::int64_t ffn, std::int64_t layers,
                        std::int64_t heads, std::int64_t kv_heads) {
   ModelConfig c;
-  c.model_type = "mixtral";
+  c.model_type = ModelConfig::kMixtral;
   c.vocab_size = vocab;
   c.hidden_size = hidden;
   c.intermediate_size = ffn;
@@ -102,7 +102,9 @@ double model_flops_per_token(const ModelConfig& model, std::int64_t sequence_len
   const double q = head_dim * static_cast<double>(model.num_attention_heads);
   const double kv = head_dim * static_cast<double>(model.num_key_value_heads);
   const double f = static_cast<double>(model.intermediate_size);
-  const double active = model.is_moe() ? static_cast<double>(model.num_experts_per_tok) : 1.0;
+  // A soft MoE runs every expert on every position.
+  const double active = model.is_soft_moe() ? static_cast<double>(model.num_local_experts)
+                                            : (model.is_moe() ? static_cast<double>(model.num_experts_per_tok) : 1.0);
   const double router = model.is_moe() ? h * static_cast<double>(model.num_local_experts) : 0.0;
   const double block = (2 * h * q + 2 * h * kv) + active * 3 * h * f + router;
   const double layers = static_cast<double>(model.num_hidden_layers);

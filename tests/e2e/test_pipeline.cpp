@@ -194,6 +194,23 @@ TEST(E2ERun, UpcycledRowsAndAPairEnsembleWithoutStageOne) {
   }
 }
 
+// A soft MoE (docs/moe.md) through the recipe: merged, its router trained on the TF-IDF
+// targets, fine-tuned, evaluated with the routing metrics.
+TEST(E2ERun, ASoftMoeRunsTheRecipe) {
+  test::ScratchDir dir;
+  const fs::path config = write_experiment(dir.path(), 5);
+  const auto result = test::run_svmoe("run -c " + quoted(config) +
+                                      " --set run.pretrain_base.enabled=false --set run.btm_ensemble=false"
+                                      " --set 'run.models=[naive_svmoe]' --set merge.moe_kind=soft");
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("run: 6 step(s)"), std::string::npos) << result.output;
+  const auto moe = Json::parse(read_text_file(dir / "exp" / "models" / "naive_svmoe" / "final" / "config.json"));
+  EXPECT_EQ(moe["model_type"], "svmoe_soft_moe");
+  const auto results = Json::parse(read_text_file(dir / "exp" / "eval" / "results.json"));
+  EXPECT_TRUE(results["models"][0]["moe"].get<bool>());
+  EXPECT_TRUE(results["models"][0]["splits"]["test"].contains("cmr_1"));
+}
+
 TEST(E2ERun, SlurmPipelineSubmitsTheWholeDag) {
   test::ScratchDir dir;
   const fs::path config = write_experiment(dir.path(), 5);

@@ -8,6 +8,7 @@
 #include "svmoe/io/safetensors.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/model/compat.h"
+#include "svmoe/model/initialization.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
@@ -339,6 +340,68 @@ TEST(Moe, DetachedRouterInputsKeepEachRoutersGradientToItsOwnTerm) {
     EXPECT_TRUE(torch::equal(attached_logits[l].detach(), detached_logits[l].detach())) << l;
   }
   set_detach_router_inputs(*model, false);
+}
+
+// The causal Soft MoE (docs/moe.md).
+namespace {
+
+ModelConfig soft_moe_config() {
+  ModelConfig c = load_hf_checkpoint(test::model_fixture("llama_mha_untied")).config;
+  c.model_type = ModelConfig::kSoftMoe;
+  c.num_local_experts = 4;
+  c.num_experts_per_tok = 2;
+  return c;
+}
+
+}  // namespace
+
+TEST(SoftMoe, DispatchMixesOnlyThePrefixAndEachRowSumsToOne) {
+  torch::manual_seed(0);
+  const auto dispatch = causal_soft_dispatch(torch::randn({2, 6, 3}) * 3);  // [B, S, T, T]
+  ASSERT_EQ(dispatch.sizes(), (std::vector<std::int64_t>{2, 3, 6, 6}));
+  EXPECT_TRUE(torch::equal(dispatch.triu(1), torch::zeros_like(dispatch)));  // u > t: exactly 0
+  EXPECT_TRUE(torch::allclose(dispatch.sum(-1), torch::ones({2, 3, 6})));
+  EXPECT_TRUE(torch::equal(dispatch.select(2, 0).select(2, 0), torch::ones({2, 3})));  // t = 0 sees itself
+}
+
+// With the identity as dispatch (each slot of position t is x_t), the Soft MoE is the per-token
+// mixture sum_s softmax_s(L_{t,s}) expert_s(x_t).
+TEST(SoftMoe, IdentityDispatchIsThePerTokenMixtureOfExperts) {
+  torch::manual_seed(1);
+  torch::nn::ModuleList experts;
+  for (int e = 0; e < 3; ++e) experts->push_back(Expert(8, 16));
+  const auto x = torch::randn({2, 5, 8});
+  const auto combine = torch::softmax(torch::randn({2, 5, 3}), -1);
+  const auto identity = torch::eye(5).expand({2, 3, 5, 5});
+  torch::NoGradGuard no_grad;
+  const auto mixed = soft_moe_mixture(x, identity, combine, experts);
+  auto expected = torch::zeros_like(x);
+  for (int b = 0; b < 2; ++b) {
+    for (int t = 0; t < 5; ++t) {
+      for (int e = 0; e < 3; ++e) {
+        expected[b][t] += combine[b][t][e] * experts[e]->as<Expert>()->forward(x[b][t]);
+      }
+    }
+  }
+  EXPECT_TRUE(torch::allclose(mixed, expected, 1e-5, 1e-6));
+}
+
+// A decoder stays causal: the logits at t do not change, to the bit, when tokens after t do.
+TEST(SoftMoe, LogitsAtTDoNotDependOnLaterTokens) {
+  const ModelConfig config = soft_moe_config();
+  CausalLM model(config);
+  initialize_weights(*model, 0.2, 5);  // large weights: routing far from uniform
+  model->eval();
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(2);
+  const auto ids = torch::randint(0, config.vocab_size, {2, 12});
+  auto changed = ids.clone();
+  changed.narrow(1, 7, 5).copy_(torch::randint(0, config.vocab_size, {2, 5}));
+  const auto a = model->forward(ids), b = model->forward(changed);
+  EXPECT_TRUE(torch::equal(a.logits.narrow(1, 0, 7), b.logits.narrow(1, 0, 7)));
+  EXPECT_FALSE(torch::equal(a.logits.narrow(1, 7, 5), b.logits.narrow(1, 7, 5)));
+  ASSERT_EQ(a.router_logits.size(), 2u);
+  EXPECT_EQ(a.router_logits[0].sizes(), (std::vector<std::int64_t>{24, 4}));
 }
 
 }  // namespace svmoe

@@ -313,4 +313,22 @@ TEST(Merge, UpcyclingStreamsWithinAFewTensorsOfMemory) {
   EXPECT_LT(growth, 40) << "peak resident memory grew by " << growth << " MB while merging " << moe_mb << " MB";
 }
 
+// merge.moe_kind: soft writes svmoe's causal Soft MoE: Mixtral's tensors, its own model_type.
+TEST(Merge, SoftMoeKindWritesItsOwnModelType) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  MergeSettings s = upcycling(MergeMethod::kNaive, dense, 4, dir / "soft");
+  s.moe_kind = MoeKind::kSoft;
+  run_merge(s, RuntimeSettings{});
+  run_merge(upcycling(MergeMethod::kNaive, dense, 4, dir / "sparse"), RuntimeSettings{});
+  const auto config = nlohmann::json::parse(read_text_file(dir / "soft" / "config.json"));
+  EXPECT_EQ(config["model_type"], "svmoe_soft_moe");
+  EXPECT_EQ(config["architectures"][0], "SvmoeSoftMoeForCausalLM");
+  EXPECT_TRUE(file_bytes(dir / "soft" / "model.safetensors") == file_bytes(dir / "sparse" / "model.safetensors"));
+  const auto ids = SafetensorsFile::open(dense / "expected.safetensors").tensor("input_ids");
+  const CausalLMOutput soft = forward(dir / "soft", ids);
+  EXPECT_TRUE(torch::isfinite(soft.logits).all().item<bool>());
+  EXPECT_FALSE(torch::allclose(soft.logits, forward(dir / "sparse", ids).logits));  // slots mix the prefix
+}
+
 }  // namespace svmoe

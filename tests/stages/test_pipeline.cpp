@@ -205,6 +205,18 @@ TEST(PipelineSteps, AnEnsembleOfPairExpertsHasItsOwnStep) {
             (std::vector<std::string>{"prepare", "base", "pair_experts", "dense", "eval", "report"}));
 }
 
+// merge.moe_kind: soft makes every MoE row a soft MoE; rows with LB are refused before anything runs.
+TEST(PipelineSteps, ASoftMoeExperimentRefusesLoadBalancedRows) {
+  test::ScratchDir dir;
+  const auto steps =
+      pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[dense, btx, svmoe]", "merge.moe_kind=soft"}));
+  EXPECT_EQ(step_named(steps, "merge").config.at("merge.moe_kind"), "soft");
+  EXPECT_EQ(step_named(steps, "merge").settings.at("merge.moe_kind"), "soft");
+  const std::string message = test::error_message<ConfigError>(
+      [&] { pipeline_steps(test::pipeline_experiment(dir.path(), {"merge.moe_kind=soft"})); });
+  EXPECT_NE(message.find("'btx_lb', with load balancing"), std::string::npos) << message;
+}
+
 // The shipped quickstart experiment, alone and with configs/quickstart/upcycling.yaml's rows.
 TEST(PipelineSteps, TheQuickstartConfigsMakeTheirPlans) {
   const fs::path configs = fs::path(SVMOE_SOURCE_DIR) / "configs" / "quickstart";

@@ -45,6 +45,14 @@ TEST(LanguageModelObjective, DenseIsTheNextTokenLoss) {
   EXPECT_NE(
       test::error_message<ConfigError>([&] { LanguageModelObjective(model->config(), lb); }).find("has no routers"),
       std::string::npos);
+  // A soft MoE has routers but no top-k choice to balance.
+  ModelConfig soft = model->config();
+  soft.model_type = ModelConfig::kSoftMoe;
+  soft.num_local_experts = 4;
+  soft.num_experts_per_tok = 2;
+  EXPECT_NE(test::error_message<ConfigError>([&] { LanguageModelObjective(soft, lb); }).find("soft MoE"),
+            std::string::npos);
+  EXPECT_NO_THROW(LanguageModelObjective(soft, LoadBalancingSettings{}));
 }
 
 // The loss applies the LM head chunk by chunk (train/cross_entropy.h); the gradients of every

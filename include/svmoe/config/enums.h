@@ -64,6 +64,10 @@ enum class ExpertCoverage { kSubdomains, kPairs };
 // eval.btm.weighting: how the BTM ensemble weighs its experts per document (eval/ensemble_weights.h).
 enum class EnsembleWeighting { kTfidf, kDistance };
 
+// merge.moe_kind: how the MoE mixes its experts (model/moe.h): Mixtral's top-k routing, or the
+// causal Soft MoE (svmoe's own checkpoint format, model_type svmoe_soft_moe).
+enum class MoeKind { kSparse, kSoft };
+
 // merge.router_init: the routers' distribution, with standard deviation merge.router_init_std.
 enum class RouterInit {
   kNormal,   // normal(0, std)
@@ -128,6 +132,10 @@ struct EnumNames<ExpertCoverage> {
 template <>
 struct EnumNames<EnsembleWeighting> {
   static constexpr std::array<const char*, 2> names = {"tfidf", "distance"};
+};
+template <>
+struct EnumNames<MoeKind> {
+  static constexpr std::array<const char*, 2> names = {"sparse", "soft"};
 };
 template <>
 struct EnumNames<RouterInit> {

@@ -86,7 +86,8 @@ struct MergeSettings {
   std::filesystem::path base_model;
   std::int64_t num_experts = 0;  // the copies; 0 with trained experts (their count)
   std::filesystem::path output;
-  std::int64_t num_experts_per_tok = 2;  // top-k
+  MoeKind moe_kind = MoeKind::kSparse;   // Mixtral's top-k routing, or the causal Soft MoE
+  std::int64_t num_experts_per_tok = 2;  // top-k (sparse)
   // config.json's router_aux_loss_coef: finetune.load_balancing.alpha, the one LB coefficient.
   double router_aux_loss_coef = LoadBalancingSettings{}.alpha;
   RouterInit router_init = RouterInit::kNormal;

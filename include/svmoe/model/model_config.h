@@ -1,4 +1,5 @@
-// The architecture of a causal LM: Hugging Face Llama (dense) or Mixtral (MoE) fields.
+// The architecture of a causal LM: Hugging Face Llama (dense) or Mixtral (MoE) fields, or
+// svmoe's causal Soft MoE (Mixtral's fields and tensor names, its own model_type; docs/moe.md).
 // Read from and written to config.json by io/hf_config.h.
 #pragma once
 
@@ -10,7 +11,7 @@
 namespace svmoe {
 
 struct ModelConfig {
-  std::string model_type = "llama";  // "llama" (dense) | "mixtral" (MoE)
+  std::string model_type = "llama";  // kLlama (dense) | kMixtral (MoE) | kSoftMoe (MoE)
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
   std::int64_t intermediate_size = 0;  // each expert's FFN size for MoE
@@ -35,7 +36,12 @@ struct ModelConfig {
   std::int64_t num_experts_per_tok = 0;
   double router_aux_loss_coef = 0.0;
 
-  bool is_moe() const { return model_type == "mixtral"; }
+  static constexpr const char* kLlama = "llama";
+  static constexpr const char* kMixtral = "mixtral";
+  static constexpr const char* kSoftMoe = "svmoe_soft_moe";  // no transformers class: svmoe's own
+
+  bool is_moe() const { return model_type == kMixtral || model_type == kSoftMoe; }
+  bool is_soft_moe() const { return model_type == kSoftMoe; }
   std::int64_t num_parameters() const;
 };
 

@@ -39,6 +39,8 @@ struct MoeOutput {
   torch::Tensor router_logits;  // [B*T, experts], float32
 };
 
+// The MoE block of a Mixtral layer, or of svmoe's causal Soft MoE (config.is_soft_moe(): the
+// same router and experts, mixed as causal_soft_dispatch / soft_moe_mixture say).
 class SparseMoeBlockImpl : public torch::nn::Module {
  public:
   explicit SparseMoeBlockImpl(const ModelConfig& config);
@@ -63,8 +65,21 @@ class SparseMoeBlockImpl : public torch::nn::Module {
                                     const torch::Tensor& weights);
 
   std::int64_t top_k_;
+  bool soft_ = false;
 };
 TORCH_MODULE(SparseMoeBlock);
+
+// Causal Soft MoE (Puigcerver et al. 2024, made causal; docs/moe.md). One slot per expert; L the
+// router logits [B, T, S] (float32). Slot s at position t mixes the prefix, and position t mixes
+// its slots' outputs:
+//   dispatch  D_{t,s,u} = softmax over u <= t of L_{u,s}  (0 for u > t)
+//   slot      xs_{t,s} = sum_{u <= t} D_{t,s,u} x_u
+//   combine   y_t = sum_s softmax_s(L_{t,s}) expert_s(xs_{t,s})
+// y_t reads x_1..x_t only. Every expert runs on every position: S / k times a top-k MoE's FFN
+// work, and the dispatch weights are [B, S, T, T].
+torch::Tensor causal_soft_dispatch(const torch::Tensor& router_logits);  // [B, T, S] -> [B, S, T, T]
+torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& dispatch, const torch::Tensor& combine,
+                               torch::nn::ModuleList experts);  // x [B, T, H], combine [B, T, S]
 
 // Top-k routing of router logits [tokens, experts]: the chosen experts [tokens, k] and their
 // renormalised weights [tokens, k] (float32). With a `selection_bias` [experts] (auxiliary-loss-
