@@ -217,20 +217,21 @@ TEST(PipelineSteps, ASoftMoeExperimentRefusesLoadBalancedRows) {
   EXPECT_NE(message.find("'btx_lb', with load balancing"), std::string::npos) << message;
 }
 
-// The shipped quickstart experiment, alone and with configs/quickstart/upcycling.yaml's rows.
+// The shipped quickstart experiment, alone and with configs/quickstart/upcycling.yaml's or soft.yaml's rows.
 TEST(PipelineSteps, TheQuickstartConfigsMakeTheirPlans) {
   const fs::path configs = fs::path(SVMOE_SOURCE_DIR) / "configs" / "quickstart";
   test::ScratchDir dir;
-  const auto load = [&](bool upcycling) {
+  const auto load = [&](const std::string& extra) {
     ConfigTree config(default_config());
     config.merge_file(configs / "experiment.yaml");
-    if (upcycling) config.merge_file(configs / "upcycling.yaml");
+    if (!extra.empty()) config.merge_file(configs / extra);
     config.set("run.dir", dir.path().string(), "test");
     config.set("run.base_model", (configs / "base_model").string(), "test");
     return pipeline_steps(config);
   };
-  EXPECT_EQ(load(false).size(), 12u);
-  const auto steps = load(true);
+  EXPECT_EQ(load("").size(), 12u);
+  EXPECT_EQ(load("soft.yaml").size(), 11u);  // prepare, 2 merges, 2 routers, 4 models, eval, report
+  const auto steps = load("upcycling.yaml");
   EXPECT_EQ(steps.size(), 24u);
   EXPECT_EQ(step_named(steps, "drop_upcycling_svmoe").needs,
             (std::vector<std::string>{"prepare", "router_drop_upcycling"}));
