@@ -15,9 +15,9 @@ namespace {
 
 std::vector<RunModel> all_run_models() {
   std::vector<RunModel> models = {RunModel{true, MergeMethod::kBtx, false, false}};
-  for (const auto& method : enum_names<MergeMethod>()) {
+  for (const MergeMethod method : enum_values<MergeMethod>()) {
     for (const bool router : {false, true}) {
-      for (const bool lb : {false, true}) models.push_back({false, *enum_from_name<MergeMethod>(method), router, lb});
+      for (const bool lb : {false, true}) models.push_back({false, method, router, lb});
     }
   }
   return models;

@@ -185,12 +185,8 @@ Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettin
       {"description", method_description(s.method)},
       {"num_experts", s.num_experts},
       {"router_init", {{"distribution", enum_name(s.router_init)}, {"std", router_std}, {"seed", seed}}}};
-  if (s.method == MergeMethod::kNoise) {
-    provenance["drop_ratio"] = s.drop_ratio;
-    provenance["noise_std"] = s.noise_std;
-  } else if (s.method == MergeMethod::kDropUpcycling || s.method == MergeMethod::kBtxDropUpcycling) {
-    provenance["drop_ratio"] = s.drop_ratio;
-  }
+  if (reads_drop_ratio(s.method)) provenance["drop_ratio"] = s.drop_ratio;
+  if (s.method == MergeMethod::kNoise) provenance["noise_std"] = s.noise_std;
   if (merges_trained_experts(s.method)) {
     provenance["experts"] = Json::array();
     for (const auto& input : inputs) provenance["experts"].push_back(input.directory.string());

@@ -75,8 +75,7 @@ ModelRole model_role(const RunModel& model) {
 // The merge methods of the MoE rows (with a supervised router, if `supervised_only`), in enum order.
 std::vector<MergeMethod> methods_of(const std::vector<RunModel>& models, bool supervised_only) {
   std::vector<MergeMethod> methods;
-  for (const auto& name : enum_names<MergeMethod>()) {
-    const MergeMethod method = *enum_from_name<MergeMethod>(name);
+  for (const MergeMethod method : enum_values<MergeMethod>()) {
     const bool used = std::any_of(models.begin(), models.end(), [&](const RunModel& m) {
       return !m.dense && m.method == method && (m.supervised_router || !supervised_only);
     });
@@ -324,7 +323,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     merge.settings["merge.method"] = enum_name(method);
     if (!trained) merge.settings["merge.num_experts"] = num_experts;
     // A method's parameters only where it reads them.
-    if (method == MergeMethod::kBtx || method == MergeMethod::kNaive) merge.settings.erase("merge.drop_ratio");
+    if (!reads_drop_ratio(method)) merge.settings.erase("merge.drop_ratio");
     if (method != MergeMethod::kNoise) merge.settings.erase("merge.noise_std");
     if (!trained) base_identity(merge.settings);
     merge.settings["runtime.seed"] = seed;

@@ -32,12 +32,19 @@ at::Generator generator_for(std::uint64_t seed, Draw draw, std::int64_t layer, s
   return at::detail::createCPUGenerator(state);
 }
 
-torch::Tensor neurons_of(const torch::Tensor& weight, const ExpertFfnSlot& slot, double ratio) {
-  return dropped_neurons(weight.size(intermediate_dim(slot.projection)), ratio, slot.layer, slot.expert, slot.seed);
-}
-
-at::Generator values_generator(const ExpertFfnSlot& slot) {
-  return generator_for(slot.seed, Draw::kValues, slot.layer, slot.expert, static_cast<std::int64_t>(slot.projection));
+// `weight` with the entries of the neurons in S (float32 values [rows or columns of S]) replaced
+// by new_values(values, generator), the generator the slot's own; `weight` itself when S is empty.
+template <typename NewValues>
+torch::Tensor with_neurons_replaced(const torch::Tensor& weight, const ExpertFfnSlot& slot, double ratio,
+                                    NewValues&& new_values) {
+  const std::int64_t dim = intermediate_dim(slot.projection);
+  const torch::Tensor neurons = dropped_neurons(weight.size(dim), ratio, slot.layer, slot.expert, slot.seed);
+  if (neurons.numel() == 0) return weight;
+  torch::Tensor result = weight.to(torch::kFloat32, false, /*copy=*/true);
+  auto generator =
+      generator_for(slot.seed, Draw::kValues, slot.layer, slot.expert, static_cast<std::int64_t>(slot.projection));
+  result.index_copy_(dim, neurons, new_values(result.index_select(dim, neurons), generator));
+  return result.to(weight.scalar_type());
 }
 
 }  // namespace
@@ -54,27 +61,17 @@ torch::Tensor dropped_neurons(std::int64_t intermediate_size, double ratio, std:
 }
 
 torch::Tensor drop_upcycled(const torch::Tensor& weight, const ExpertFfnSlot& slot, double ratio) {
-  const torch::Tensor neurons = neurons_of(weight, slot, ratio);
-  if (neurons.numel() == 0) return weight;
-  const std::int64_t dim = intermediate_dim(slot.projection);
-  torch::Tensor result = weight.to(torch::kFloat32, false, /*copy=*/true);
-  const torch::Tensor replaced = result.index_select(dim, neurons);
-  const double mean = replaced.mean().item<double>();
-  const double std = replaced.numel() > 1 ? replaced.std().item<double>() : 0.0;
-  auto generator = values_generator(slot);
-  result.index_copy_(dim, neurons, at::normal(mean, std, replaced.sizes(), generator));
-  return result.to(weight.scalar_type());
+  return with_neurons_replaced(weight, slot, ratio, [](const torch::Tensor& replaced, at::Generator& generator) {
+    const double mean = replaced.mean().item<double>();
+    const double std = replaced.numel() > 1 ? replaced.std().item<double>() : 0.0;
+    return at::normal(mean, std, replaced.sizes(), generator);
+  });
 }
 
 torch::Tensor noise_upcycled(const torch::Tensor& weight, const ExpertFfnSlot& slot, double ratio, double std) {
-  const torch::Tensor neurons = neurons_of(weight, slot, ratio);
-  if (neurons.numel() == 0) return weight;
-  const std::int64_t dim = intermediate_dim(slot.projection);
-  torch::Tensor result = weight.to(torch::kFloat32, false, /*copy=*/true);
-  const torch::Tensor perturbed = result.index_select(dim, neurons);
-  auto generator = values_generator(slot);
-  result.index_copy_(dim, neurons, perturbed + at::normal(0.0, std, perturbed.sizes(), generator));
-  return result.to(weight.scalar_type());
+  return with_neurons_replaced(weight, slot, ratio, [std](const torch::Tensor& perturbed, at::Generator& generator) {
+    return perturbed + at::normal(0.0, std, perturbed.sizes(), generator);
+  });
 }
 
 torch::Tensor initial_router(RouterInit init, std::int64_t layer, std::int64_t experts, std::int64_t hidden, double std,

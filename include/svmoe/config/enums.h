@@ -55,6 +55,10 @@ enum class MergeMethod { kBtx, kNaive, kNoise, kDropUpcycling, kBtxDropUpcycling
 inline bool merges_trained_experts(MergeMethod method) {
   return method == MergeMethod::kBtx || method == MergeMethod::kBtxDropUpcycling;
 }
+// The methods that read merge.drop_ratio (and, noise alone, merge.noise_std).
+inline bool reads_drop_ratio(MergeMethod method) {
+  return method != MergeMethod::kBtx && method != MergeMethod::kNaive;
+}
 
 // Which subdomains each dense expert is trained on (train_experts.coverage, eval.btm.coverage):
 // expert n on subdomain n, or expert k on the k-th pair {i, j}, i < j, in lexicographic order
@@ -150,6 +154,14 @@ const char* enum_name(E value) {
 template <typename E>
 std::vector<std::string> enum_names() {
   return {EnumNames<E>::names.begin(), EnumNames<E>::names.end()};
+}
+
+// Every value, in declaration order.
+template <typename E>
+std::vector<E> enum_values() {
+  std::vector<E> values;
+  for (std::size_t i = 0; i < EnumNames<E>::names.size(); ++i) values.push_back(static_cast<E>(i));
+  return values;
 }
 
 template <typename E>
