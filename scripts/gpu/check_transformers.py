@@ -6,11 +6,15 @@ Usage: check_transformers.py SVMOE_BINARY WORK_DIR
    different) are merged by `svmoe merge` (BTX), and the first is upcycled into 4 experts by
    `svmoe merge --method drop_upcycling` with the uniform router init (docs/upcycling.md);
    MixtralForCausalLM.from_pretrained loads each result as it is, and its logits and router
-   logits equal `svmoe forward`'s to 1e-4 (float32, CPU).
+   logits equal `svmoe forward`'s to 1e-4 (float32, CPU). The same for `svmoe merge
+   --shared-expert base` (a Qwen2MoeForCausalLM: shared expert, gate, zero q/k/v biases).
 2. reading what transformers writes: the Mixtral fixture loaded by transformers and written back
    (a) with save_pretrained and (b) as the module's own state dict (the fused expert layout,
    mlp.experts.gate_up_proj / down_proj, where this version holds experts fused); `svmoe
    forward` on each gives transformers' logits to 1e-4.
+3. reading Qwen2-MoE: a random Qwen2MoeForCausalLM (non-zero q/k/v biases and shared-expert gate,
+   norm_topk_prob false, GQA) saved by transformers; `svmoe forward` gives its logits and router
+   logits to 1e-4.
 Prints one PASS/FAIL line per check; exits 1 if any failed."""
 import json
 import os
@@ -19,7 +23,8 @@ import sys
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import LlamaConfig, LlamaForCausalLM, MixtralForCausalLM
+from transformers import (AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, MixtralForCausalLM,
+                          Qwen2MoeConfig, Qwen2MoeForCausalLM)
 
 ATOL = 1e-4
 failures = []
@@ -61,11 +66,14 @@ def check_merge(svmoe, work):
         experts.append(d)
     constructions = (("merge", ["--experts", *experts]),
                      ("drop_upcycling", ["--method", "drop_upcycling", "--base-model", experts[0], "--num-experts", "4",
-                                         "--set", "merge.router_init=uniform"]))
+                                         "--set", "merge.router_init=uniform"]),
+                     ("shared_expert", ["--experts", *experts, "--base-model", experts[0], "--shared-expert", "base"]))
     for tag, arguments in constructions:
         moe_dir = os.path.join(work, tag)
         subprocess.run([svmoe, "merge", "--device", "cpu", "--output", moe_dir, *arguments], check=True)
-        moe = MixtralForCausalLM.from_pretrained(moe_dir, dtype=torch.float32).eval()
+        moe = AutoModelForCausalLM.from_pretrained(moe_dir, dtype=torch.float32).eval()
+        expected_class = Qwen2MoeForCausalLM if tag == "shared_expert" else MixtralForCausalLM
+        report(f"{tag}: loaded as {type(moe).__name__}", isinstance(moe, expected_class), expected_class.__name__)
         torch.manual_seed(7)
         input_ids = torch.randint(0, 512, (2, 24))
         logits, router_logits = transformers_forward(moe, input_ids)
@@ -108,6 +116,36 @@ def check_reading(svmoe, work, fixture):
             json.dump(names, f, indent=1)
 
 
+def check_reading_qwen2_moe(svmoe, work):
+    config = Qwen2MoeConfig(vocab_size=512, hidden_size=64, intermediate_size=96, moe_intermediate_size=48,
+                            shared_expert_intermediate_size=80, num_experts=6, num_experts_per_tok=2,
+                            norm_topk_prob=False, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                            max_position_embeddings=128, tie_word_embeddings=False, use_sliding_window=False)
+    torch.manual_seed(11)
+    model = Qwen2MoeForCausalLM(config)
+    for p in model.parameters():  # every weight and bias non-zero, of order 1 logits
+        p.data.normal_(0.0, 0.2)
+    model.eval()
+    directory = os.path.join(work, "qwen2_moe")
+    model.save_pretrained(directory)
+    torch.manual_seed(8)
+    input_ids = torch.randint(0, 512, (2, 24))
+    logits, router_logits = transformers_forward(model, input_ids)
+    try:
+        ours = svmoe_forward(svmoe, directory, input_ids, work, "qwen2_moe")
+    except subprocess.CalledProcessError as error:
+        report("read transformers' Qwen2MoeForCausalLM", False, f"svmoe forward failed: {error}")
+        return
+    diff = (ours["logits"] - logits).abs().max().item()
+    report("read transformers' Qwen2MoeForCausalLM, logits", diff < ATOL, f"max |diff| {diff:.3g}")
+    for l, r in enumerate(router_logits):
+        # Some transformers versions return the router's softmax here rather than its logits.
+        mine = ours[f"router_logits.{l}"]
+        theirs = r.reshape(-1, r.shape[-1])
+        d = min((mine - theirs).abs().max().item(), (mine.softmax(-1) - theirs).abs().max().item())
+        report(f"read transformers' Qwen2MoeForCausalLM, router logits of layer {l}", d < ATOL, f"max |diff| {d:.3g}")
+
+
 def main():
     svmoe, work = sys.argv[1], sys.argv[2]
     os.makedirs(work, exist_ok=True)
@@ -116,6 +154,7 @@ def main():
     print(f"transformers {transformers.__version__}, torch {torch.__version__}", flush=True)
     check_merge(svmoe, work)
     check_reading(svmoe, work, os.path.join(root, "tests", "data", "models", "mixtral_8e_top2"))
+    check_reading_qwen2_moe(svmoe, work)
     print(f"{len(failures)} failed" if failures else "all passed")
     sys.exit(1 if failures else 0)
 

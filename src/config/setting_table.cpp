@@ -191,7 +191,9 @@ std::vector<SettingSpec> make_setting_table() {
       list("merge.experts", T::kStrings, Json::array(),
            "`btx`, `btx_drop_upcycling`: the N >= 2 trained dense experts, in expert order")
           .laid_out_by_run(),
-      path("merge.base_model", Need::kOptional, "`naive`, `noise`, `drop_upcycling`: the dense model to copy")
+      path("merge.base_model", Need::kOptional,
+           "`naive`, `noise`, `drop_upcycling`: the dense model to copy; `btx`, `btx_drop_upcycling` with "
+           "`shared_expert: base`: the dense model the experts were trained from")
           .laid_out_by_run(),
       integer("merge.num_experts", merge.num_experts, 0, 1 << 16,
               "`naive`, `noise`, `drop_upcycling`: the number of copies (>= 2); with trained experts, 0 or their count")
@@ -199,9 +201,17 @@ std::vector<SettingSpec> make_setting_table() {
       path("merge.output", Need::kRequired, "the MoE directory to write").without_effect_on_numbers().laid_out_by_run(),
       choice("merge.moe_kind", merge.moe_kind,
              "`sparse`: a Mixtral (top-k routing); `soft`: svmoe's causal Soft MoE (every expert on a slot mixed "
-             "from the prefix, outputs mixed per position; its own format, model_type `svmoe_soft_moe`; docs/moe.md)"),
+             "from the prefix, outputs mixed per position; its own format, model_type `svmoe_soft_moe`); "
+             "`cartesian`: CartesianMoE (two routed sub-layers a layer, A with each expert's first half of FFN "
+             "neurons and B with the second, a residual and norm between; model_type `svmoe_cartesian_moe`); "
+             "docs/moe.md"),
+      choice("merge.shared_expert", merge.shared_expert,
+             "`none`: a Mixtral; `base` or `mean`: a Qwen2-MoE (`qwen2_moe`, transformers' class) whose layers add an "
+             "always-on shared expert behind a sigmoid gate, initialised from the base model's FFN or the mean of the "
+             "merged models' FFNs, the gate at zero (docs/moe.md); with `moe_kind: cartesian`, each sub-layer's "
+             "ungated shared expert, from that FFN's half; not with `soft`"),
       integer("merge.num_experts_per_tok", merge.num_experts_per_tok, 1, 4096,
-              "top-k of the routing (at most the number of experts; `sparse` only)"),
+              "top-k of the routing (at most the number of experts; `cartesian`: in each sub-layer; not `soft`)"),
       choice("merge.router_init", merge.router_init,
              "the routers' distribution: `normal` (0, std), or `uniform` centred on its mean with that std "
              "(Drop-Upcycling's `torch_rand_002` at std 0.02)"),
@@ -332,7 +342,9 @@ std::vector<SettingSpec> make_setting_table() {
            "loss curves: a list of `{name: ..., path: RUN_DIR}` (directories holding metrics.jsonl)")
           .laid_out_by_run(),
       text("report.text", report.text, "a text whose routing to show for each MoE model (\"\": no routed-text view)"),
-      integer("report.layer", report.layer, 0, 1 << 20, "the layer whose routing the text view shows"),
+      integer("report.layer", report.layer, 0, 1 << 20,
+              "the router whose routing the text view shows: the layer (a CartesianMoE's layer l has routers 2l and 2l "
+              "+ 1)"),
       path("report.output", Need::kOptional, "the HTML file; unset: `EVAL_OUTPUT/report.html`")
           .without_effect_on_numbers()
           .laid_out_by_run(),
@@ -366,8 +378,9 @@ std::vector<SectionDoc> make_section_docs() {
       {"prepare", "`svmoe prepare`, docs/prepare.md",
        "Flags of `svmoe prepare`: `--corpus`, `--output`, `--tokenizer`, `--subdomains`."},
       {"merge", "`svmoe merge`",
-       "Flags of `svmoe merge`: `--method`, `--experts`, `--base-model`, `--num-experts`, `--drop-ratio`, `--output`, "
-       "`--top-k`. docs/upcycling.md describes the methods and where svmoe follows or departs from their published "
+       "Flags of `svmoe merge`: `--method`, `--experts`, `--base-model`, `--num-experts`, `--drop-ratio`, "
+       "`--shared-expert`, `--output`, `--top-k`. docs/upcycling.md describes the methods and where svmoe follows or "
+       "departs from their published "
        "code. The routers are seeded with `runtime.seed` "
        "(layer l's from seed + 1000003 l, so a router does not depend on write order). The MoE's config.json gets "
        "`router_aux_loss_coef` = `finetune.load_balancing.alpha`, the one LB coefficient."},

@@ -115,9 +115,15 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
                         "list the N expert checkpoint directories (svmoe train-experts writes experts/expert_n), "
                         "or upcycle one dense model with merge.method naive, noise or drop_upcycling");
     }
-    if (!read.path("merge.base_model").empty()) {
+    s.shared_expert = read.option<SharedExpertInit>("merge.shared_expert");
+    if (s.shared_expert == SharedExpertInit::kBase) {
+      s.base_model = read.path("merge.base_model", true,
+                               "merge.shared_expert base copies the FFN of the dense model the experts were "
+                               "trained from: give it (merge.base_model or --base-model)");
+    } else if (!read.path("merge.base_model").empty()) {
       read.fail("merge.base_model", "unset with merge.method " + method + ", which merges merge.experts",
-                "remove it, or pick merge.method naive, noise or drop_upcycling to upcycle that model");
+                "remove it, pick merge.method naive, noise or drop_upcycling to upcycle that model, or set "
+                "merge.shared_expert: base to start the shared expert from its FFN");
     }
     if (s.num_experts != 0 && s.num_experts != static_cast<std::int64_t>(s.experts.size())) {
       read.fail("merge.num_experts", "0 or " + std::to_string(s.experts.size()) + ", the number of merge.experts",
@@ -139,6 +145,11 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   }
   s.output = read.path("merge.output", "give the MoE directory to write (merge.output or --output)");
   s.moe_kind = read.option<MoeKind>("merge.moe_kind");
+  s.shared_expert = read.option<SharedExpertInit>("merge.shared_expert");
+  if (s.shared_expert != SharedExpertInit::kNone && s.moe_kind == MoeKind::kSoft) {
+    read.fail("merge.shared_expert", "none with merge.moe_kind soft (the shared expert is Qwen2-MoE's, a sparse MoE)",
+              "set merge.shared_expert: none, or merge.moe_kind: sparse");
+  }
   s.num_experts_per_tok = read.integer("merge.num_experts_per_tok");
   if (s.num_experts_per_tok > s.num_experts) {
     read.fail("merge.num_experts_per_tok", "at most the number of experts (" + std::to_string(s.num_experts) + ")");

@@ -27,6 +27,10 @@ std::string merge_line(const std::filesystem::path& directory) {
     for (const char* key : {"drop_ratio", "noise_std"}) {
       if (record.contains(key)) line += fmt::format(", {} {}", key, record[key].get<double>());
     }
+    if (record.contains("moe_kind")) line += ", " + record["moe_kind"].get<std::string>() + " MoE";
+    if (record.contains("shared_expert")) {
+      line += ", shared expert from " + record["shared_expert"].value("init", std::string("base"));
+    }
     if (record.contains("router_init")) {
       const auto& init = record["router_init"];
       line += fmt::format("; routers {} (std {}), seed {}", init.value("distribution", std::string("normal")),
@@ -49,12 +53,21 @@ std::string describe_checkpoint(const HfCheckpoint& checkpoint) {
                      c.intermediate_size, c.vocab_size);
   out << fmt::format("attention   {} heads, {} KV heads, head_dim {}, rope_theta {}\n", c.num_attention_heads,
                      c.num_key_value_heads, c.head_dim, c.rope_theta);
-  if (c.is_soft_moe()) {
+  if (c.is_cartesian_moe()) {
+    out << fmt::format(
+        "experts     CartesianMoE: two routed sub-layers a layer, {} sub-experts each (ffn {}), top-{} each{}\n",
+        c.num_local_experts, c.intermediate_size, c.num_experts_per_tok,
+        c.has_shared_expert() ? fmt::format(", shared expert ffn {}", c.shared_expert_intermediate_size) : "");
+  } else if (c.is_soft_moe()) {
     out << fmt::format("experts     {} per layer, causal soft mixing (every expert on every position; docs/moe.md)\n",
                        c.num_local_experts);
   } else if (c.is_moe()) {
     out << fmt::format("experts     {} per layer, top-{}, router_aux_loss_coef {}\n", c.num_local_experts,
                        c.num_experts_per_tok, c.router_aux_loss_coef);
+    if (c.is_qwen2_moe()) {
+      out << fmt::format("shared      one shared expert a layer (ffn {}) behind a sigmoid gate; norm_topk_prob {}\n",
+                         c.shared_expert_intermediate_size, c.norm_topk_prob);
+    }
   }
   out << fmt::format("other       rms_norm_eps {}, tie_word_embeddings {}, max_positions {}, dtype {}\n",
                      c.rms_norm_eps, c.tie_word_embeddings, c.max_position_embeddings, c.dtype);

@@ -36,13 +36,13 @@ std::string list_some(const std::vector<std::string>& names) {
   return text;
 }
 
-// Newer transformers versions save Mixtral's experts fused per layer:
+// Newer transformers versions save Mixtral's (and Qwen2-MoE's) experts fused per layer:
 //   model.layers.L.mlp.gate.weight [N, h]                  = block_sparse_moe.gate.weight
 //   model.layers.L.mlp.experts.gate_up_proj [N, 2f, h]     = w1 (rows 0..f) and w3 (rows f..2f) of each expert
 //   model.layers.L.mlp.experts.down_proj [N, h, f]         = w2 of each expert
 // (the transposed [N, h, 2f] / [N, f, h] orientations are read too). Returns the classic-named
 // tensor `name` taken from the fused ones, marking them used, or an undefined tensor.
-torch::Tensor from_fused_mixtral(const std::string& name, const HfCheckpoint& checkpoint, std::set<std::string>& used) {
+torch::Tensor from_fused_experts(const std::string& name, const HfCheckpoint& checkpoint, std::set<std::string>& used) {
   namespace names = parameter_names;
   const auto& tensors = checkpoint.tensors;
   const std::int64_t h = checkpoint.config.hidden_size;
@@ -178,7 +178,7 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
       stored = checkpoint.tensors.tensor(item.key());
       used.insert(item.key());
     } else if (checkpoint.config.is_moe()) {
-      stored = from_fused_mixtral(item.key(), checkpoint, used);
+      stored = from_fused_experts(item.key(), checkpoint, used);
     }
     if (!stored.defined()) {
       missing.push_back(item.key());

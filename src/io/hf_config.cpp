@@ -87,6 +87,22 @@ void check_rope(const ConfigJsonReader& read, const Json& json, ModelConfig& con
   if (!(config.rope_theta > 0)) read.fail("rope_theta", "must be positive");
 }
 
+// Qwen2-MoE's own fields. svmoe's model has an MoE block (routed experts plus the gated shared
+// expert) in every layer, as Qwen2MoeDecoderLayer builds with decoder_sparse_step 1 and no
+// mlp_only_layers.
+void read_qwen2_moe_fields(const ConfigJsonReader& read, const Json& json, ModelConfig& c) {
+  c.shared_expert_intermediate_size = read.integer("shared_expert_intermediate_size");
+  c.norm_topk_prob = read.boolean_or("norm_topk_prob", false);  // transformers' default for qwen2_moe
+  c.qkv_bias = read.boolean_or("qkv_bias", true);               // older configs lack it: always biased
+  if (read.integer_or("decoder_sparse_step", 1) != 1) {
+    read.unsupported("decoder_sparse_step", "is not 1", "svmoe builds an MoE block in every layer");
+  }
+  if (read.has("mlp_only_layers") && !(json.at("mlp_only_layers").is_array() && json.at("mlp_only_layers").empty())) {
+    read.unsupported("mlp_only_layers", "is " + json.at("mlp_only_layers").dump(),
+                     "svmoe builds an MoE block in every layer; set it to []");
+  }
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const Json& json, const std::string& source) {
@@ -95,14 +111,16 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
   ModelConfig c;
   c.model_type = read.string_or("model_type", "");
   if (c.model_type != ModelConfig::kLlama && c.model_type != ModelConfig::kMixtral &&
-      c.model_type != ModelConfig::kSoftMoe) {
+      c.model_type != ModelConfig::kQwen2Moe && c.model_type != ModelConfig::kSoftMoe &&
+      c.model_type != ModelConfig::kCartesianMoe) {
     read.unsupported("model_type", c.model_type.empty() ? "is missing" : "is '" + c.model_type + "'",
-                     "svmoe reads Llama (dense) and Mixtral (MoE) checkpoints, and its own causal Soft MoE "
-                     "(svmoe_soft_moe)");
+                     "svmoe reads Llama (dense), Mixtral and Qwen2-MoE (MoE) checkpoints, and its own causal "
+                     "Soft MoE (svmoe_soft_moe) and CartesianMoE (svmoe_cartesian_moe)");
   }
   c.vocab_size = read.integer("vocab_size");
   c.hidden_size = read.integer("hidden_size");
-  c.intermediate_size = read.integer("intermediate_size");
+  // Qwen2-MoE's intermediate_size is the dense FFN of mlp_only_layers, which svmoe refuses below.
+  c.intermediate_size = read.integer(c.is_qwen2_moe() ? "moe_intermediate_size" : "intermediate_size");
   c.num_hidden_layers = read.integer("num_hidden_layers");
   c.num_attention_heads = read.integer("num_attention_heads");
   c.num_key_value_heads = read.integer_or("num_key_value_heads", c.num_attention_heads);
@@ -150,11 +168,15 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
   if (read.has("sliding_window") && read.boolean_or("use_sliding_window", true)) {
     read.unsupported("sliding_window", "is set", "svmoe implements full causal attention; set it to null");
   }
+  if (c.is_qwen2_moe()) read_qwen2_moe_fields(read, json, c);
+  if (c.is_cartesian_moe())
+    c.shared_expert_intermediate_size = read.integer_or("shared_expert_intermediate_size", 0, 0);
   if (c.is_moe()) {
-    c.num_local_experts = read.integer("num_local_experts");
+    const char* experts_key = c.is_qwen2_moe() ? "num_experts" : "num_local_experts";
+    c.num_local_experts = read.integer(experts_key);
     c.num_experts_per_tok = read.integer("num_experts_per_tok");
     if (c.num_experts_per_tok > c.num_local_experts) {
-      read.fail("num_experts_per_tok", "is larger than num_local_experts");
+      read.fail("num_experts_per_tok", std::string("is larger than ") + experts_key);
     }
     c.router_aux_loss_coef = read.number_or("router_aux_loss_coef", 0.001);
     if (read.number_or("router_jitter_noise", 0.0) != 0.0) {
@@ -178,13 +200,23 @@ ModelConfig read_model_config(const std::filesystem::path& config_json) {
   return parse_model_config(json, config_json.string());
 }
 
+namespace {
+
+std::string architecture_name(const ModelConfig& c) {
+  if (c.is_soft_moe()) return "SvmoeSoftMoeForCausalLM";
+  if (c.is_cartesian_moe()) return "SvmoeCartesianMoeForCausalLM";
+  if (c.is_qwen2_moe()) return "Qwen2MoeForCausalLM";
+  return c.is_moe() ? "MixtralForCausalLM" : "LlamaForCausalLM";
+}
+
+}  // namespace
+
 Json model_config_to_json(const ModelConfig& c, const Json& base) {
   Json json = base.is_object() ? base : Json::object();
   json.erase("torch_dtype");
   json.erase("rope_theta");
   json.erase("rope_scaling");
-  json["architectures"] = {c.is_soft_moe() ? "SvmoeSoftMoeForCausalLM"
-                                           : (c.is_moe() ? "MixtralForCausalLM" : "LlamaForCausalLM")};
+  json["architectures"] = {architecture_name(c)};
   json["model_type"] = c.model_type;
   json["vocab_size"] = c.vocab_size;
   json["hidden_size"] = c.hidden_size;
@@ -211,13 +243,30 @@ Json model_config_to_json(const ModelConfig& c, const Json& base) {
     json["eos_token_id"] = nullptr;
   }
   json["dtype"] = c.dtype;
-  if (c.is_moe()) {
+  if (c.is_qwen2_moe()) {
+    json.erase("attention_bias");
+    json.erase("mlp_bias");
+    json.erase("num_local_experts");
+    json["num_experts"] = c.num_local_experts;
+    json["num_experts_per_tok"] = c.num_experts_per_tok;
+    json["moe_intermediate_size"] = c.intermediate_size;
+    json["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
+    json["intermediate_size"] = c.shared_expert_intermediate_size;  // read by mlp_only_layers only (none)
+    json["norm_topk_prob"] = c.norm_topk_prob;
+    json["qkv_bias"] = c.qkv_bias;
+    json["decoder_sparse_step"] = 1;
+    json["mlp_only_layers"] = Json::array();
+    json["router_aux_loss_coef"] = c.router_aux_loss_coef;
+    json["use_sliding_window"] = false;
+    json["sliding_window"] = nullptr;
+  } else if (c.is_moe()) {
     json.erase("attention_bias");
     json.erase("mlp_bias");
     json["num_local_experts"] = c.num_local_experts;
     json["num_experts_per_tok"] = c.num_experts_per_tok;
     json["router_aux_loss_coef"] = c.router_aux_loss_coef;
     json["sliding_window"] = nullptr;
+    if (c.is_cartesian_moe()) json["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
   } else {
     json["attention_bias"] = c.attention_bias;
     json["mlp_bias"] = c.mlp_bias;

@@ -32,18 +32,67 @@ const char* expert_projection_name(FfnProjection projection) {
   return "w2";
 }
 
+// "gate", "up" or "down" (of gate_proj, up_proj, down_proj).
+FfnProjection projection_named(const std::string& name) {
+  if (name == "gate") return FfnProjection::kGate;
+  return name == "up" ? FfnProjection::kUp : FfnProjection::kDown;
+}
+
 }  // namespace
 
 std::string dense_ffn(std::int64_t layer, FfnProjection projection) {
   return layer_prefix(layer) + "mlp." + dense_projection_name(projection) + ".weight";
 }
 
-std::string router(std::int64_t layer) { return layer_prefix(layer) + "block_sparse_moe.gate.weight"; }
+// The MoE block's key: Qwen2-MoE keeps the dense model's "mlp".
+std::string moe_block(const ModelConfig& moe, std::int64_t layer) {
+  return layer_prefix(layer) + (moe.is_qwen2_moe() ? "mlp." : "block_sparse_moe.");
+}
 
-std::string expert_ffn(std::int64_t layer, std::int64_t expert, FfnProjection projection) {
-  return layer_prefix(layer) + "block_sparse_moe.experts." + std::to_string(expert) + "." +
+std::string router(const ModelConfig& moe, std::int64_t layer) { return moe_block(moe, layer) + "gate.weight"; }
+
+std::string expert_ffn(const ModelConfig& moe, std::int64_t layer, std::int64_t expert, FfnProjection projection) {
+  return moe_block(moe, layer) + "experts." + std::to_string(expert) + "." +
+         (moe.is_qwen2_moe() ? dense_projection_name(projection) : expert_projection_name(projection)) + ".weight";
+}
+
+std::string shared_expert_ffn(std::int64_t layer, FfnProjection projection) {
+  return layer_prefix(layer) + "mlp.shared_expert." + dense_projection_name(projection) + ".weight";
+}
+
+std::string shared_expert_gate(std::int64_t layer) { return layer_prefix(layer) + "mlp.shared_expert_gate.weight"; }
+
+std::vector<std::string> qkv_biases(std::int64_t layer) {
+  std::vector<std::string> names;
+  for (const char* p : {"q", "k", "v"}) names.push_back(layer_prefix(layer) + "self_attn." + p + "_proj.bias");
+  return names;
+}
+
+namespace {
+std::string cartesian_sub_layer(std::int64_t layer, std::int64_t sub_layer) {
+  return layer_prefix(layer) + "cartesian_moe." + (sub_layer == 0 ? "a." : "b.");
+}
+}  // namespace
+
+std::string cartesian_router(std::int64_t layer, std::int64_t sub_layer) {
+  return cartesian_sub_layer(layer, sub_layer) + "gate.weight";
+}
+
+std::string cartesian_expert_ffn(std::int64_t layer, std::int64_t sub_layer, std::int64_t expert,
+                                 FfnProjection projection) {
+  return cartesian_sub_layer(layer, sub_layer) + "experts." + std::to_string(expert) + "." +
          expert_projection_name(projection) + ".weight";
 }
+
+std::string cartesian_shared_expert_ffn(std::int64_t layer, std::int64_t sub_layer, FfnProjection projection) {
+  return cartesian_sub_layer(layer, sub_layer) + "shared_expert." + dense_projection_name(projection) + ".weight";
+}
+
+std::string cartesian_norm(std::int64_t layer) {
+  return layer_prefix(layer) + "cartesian_moe.intermediate_layernorm.weight";
+}
+
+std::string post_attention_norm(std::int64_t layer) { return layer_prefix(layer) + "post_attention_layernorm.weight"; }
 
 std::string fused_router(std::int64_t layer) { return layer_prefix(layer) + "mlp.gate.weight"; }
 std::string fused_experts_gate_up(std::int64_t layer) { return layer_prefix(layer) + "mlp.experts.gate_up_proj"; }
@@ -54,25 +103,26 @@ std::optional<FfnName> parse_dense_ffn(const std::string& name) {
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return std::nullopt;
   const std::string p = match[2].str();
-  return FfnName{std::stoll(match[1].str()), -1,
-                 p == "gate" ? FfnProjection::kGate
-                 : p == "up" ? FfnProjection::kUp
-                             : FfnProjection::kDown};
+  return FfnName{std::stoll(match[1].str()), -1, projection_named(p)};
 }
 
 std::optional<FfnName> parse_expert_ffn(const std::string& name) {
-  static const std::regex pattern(R"(model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.w([123])\.weight)");
+  static const std::regex mixtral(R"(model\.layers\.(\d+)\.block_sparse_moe\.experts\.(\d+)\.w([123])\.weight)");
+  static const std::regex qwen(R"(model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.(gate|up|down)_proj\.weight)");
   std::smatch match;
-  if (!std::regex_match(name, match, pattern)) return std::nullopt;
-  const char w = match[3].str()[0];
-  return FfnName{std::stoll(match[1].str()), std::stoll(match[2].str()),
-                 w == '1'   ? FfnProjection::kGate
-                 : w == '3' ? FfnProjection::kUp
-                            : FfnProjection::kDown};
+  if (std::regex_match(name, match, mixtral)) {
+    const char w = match[3].str()[0];
+    return FfnName{std::stoll(match[1].str()), std::stoll(match[2].str()),
+                   w == '1'   ? FfnProjection::kGate
+                   : w == '3' ? FfnProjection::kUp
+                              : FfnProjection::kDown};
+  }
+  if (!std::regex_match(name, match, qwen)) return std::nullopt;
+  return FfnName{std::stoll(match[1].str()), std::stoll(match[2].str()), projection_named(match[3].str())};
 }
 
 std::optional<std::int64_t> parse_router(const std::string& name) {
-  static const std::regex pattern(R"(model\.layers\.(\d+)\.block_sparse_moe\.gate\.weight)");
+  static const std::regex pattern(R"(model\.layers\.(\d+)\.(block_sparse_moe|mlp|cartesian_moe\.[ab])\.gate\.weight)");
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return std::nullopt;
   return std::stoll(match[1].str());

@@ -10,8 +10,11 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   self_attn = register_module("self_attn", SelfAttention(c));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
-  if (c.is_moe()) {
-    block_sparse_moe = register_module("block_sparse_moe", SparseMoeBlock(c));
+  if (c.is_cartesian_moe()) {
+    cartesian_moe = register_module("cartesian_moe", CartesianMoeBlock(c));
+  } else if (c.is_moe()) {
+    // Qwen2-MoE keeps the dense model's key for its MoE block.
+    block_sparse_moe = register_module(c.is_qwen2_moe() ? "mlp" : "block_sparse_moe", SparseMoeBlock(c));
   } else {
     mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
   }
@@ -20,6 +23,12 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTables& rotary,
                                         std::vector<torch::Tensor>& router_logits) {
   const auto h = x + self_attn(input_layernorm(x), rotary);
+  if (cartesian_moe) {
+    CartesianMoeOutput moe = cartesian_moe->forward(h, post_attention_layernorm(h));
+    router_logits.push_back(moe.router_logits_a);
+    router_logits.push_back(moe.router_logits_b);
+    return moe.hidden;
+  }
   if (!block_sparse_moe) return h + mlp(post_attention_layernorm(h));
   MoeOutput moe = block_sparse_moe(post_attention_layernorm(h));
   router_logits.push_back(moe.router_logits);
@@ -31,17 +40,17 @@ namespace {
 // A block whose forward keeps only its input (and the rotary tables) for the backward pass,
 // which runs the block again with gradients on and back-propagates through that (the
 // "reentrant" checkpoint of torch.utils.checkpoint; Chen et al. 2016). Outputs: the block's
-// output and, for MoE blocks, its router logits. The recomputation is the same computation, so
-// the gradients equal those without checkpointing.
+// output and, for MoE blocks, its router logits (one or two). The recomputation is the same
+// computation, so the gradients equal those without checkpointing.
 struct RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* context, torch::Tensor x,
                                                 DecoderLayerImpl* layer, torch::Tensor cos, torch::Tensor sin) {
     context->save_for_backward({x, cos, sin});
     context->saved_data["layer"] = reinterpret_cast<std::int64_t>(layer);
     std::vector<torch::Tensor> router_logits;
-    const auto y = layer->forward(x, RotaryTables{cos, sin}, router_logits);
-    if (router_logits.empty()) return {y};
-    return {y, router_logits.front()};
+    torch::autograd::variable_list outputs = {layer->forward(x, RotaryTables{cos, sin}, router_logits)};
+    outputs.insert(outputs.end(), router_logits.begin(), router_logits.end());
+    return outputs;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* context,
@@ -53,9 +62,8 @@ struct RecomputedBlock : public torch::autograd::Function<RecomputedBlock> {
     {
       torch::AutoGradMode enable(true);
       std::vector<torch::Tensor> router_logits;
-      const auto y = layer->forward(x, RotaryTables{saved[1], saved[2]}, router_logits);
-      outputs.push_back(y);
-      if (!router_logits.empty()) outputs.push_back(router_logits.front());
+      outputs.push_back(layer->forward(x, RotaryTables{saved[1], saved[2]}, router_logits));
+      outputs.insert(outputs.end(), router_logits.begin(), router_logits.end());
     }
     std::vector<torch::Tensor> used;
     for (std::size_t i = 0; i < outputs.size() && i < gradients.size(); ++i) {
@@ -93,7 +101,7 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, std::vec
     if (!x.requires_grad()) x = x.detach().requires_grad_(true);
     const auto outputs = RecomputedBlock::apply(x, block, rotary.cos, rotary.sin);
     x = outputs[0];
-    if (outputs.size() > 1) router_logits.push_back(outputs[1]);
+    router_logits.insert(router_logits.end(), outputs.begin() + 1, outputs.end());
   }
   return norm(x);
 }
@@ -136,8 +144,12 @@ CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
 std::vector<torch::Tensor> selection_biases(CausalLMImpl& model) {
   std::vector<torch::Tensor> biases;
   for (const auto& layer : *model.model->layers) {
-    const auto& block = layer->as<DecoderLayerImpl>()->block_sparse_moe;
-    if (block) biases.push_back(block->selection_bias);
+    const auto* decoder = layer->as<DecoderLayerImpl>();
+    if (decoder->block_sparse_moe) biases.push_back(decoder->block_sparse_moe->selection_bias);
+    if (decoder->cartesian_moe) {
+      biases.push_back(decoder->cartesian_moe->a->selection_bias);
+      biases.push_back(decoder->cartesian_moe->b->selection_bias);
+    }
   }
   return biases;
 }

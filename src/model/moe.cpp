@@ -9,23 +9,39 @@
 
 namespace svmoe {
 
-ExpertImpl::ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size) {
-  w1 = register_module("w1", torch::nn::Linear(torch::nn::LinearOptions(hidden_size, intermediate_size).bias(false)));
-  w2 = register_module("w2", torch::nn::Linear(torch::nn::LinearOptions(intermediate_size, hidden_size).bias(false)));
-  w3 = register_module("w3", torch::nn::Linear(torch::nn::LinearOptions(hidden_size, intermediate_size).bias(false)));
+ExpertImpl::ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size, ExpertNames names) {
+  const bool mixtral = names == ExpertNames::kMixtral;
+  const auto linear = [](std::int64_t in, std::int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+  };
+  w1 = register_module(mixtral ? "w1" : "gate_proj", linear(hidden_size, intermediate_size));
+  w2 = register_module(mixtral ? "w2" : "down_proj", linear(intermediate_size, hidden_size));
+  w3 = register_module(mixtral ? "w3" : "up_proj", linear(hidden_size, intermediate_size));
 }
 
 torch::Tensor ExpertImpl::forward(const torch::Tensor& x) { return w2(torch::silu(w1(x)) * w3(x)); }
 
-SparseMoeBlockImpl::SparseMoeBlockImpl(const ModelConfig& c) : top_k_(c.num_experts_per_tok), soft_(c.is_soft_moe()) {
+SparseMoeBlockImpl::SparseMoeBlockImpl(const ModelConfig& c)
+    : top_k_(c.num_experts_per_tok), norm_topk_prob_(c.norm_topk_prob), soft_(c.is_soft_moe()) {
   gate = register_module("gate",
                          torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.num_local_experts).bias(false)));
   experts = register_module("experts", torch::nn::ModuleList());
-  for (std::int64_t e = 0; e < c.num_local_experts; ++e) experts->push_back(Expert(c.hidden_size, c.intermediate_size));
+  const ExpertNames names = c.is_qwen2_moe() ? ExpertNames::kLlama : ExpertNames::kMixtral;
+  for (std::int64_t e = 0; e < c.num_local_experts; ++e) {
+    experts->push_back(Expert(c.hidden_size, c.intermediate_size, names));
+  }
+  if (c.has_shared_expert()) {
+    shared_expert = register_module("shared_expert", Mlp(c.hidden_size, c.shared_expert_intermediate_size, false));
+  }
+  if (c.is_qwen2_moe()) {
+    shared_expert_gate = register_module("shared_expert_gate",
+                                         torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, 1).bias(false)));
+  }
   selection_bias = register_buffer("selection_bias", torch::zeros({c.num_local_experts}));
 }
 
-Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k, const torch::Tensor& selection_bias) {
+Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k, const torch::Tensor& selection_bias,
+                    bool renormalise) {
   const auto probabilities = torch::softmax(router_logits.to(torch::kFloat32), -1);  // [tokens, experts]
   torch::Tensor weights, experts;
   if (selection_bias.defined()) {
@@ -34,7 +50,7 @@ Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k, cons
   } else {
     std::tie(weights, experts) = probabilities.topk(top_k, -1);
   }
-  weights = weights / weights.sum(-1, /*keepdim=*/true);
+  if (renormalise) weights = weights / weights.sum(-1, /*keepdim=*/true);
   return {experts, weights};
 }
 
@@ -98,15 +114,20 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
   }
   // The bias always takes part: a zero bias adds exactly 0 to every probability, so it chooses
   // as plain top-k (transformers' routing) does, and checking for zero would cost a host sync.
-  const Routing routing =
-      route_top_k(detach_router_input ? router_logits.detach() : router_logits, top_k_, selection_bias);
+  const Routing routing = route_top_k(detach_router_input ? router_logits.detach() : router_logits, top_k_,
+                                      selection_bias, norm_topk_prob_);
   const auto weights = routing.weights.to(hidden.scalar_type());
 
   const bool grouped =
       expert_path == ExpertPath::kGrouped ||
       (expert_path == ExpertPath::kAuto && grouped_mm_applies(hidden, experts[0]->as<Expert>()->w1->weight.size(0)));
-  const auto output = grouped ? run_experts_grouped(hidden, routing.experts, weights)
-                              : run_experts_loop(hidden, routing.experts, weights);
+  auto output = grouped ? run_experts_grouped(hidden, routing.experts, weights)
+                        : run_experts_loop(hidden, routing.experts, weights);
+  if (shared_expert_gate) {
+    output = output + torch::sigmoid(shared_expert_gate(hidden)) * shared_expert(hidden);
+  } else if (shared_expert) {
+    output = output + shared_expert(hidden);
+  }
   return {output.reshape(shape), router_logits};
 }
 
@@ -241,6 +262,19 @@ torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& disp
     output = output + combine.select(2, e).unsqueeze(-1) * experts[s]->as<Expert>()->forward(slots.select(1, e));
   }
   return output;
+}
+
+CartesianMoeBlockImpl::CartesianMoeBlockImpl(const ModelConfig& c) {
+  a = register_module("a", SparseMoeBlock(c));
+  intermediate_layernorm = register_module("intermediate_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
+  b = register_module("b", SparseMoeBlock(c));
+}
+
+CartesianMoeOutput CartesianMoeBlockImpl::forward(const torch::Tensor& residual, const torch::Tensor& normed) {
+  MoeOutput first = a(normed);
+  const auto h1 = residual + first.hidden;
+  MoeOutput second = b(intermediate_layernorm(h1));
+  return {h1 + second.hidden, first.router_logits, second.router_logits};
 }
 
 void set_expert_path(torch::nn::Module& model, ExpertPath path) {

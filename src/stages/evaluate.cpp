@@ -71,7 +71,7 @@ Json evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, s
   }
   MeanStd ppl, entropy;
   ConditionalMeanRank cmr;
-  RoutingStatistics routing(config.num_hidden_layers, config.num_local_experts, config.num_experts_per_tok);
+  RoutingStatistics routing(config.num_routers(), config.num_local_experts, config.num_experts_per_tok);
   const auto biases = selection_biases(*model);
   std::int64_t tokens = 0;
   const auto documents = split_documents(dataset, split, max_documents);

@@ -72,6 +72,23 @@ void check_experts_agree(const std::vector<HfCheckpoint>& experts) {
   }
 }
 
+// merge.shared_expert base beside trained experts: the model they were trained from, so a
+// dense model of their FFN shape.
+void check_shared_expert_source(const HfCheckpoint& base, const HfCheckpoint& expert) {
+  const ModelConfig& b = base.config;
+  const ModelConfig& e = expert.config;
+  if (b.is_moe() || b.hidden_size != e.hidden_size || b.intermediate_size != e.intermediate_size ||
+      b.num_hidden_layers != e.num_hidden_layers) {
+    throw ConfigError("config key 'merge.base_model' is '" + base.directory.string() + "', a " + b.model_type +
+                          " with hidden_size " + std::to_string(b.hidden_size) + ", intermediate_size " +
+                          std::to_string(b.intermediate_size) + " and " + std::to_string(b.num_hidden_layers) +
+                          " layers; the experts ('" + expert.directory.string() + "') are a " + e.model_type +
+                          " with " + std::to_string(e.hidden_size) + ", " + std::to_string(e.intermediate_size) +
+                          " and " + std::to_string(e.num_hidden_layers),
+                      "give the dense model the experts were trained from, or set merge.shared_expert: mean");
+  }
+}
+
 }  // namespace
 
 ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, const MergeSettings& settings) {
@@ -80,18 +97,50 @@ ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, co
   moe.num_local_experts = experts;
   moe.num_experts_per_tok = settings.num_experts_per_tok;
   moe.router_aux_loss_coef = settings.router_aux_loss_coef;
+  if (settings.moe_kind == MoeKind::kCartesian) {
+    // Each sub-expert and shared expert is half of a dense FFN: A the first d_ff/2 neurons, B the rest.
+    if (dense.intermediate_size % 2 != 0) {
+      throw ConfigError(
+          "config key 'merge.moe_kind' is cartesian, which splits each expert's FFN into halves, but "
+          "the dense intermediate_size is odd (" +
+              std::to_string(dense.intermediate_size) + ")",
+          "set merge.moe_kind: sparse for this model");
+    }
+    moe.model_type = ModelConfig::kCartesianMoe;
+    moe.intermediate_size = dense.intermediate_size / 2;
+    if (settings.shared_expert != SharedExpertInit::kNone) moe.shared_expert_intermediate_size = moe.intermediate_size;
+  } else if (settings.shared_expert != SharedExpertInit::kNone) {
+    // Qwen2MoeForCausalLM as it is: Mixtral's renormalised top-k, and q/k/v biases (zero here)
+    // because transformers' older versions and vLLM always build them.
+    moe.model_type = ModelConfig::kQwen2Moe;
+    moe.shared_expert_intermediate_size = dense.intermediate_size;
+    moe.norm_topk_prob = true;
+    moe.qkv_bias = true;
+  }
   return moe;
 }
 
 namespace {
 
-// Where one tensor of the MoE comes from (SPEC.md §4, stage 2; docs/upcycling.md).
+// Where one tensor of the MoE comes from (SPEC.md §4, stage 2; docs/upcycling.md, docs/moe.md).
 struct MergedTensorSource {
-  enum class Kind { kMean, kExpert, kRouter } kind;
-  std::string name;       // the dense tensor (mean, expert)
+  // kMean: over the inputs; kExpert: one input's FFN, as the method makes it; kRouter: drawn;
+  // kShared: the shared expert's source FFN (merge.shared_expert); kZero: the shared expert's
+  // gate and Qwen2-MoE's attention biases.
+  enum class Kind { kMean, kExpert, kRouter, kShared, kZero } kind;
+  std::string name;       // the dense tensor (mean, expert, shared)
   std::size_t model = 0;  // expert: which input model holds it
-  ExpertFfnSlot slot;     // expert: its layer, expert and projection; router: its layer
+  ExpertFfnSlot slot;     // expert, shared: its layer, expert and projection; router: its index
+  // CartesianMoE: the half of the FFN's neurons a sub-layer takes (0: A, 1: B); -1: all of them.
+  std::int64_t half = -1;
 };
+
+// Half `half` of an FFN weight's intermediate neurons: rows of gate/up, columns of down.
+torch::Tensor ffn_half(const torch::Tensor& weight, parameter_names::FfnProjection projection, std::int64_t half) {
+  const std::int64_t dim = projection == parameter_names::FfnProjection::kDown ? 1 : 0;
+  const std::int64_t size = weight.size(dim) / 2;
+  return weight.narrow(dim, half * size, size).contiguous();
+}
 
 // Every output tensor in write order, and its source.
 struct MergePlan {
@@ -100,30 +149,72 @@ struct MergePlan {
 };
 
 // Expert e's FFN comes from input model e (trained experts) or from the one model copied; every
-// other weight is the mean over the inputs; one router a layer.
-MergePlan plan_merge(const std::vector<HfCheckpoint>& inputs, std::int64_t num_experts, std::uint64_t seed) {
+// other weight is the mean over the inputs; one router a layer. A Qwen2-MoE adds the shared
+// expert (from each layer's dense FFN), its gate and the q/k/v biases. A CartesianMoE gives
+// sub-layer A the first half of each FFN's neurons and B the second, two routers a layer, and
+// the norm between starts as the mean post-attention norm.
+MergePlan plan_merge(const std::vector<HfCheckpoint>& inputs, const ModelConfig& moe, std::uint64_t seed) {
+  namespace names = parameter_names;
+  using Kind = MergedTensorSource::Kind;
   const CheckpointTensors& first = inputs.front().tensors;
   const auto stored_type = [&](const std::string& name) { return to_torch_dtype(first.entry(name).dtype); };
+  const auto weight_dtype = stored_type(names::kEmbedTokens);
   MergePlan plan;
+  const auto add = [&](const std::string& name, torch::ScalarType dtype, std::vector<std::int64_t> shape,
+                       MergedTensorSource source) {
+    plan.specs.push_back({name, dtype, std::move(shape)});
+    plan.sources[name] = std::move(source);
+  };
   for (const auto& name : first.names()) {
     const TensorEntry& entry = first.entry(name);
-    if (const auto ffn = parameter_names::parse_dense_ffn(name)) {
-      for (std::int64_t e = 0; e < num_experts; ++e) {
-        const std::string out = parameter_names::expert_ffn(ffn->layer, e, ffn->projection);
-        plan.specs.push_back({out, stored_type(name), entry.shape});
-        const std::size_t model = inputs.size() == 1 ? 0 : static_cast<std::size_t>(e);
-        plan.sources[out] = {MergedTensorSource::Kind::kExpert, name, model, {ffn->layer, e, ffn->projection, seed}};
+    if (const auto ffn = names::parse_dense_ffn(name); ffn && moe.is_cartesian_moe()) {
+      auto half_shape = entry.shape;
+      half_shape[ffn->projection == names::FfnProjection::kDown ? 1 : 0] /= 2;
+      for (std::int64_t sub = 0; sub < 2; ++sub) {
+        for (std::int64_t e = 0; e < moe.num_local_experts; ++e) {
+          const std::size_t model = inputs.size() == 1 ? 0 : static_cast<std::size_t>(e);
+          add(names::cartesian_expert_ffn(ffn->layer, sub, e, ffn->projection), stored_type(name), half_shape,
+              {Kind::kExpert, name, model, {ffn->layer, e, ffn->projection, seed}, sub});
+        }
+        if (moe.has_shared_expert()) {
+          add(names::cartesian_shared_expert_ffn(ffn->layer, sub, ffn->projection), stored_type(name), half_shape,
+              {Kind::kShared, name, 0, {ffn->layer, 0, ffn->projection, seed}, sub});
+        }
       }
-    } else if (!parameter_names::is_rotary_buffer(name)) {  // a rotary buffer is recomputed, not learned
-      plan.specs.push_back({name, stored_type(name), entry.shape});
-      plan.sources[name] = {MergedTensorSource::Kind::kMean, name, 0, {}};
+    } else if (ffn) {
+      for (std::int64_t e = 0; e < moe.num_local_experts; ++e) {
+        const std::size_t model = inputs.size() == 1 ? 0 : static_cast<std::size_t>(e);
+        add(names::expert_ffn(moe, ffn->layer, e, ffn->projection), stored_type(name), entry.shape,
+            {Kind::kExpert, name, model, {ffn->layer, e, ffn->projection, seed}});
+      }
+      if (moe.is_qwen2_moe()) {
+        add(names::shared_expert_ffn(ffn->layer, ffn->projection), stored_type(name), entry.shape,
+            {Kind::kShared, name, 0, {}});
+      }
+    } else if (!names::is_rotary_buffer(name)) {  // a rotary buffer is recomputed, not learned
+      add(name, stored_type(name), entry.shape, {Kind::kMean, name, 0, {}});
     }
   }
-  const ModelConfig& dense = inputs.front().config;
-  for (std::int64_t l = 0; l < dense.num_hidden_layers; ++l) {
-    const std::string out = parameter_names::router(l);
-    plan.specs.push_back({out, stored_type(parameter_names::kEmbedTokens), {num_experts, dense.hidden_size}});
-    plan.sources[out] = {MergedTensorSource::Kind::kRouter, "", 0, {l, 0, {}, seed}};
+  const std::int64_t q_size = moe.num_attention_heads * moe.head_dim;
+  const std::int64_t kv_size = moe.num_key_value_heads * moe.head_dim;
+  for (std::int64_t l = 0; l < moe.num_hidden_layers; ++l) {
+    if (moe.is_cartesian_moe()) {
+      for (std::int64_t sub = 0; sub < 2; ++sub) {
+        add(names::cartesian_router(l, sub), weight_dtype, {moe.num_local_experts, moe.hidden_size},
+            {Kind::kRouter, "", 0, {2 * l + sub, 0, {}, seed}});
+      }
+      const std::string norm = names::post_attention_norm(l);
+      add(names::cartesian_norm(l), stored_type(norm), first.entry(norm).shape, {Kind::kMean, norm, 0, {}});
+      continue;
+    }
+    add(names::router(moe, l), weight_dtype, {moe.num_local_experts, moe.hidden_size},
+        {Kind::kRouter, "", 0, {l, 0, {}, seed}});
+    if (!moe.is_qwen2_moe()) continue;
+    add(names::shared_expert_gate(l), weight_dtype, {1, moe.hidden_size}, {Kind::kZero, "", 0, {}});
+    const auto biases = names::qkv_biases(l);
+    for (std::size_t i = 0; i < biases.size(); ++i) {
+      add(biases[i], weight_dtype, {i == 0 ? q_size : kv_size}, {Kind::kZero, "", 0, {}});
+    }
   }
   return plan;
 }
@@ -190,8 +281,11 @@ Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettin
   if (merges_trained_experts(s.method)) {
     provenance["experts"] = Json::array();
     for (const auto& input : inputs) provenance["experts"].push_back(input.directory.string());
-  } else {
-    provenance["base_model"] = inputs.front().directory.string();
+  }
+  if (!s.base_model.empty()) provenance["base_model"] = s.base_model.string();
+  if (s.moe_kind != MoeKind::kSparse) provenance["moe_kind"] = enum_name(s.moe_kind);
+  if (s.shared_expert != SharedExpertInit::kNone) {
+    provenance["shared_expert"] = {{"init", enum_name(s.shared_expert)}, {"gate", "zero (sigmoid 1/2)"}};
   }
   return provenance;
 }
@@ -210,7 +304,16 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   const ModelConfig& dense = inputs.front().config;
   const ModelConfig moe = merged_moe_config(dense, n, s);
   const double router_std = s.router_init_std > 0 ? s.router_init_std : dense.initializer_range;
-  const MergePlan plan = plan_merge(inputs, n, runtime.seed);
+  const MergePlan plan = plan_merge(inputs, moe, runtime.seed);
+  // The shared expert's source: the base model's FFN (the model copied, or merge.base_model beside
+  // trained experts), or the mean over the inputs.
+  std::vector<HfCheckpoint> shared_source;
+  if (s.shared_expert == SharedExpertInit::kBase && merges_trained_experts(s.method)) {
+    shared_source.push_back(load_hf_checkpoint(s.base_model));
+    check_shared_expert_source(shared_source.front(), inputs.front());
+  }
+  const std::vector<HfCheckpoint>& shared_inputs =
+      s.shared_expert == SharedExpertInit::kBase && !shared_source.empty() ? shared_source : inputs;
 
   // The inputs of the tensor produced last are released once it has been written (the writer
   // asks for the next tensor only then), so that resident memory stays near one tensor.
@@ -218,25 +321,42 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   const auto release_previous = [&] {
     if (previous_source.empty()) return;
     for (const auto& input : inputs) input.tensors.release(previous_source);
+    for (const auto& input : shared_source) input.tensors.release(previous_source);
     previous_source.clear();
   };
   const auto produce = [&](const TensorSpec& spec) -> torch::Tensor {
     release_previous();
     const MergedTensorSource& source = plan.sources.at(spec.name);
     previous_source = source.name;
+    const auto halved = [&](const torch::Tensor& ffn) {
+      return source.half < 0 ? ffn : ffn_half(ffn, source.slot.projection, source.half);
+    };
     switch (source.kind) {
       case MergedTensorSource::Kind::kExpert:
-        return expert_ffn_weight(inputs[source.model].tensors.tensor(source.name), source.slot, s);
+        return halved(expert_ffn_weight(inputs[source.model].tensors.tensor(source.name), source.slot, s));
       case MergedTensorSource::Kind::kMean:
         return mean_over_inputs(inputs, source.name, spec.dtype);
+      case MergedTensorSource::Kind::kShared:
+        return halved(mean_over_inputs(shared_inputs, source.name, spec.dtype));  // of one model: a copy
+      case MergedTensorSource::Kind::kZero:
+        return torch::zeros(spec.shape, spec.dtype);
       case MergedTensorSource::Kind::kRouter:
         break;
     }
     return initial_router(s.router_init, source.slot.layer, n, dense.hidden_size, router_std, runtime.seed, spec.dtype);
   };
 
-  spdlog::info("merge ({}): {} experts -> {} (top-{}, {} layers, routers {}(std {}))", enum_name(s.method), n,
-               s.output.string(), s.num_experts_per_tok, dense.num_hidden_layers, enum_name(s.router_init), router_std);
+  spdlog::info("merge ({}): {} experts -> {} ({}, top-{}, {} layers, routers {}(std {}))", enum_name(s.method), n,
+               s.output.string(), moe.model_type, s.num_experts_per_tok, dense.num_hidden_layers,
+               enum_name(s.router_init), router_std);
+  if (moe.is_cartesian_moe()) {
+    spdlog::info("merge: CartesianMoE: sub-layer A takes each expert's first {} FFN neurons, B the other {}{}",
+                 moe.intermediate_size, moe.intermediate_size,
+                 moe.has_shared_expert() ? ", each with a shared expert" : "");
+  } else if (moe.is_qwen2_moe()) {
+    spdlog::info("merge: each layer adds a shared expert from {}, its gate at zero",
+                 s.shared_expert == SharedExpertInit::kBase ? "the base model's FFN" : "the mean of the merged FFNs");
+  }
   const fs::path partial = begin_directory(s.output);
   try {
     write_file_atomically(partial / "config.json", model_config_to_json(moe, inputs.front().raw_config).dump(2) + "\n");

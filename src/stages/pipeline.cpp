@@ -182,6 +182,12 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   return config;
 }
 
+// Whether merging trained experts also reads the base model: to start the shared expert from its
+// FFN (merge.shared_expert base).
+bool reads_base_model_beside_experts(const ConfigTree& config) {
+  return SettingReader(config).option<SharedExpertInit>("merge.shared_expert") == SharedExpertInit::kBase;
+}
+
 // The config with merge and router paths set for `method`'s MoE: an upcycling method copies the
 // base model num_experts times, one expert per subdomain as BTX has.
 ConfigTree method_config(const ConfigTree& config, const RunSettings& run, MergeMethod method,
@@ -194,6 +200,8 @@ ConfigTree method_config(const ConfigTree& config, const RunSettings& run, Merge
     set("merge.experts", Json::array());
     set("merge.base_model", Layout::base_model(run).string());
     set("merge.num_experts", num_experts);
+  } else if (reads_base_model_beside_experts(out)) {
+    set("merge.base_model", Layout::base_model(run).string());
   }
   set("merge.output", layout.moe(method).string());
   set("train_router.model", layout.moe(method).string());
@@ -315,9 +323,11 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     const ConfigTree& moe_config =
         method_configs.emplace(method, method_config(config, run, method, num_experts)).first->second;
     const bool trained = merges_trained_experts(method);
+    const bool reads_base = !trained || reads_base_model_beside_experts(moe_config);
+    std::vector<std::string> merge_needs = reads_base ? base_needs : std::vector<std::string>{};
+    if (trained) merge_needs.push_back("experts");
     PipelineStep merge =
-        new_step(Layout::method_step("merge", method), Stage::kMerge, "",
-                 trained ? std::vector<std::string>{"experts"} : base_needs, layout.moe(method), moe_config);
+        new_step(Layout::method_step("merge", method), Stage::kMerge, "", merge_needs, layout.moe(method), moe_config);
     parse_merge_settings(moe_config);
     merge.settings = hashed_settings(moe_config, "merge");
     merge.settings["merge.method"] = enum_name(method);
@@ -325,7 +335,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     // A method's parameters only where it reads them.
     if (!reads_drop_ratio(method)) merge.settings.erase("merge.drop_ratio");
     if (method != MergeMethod::kNoise) merge.settings.erase("merge.noise_std");
-    if (!trained) base_identity(merge.settings);
+    if (reads_base) base_identity(merge.settings);
     merge.settings["runtime.seed"] = seed;
     add(std::move(merge));
   }

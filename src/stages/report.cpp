@@ -55,10 +55,10 @@ DataSplit split_named(const Json& name, const fs::path& results_path) {
 RoutedText route_text(const std::string& name, const fs::path& model_dir, const fs::path& dataset,
                       const std::string& text, std::int64_t layer, const InferenceOptions& inference) {
   const ModelConfig config = read_model_config(model_dir / "config.json");
-  if (layer >= config.num_hidden_layers) {
+  if (layer >= config.num_routers()) {  // a CartesianMoE has two routers a layer: A's, then B's
     throw ConfigError("report.layer is " + std::to_string(layer) + " but '" + model_dir.string() + "' has " +
-                          std::to_string(config.num_hidden_layers) + " layers",
-                      "choose a layer from 0 to " + std::to_string(config.num_hidden_layers - 1));
+                          std::to_string(config.num_routers()) + " routers",
+                      "choose a router from 0 to " + std::to_string(config.num_routers() - 1));
   }
   CausalLM model = load_model_for_inference(model_dir, inference);
   const auto tokenizer = load_tokenizer(tokenizer_source(model_dir, dataset_shards(dataset, {}).tokenizer));

@@ -44,7 +44,7 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
   const std::size_t routers = train_only_routers(job.model);
   set_detach_router_inputs(*job.model, s.detach_router_inputs);
   job.objective = std::make_shared<RouterSupervisionObjective>(tfidf.targets, tfidf.has_target, s.missing_target,
-                                                               config.num_hidden_layers);
+                                                               config.num_routers());
   spdlog::info("train-router: the {} routers of {} ({} experts, top-{}) against the TF-IDF targets of {} ({}{}) -> {}",
                routers, s.model.string(), config.num_local_experts, config.num_experts_per_tok, s.dataset.string(),
                enum_name(s.missing_target), s.detach_router_inputs ? ", each router from its own term" : "",

@@ -41,9 +41,9 @@ LanguageModelObjective::LanguageModelObjective(const ModelConfig& config, LoadBa
                       "set finetune.load_balancing.method: none (in svmoe run, ask for rows without _lb)");
   }
   if (moe_) {
-    interval_ = RoutingStatistics(config.num_hidden_layers, config.num_local_experts, config.num_experts_per_tok);
-    step_ = RoutingStatistics(config.num_hidden_layers, config.num_local_experts, config.num_experts_per_tok);
-    quiet_intervals_.assign(config.num_hidden_layers, std::vector<int>(config.num_local_experts, 0));
+    interval_ = RoutingStatistics(config.num_routers(), config.num_local_experts, config.num_experts_per_tok);
+    step_ = RoutingStatistics(config.num_routers(), config.num_local_experts, config.num_experts_per_tok);
+    quiet_intervals_.assign(config.num_routers(), std::vector<int>(config.num_local_experts, 0));
   } else if (settings_.method != LoadBalancingMethod::kNone) {
     throw ConfigError(std::string("load balancing '") + enum_name(settings_.method) +
                           "' was asked for a dense model, which has no routers",

@@ -29,6 +29,7 @@ TEST(Enums, EveryNameRoundTripsAndAnUnknownOneIsNone) {
   expect_names_round_trip<MergeMethod>();
   expect_names_round_trip<RouterInit>();
   expect_names_round_trip<MoeKind>();
+  expect_names_round_trip<SharedExpertInit>();
   expect_names_round_trip<ExpertCoverage>();
   expect_names_round_trip<EnsembleWeighting>();
 }

@@ -74,4 +74,28 @@ TEST(Settings, AMergeMethodAsksForItsOwnInputs) {
   EXPECT_THROW(parse_merge_settings(config), ConfigError);
 }
 
+// The shared expert's source: `base` beside trained experts needs merge.base_model; a soft MoE
+// has no shared expert.
+TEST(Settings, ASharedExpertFromTheBaseNeedsTheBaseModel) {
+  ConfigTree config(default_config());
+  config.set("merge.output", "moe", "test");
+  config.set("merge.experts", Json::array({"a", "b"}), "exp.yaml");
+  config.set("merge.shared_expert", "base", "exp.yaml");
+  std::string message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("merge.base_model"), std::string::npos) << message;
+  EXPECT_NE(message.find("required"), std::string::npos) << message;
+  config.set("merge.base_model", "dense", "exp.yaml");
+  const MergeSettings s = parse_merge_settings(config);
+  EXPECT_EQ(s.shared_expert, SharedExpertInit::kBase);
+  EXPECT_EQ(s.base_model, "dense");
+  config.set("merge.shared_expert", "mean", "exp.yaml");
+  message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("expected unset with merge.method btx"), std::string::npos) << message;
+  config.set("merge.base_model", "", "exp.yaml");
+  config.set("merge.moe_kind", "soft", "exp.yaml");
+  message = test::error_message<ConfigError>([&] { parse_merge_settings(config); });
+  EXPECT_NE(message.find("merge.shared_expert"), std::string::npos) << message;
+  EXPECT_NE(message.find("soft"), std::string::npos) << message;
+}
+
 }  // namespace svmoe

@@ -334,6 +334,48 @@ TEST(E2EMerge, DropUpcyclingWritesAMixtralThatForwardRuns) {
   EXPECT_NE(missing.output.find("merge.base_model"), std::string::npos) << missing.output;
 }
 
+TEST(E2EMerge, ASharedExpertWritesAQwen2MoeThatForwardRuns) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  const auto merged = test::run_svmoe("merge --method naive --base-model " + quoted(dense) +
+                                      " --num-experts 4 --shared-expert base --output " + quoted(dir / "moe"));
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  const auto inspect = test::run_svmoe("inspect " + quoted(dir / "moe"));
+  EXPECT_NE(inspect.output.find("model       qwen2_moe (MoE)"), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("one shared expert a layer (ffn 160) behind a sigmoid gate"), std::string::npos)
+      << inspect.output;
+  EXPECT_NE(inspect.output.find("method naive, shared expert from base"), std::string::npos) << inspect.output;
+  EXPECT_NE(inspect.output.find("config.json implies"), std::string::npos) << inspect.output;
+  const auto result =
+      test::run_svmoe("forward --model " + quoted(dir / "moe") + " --input " + quoted(dense / "expected.safetensors") +
+                      " --output " + quoted(dir / "logits.safetensors"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto soft = test::run_svmoe("merge --method naive --base-model " + quoted(dense) +
+                                    " --num-experts 4 --shared-expert mean --output " + quoted(dir / "soft") +
+                                    " --set merge.moe_kind=soft");
+  EXPECT_EQ(soft.exit_code, 3) << soft.output;
+  EXPECT_NE(soft.output.find("merge.shared_expert"), std::string::npos) << soft.output;
+}
+
+TEST(E2EMerge, ACartesianMoeIsSvmoesOwnFormatThatForwardRuns) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  const auto merged = test::run_svmoe("merge --method drop_upcycling --base-model " + quoted(dense) +
+                                      " --num-experts 4 --output " + quoted(dir / "moe") +
+                                      " --set merge.moe_kind=cartesian");
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  const auto inspect = test::run_svmoe("inspect " + quoted(dir / "moe"));
+  EXPECT_NE(inspect.output.find("CartesianMoE: two routed sub-layers a layer, 4 sub-experts each (ffn 80), top-2 each"),
+            std::string::npos)
+      << inspect.output;
+  EXPECT_NE(inspect.output.find("drop_ratio 0.5, cartesian MoE"), std::string::npos) << inspect.output;
+  const auto result =
+      test::run_svmoe("forward --model " + quoted(dir / "moe") + " --input " + quoted(dense / "expected.safetensors") +
+                      " --output " + quoted(dir / "logits.safetensors"));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_TRUE(SafetensorsFile::open(dir / "logits.safetensors").contains("router_logits.3"));  // 2 layers x (A, B)
+}
+
 TEST(E2EMerge, OneExpertIsAClearError) {
   const auto result =
       test::run_svmoe("merge --experts " + quoted(test::model_fixture("llama_mha_untied")) + " --output /tmp/x");

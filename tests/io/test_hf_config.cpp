@@ -98,4 +98,89 @@ TEST(HfConfig, WritesWhatItReadsAndKeepsUnknownFields) {
   EXPECT_EQ(again.eos_token_ids, c.eos_token_ids);
 }
 
+namespace {
+// Qwen1.5-MoE-A2.7B's config.json, shrunk: no qkv_bias key (older configs), norm_topk_prob false.
+nlohmann::json qwen2_moe_json() {
+  auto json = llama_json();
+  json["model_type"] = "qwen2_moe";
+  json["intermediate_size"] = 96;
+  json["moe_intermediate_size"] = 16;
+  json["shared_expert_intermediate_size"] = 64;
+  json["num_experts"] = 6;
+  json["num_experts_per_tok"] = 4;
+  json["norm_topk_prob"] = false;
+  json["decoder_sparse_step"] = 1;
+  json["mlp_only_layers"] = nlohmann::json::array();
+  json["use_sliding_window"] = false;
+  json["sliding_window"] = 32768;
+  return json;
+}
+}  // namespace
+
+TEST(HfConfig, ReadsQwen2MoeFields) {
+  const ModelConfig c = parse_model_config(qwen2_moe_json(), "c");
+  EXPECT_TRUE(c.is_moe());
+  EXPECT_TRUE(c.is_qwen2_moe());
+  EXPECT_EQ(c.num_local_experts, 6);
+  EXPECT_EQ(c.num_experts_per_tok, 4);
+  EXPECT_EQ(c.intermediate_size, 16);  // each routed expert's
+  EXPECT_EQ(c.shared_expert_intermediate_size, 64);
+  EXPECT_FALSE(c.norm_topk_prob);
+  EXPECT_TRUE(c.qkv_bias);  // Qwen2MoeAttention's default
+  EXPECT_FALSE(c.attention_bias);
+}
+
+TEST(HfConfig, WritesQwen2MoeAsTransformersReadsIt) {
+  ModelConfig c = parse_model_config(qwen2_moe_json(), "c");
+  c.norm_topk_prob = true;
+  const auto written = model_config_to_json(c, qwen2_moe_json());
+  EXPECT_EQ(written["architectures"][0], "Qwen2MoeForCausalLM");
+  EXPECT_EQ(written["num_experts"], 6);
+  EXPECT_FALSE(written.contains("num_local_experts"));
+  EXPECT_EQ(written["moe_intermediate_size"], 16);
+  EXPECT_EQ(written["norm_topk_prob"], true);
+  EXPECT_EQ(written["qkv_bias"], true);
+  EXPECT_EQ(written["use_sliding_window"], false);
+  const ModelConfig again = parse_model_config(written, "written");
+  EXPECT_EQ(again.shared_expert_intermediate_size, 64);
+  EXPECT_EQ(again.intermediate_size, 16);
+  EXPECT_TRUE(again.norm_topk_prob);
+  EXPECT_EQ(again.num_parameters(), c.num_parameters());
+}
+
+TEST(HfConfig, Qwen2MoeLayersWithoutAnMoeBlockAreRefusedByKey) {
+  auto step = qwen2_moe_json();
+  step["decoder_sparse_step"] = 2;
+  const std::string message = test::error_message<UnsupportedError>([&] { parse_model_config(step, "q/config.json"); });
+  EXPECT_NE(message.find("decoder_sparse_step"), std::string::npos) << message;
+  auto dense_layers = qwen2_moe_json();
+  dense_layers["mlp_only_layers"] = {1};
+  EXPECT_NE(
+      test::error_message<UnsupportedError>([&] { parse_model_config(dense_layers, "c"); }).find("mlp_only_layers"),
+      std::string::npos);
+  auto missing = qwen2_moe_json();
+  missing.erase("shared_expert_intermediate_size");
+  EXPECT_NE(test::error_message<FormatError>([&] {
+              parse_model_config(missing, "c");
+            }).find("shared_expert_intermediate_size"),
+            std::string::npos);
+}
+
+TEST(HfConfig, CartesianMoeIsSvmoesOwnModelType) {
+  auto json = llama_json();
+  json["model_type"] = "svmoe_cartesian_moe";
+  json["num_local_experts"] = 4;
+  json["num_experts_per_tok"] = 2;
+  json["shared_expert_intermediate_size"] = 32;
+  const ModelConfig c = parse_model_config(json, "c");
+  EXPECT_TRUE(c.is_cartesian_moe());
+  EXPECT_EQ(c.num_routers(), 4);
+  EXPECT_EQ(c.shared_expert_intermediate_size, 32);
+  const auto written = model_config_to_json(c, json);
+  EXPECT_EQ(written["architectures"][0], "SvmoeCartesianMoeForCausalLM");
+  EXPECT_EQ(parse_model_config(written, "w").shared_expert_intermediate_size, 32);
+  json.erase("shared_expert_intermediate_size");
+  EXPECT_FALSE(parse_model_config(json, "c").has_shared_expert());
+}
+
 }  // namespace svmoe

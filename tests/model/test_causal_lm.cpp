@@ -11,6 +11,7 @@
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/model/compat.h"
+#include "svmoe/model/initialization.h"
 #include "svmoe/util/error.h"
 #include "test_support.h"
 
@@ -101,17 +102,31 @@ bool graph_has_node(const torch::Tensor& output, const std::string& name) {
 }
 
 // Every parameter's gradient of a loss over the logits and the router logits, for one batch.
-std::map<std::string, torch::Tensor> gradients(const std::string& fixture, bool checkpointing, bool routers_only) {
+CausalLM model_of(const std::string& fixture) {
+  if (fixture == "cartesian") {  // the Mixtral fixture's shape as a CartesianMoE, seeded weights
+    ModelConfig config = load_hf_checkpoint(test::model_fixture("mixtral_8e_top2")).config;
+    config.model_type = ModelConfig::kCartesianMoe;
+    config.shared_expert_intermediate_size = 8;
+    CausalLM model(config);
+    initialize_weights(*model, 0.1, 9);
+    return model;
+  }
   const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture(fixture));
   CausalLM model(checkpoint.config);
   load_weights(*model, checkpoint);
+  return model;
+}
+
+std::map<std::string, torch::Tensor> gradients(const std::string& fixture, bool checkpointing, bool routers_only) {
+  CausalLM model = model_of(fixture);
+  const ModelConfig& config = model->config();
   model->train();
   model->model->activation_checkpointing = checkpointing;
   for (auto& item : model->named_parameters()) {
     item.value().set_requires_grad(!routers_only || item.key().find(".gate.") != std::string::npos);
   }
   torch::manual_seed(5);
-  const auto input_ids = torch::randint(0, checkpoint.config.vocab_size, {2, 12}, torch::kInt64);
+  const auto input_ids = torch::randint(0, config.vocab_size, {2, 12}, torch::kInt64);
   const CausalLMOutput out = model->forward(input_ids);
   // The blocks are recomputed exactly when checkpointing is on: their nodes are in the graph.
   EXPECT_EQ(graph_has_node(out.logits, "RecomputedBlock"), checkpointing) << fixture;
@@ -128,15 +143,17 @@ std::map<std::string, torch::Tensor> gradients(const std::string& fixture, bool 
 }  // namespace
 
 // Activation checkpointing recomputes each block in the backward pass: the same gradients for
-// every parameter, dense and MoE, and for the routers alone (stage 3, nothing else trains).
+// every parameter, dense, MoE and CartesianMoE (two router outputs a block), and for the routers
+// alone (stage 3, nothing else trains).
 TEST(ActivationCheckpointing, GivesTheSameGradients) {
-  for (const std::string fixture : {"llama_gqa_tied_theta5e5", "mixtral_8e_top2"}) {
+  for (const std::string fixture : {"llama_gqa_tied_theta5e5", "mixtral_8e_top2", "cartesian"}) {
     for (const bool routers_only : {false, true}) {
       if (routers_only && fixture[0] == 'l') continue;
       const auto expected = gradients(fixture, false, routers_only);
       const auto actual = gradients(fixture, true, routers_only);
       ASSERT_EQ(actual.size(), expected.size()) << fixture;
-      EXPECT_EQ(expected.size(), routers_only ? 2u : expected.size()) << fixture;  // the fixture's 2 layers
+      const std::size_t routers = fixture == "cartesian" ? 4u : 2u;  // 2 layers, a CartesianMoE's 2 routers each
+      EXPECT_EQ(expected.size(), routers_only ? routers : expected.size()) << fixture;
       for (const auto& [name, grad] : expected) {
         ASSERT_TRUE(actual.count(name)) << name;
         EXPECT_TRUE(torch::allclose(actual.at(name), grad, 1e-6, 1e-7)) << fixture << " " << name;

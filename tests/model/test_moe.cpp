@@ -404,4 +404,141 @@ TEST(SoftMoe, LogitsAtTDoNotDependOnLaterTokens) {
   EXPECT_EQ(a.router_logits[0].sizes(), (std::vector<std::int64_t>{24, 4}));
 }
 
+namespace {
+
+ModelConfig shared_expert_config() {
+  ModelConfig c = small_moe_config();
+  c.model_type = ModelConfig::kQwen2Moe;
+  c.shared_expert_intermediate_size = 20;
+  return c;
+}
+
+// The same router and routed experts as `block`, in a Mixtral block (no shared expert).
+SparseMoeBlock routed_part_of(SparseMoeBlock& block) {
+  ModelConfig c = small_moe_config();
+  SparseMoeBlock routed(c);
+  torch::NoGradGuard no_grad;
+  routed->gate->weight.copy_(block->gate->weight);
+  for (std::size_t e = 0; e < block->experts->size(); ++e) {
+    auto* to = routed->experts[e]->as<Expert>();
+    auto* from = block->experts[e]->as<Expert>();
+    to->w1->weight.copy_(from->w1->weight);
+    to->w2->weight.copy_(from->w2->weight);
+    to->w3->weight.copy_(from->w3->weight);
+  }
+  return routed;
+}
+
+}  // namespace
+
+// Qwen2MoeSparseMoeBlock: y = the routed top-k mixture + sigmoid(g . x) shared_expert(x).
+TEST(SharedExpert, AddsTheGatedSharedExpertToTheRoutedMixture) {
+  torch::manual_seed(4);
+  SparseMoeBlock block(shared_expert_config());
+  SparseMoeBlock routed = routed_part_of(block);
+  const auto x = torch::randn({3, 7, 16});
+  torch::NoGradGuard no_grad;
+  const auto hidden = x.reshape({-1, 16});
+  const auto gate = torch::sigmoid(torch::matmul(hidden, block->shared_expert_gate->weight.t()));  // [tokens, 1]
+  const auto expected = routed->forward(x).hidden.reshape({-1, 16}) + gate * block->shared_expert->forward(hidden);
+  const MoeOutput output = block->forward(x);
+  EXPECT_TRUE(torch::allclose(output.hidden.reshape({-1, 16}), expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::equal(output.router_logits, routed->forward(x).router_logits));
+  EXPECT_EQ(block->shared_expert_gate->weight.sizes(), (std::vector<std::int64_t>{1, 16}));
+}
+
+// With the routed experts silent (down projections zero) the block is the shared expert, a dense
+// SwiGLU FFN, times its gate: sigmoid(0) = 1/2 with the gate at zero, as merge writes it.
+TEST(SharedExpert, WithTheRoutedExpertsSilentIsTheGatedDenseFfn) {
+  torch::manual_seed(5);
+  const ModelConfig c = shared_expert_config();
+  SparseMoeBlock block(c);
+  Mlp dense(c.hidden_size, c.shared_expert_intermediate_size, false);
+  torch::NoGradGuard no_grad;
+  for (const auto& expert : *block->experts) expert->as<Expert>()->w2->weight.zero_();
+  block->shared_expert_gate->weight.zero_();
+  dense->gate_proj->weight.copy_(block->shared_expert->gate_proj->weight);
+  dense->up_proj->weight.copy_(block->shared_expert->up_proj->weight);
+  dense->down_proj->weight.copy_(block->shared_expert->down_proj->weight);
+  const auto x = torch::randn({2, 9, 16});
+  for (const ExpertPath path : {ExpertPath::kLoop, ExpertPath::kGrouped}) {
+    block->expert_path = path;
+    EXPECT_TRUE(torch::allclose(block->forward(x).hidden, 0.5 * dense->forward(x), 1e-5, 1e-6));
+  }
+}
+
+// Qwen2-MoE's norm_topk_prob: false keeps the top-k of the softmax over all experts as they are.
+TEST(Moe, WithoutRenormalisationTheWeightsAreTheSoftmaxProbabilities) {
+  torch::manual_seed(6);
+  const auto logits = torch::randn({40, 6});
+  const Routing routing = route_top_k(logits, 2, {}, /*renormalise=*/false);
+  EXPECT_TRUE(torch::allclose(routing.weights, torch::softmax(logits, -1).gather(1, routing.experts)));
+  EXPECT_TRUE((routing.weights.sum(-1) < 1).all().item<bool>());
+  EXPECT_TRUE(torch::equal(routing.experts, route_top_k(logits, 2).experts));
+}
+
+namespace {
+
+ModelConfig cartesian_config(std::int64_t sub_experts, std::int64_t shared_size) {
+  ModelConfig c = small_moe_config();
+  c.model_type = ModelConfig::kCartesianMoe;
+  c.num_local_experts = sub_experts;
+  c.num_experts_per_tok = 1;
+  c.shared_expert_intermediate_size = shared_size;
+  return c;
+}
+
+// One dense SwiGLU FFN holding a sub-layer's only sub-expert and its shared expert side by side:
+// their outputs add, so the concatenated intermediate neurons compute the same sum.
+Mlp concatenated_ffn(SparseMoeBlock& side) {
+  auto* expert = side->experts[0]->as<Expert>();
+  const auto& shared = side->shared_expert;
+  Mlp ffn(16, expert->w1->weight.size(0) + shared->gate_proj->weight.size(0), false);
+  torch::NoGradGuard no_grad;
+  ffn->gate_proj->weight.copy_(torch::cat({expert->w1->weight, shared->gate_proj->weight}, 0));
+  ffn->up_proj->weight.copy_(torch::cat({expert->w3->weight, shared->up_proj->weight}, 0));
+  ffn->down_proj->weight.copy_(torch::cat({expert->w2->weight, shared->down_proj->weight}, 1));
+  return ffn;
+}
+
+}  // namespace
+
+// CartesianMoE's law: with one sub-expert a side (and each side's shared expert), the layer is
+// two stacked pre-norm FFN blocks: h1 = h + FFN_A(x), y = h1 + FFN_B(norm(h1)).
+TEST(CartesianMoe, OneSubExpertASideIsTwoStackedFfnBlocks) {
+  torch::manual_seed(7);
+  CartesianMoeBlock block(cartesian_config(1, 12));
+  torch::NoGradGuard no_grad;
+  block->intermediate_layernorm->weight.copy_(torch::rand({16}) + 0.5);
+  Mlp ffn_a = concatenated_ffn(block->a), ffn_b = concatenated_ffn(block->b);
+  const auto h = torch::randn({2, 6, 16});
+  const auto x = torch::randn({2, 6, 16});
+  const auto h1 = h + ffn_a->forward(x);
+  const auto expected = h1 + ffn_b->forward(block->intermediate_layernorm->forward(h1));
+  const CartesianMoeOutput output = block->forward(h, x);
+  EXPECT_TRUE(torch::allclose(output.hidden, expected, 1e-5, 1e-5));
+  EXPECT_EQ(output.router_logits_a.sizes(), (std::vector<std::int64_t>{12, 1}));
+}
+
+// Each token's B-side routing reads A's output: the pair (a, b) is chosen in sequence, and the
+// model returns both routers' logits, A's then B's, for every layer.
+TEST(CartesianMoe, EachLayerReturnsBothSubLayersRouterLogits) {
+  ModelConfig c = load_hf_checkpoint(test::model_fixture("llama_mha_untied")).config;
+  c.model_type = ModelConfig::kCartesianMoe;
+  c.num_local_experts = 4;
+  c.num_experts_per_tok = 2;
+  c.intermediate_size = 80;
+  CausalLM model(c);
+  initialize_weights(*model, 0.2, 3);
+  torch::NoGradGuard no_grad;
+  const auto ids = torch::randint(0, c.vocab_size, {2, 10});
+  const CausalLMOutput out = model->forward(ids);
+  ASSERT_EQ(out.router_logits.size(), 4u);  // 2 layers x (A, B)
+  EXPECT_EQ(c.num_routers(), 4);
+  EXPECT_EQ(selection_biases(*model).size(), 4u);
+  EXPECT_FALSE(torch::equal(out.router_logits[0], out.router_logits[1]));
+  EXPECT_TRUE(torch::equal(out.router_logits[1],
+                           model->forward(ids).router_logits[1]));  // deterministic
+}
+
 }  // namespace svmoe

@@ -20,16 +20,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A copy of a fixture whose every weight is changed by `f`.
-fs::path changed_copy(const fs::path& source, const fs::path& target,
-                      const std::function<torch::Tensor(const torch::Tensor&)>& f) {
+// A copy of a fixture whose every weight is changed by `f(name, weight)`.
+fs::path changed_copy_by_name(const fs::path& source, const fs::path& target,
+                              const std::function<torch::Tensor(const std::string&, const torch::Tensor&)>& f) {
   fs::create_directories(target);
   fs::copy_file(source / "config.json", target / "config.json");
   const CheckpointTensors tensors = CheckpointTensors::open(source);
   std::vector<NamedTensor> changed;
-  for (const auto& name : tensors.names()) changed.push_back({name, f(tensors.tensor(name))});
+  for (const auto& name : tensors.names()) changed.push_back({name, f(name, tensors.tensor(name))});
   write_safetensors(target / "model.safetensors", changed);
   return target;
+}
+
+// A copy of a fixture whose every weight is changed by `f`.
+fs::path changed_copy(const fs::path& source, const fs::path& target,
+                      const std::function<torch::Tensor(const torch::Tensor&)>& f) {
+  return changed_copy_by_name(source, target, [&](const std::string&, const torch::Tensor& t) { return f(t); });
 }
 
 CausalLMOutput forward(const fs::path& directory, const torch::Tensor& ids) {
@@ -64,9 +70,11 @@ std::string file_bytes(const fs::path& file) { return read_text_file(file); }
 std::vector<torch::Tensor> changed_neurons(const CheckpointTensors& moe, const CheckpointTensors& dense,
                                            std::int64_t layer, std::int64_t expert) {
   using parameter_names::FfnProjection;
+  ModelConfig mixtral;
+  mixtral.model_type = ModelConfig::kMixtral;
   std::vector<torch::Tensor> changed;
   for (const FfnProjection p : {FfnProjection::kGate, FfnProjection::kUp, FfnProjection::kDown}) {
-    const torch::Tensor a = moe.tensor(parameter_names::expert_ffn(layer, expert, p));
+    const torch::Tensor a = moe.tensor(parameter_names::expert_ffn(mixtral, layer, expert, p));
     const torch::Tensor b = dense.tensor(parameter_names::dense_ffn(layer, p));
     changed.push_back((a != b).any(p == FfnProjection::kDown ? 0 : 1).nonzero().flatten());
   }
@@ -329,6 +337,141 @@ TEST(Merge, SoftMoeKindWritesItsOwnModelType) {
   const CausalLMOutput soft = forward(dir / "soft", ids);
   EXPECT_TRUE(torch::isfinite(soft.logits).all().item<bool>());
   EXPECT_FALSE(torch::allclose(soft.logits, forward(dir / "sparse", ids).logits));  // slots mix the prefix
+}
+
+namespace {
+
+// A copy of a dense fixture whose FFN down projections are scaled by `factor`.
+fs::path ffn_scaled_copy(const fs::path& source, const fs::path& target, double factor) {
+  return changed_copy_by_name(source, target, [&](const std::string& name, const torch::Tensor& t) {
+    const auto ffn = parameter_names::parse_dense_ffn(name);
+    return ffn && ffn->projection == parameter_names::FfnProjection::kDown ? t * factor : t;
+  });
+}
+
+}  // namespace
+
+// Naive upcycling with the base model's FFN as shared expert, its gate at zero: every layer
+// computes FFN(x) + sigmoid(0) FFN(x), so the MoE is the dense model with its down projections
+// times 1.5, whatever the routers say.
+TEST(Merge, SharedExpertFromTheBaseAddsHalfTheDenseFfn) {
+  test::ScratchDir dir;
+  const fs::path dense = test::model_fixture("llama_mha_untied");
+  MergeSettings s = upcycling(MergeMethod::kNaive, dense, 4, dir / "moe");
+  s.shared_expert = SharedExpertInit::kBase;
+  s.router_init_std = 1.0;  // strong, random routing
+  const MergeResult result = run_merge(s, RuntimeSettings{});
+  EXPECT_EQ(result.config.model_type, ModelConfig::kQwen2Moe);
+  const auto ids = SafetensorsFile::open(dense / "expected.safetensors").tensor("input_ids");
+  const auto scaled = forward(ffn_scaled_copy(dense, dir / "scaled", 1.5), ids);
+  EXPECT_LT((forward(dir / "moe", ids).logits - scaled.logits).abs().max().item<double>(), 1e-5);
+
+  const auto config = nlohmann::json::parse(read_text_file(dir / "moe" / "config.json"));
+  EXPECT_EQ(config["model_type"], "qwen2_moe");
+  EXPECT_EQ(config["architectures"][0], "Qwen2MoeForCausalLM");
+  EXPECT_EQ(config["num_experts"], 4);
+  EXPECT_EQ(config["moe_intermediate_size"], 160);
+  EXPECT_EQ(config["shared_expert_intermediate_size"], 160);
+  EXPECT_EQ(config["norm_topk_prob"], true);  // Mixtral's renormalised top-k
+  const CheckpointTensors out = CheckpointTensors::open(dir / "moe");
+  const CheckpointTensors in = CheckpointTensors::open(dense);
+  EXPECT_TRUE(torch::equal(out.tensor("model.layers.1.mlp.shared_expert.down_proj.weight"),
+                           in.tensor("model.layers.1.mlp.down_proj.weight")));
+  EXPECT_TRUE(torch::equal(out.tensor("model.layers.1.mlp.experts.3.up_proj.weight"),
+                           in.tensor("model.layers.1.mlp.up_proj.weight")));
+  EXPECT_TRUE(torch::equal(out.tensor("model.layers.0.mlp.shared_expert_gate.weight"), torch::zeros({1, 64})));
+  EXPECT_TRUE(torch::equal(out.tensor("model.layers.0.self_attn.k_proj.bias"), torch::zeros({64})));
+  const auto provenance = nlohmann::json::parse(read_text_file(dir / "moe" / kMergeProvenanceFile));
+  EXPECT_EQ(provenance["shared_expert"]["init"], "base");
+}
+
+// Beside trained experts: `mean` averages their FFNs; `base` copies merge.base_model's.
+TEST(Merge, SharedExpertOfTrainedExpertsIsTheirMeanOrTheBaseModels) {
+  test::ScratchDir dir;
+  const fs::path a = test::model_fixture("llama_mha_untied");
+  torch::manual_seed(0);
+  const fs::path b = changed_copy(a, dir / "b", [](const torch::Tensor& t) { return t * 2 + torch::randn_like(t); });
+  const fs::path base = changed_copy(a, dir / "base", [](const torch::Tensor& t) { return -t; });
+  MergeSettings mean = settings({a, b}, dir / "mean");
+  mean.shared_expert = SharedExpertInit::kMean;
+  run_merge(mean, RuntimeSettings{});
+  MergeSettings from_base = settings({a, b}, dir / "from_base");
+  from_base.shared_expert = SharedExpertInit::kBase;
+  from_base.base_model = base;
+  run_merge(from_base, RuntimeSettings{});
+  const CheckpointTensors in_a = CheckpointTensors::open(a), in_b = CheckpointTensors::open(b);
+  const CheckpointTensors in_base = CheckpointTensors::open(base);
+  const CheckpointTensors out_mean = CheckpointTensors::open(dir / "mean");
+  const CheckpointTensors out_base = CheckpointTensors::open(dir / "from_base");
+  for (const char* p : {"gate", "up", "down"}) {
+    const std::string dense = std::string("model.layers.0.mlp.") + p + "_proj.weight";
+    const std::string shared = std::string("model.layers.0.mlp.shared_expert.") + p + "_proj.weight";
+    EXPECT_TRUE(torch::allclose(out_mean.tensor(shared), (in_a.tensor(dense) + in_b.tensor(dense)) / 2, 1e-6, 1e-6));
+    EXPECT_TRUE(torch::equal(out_base.tensor(shared), in_base.tensor(dense))) << p;
+    EXPECT_TRUE(torch::equal(out_base.tensor(std::string("model.layers.0.mlp.experts.1.") + p + "_proj.weight"),
+                             in_b.tensor(dense)));
+  }
+  // The base model's other weights are not merged: the attention is the experts' mean.
+  const std::string attention = "model.layers.1.self_attn.o_proj.weight";
+  EXPECT_TRUE(
+      torch::allclose(out_base.tensor(attention), (in_a.tensor(attention) + in_b.tensor(attention)) / 2, 1e-6, 1e-6));
+}
+
+TEST(Merge, SharedExpertBaseMustBeTheExpertsDenseModel) {
+  test::ScratchDir dir;
+  const fs::path a = test::model_fixture("llama_mha_untied");
+  MergeSettings s = settings({a, a}, dir / "moe");
+  s.shared_expert = SharedExpertInit::kBase;
+  s.base_model = test::model_fixture("mixtral_8e_top2");
+  const std::string message = test::error_message<ConfigError>([&] { run_merge(s, RuntimeSettings{}); });
+  EXPECT_NE(message.find("merge.base_model"), std::string::npos) << message;
+  EXPECT_NE(message.find("mixtral"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(dir / "moe"));
+}
+
+// CartesianMoE from BTX experts: sub-layer A's sub-expert e is the first half of expert e's FFN
+// neurons, B's the second; the norm between starts as the mean post-attention norm; two routers
+// a layer, drawn independently.
+TEST(Merge, CartesianMoeSplitsEachExpertsFfnIntoHalves) {
+  test::ScratchDir dir;
+  const fs::path a = test::model_fixture("llama_mha_untied");
+  torch::manual_seed(0);
+  const fs::path b = changed_copy(a, dir / "b", [](const torch::Tensor& t) { return t * 2 + torch::randn_like(t); });
+  MergeSettings s = settings({a, b}, dir / "moe");
+  s.moe_kind = MoeKind::kCartesian;
+  s.num_experts_per_tok = 1;
+  s.shared_expert = SharedExpertInit::kMean;
+  const MergeResult result = run_merge(s, RuntimeSettings{});
+  EXPECT_EQ(result.config.model_type, ModelConfig::kCartesianMoe);
+  EXPECT_EQ(result.config.intermediate_size, 80);
+  const CheckpointTensors out = CheckpointTensors::open(dir / "moe");
+  const std::vector<CheckpointTensors> in = {CheckpointTensors::open(a), CheckpointTensors::open(b)};
+  const std::string layer = "model.layers.1.";
+  for (int e = 0; e < 2; ++e) {
+    const auto gate = in[e].tensor(layer + "mlp.gate_proj.weight");  // [160, 64]
+    const auto down = in[e].tensor(layer + "mlp.down_proj.weight");  // [64, 160]
+    const std::string expert = ".experts." + std::to_string(e);
+    EXPECT_TRUE(torch::equal(out.tensor(layer + "cartesian_moe.a" + expert + ".w1.weight"), gate.narrow(0, 0, 80)));
+    EXPECT_TRUE(torch::equal(out.tensor(layer + "cartesian_moe.b" + expert + ".w1.weight"), gate.narrow(0, 80, 80)));
+    EXPECT_TRUE(torch::equal(out.tensor(layer + "cartesian_moe.b" + expert + ".w2.weight"), down.narrow(1, 80, 80)));
+  }
+  const auto mean_up = (in[0].tensor(layer + "mlp.up_proj.weight") + in[1].tensor(layer + "mlp.up_proj.weight")) / 2;
+  EXPECT_TRUE(torch::allclose(out.tensor(layer + "cartesian_moe.a.shared_expert.up_proj.weight"),
+                              mean_up.narrow(0, 0, 80), 1e-6, 1e-6));
+  const std::string norm = layer + "post_attention_layernorm.weight";
+  EXPECT_TRUE(torch::allclose(out.tensor(layer + "cartesian_moe.intermediate_layernorm.weight"),
+                              (in[0].tensor(norm) + in[1].tensor(norm)) / 2, 1e-6, 1e-6));
+  EXPECT_FALSE(torch::equal(out.tensor(layer + "cartesian_moe.a.gate.weight"),
+                            out.tensor(layer + "cartesian_moe.b.gate.weight")));
+  EXPECT_FALSE(out.contains(layer + "mlp.gate_proj.weight"));
+  const auto config = nlohmann::json::parse(read_text_file(dir / "moe" / "config.json"));
+  EXPECT_EQ(config["model_type"], "svmoe_cartesian_moe");
+  EXPECT_EQ(config["intermediate_size"], 80);
+  EXPECT_EQ(config["shared_expert_intermediate_size"], 80);
+  const auto ids = SafetensorsFile::open(a / "expected.safetensors").tensor("input_ids");
+  const CausalLMOutput moe = forward(dir / "moe", ids);
+  EXPECT_TRUE(torch::isfinite(moe.logits).all().item<bool>());
+  EXPECT_EQ(moe.router_logits.size(), 4u);
 }
 
 }  // namespace svmoe

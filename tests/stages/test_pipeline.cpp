@@ -217,7 +217,29 @@ TEST(PipelineSteps, ASoftMoeExperimentRefusesLoadBalancedRows) {
   EXPECT_NE(message.find("'btx_lb', with load balancing"), std::string::npos) << message;
 }
 
-// The shipped quickstart experiment, alone and with configs/quickstart/upcycling.yaml's or soft.yaml's rows.
+// merge.shared_expert makes every MoE row a Qwen2-MoE; `base` gives BTX's merge the base model,
+// which then takes part in its hash.
+TEST(PipelineSteps, ASharedExpertFromTheBaseGivesBtxItsBaseModel) {
+  test::ScratchDir dir;
+  const std::vector<std::string> rows = {"run.models=[dense, btx, svmoe, naive]"};
+  const auto plain = pipeline_steps(test::pipeline_experiment(dir.path(), rows));
+  auto with_base = rows;
+  with_base.push_back("merge.shared_expert=base");
+  const auto shared = pipeline_steps(test::pipeline_experiment(dir.path(), with_base));
+  const PipelineStep& merge = step_named(shared, "merge");
+  EXPECT_FALSE(merge.config.at("merge.base_model").get<std::string>().empty());
+  EXPECT_EQ(merge.settings.at("merge.shared_expert"), "base");
+  EXPECT_EQ(merge.needs, (std::vector<std::string>{"base", "experts"}));  // the experiment pretrains its base
+  EXPECT_TRUE(step_named(plain, "merge").config.at("merge.base_model").get<std::string>().empty());
+  EXPECT_EQ(step_named(shared, "merge_naive").settings.at("merge.shared_expert"), "base");
+  const auto changed = changed_steps(plain, shared);
+  EXPECT_EQ(std::count(changed.begin(), changed.end(), "experts"), 0);
+  EXPECT_EQ(std::count(changed.begin(), changed.end(), "merge"), 1);
+  EXPECT_EQ(std::count(changed.begin(), changed.end(), "merge_naive"), 1);
+}
+
+// The shipped quickstart experiment, alone and with the rows of configs/quickstart/upcycling.yaml,
+// soft.yaml, shared.yaml or cartesian.yaml.
 TEST(PipelineSteps, TheQuickstartConfigsMakeTheirPlans) {
   const fs::path configs = fs::path(SVMOE_SOURCE_DIR) / "configs" / "quickstart";
   test::ScratchDir dir;
@@ -231,6 +253,10 @@ TEST(PipelineSteps, TheQuickstartConfigsMakeTheirPlans) {
   };
   EXPECT_EQ(load("").size(), 12u);
   EXPECT_EQ(load("soft.yaml").size(), 11u);  // prepare, 2 merges, 2 routers, 4 models, eval, report
+  EXPECT_EQ(load("shared.yaml").size(), 11u);
+  EXPECT_EQ(step_named(load("shared.yaml"), "merge_naive").settings.at("merge.shared_expert"), "base");
+  EXPECT_EQ(load("cartesian.yaml").size(), 11u);
+  EXPECT_EQ(step_named(load("cartesian.yaml"), "merge_naive").settings.at("merge.moe_kind"), "cartesian");
   const auto steps = load("upcycling.yaml");
   EXPECT_EQ(steps.size(), 24u);
   EXPECT_EQ(step_named(steps, "drop_upcycling_svmoe").needs,

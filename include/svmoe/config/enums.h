@@ -68,9 +68,14 @@ enum class ExpertCoverage { kSubdomains, kPairs };
 // eval.btm.weighting: how the BTM ensemble weighs its experts per document (eval/ensemble_weights.h).
 enum class EnsembleWeighting { kTfidf, kDistance };
 
-// merge.moe_kind: how the MoE mixes its experts (model/moe.h): Mixtral's top-k routing, or the
-// causal Soft MoE (svmoe's own checkpoint format, model_type svmoe_soft_moe).
-enum class MoeKind { kSparse, kSoft };
+// merge.moe_kind: how the MoE mixes its experts (model/moe.h): Mixtral's top-k routing, the
+// causal Soft MoE, or CartesianMoE's two routed sub-layers (svmoe's own checkpoint formats,
+// model_type svmoe_soft_moe and svmoe_cartesian_moe).
+enum class MoeKind { kSparse, kSoft, kCartesian };
+
+// merge.shared_expert: whether the MoE has Qwen2-MoE's gated shared expert, and what it starts
+// from: none (a Mixtral), the base model's FFN, or the mean of the merged models' FFNs.
+enum class SharedExpertInit { kNone, kBase, kMean };
 
 // merge.router_init: the routers' distribution, with standard deviation merge.router_init_std.
 enum class RouterInit {
@@ -139,7 +144,11 @@ struct EnumNames<EnsembleWeighting> {
 };
 template <>
 struct EnumNames<MoeKind> {
-  static constexpr std::array<const char*, 2> names = {"sparse", "soft"};
+  static constexpr std::array<const char*, 3> names = {"sparse", "soft", "cartesian"};
+};
+template <>
+struct EnumNames<SharedExpertInit> {
+  static constexpr std::array<const char*, 3> names = {"none", "base", "mean"};
 };
 template <>
 struct EnumNames<RouterInit> {

@@ -77,17 +77,19 @@ struct LoadBalancingSettings {
   double aux_free_rate = 1e-3;  // aux_free's bias step per optimizer step
 };
 
-// svmoe merge (SPEC.md §4, stage 2): N dense experts -> one Mixtral MoE (BTX).
+// svmoe merge (SPEC.md §4, stage 2): N dense experts -> one Mixtral MoE (BTX), or a Qwen2-MoE
+// with a shared expert.
 struct MergeSettings {
   MergeMethod method = MergeMethod::kBtx;
   // The inputs: N >= 2 trained dense Llama experts (btx, btx_drop_upcycling), or one dense model
   // copied num_experts times (naive, noise, drop_upcycling).
   std::vector<std::filesystem::path> experts;
-  std::filesystem::path base_model;
-  std::int64_t num_experts = 0;  // the copies; 0 with trained experts (their count)
+  std::filesystem::path base_model;  // the model copied; with trained experts, the shared expert's source (base)
+  std::int64_t num_experts = 0;      // the copies; 0 with trained experts (their count)
   std::filesystem::path output;
-  MoeKind moe_kind = MoeKind::kSparse;   // Mixtral's top-k routing, or the causal Soft MoE
-  std::int64_t num_experts_per_tok = 2;  // top-k (sparse)
+  MoeKind moe_kind = MoeKind::kSparse;                       // Mixtral's top-k routing, or the causal Soft MoE
+  SharedExpertInit shared_expert = SharedExpertInit::kNone;  // kBase/kMean: a Qwen2-MoE (docs/moe.md)
+  std::int64_t num_experts_per_tok = 2;                      // top-k (sparse)
   // config.json's router_aux_loss_coef: finetune.load_balancing.alpha, the one LB coefficient.
   double router_aux_loss_coef = LoadBalancingSettings{}.alpha;
   RouterInit router_init = RouterInit::kNormal;

@@ -1,8 +1,8 @@
-// The causal language model: Hugging Face LlamaForCausalLM (dense) or MixtralForCausalLM (MoE).
-// Parameter names equal the checkpoint keys: model.embed_tokens.weight,
-// model.layers.{l}.self_attn.q_proj.weight, model.layers.{l}.mlp.* (dense) or
-// model.layers.{l}.block_sparse_moe.* (MoE), model.norm.weight, lm_head.weight (absent when the
-// embeddings are tied).
+// The causal language model: Hugging Face LlamaForCausalLM (dense), MixtralForCausalLM or
+// Qwen2MoeForCausalLM (MoE). Parameter names equal the checkpoint keys: model.embed_tokens.weight,
+// model.layers.{l}.self_attn.q_proj.weight, model.layers.{l}.mlp.* (dense, and Qwen2-MoE's MoE
+// block) or model.layers.{l}.block_sparse_moe.* (Mixtral), model.norm.weight, lm_head.weight
+// (absent when the embeddings are tied).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -20,14 +20,16 @@ namespace svmoe {
 class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& config);
-  // Appends the layer's router logits [B*T, experts] to `router_logits` for MoE layers.
+  // Appends the layer's router logits [B*T, experts] to `router_logits` for MoE layers (a
+  // CartesianMoE layer's two: A's, then B's).
   torch::Tensor forward(const torch::Tensor& x, const RotaryTables& rotary, std::vector<torch::Tensor>& router_logits);
 
   RMSNorm input_layernorm{nullptr};
   SelfAttention self_attn{nullptr};
   RMSNorm post_attention_layernorm{nullptr};
   Mlp mlp{nullptr};                          // dense models
-  SparseMoeBlock block_sparse_moe{nullptr};  // MoE models
+  SparseMoeBlock block_sparse_moe{nullptr};  // MoE models (registered as "mlp" in Qwen2-MoE)
+  CartesianMoeBlock cartesian_moe{nullptr};  // CartesianMoE models
 };
 TORCH_MODULE(DecoderLayer);
 
@@ -52,7 +54,7 @@ TORCH_MODULE(DecoderModel);
 
 struct CausalLMOutput {
   torch::Tensor logits;                      // [B, T, vocab]
-  std::vector<torch::Tensor> router_logits;  // per layer [B*T, experts] (float32); empty for dense models
+  std::vector<torch::Tensor> router_logits;  // per router [B*T, experts] (float32); empty for dense models
 };
 
 class CausalLMImpl : public torch::nn::Module {
@@ -77,8 +79,8 @@ TORCH_MODULE(CausalLM);
 // batches on the CPU, before they move.
 void check_token_ids(const torch::Tensor& input_ids, std::int64_t vocab_size);
 
-// Each MoE layer's aux_free selection bias (SparseMoeBlock::selection_bias), in layer order;
-// empty for a dense model. The tensors are the buffers themselves.
+// Each router's aux_free selection bias (SparseMoeBlock::selection_bias), in the order of the
+// router logits; empty for a dense model. The tensors are the buffers themselves.
 std::vector<torch::Tensor> selection_biases(CausalLMImpl& model);
 
 }  // namespace svmoe

@@ -2,7 +2,12 @@
 // bias-free linear router. Routing: p = softmax(router logits) over all experts (in float32),
 // the top-k experts, their probabilities renormalised to sum 1, the weighted sum of their
 // outputs. Dropless: every token is processed, no capacity limit.
-// Submodule names are the classic Mixtral keys: block_sparse_moe.gate, .experts.{e}.w1/w2/w3.
+// Qwen2MoeSparseMoeBlock adds an always-on shared expert behind a sigmoid gate (docs/moe.md):
+//   y = sum_{j in top-k} w_j expert_j(x) + sigmoid(g . x) shared_expert(x)
+// (the top-k weights renormalised only where norm_topk_prob says so).
+// Submodule names are the checkpoint keys: Mixtral's block_sparse_moe.gate,
+// .experts.{e}.w1/w2/w3; Qwen2-MoE's mlp.gate, .experts.{e}.{gate,up,down}_proj, .shared_expert,
+// .shared_expert_gate.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -13,14 +18,19 @@
 #include <utility>
 
 #include "svmoe/config/enums.h"
+#include "svmoe/model/layers.h"
 #include "svmoe/model/model_config.h"
 
 namespace svmoe {
 
+// The checkpoint names of an expert's projections: Mixtral's w1, w3, w2, or gate_proj, up_proj,
+// down_proj (Qwen2-MoE's, as a Llama MLP's).
+enum class ExpertNames { kMixtral, kLlama };
+
 // One expert: w2(silu(w1 x) * w3 x), i.e. w1 = gate_proj, w3 = up_proj, w2 = down_proj.
 class ExpertImpl : public torch::nn::Module {
  public:
-  ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size);
+  ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size, ExpertNames names = ExpertNames::kMixtral);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Linear w1{nullptr}, w2{nullptr}, w3{nullptr};
@@ -39,8 +49,9 @@ struct MoeOutput {
   torch::Tensor router_logits;  // [B*T, experts], float32
 };
 
-// The MoE block of a Mixtral layer, or of svmoe's causal Soft MoE (config.is_soft_moe(): the
-// same router and experts, mixed as causal_soft_dispatch / soft_moe_mixture say).
+// The MoE block of a Mixtral or Qwen2-MoE layer, or of svmoe's causal Soft MoE
+// (config.is_soft_moe(): the same router and experts, mixed as causal_soft_dispatch /
+// soft_moe_mixture say).
 class SparseMoeBlockImpl : public torch::nn::Module {
  public:
   explicit SparseMoeBlockImpl(const ModelConfig& config);
@@ -48,6 +59,8 @@ class SparseMoeBlockImpl : public torch::nn::Module {
 
   torch::nn::Linear gate{nullptr};  // the router: hidden -> experts, no bias
   torch::nn::ModuleList experts{nullptr};
+  Mlp shared_expert{nullptr};                     // Qwen2-MoE only: the always-on expert
+  torch::nn::Linear shared_expert_gate{nullptr};  // Qwen2-MoE only: hidden -> 1, no bias
   // Auxiliary-loss-free balancing's per-expert bias [experts] (a buffer, zero unless trained
   // with lb: aux_free); it changes which experts are chosen, never their weights.
   torch::Tensor selection_bias;
@@ -65,9 +78,33 @@ class SparseMoeBlockImpl : public torch::nn::Module {
                                     const torch::Tensor& weights);
 
   std::int64_t top_k_;
+  bool norm_topk_prob_ = true;
   bool soft_ = false;
 };
 TORCH_MODULE(SparseMoeBlock);
+
+// CartesianMoE (Su et al., NAACL 2025; docs/moe.md): a layer's FFN as two sequential MoE
+// sub-layers A and B, each with N sub-experts routed top-k (plus an ungated shared expert where
+// shared_expert_intermediate_size > 0), a residual and an RMSNorm between. With h the residual
+// stream and x = post_attention_layernorm(h):
+//   h1 = h + A(x),   y = h1 + B(intermediate_layernorm(h1))
+// so each token's effective expert is a pair (a, b) of N^2. With one sub-expert a side this is
+// two stacked pre-norm FFN blocks. Names: cartesian_moe.{a,b}.gate, .{a,b}.experts.{e}.w1/w2/w3,
+// .{a,b}.shared_expert.{gate,up,down}_proj, cartesian_moe.intermediate_layernorm.
+struct CartesianMoeOutput {
+  torch::Tensor hidden;                            // y: the residual stream after the layer's FFN [B, T, hidden]
+  torch::Tensor router_logits_a, router_logits_b;  // [B*T, experts] each, float32
+};
+
+class CartesianMoeBlockImpl : public torch::nn::Module {
+ public:
+  explicit CartesianMoeBlockImpl(const ModelConfig& config);
+  CartesianMoeOutput forward(const torch::Tensor& residual, const torch::Tensor& normed);
+
+  SparseMoeBlock a{nullptr}, b{nullptr};
+  RMSNorm intermediate_layernorm{nullptr};
+};
+TORCH_MODULE(CartesianMoeBlock);
 
 // Causal Soft MoE (Puigcerver et al. 2024, made causal; docs/moe.md). One slot per expert; L the
 // router logits [B, T, S] (float32). Slot s at position t mixes the prefix, and position t mixes
@@ -82,14 +119,16 @@ torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& disp
                                torch::nn::ModuleList experts);  // x [B, T, H], combine [B, T, S]
 
 // Top-k routing of router logits [tokens, experts]: the chosen experts [tokens, k] and their
-// renormalised weights [tokens, k] (float32). With a `selection_bias` [experts] (auxiliary-loss-
-// free balancing, Wang et al. 2024), the experts are the top-k of p + bias, and their weights
-// still come from p alone.
+// weights [tokens, k] (float32): p renormalised over the k (unless `renormalise` is false, as
+// Qwen2-MoE's norm_topk_prob: false). With a `selection_bias` [experts] (auxiliary-loss-free
+// balancing, Wang et al. 2024), the experts are the top-k of p + bias, and their weights still
+// come from p alone.
 struct Routing {
   torch::Tensor experts;
   torch::Tensor weights;
 };
-Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k, const torch::Tensor& selection_bias = {});
+Routing route_top_k(const torch::Tensor& router_logits, std::int64_t top_k, const torch::Tensor& selection_bias = {},
+                    bool renormalise = true);
 
 // Tokens routed to each expert [experts] (int64), for load statistics and the bias update.
 torch::Tensor expert_load(const Routing& routing, std::int64_t experts);

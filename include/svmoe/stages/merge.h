@@ -4,7 +4,9 @@
 // element-wise mean over the experts, computed in float32 and stored in their dtype. naive,
 // noise, drop_upcycling: N copies of one dense model's FFN, transformed per expert
 // (stages/upcycling.h; btx_drop_upcycling does the same to trained experts), other weights the
-// model's own. The routers are drawn with the seed (merge.router_init).
+// model's own. The routers are drawn with the seed (merge.router_init). With merge.shared_expert
+// the MoE is a Qwen2-MoE: each layer also gets a shared expert (the base model's FFN or the mean
+// of the inputs' FFNs) behind a zero sigmoid gate, and zero q/k/v biases (docs/moe.md).
 // It streams: one output tensor exists at a time, and the inputs are memory-mapped.
 #pragma once
 
