@@ -285,7 +285,8 @@ Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettin
   if (!s.base_model.empty()) provenance["base_model"] = s.base_model.string();
   if (s.moe_kind != MoeKind::kSparse) provenance["moe_kind"] = enum_name(s.moe_kind);
   if (s.shared_expert != SharedExpertInit::kNone) {
-    provenance["shared_expert"] = {{"init", enum_name(s.shared_expert)}, {"gate", "zero (sigmoid 1/2)"}};
+    provenance["shared_expert"] = {{"init", enum_name(s.shared_expert)},
+                                   {"gate", s.moe_kind == MoeKind::kCartesian ? "none" : "zero (sigmoid 1/2)"}};
   }
   return provenance;
 }

@@ -29,7 +29,7 @@ int optimizer_bytes_per_parameter(const TrainSettings& train) {
 }
 
 std::int64_t router_parameters(const ModelConfig& model) {
-  return model.is_moe() ? model.num_hidden_layers * model.num_local_experts * model.hidden_size : 0;
+  return model.num_routers() * model.num_local_experts * model.hidden_size;
 }
 
 }  // namespace
@@ -46,20 +46,24 @@ double activation_bytes(const ModelConfig& model, std::int64_t micro_batch, std:
   // (2h), q, k, v (q + 2kv), rotated q and k (q + kv), the attention output (q), the residual
   // and the post-attention norm's input and output (2h); the feed-forward's gate, up, SiLU
   // and product (4f) for a dense block, or for each of the k experts a token goes to, plus its
-  // gathered input and output (2h each); the router's float32 logits and probabilities.
+  // gathered input and output (2h each), and a shared expert's 4 f_shared; the router's float32
+  // logits and probabilities. A CartesianMoE has two such sub-layers and the norm between (2h).
   double block = 4 * h + 3 * q + 3 * kv;
   double block_float32 = static_cast<double>(model.num_attention_heads);  // attention's log-sum-exp
+  const double routers_a_block = model.is_cartesian_moe() ? 2.0 : 1.0;
   if (model.is_moe()) {
     const double k = static_cast<double>(model.num_experts_per_tok);
-    block += k * (4 * f + 2 * h);
-    block_float32 += 2.0 * static_cast<double>(model.num_local_experts);
+    const double shared = static_cast<double>(model.shared_expert_intermediate_size);
+    block += routers_a_block * (k * (4 * f + 2 * h) + 4 * shared) + (model.is_cartesian_moe() ? 2 * h : 0.0);
+    block_float32 += routers_a_block * 2.0 * static_cast<double>(model.num_local_experts);
   } else {
     block += 4 * f;
   }
   const double one_block = block * element_bytes + block_float32 * 4;
   // Checkpointed: every block's input (and MoE router logits, an output), and one block's
   // activations while it is recomputed.
-  const double kept = h * element_bytes + (model.is_moe() ? 4.0 * static_cast<double>(model.num_local_experts) : 0.0);
+  const double kept =
+      h * element_bytes + (model.is_moe() ? routers_a_block * 4.0 * static_cast<double>(model.num_local_experts) : 0.0);
   const double layers = static_cast<double>(model.num_hidden_layers);
   const double per_token_blocks = checkpointing ? layers * kept + one_block : layers * one_block;
   // The embedding output (h), the final norm's (h) and the loss's gradient for it (h). The loss

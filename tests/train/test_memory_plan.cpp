@@ -70,6 +70,13 @@ TEST(MemoryPlan, ActivationsAsTheFormulaCountsThem) {
   // An MoE block: 4h + 3q + 3kv + k(4f + 2h) = 16 + 12 + 6 + 2 x 40, and 2 x 4 router floats.
   const double moe_per_token = 3 * (114 * 2 + (2 + 8) * 4) + 3 * 4 * 2;
   EXPECT_DOUBLE_EQ(activation_bytes(tiny, 1, 1, 2), moe_per_token + 1 * 10 * 8 + head);
+  // A CartesianMoE block with shared experts of f_shared = 3: two sub-layers of k(4f + 2h) + 4 f_shared
+  // = 92, the norm between (2h = 8): 16 + 12 + 6 + 2 x 92 + 8 = 226, and 2 x 2 x 4 router floats.
+  tiny.model_type = ModelConfig::kCartesianMoe;
+  tiny.shared_expert_intermediate_size = 3;
+  const double cartesian_per_token = 3 * (226 * 2 + (2 + 16) * 4) + 3 * 4 * 2;
+  EXPECT_DOUBLE_EQ(activation_bytes(tiny, 1, 1, 2), cartesian_per_token + 1 * 10 * 8 + head);
+  EXPECT_EQ(plan_memory(tiny, TrainSettings{}, 1, true).trained_parameters, 2 * 3 * 4 * 4);  // 2 routers a layer
 }
 
 TEST(MemoryPlan, AdviceNamesTheSettingThatMakesItFit) {

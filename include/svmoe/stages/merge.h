@@ -6,7 +6,8 @@
 // (stages/upcycling.h; btx_drop_upcycling does the same to trained experts), other weights the
 // model's own. The routers are drawn with the seed (merge.router_init). With merge.shared_expert
 // the MoE is a Qwen2-MoE: each layer also gets a shared expert (the base model's FFN or the mean
-// of the inputs' FFNs) behind a zero sigmoid gate, and zero q/k/v biases (docs/moe.md).
+// of the inputs' FFNs) behind a zero sigmoid gate, and zero q/k/v biases (docs/moe.md). With
+// merge.moe_kind cartesian each expert's FFN is split in halves between the sub-layers A and B.
 // It streams: one output tensor exists at a time, and the inputs are memory-mapped.
 #pragma once
 
