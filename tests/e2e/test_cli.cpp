@@ -360,9 +360,9 @@ TEST(E2EMerge, ASharedExpertWritesAQwen2MoeThatForwardRuns) {
 TEST(E2EMerge, ACartesianMoeIsSvmoesOwnFormatThatForwardRuns) {
   test::ScratchDir dir;
   const fs::path dense = test::model_fixture("llama_mha_untied");
-  const auto merged = test::run_svmoe("merge --method drop_upcycling --base-model " + quoted(dense) +
-                                      " --num-experts 4 --output " + quoted(dir / "moe") +
-                                      " --set merge.moe_kind=cartesian");
+  const auto merged =
+      test::run_svmoe("merge --method drop_upcycling --base-model " + quoted(dense) + " --num-experts 4 --output " +
+                      quoted(dir / "moe") + " --set merge.moe_kind=cartesian");
   ASSERT_EQ(merged.exit_code, 0) << merged.output;
   const auto inspect = test::run_svmoe("inspect " + quoted(dir / "moe"));
   EXPECT_NE(inspect.output.find("CartesianMoE: two routed sub-layers a layer, 4 sub-experts each (ffn 80), top-2 each"),
