@@ -108,6 +108,7 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   for (const auto& path : read.strings("merge.experts")) s.experts.emplace_back(path);
   s.num_experts = read.integer("merge.num_experts");
   const std::string method = enum_name(s.method);
+  s.shared_expert = read.option<SharedExpertInit>("merge.shared_expert");
   if (merges_trained_experts(s.method)) {
     if (s.experts.size() < 2) {
       throw ConfigError("config key 'merge.experts' lists " + std::to_string(s.experts.size()) +
@@ -115,7 +116,6 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
                         "list the N expert checkpoint directories (svmoe train-experts writes experts/expert_n), "
                         "or upcycle one dense model with merge.method naive, noise or drop_upcycling");
     }
-    s.shared_expert = read.option<SharedExpertInit>("merge.shared_expert");
     if (s.shared_expert == SharedExpertInit::kBase) {
       s.base_model = read.path("merge.base_model", true,
                                "merge.shared_expert base copies the FFN of the dense model the experts were "
@@ -145,7 +145,6 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   }
   s.output = read.path("merge.output", "give the MoE directory to write (merge.output or --output)");
   s.moe_kind = read.option<MoeKind>("merge.moe_kind");
-  s.shared_expert = read.option<SharedExpertInit>("merge.shared_expert");
   if (s.shared_expert != SharedExpertInit::kNone && s.moe_kind == MoeKind::kSoft) {
     read.fail("merge.shared_expert", "none with merge.moe_kind soft (the shared expert is Qwen2-MoE's, a sparse MoE)",
               "set merge.shared_expert: none, or merge.moe_kind: sparse");

@@ -169,8 +169,9 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
     read.unsupported("sliding_window", "is set", "svmoe implements full causal attention; set it to null");
   }
   if (c.is_qwen2_moe()) read_qwen2_moe_fields(read, json, c);
-  if (c.is_cartesian_moe())
+  if (c.is_cartesian_moe()) {
     c.shared_expert_intermediate_size = read.integer_or("shared_expert_intermediate_size", 0, 0);
+  }
   if (c.is_moe()) {
     const char* experts_key = c.is_qwen2_moe() ? "num_experts" : "num_local_experts";
     c.num_local_experts = read.integer(experts_key);

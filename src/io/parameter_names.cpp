@@ -38,15 +38,19 @@ FfnProjection projection_named(const std::string& name) {
   return name == "up" ? FfnProjection::kUp : FfnProjection::kDown;
 }
 
+// The MoE block's key: Qwen2-MoE keeps the dense model's "mlp".
+std::string moe_block(const ModelConfig& moe, std::int64_t layer) {
+  return layer_prefix(layer) + (moe.is_qwen2_moe() ? "mlp." : "block_sparse_moe.");
+}
+
+std::string cartesian_sub_layer(std::int64_t layer, std::int64_t sub_layer) {
+  return layer_prefix(layer) + "cartesian_moe." + (sub_layer == 0 ? "a." : "b.");
+}
+
 }  // namespace
 
 std::string dense_ffn(std::int64_t layer, FfnProjection projection) {
   return layer_prefix(layer) + "mlp." + dense_projection_name(projection) + ".weight";
-}
-
-// The MoE block's key: Qwen2-MoE keeps the dense model's "mlp".
-std::string moe_block(const ModelConfig& moe, std::int64_t layer) {
-  return layer_prefix(layer) + (moe.is_qwen2_moe() ? "mlp." : "block_sparse_moe.");
 }
 
 std::string router(const ModelConfig& moe, std::int64_t layer) { return moe_block(moe, layer) + "gate.weight"; }
@@ -67,12 +71,6 @@ std::vector<std::string> qkv_biases(std::int64_t layer) {
   for (const char* p : {"q", "k", "v"}) names.push_back(layer_prefix(layer) + "self_attn." + p + "_proj.bias");
   return names;
 }
-
-namespace {
-std::string cartesian_sub_layer(std::int64_t layer, std::int64_t sub_layer) {
-  return layer_prefix(layer) + "cartesian_moe." + (sub_layer == 0 ? "a." : "b.");
-}
-}  // namespace
 
 std::string cartesian_router(std::int64_t layer, std::int64_t sub_layer) {
   return cartesian_sub_layer(layer, sub_layer) + "gate.weight";
@@ -102,8 +100,7 @@ std::optional<FfnName> parse_dense_ffn(const std::string& name) {
   static const std::regex pattern(R"(model\.layers\.(\d+)\.mlp\.(gate|up|down)_proj\.weight)");
   std::smatch match;
   if (!std::regex_match(name, match, pattern)) return std::nullopt;
-  const std::string p = match[2].str();
-  return FfnName{std::stoll(match[1].str()), -1, projection_named(p)};
+  return FfnName{std::stoll(match[1].str()), -1, projection_named(match[2].str())};
 }
 
 std::optional<FfnName> parse_expert_ffn(const std::string& name) {

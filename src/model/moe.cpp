@@ -105,17 +105,17 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
   // The router in float32, whatever the compute dtype.
   const auto router_input = detach_router_input ? hidden.detach() : hidden;
   const auto router_logits = torch::linear(router_input.to(torch::kFloat32), gate->weight.to(torch::kFloat32));
+  const auto routing_logits = detach_router_input ? router_logits.detach() : router_logits;
   if (soft_) {
     if (x.dim() != 3)
       throw UnsupportedError("a soft MoE block mixes positions: its input must be [batch, time, hidden]");
-    const auto logits = (detach_router_input ? router_logits.detach() : router_logits).view({shape[0], shape[1], -1});
+    const auto logits = routing_logits.view({shape[0], shape[1], -1});
     const auto combine = torch::softmax(logits, -1).to(x.scalar_type());
     return {soft_moe_mixture(x, causal_soft_dispatch(logits), combine, experts), router_logits};
   }
   // The bias always takes part: a zero bias adds exactly 0 to every probability, so it chooses
   // as plain top-k (transformers' routing) does, and checking for zero would cost a host sync.
-  const Routing routing = route_top_k(detach_router_input ? router_logits.detach() : router_logits, top_k_,
-                                      selection_bias, norm_topk_prob_);
+  const Routing routing = route_top_k(routing_logits, top_k_, selection_bias, norm_topk_prob_);
   const auto weights = routing.weights.to(hidden.scalar_type());
 
   const bool grouped =
@@ -123,10 +123,10 @@ MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
       (expert_path == ExpertPath::kAuto && grouped_mm_applies(hidden, experts[0]->as<Expert>()->w1->weight.size(0)));
   auto output = grouped ? run_experts_grouped(hidden, routing.experts, weights)
                         : run_experts_loop(hidden, routing.experts, weights);
-  if (shared_expert_gate) {
-    output = output + torch::sigmoid(shared_expert_gate(hidden)) * shared_expert(hidden);
-  } else if (shared_expert) {
-    output = output + shared_expert(hidden);
+  if (shared_expert) {
+    auto shared = shared_expert(hidden);
+    if (shared_expert_gate) shared = torch::sigmoid(shared_expert_gate(hidden)) * shared;
+    output = output + shared;
   }
   return {output.reshape(shape), router_logits};
 }

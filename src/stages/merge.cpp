@@ -313,8 +313,7 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
     shared_source.push_back(load_hf_checkpoint(s.base_model));
     check_shared_expert_source(shared_source.front(), inputs.front());
   }
-  const std::vector<HfCheckpoint>& shared_inputs =
-      s.shared_expert == SharedExpertInit::kBase && !shared_source.empty() ? shared_source : inputs;
+  const std::vector<HfCheckpoint>& shared_inputs = shared_source.empty() ? inputs : shared_source;
 
   // The inputs of the tensor produced last are released once it has been written (the writer
   // asks for the next tensor only then), so that resident memory stays near one tensor.

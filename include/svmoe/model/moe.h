@@ -59,7 +59,7 @@ class SparseMoeBlockImpl : public torch::nn::Module {
 
   torch::nn::Linear gate{nullptr};  // the router: hidden -> experts, no bias
   torch::nn::ModuleList experts{nullptr};
-  Mlp shared_expert{nullptr};                     // Qwen2-MoE only: the always-on expert
+  Mlp shared_expert{nullptr};                     // the always-on expert, where the config has one
   torch::nn::Linear shared_expert_gate{nullptr};  // Qwen2-MoE only: hidden -> 1, no bias
   // Auxiliary-loss-free balancing's per-expert bias [experts] (a buffer, zero unless trained
   // with lb: aux_free); it changes which experts are chosen, never their weights.
