@@ -5,9 +5,11 @@
 # (configs/quickstart/experiment.yaml, docs/pipeline.md) into runs/quickstart/:
 #   prepare (a tokenizer, 43 subsystems clustered into 8 subdomains, the TF-IDF targets), a tiny
 #   base model pretrained from scratch, 8 experts, the BTX merge into a top-2 MoE, the routers
-#   trained on TF-IDF, the five models of the paper's tables (Dense, BTX and SvMoE with and
-#   without LB), eval (PPL, CMR_1, CMR_2, S_RL, few-shot) and the HTML report.
-# About 15 minutes on 2 cores after the build. Run it again and it goes on where it stopped;
+#   trained on TF-IDF under both readings of the paper's stage-3 loss, the seven models of the
+#   tables (Dense, BTX and SvMoE with and without LB, SvMoE with the other loss reading), eval
+#   (PPL, CMR_1, CMR_2, S_RL, few-shot on true/false statements about the kernel docs) and the
+#   HTML report.
+# About 20 minutes on 2 cores after the build. Run it again and it goes on where it stopped;
 # change a setting and only what depends on it runs again.
 set -euo pipefail
 cd "$(dirname "$0")/.."

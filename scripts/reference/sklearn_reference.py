@@ -2,8 +2,8 @@
 Debian's python3-sklearn).
 
   sklearn_reference.py tfidf IN.json OUT.json
-      IN: {"documents": [[token ids...], ...]}; OUT: {"rows": [{"token id": value, ...}, ...]}
-      TfidfVectorizer with its defaults, on pre-tokenised documents (token ids as the terms).
+      IN: {"documents": [[token ids...], ...], "sublinear_tf": false}; OUT: {"rows": [{"token id": value, ...}, ...]}
+      TfidfVectorizer with its defaults (sublinear_tf as given), on pre-tokenised documents (token ids as the terms).
   sklearn_reference.py spectral IN.json OUT.json
       IN: {"affinity": [[...]], "clusters": k, "seed": s}; OUT: {"labels": [...]}
       SpectralClustering(affinity="precomputed", assign_labels="kmeans").
@@ -21,7 +21,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 def tfidf(request):
     documents = [[str(t) for t in doc] for doc in request["documents"]]
-    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, lowercase=False)
+    vectorizer = TfidfVectorizer(analyzer=lambda doc: doc, lowercase=False,
+                                 sublinear_tf=bool(request.get("sublinear_tf", False)))
     matrix = vectorizer.fit_transform(documents).tocsr()
     terms = {column: term for term, column in vectorizer.vocabulary_.items()}
     rows = []

@@ -7,6 +7,7 @@ std::string run_model_name(const RunModel& model) {
   const bool btx = model.method == MergeMethod::kBtx;
   std::string name = btx ? (model.supervised_router ? "svmoe" : "btx") : enum_name(model.method);
   if (!btx && model.supervised_router) name += "_svmoe";
+  if (model.supervised_router && model.router_loss) name += std::string("_") + enum_name(*model.router_loss);
   if (model.load_balanced) name += "_lb";
   return name;
 }
@@ -14,10 +15,13 @@ std::string run_model_name(const RunModel& model) {
 namespace {
 
 std::vector<RunModel> all_run_models() {
-  std::vector<RunModel> models = {RunModel{true, MergeMethod::kBtx, false, false}};
+  std::vector<RunModel> models = {RunModel{true, MergeMethod::kBtx, false, false, std::nullopt}};
+  std::vector<std::optional<RouterLoss>> losses = {std::nullopt};
+  for (const RouterLoss loss : enum_values<RouterLoss>()) losses.emplace_back(loss);
   for (const MergeMethod method : enum_values<MergeMethod>()) {
-    for (const bool router : {false, true}) {
-      for (const bool lb : {false, true}) models.push_back({false, method, router, lb});
+    for (const bool lb : {false, true}) models.push_back({false, method, false, lb, std::nullopt});
+    for (const auto& loss : losses) {
+      for (const bool lb : {false, true}) models.push_back({false, method, true, lb, loss});
     }
   }
   return models;
@@ -39,11 +43,11 @@ std::vector<std::string> run_model_names() {
 }
 
 std::vector<RunModel> paper_models() {
-  return {{true, MergeMethod::kBtx, false, false},
-          {false, MergeMethod::kBtx, false, false},
-          {false, MergeMethod::kBtx, false, true},
-          {false, MergeMethod::kBtx, true, false},
-          {false, MergeMethod::kBtx, true, true}};
+  return {{true, MergeMethod::kBtx, false, false, std::nullopt},
+          {false, MergeMethod::kBtx, false, false, std::nullopt},
+          {false, MergeMethod::kBtx, false, true, std::nullopt},
+          {false, MergeMethod::kBtx, true, false, std::nullopt},
+          {false, MergeMethod::kBtx, true, true, std::nullopt}};
 }
 
 }  // namespace svmoe

@@ -105,6 +105,26 @@ std::vector<double> SettingReader::positive_numbers(const std::string& key_path)
   return result;
 }
 
+std::map<std::string, std::int64_t> SettingReader::integer_mapping(const std::string& key_path, std::int64_t min,
+                                                                   std::int64_t max) const {
+  const Json& value = config_.at(key_path);
+  std::map<std::string, std::int64_t> result;
+  if (value.is_null()) return result;
+  const std::string expected =
+      "a mapping {name: integer in [" + std::to_string(min) + ", " + std::to_string(max) + "]}";
+  if (!value.is_object()) fail(key_path, expected);
+  for (auto it = value.begin(); it != value.end(); ++it) {
+    if (!it.value().is_number_integer() || it.value().get<std::int64_t>() < min ||
+        it.value().get<std::int64_t>() > max) {
+      throw ConfigError("config key '" + key_path + "' (from " + config_.origin(key_path) + ") maps '" + it.key() +
+                            "' to " + it.value().dump() + "; expected " + expected,
+                        "give each name an integer in that range");
+    }
+    result[it.key()] = it.value().get<std::int64_t>();
+  }
+  return result;
+}
+
 std::filesystem::path SettingReader::path(const std::string& key_path, const std::string& hint) const {
   return path(key_path, setting_spec(key_path).required, hint);
 }

@@ -160,6 +160,11 @@ std::vector<SettingSpec> make_setting_table() {
            "manifest (and warned about); a listed category without documents is an error"),
       list("prepare.pinned_categories", T::kStrings, Json::array(),
            "categories that are subdomains of their own (0..P-1, in this order)"),
+      list("prepare.subdomain_of", T::kMapping, nullptr,
+           "`{category: subdomain ID}` with IDs 1..N as the paper's Table 4 numbers them: the subdomains given, "
+           "every category named once, instead of clustering (`pinned_categories` then stays empty); unset: "
+           "clustering")
+          .hashed_only_away_from_default(),
       integer("prepare.neighbors", prepare.neighbors, 0, 1 << 20,
               "k of the clustering's nearest-neighbour graph; 0: round(sqrt(M)) + 1"),
       choice("prepare.cluster_sizes", prepare.cluster_sizes,
@@ -303,6 +308,18 @@ std::vector<SettingSpec> make_setting_table() {
           .laid_out_by_run(),
       choice("train_router.missing_target", router.missing_target,
              "tokens without a TF-IDF target: `mask` (left out of the loss) or `uniform` (target 1/N)"),
+      choice("train_router.loss", router.loss,
+             "the two readings of the paper's l_CE(softmax(RL), TFIDF): `soft_cross_entropy` (-sum T log softmax(RL), "
+             "minimised at the teacher) or `softmax_then_cross_entropy` (PyTorch's cross_entropy applied to the "
+             "probabilities: a second softmax; docs/training.md)")
+          .hashed_only_away_from_default(),
+      choice("train_router.teacher_split", router.teacher.split,
+             "the splits whose token counts make the TF-IDF teacher: `train` (the test split stays unseen) or `all` "
+             "(the whole subdomain d_n, as the paper computes it before splitting)")
+          .hashed_only_away_from_default(),
+      choice("train_router.teacher_tf", router.teacher.tf,
+             "the teacher's term frequency: `raw` (count, scikit-learn's default) or `sublinear` (1 + ln count)")
+          .hashed_only_away_from_default(),
       boolean("train_router.detach_router_inputs", router.detach_router_inputs,
               "`false`: the paper's loss under autograd (router l also learns from later layers' terms through "
               "the residual stream; the backward pass runs through every frozen block); `true`: each router "
@@ -337,6 +354,10 @@ std::vector<SettingSpec> make_setting_table() {
       text("eval.fewshot.prompt", eval.fewshot.prompt, "one item's text; `{statement}` is replaced"),
       list("eval.fewshot.answers", T::kStrings, eval.fewshot.answers, "the answer strings for false (0) and true (1)"),
       text("eval.fewshot.separator", eval.fewshot.separator, "between shots and before the item"),
+      choice("eval.fewshot.draw", eval.fewshot.draw,
+             "`per_item` (k shots drawn for each item with the seed and its index) or `once` (one set of k shots, "
+             "drawn with the seed, for every item, as the paper's \"5 random 2019 items\" reads)")
+          .hashed_only_away_from_default(),
 
       list("report.runs", T::kRecords, Json::array(),
            "loss curves: a list of `{name: ..., path: RUN_DIR}` (directories holding metrics.jsonl)")
@@ -475,6 +496,8 @@ std::string type_cell(const SettingSpec& s) {
       return "list of numbers";
     case SettingType::kRecords:
       return "list of mappings";
+    case SettingType::kMapping:
+      return "mapping";
     case SettingType::kTrainOverrides:
       return "section";
   }
@@ -482,6 +505,12 @@ std::string type_cell(const SettingSpec& s) {
 }
 
 }  // namespace
+
+SettingSpec SettingSpec::hashed_only_away_from_default() const {
+  SettingSpec copy = *this;
+  copy.hashed_at_default = false;
+  return copy;
+}
 
 SettingSpec SettingSpec::without_effect_on_numbers() const {
   SettingSpec copy = *this;

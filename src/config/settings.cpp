@@ -75,6 +75,14 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
                         "add it to prepare.categories, or leave prepare.categories empty to keep every category");
     }
   }
+  for (const auto& [category, id] : read.integer_mapping("prepare.subdomain_of", 1, s.num_subdomains)) {
+    s.subdomain_of[category] = static_cast<int>(id);
+  }
+  if (!s.subdomain_of.empty() && !s.pinned_categories.empty()) {
+    throw ConfigError("both prepare.subdomain_of and prepare.pinned_categories are set",
+                      "prepare.subdomain_of gives every category's subdomain (a pinned category is one alone in its "
+                      "subdomain there): leave prepare.pinned_categories empty");
+  }
   s.neighbors = static_cast<int>(read.integer("prepare.neighbors"));
   s.cluster_sizes = read.option<ClusterSizes>("prepare.cluster_sizes");
   s.size_tolerance = static_cast<int>(read.integer("prepare.size_tolerance"));
@@ -256,6 +264,9 @@ TrainRouterSettings parse_train_router_settings(const ConfigTree& config) {
                         "give the dataset svmoe prepare wrote (its TF-IDF targets; train_router.dataset)");
   s.output = read.path("train_router.output", "give the run directory (train_router.output or --output)");
   s.missing_target = read.option<MissingTarget>("train_router.missing_target");
+  s.loss = read.option<RouterLoss>("train_router.loss");
+  s.teacher.split = read.option<TeacherSplit>("train_router.teacher_split");
+  s.teacher.tf = read.option<TermFrequency>("train_router.teacher_tf");
   s.detach_router_inputs = read.boolean("train_router.detach_router_inputs");
   return s;
 }
@@ -322,6 +333,7 @@ EvalSettings parse_eval_settings(const ConfigTree& config) {
                       ") must be two different strings: the answer for false (label 0), then for true (label 1)");
   }
   f.separator = read.string("eval.fewshot.separator");
+  f.draw = read.option<ShotDraw>("eval.fewshot.draw");
   return s;
 }
 

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <fstream>
+#include <algorithm>
+#include <limits>
 #include <random>
 
 #include "svmoe/util/error.h"
@@ -49,17 +51,39 @@ std::string filled(const std::string& prompt, const std::string& statement) {
 
 std::string few_shot_prompt(const std::vector<TrueFalseItem>& items, std::size_t index,
                             const std::vector<TrueFalseItem>& shots, const FewShotFormat& format) {
+  // The pool: per item, every shot but one equal to the item; drawn once, every shot equal to no
+  // item (one set for all items must not hold any item's answer).
   std::vector<std::size_t> pool;
   for (std::size_t i = 0; i < shots.size(); ++i) {
-    if (shots[i].statement != items[index].statement) pool.push_back(i);
+    bool usable = true;
+    switch (format.draw) {
+      case ShotDraw::kPerItem:
+        usable = shots[i].statement != items[index].statement;
+        break;
+      case ShotDraw::kOnce:
+        usable = std::none_of(items.begin(), items.end(),
+                              [&](const TrueFalseItem& item) { return item.statement == shots[i].statement; });
+        break;
+    }
+    if (usable) pool.push_back(i);
   }
   if (static_cast<std::size_t>(format.shots) > pool.size()) {
-    throw ConfigError("eval.fewshot.shots is " + std::to_string(format.shots) + " but the shot file has only " +
-                          std::to_string(pool.size()) + " usable shots",
-                      "lower eval.fewshot.shots or add shots");
+    throw ConfigError("eval.fewshot.k is " + std::to_string(format.shots) + " but the shot file has only " +
+                          std::to_string(pool.size()) + " usable shots (shots equal to an item are left out)",
+                      "lower eval.fewshot.k or add shots");
   }
-  // Partial Fisher-Yates with a fixed generator: the same shots on every platform.
-  std::mt19937_64 rng(format.seed * 1000003ULL + index);
+  // Partial Fisher-Yates with a fixed generator: the same shots on every platform. Per item the
+  // generator is seeded with the seed and the item's index; drawn once, with the seed alone.
+  std::uint64_t stream = 0;
+  switch (format.draw) {
+    case ShotDraw::kPerItem:
+      stream = index;
+      break;
+    case ShotDraw::kOnce:
+      stream = std::numeric_limits<std::uint64_t>::max();
+      break;
+  }
+  std::mt19937_64 rng(format.seed * 1000003ULL + stream);
   std::string prompt;
   for (int k = 0; k < format.shots; ++k) {
     const std::size_t pick = k + rng() % (pool.size() - k);

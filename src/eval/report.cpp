@@ -161,8 +161,9 @@ std::string heatmap_svg(const SelectionHeatmap& heatmap) {
   svg += fmt::format("<text x=\"{}\" y=\"16\" class=\"axis\">{}</text>\n", left, html_escape(heatmap.title));
   for (std::size_t l = 0; l < layers; ++l) {
     const double y = top + cell * static_cast<double>(l);
-    svg += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" class=\"tick\">layer {}</text>\n", left - 6,
-                       y + cell / 2 + 4, l);
+    // Rows as the paper labels its blocks: l = 1..L (svmoe's router index + 1).
+    svg += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\" class=\"tick\">l = {}</text>\n", left - 6,
+                       y + cell / 2 + 4, l + 1);
     for (std::size_t e = 0; e < experts; ++e) {
       const double f = heatmap.fractions[l][e];
       const double shade = f / peak;  // 0: white, 1: the darkest blue
@@ -171,10 +172,10 @@ std::string heatmap_svg(const SelectionHeatmap& heatmap) {
       const double x = left + cell * static_cast<double>(e);
       svg += fmt::format(
           "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{}\" height=\"{}\" fill=\"rgb({},{},{})\" "
-          "stroke=\"#fff\"><title>layer "
+          "stroke=\"#fff\"><title>l = "
           "{} expert {}: {:.1f}%</title></rect><text x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\" class=\"cell\" "
           "fill=\"{}\">{:.0f}</text>\n",
-          x, y, cell, cell, r, g, b, l, e, 100 * f, x + cell / 2, y + cell / 2 + 4, shade > 0.55 ? "#fff" : "#222",
+          x, y, cell, cell, r, g, b, l + 1, e, 100 * f, x + cell / 2, y + cell / 2 + 4, shade > 0.55 ? "#fff" : "#222",
           100 * f);
     }
   }
@@ -201,7 +202,9 @@ std::string routed_text_html(const RoutedText& routed) {
     }
     return html + "</div>\n";
   };
-  std::string html = "<h3>" + html_escape(routed.model) + ", layer " + std::to_string(routed.layer) + "</h3>\n";
+  // The paper counts blocks from 1 (its Fig. 1 shows l = 15); report.layer is svmoe's index, from 0.
+  std::string html = "<h3>" + html_escape(routed.model) + ", l = " + std::to_string(routed.layer + 1) +
+                     " (report.layer " + std::to_string(routed.layer) + ": svmoe counts from 0, the paper from 1)</h3>\n";
   html += row(routed.expert, "router top-1");
   html += row(routed.tfidf_argmax, "TF-IDF argmax");
   std::size_t same = 0, targeted = 0;

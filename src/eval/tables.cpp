@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "svmoe/util/strings.h"
@@ -18,26 +19,48 @@ std::string csv_field(const std::string& text) {
   return quoted + "\"";
 }
 
-// Per cell: "best", "second" or "": per ranked column, the best and second best distinct values
-// as printed with `digits` decimals.
+// How good a shown value is in its column: larger is better.
+double goodness(const TableColumn& column, double shown) {
+  switch (column.better) {
+    case Better::kNotRanked:
+      return 0.0;
+    case Better::kLower:
+      return -shown;
+    case Better::kHigher:
+      return shown;
+    case Better::kCloserToTarget:
+      return -std::abs(shown - column.target);
+  }
+  return 0.0;
+}
+
+// Per cell: "best", "second" or "": per ranked column, the cells of the best and second best
+// distinct goodness of the values as printed with `digits` decimals. A column whose values all
+// tie gets no mark, and values at or below the column's chance level none either.
 std::vector<std::vector<std::string>> rank_marks(const Table& table, int digits) {
   std::vector<std::vector<std::string>> marks(table.rows.size(), std::vector<std::string>(table.columns.size()));
+  const auto shown = [&](double value) { return std::stod(fmt::format("{:.{}f}", value, digits)); };
   for (std::size_t c = 0; c < table.columns.size(); ++c) {
-    if (!table.columns[c].ranked) continue;
-    std::set<double> values;
+    const TableColumn& column = table.columns[c];
+    if (column.better == Better::kNotRanked) continue;
+    std::set<double> values, levels;
     for (const auto& row : table.rows) {
-      if (row[c].mean) values.insert(std::stod(fmt::format("{:.{}f}", *row[c].mean, digits)));
+      if (!row[c].mean) continue;
+      const double value = shown(*row[c].mean);
+      values.insert(value);
+      if (!column.chance || value > *column.chance) levels.insert(goodness(column, value));
     }
-    std::vector<double> order(values.begin(), values.end());
-    if (table.columns[c].higher_is_better) std::reverse(order.begin(), order.end());
-    const auto best = order.begin();
-    const auto second = order.size() > 1 ? std::next(best) : order.end();
+    if (values.size() < 2) continue;
+    const auto best = levels.rbegin();
+    const auto second = levels.size() > 1 ? std::next(best) : levels.rend();
     for (std::size_t r = 0; r < table.rows.size(); ++r) {
       if (!table.rows[r][c].mean) continue;
-      const double shown = std::stod(fmt::format("{:.{}f}", *table.rows[r][c].mean, digits));
-      if (shown == *best)
+      const double value = shown(*table.rows[r][c].mean);
+      if (column.chance && value <= *column.chance) continue;
+      const double level = goodness(column, value);
+      if (best != levels.rend() && level == *best)
         marks[r][c] = "best";
-      else if (second != order.end() && shown == *second)
+      else if (second != levels.rend() && level == *second)
         marks[r][c] = "second";
     }
   }

@@ -91,9 +91,57 @@ SafetensorsFile open_tfidf_file(const fs::path& dataset, const std::vector<const
 
 }  // namespace
 
-TfidfTargetTensors load_tfidf_targets(const fs::path& dataset, std::int64_t vocab_size) {
+TfidfTargetTensors teacher_tensors(const TfidfTargets& teacher, std::int64_t subdomains) {
+  const auto vocab = static_cast<std::int64_t>(teacher.has_target.size());
+  TfidfTargetTensors tensors{
+      torch::from_blob(const_cast<float*>(teacher.targets.data()), {vocab, subdomains}, torch::kFloat32).clone(),
+      torch::zeros({vocab}, torch::kBool)};
+  auto has_target = tensors.has_target.accessor<bool, 1>();
+  for (std::int64_t t = 0; t < vocab; ++t) has_target[t] = teacher.has_target[static_cast<std::size_t>(t)];
+  return tensors;
+}
+
+namespace {
+
+// A teacher variant (train_router.teacher_*) from token_counts [3, N, vocab]: the counts of the
+// chosen splits summed per subdomain, then router_teacher (text/tfidf.h).
+TfidfTargetTensors teacher_from_counts(const SafetensorsFile& file, const fs::path& path,
+                                       const TeacherSettings& teacher) {
+  if (!file.contains("token_counts")) {
+    throw FormatError("'" + path.string() + "' has no token_counts: it was written by an older svmoe prepare, so "
+                          "only the default teacher (train_router.teacher_split: train, teacher_tf: raw) can be read",
+                      "prepare the dataset again (svmoe run: delete the dataset directory or run with --from "
+                      "prepare), or use the default teacher");
+  }
+  const torch::Tensor counts = file.tensor("token_counts");  // [3, N, vocab]
+  torch::Tensor chosen;
+  switch (teacher.split) {
+    case TeacherSplit::kTrain:
+      chosen = counts[static_cast<std::int64_t>(DataSplit::kTrain)];
+      break;
+    case TeacherSplit::kAll:
+      chosen = counts.sum(0);
+      break;
+  }
+  chosen = chosen.to(torch::kInt64).contiguous();
+  const auto subdomains = chosen.size(0);
+  const auto vocab = chosen.size(1);
+  TokenCounts subdomain_counts(static_cast<std::size_t>(subdomains));
+  const auto* data = chosen.data_ptr<std::int64_t>();
+  for (std::int64_t d = 0; d < subdomains; ++d) {
+    subdomain_counts[static_cast<std::size_t>(d)].assign(data + d * vocab, data + (d + 1) * vocab);
+  }
+  return teacher_tensors(router_teacher(subdomain_counts, teacher.tf), subdomains);
+}
+
+}  // namespace
+
+TfidfTargetTensors load_tfidf_targets(const fs::path& dataset, std::int64_t vocab_size, const TeacherSettings& teacher) {
   const SafetensorsFile file = open_tfidf_file(dataset, {"tfidf_target", "has_target"});
-  TfidfTargetTensors tfidf{file.tensor("tfidf_target").clone(), file.tensor("has_target").clone()};
+  const bool stored = teacher.split == TeacherSplit::kTrain && teacher.tf == TermFrequency::kRaw;
+  TfidfTargetTensors tfidf = stored ? TfidfTargetTensors{file.tensor("tfidf_target").clone(),
+                                                         file.tensor("has_target").clone()}
+                                    : teacher_from_counts(file, dataset_tfidf_path(dataset), teacher);
   const std::int64_t rows = tfidf.targets.size(0);
   if (vocab_size > rows) {
     // Ids beyond the tokenizer's vocabulary (padding rows of the embedding) have no target.
@@ -107,12 +155,17 @@ torch::Tensor load_subdomain_tfidf(const fs::path& dataset) {
   return open_tfidf_file(dataset, {"subdomain_tfidf"}).tensor("subdomain_tfidf").clone();
 }
 
-void write_tfidf_file(const fs::path& dataset, const torch::Tensor& targets, const torch::Tensor& has_target,
-                      const torch::Tensor& subdomain_tfidf) {
+void write_tfidf_file(const fs::path& dataset, const TfidfTargetTensors& teacher, const torch::Tensor& subdomain_tfidf,
+                      const torch::Tensor& token_counts) {
   write_safetensors(dataset_tfidf_path(dataset),
-                    {{"tfidf_target", targets}, {"has_target", has_target}, {"subdomain_tfidf", subdomain_tfidf}},
+                    {{"tfidf_target", teacher.targets},
+                     {"has_target", teacher.has_target},
+                     {"subdomain_tfidf", subdomain_tfidf},
+                     {"token_counts", token_counts}},
                     {{"producer", "svmoe prepare"},
-                     {"layout", "tfidf_target [vocab, subdomains]; subdomain_tfidf [subdomains, vocab]"}});
+                     {"layout",
+                      "tfidf_target [vocab, subdomains]; subdomain_tfidf [subdomains, vocab]; token_counts [splits "
+                      "(train, valid, test), subdomains, vocab]"}});
 }
 
 }  // namespace svmoe

@@ -198,7 +198,13 @@ TableCell text_cell(const std::string& text) { return {text, std::nullopt, std::
 
 Table metrics_table(const Json& results, const std::string& split) {
   Table table;
-  table.columns = {{"model", false}, {"LB", false}, {"PPL", true}, {"CMR_1", true}, {"CMR_2", true}, {"S_RL", true}};
+  // CMR_k is better the closer it is to k (routing follows TF-IDF exactly at k; SPEC.md §5).
+  table.columns = {{"model"},
+                   {"LB"},
+                   {"PPL", Better::kLower},
+                   {"CMR_1", Better::kCloserToTarget, 1.0},
+                   {"CMR_2", Better::kCloserToTarget, 2.0},
+                   {"S_RL", Better::kLower}};
   for (const auto& model : results["models"]) {
     if (!model["splits"].contains(split)) continue;
     const Json& r = model["splits"][split];
@@ -211,7 +217,8 @@ Table metrics_table(const Json& results, const std::string& split) {
 
 Table accuracy_table(const Json& results) {
   Table table;
-  table.columns = {{"model", false}, {"LB", false}, {"acc", true, true}, {"acc_norm", true, true}};
+  // Two answers: 50% is chance, and no score at or below it is marked best.
+  table.columns = {{"model"}, {"LB"}, {"acc", Better::kHigher, 0.0, 50.0}, {"acc_norm", Better::kHigher, 0.0, 50.0}};
   for (const auto& model : results["models"]) {
     if (!model.contains("fewshot")) continue;
     table.rows.push_back({text_cell(model["name"].get<std::string>()),
@@ -356,13 +363,14 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
     fewshot.items = read_true_false_items(s.fewshot.items);
     fewshot.shots = read_true_false_items(s.fewshot.shot_file);
     fewshot.format = {static_cast<int>(s.fewshot.k), runtime.seed, s.fewshot.prompt, s.fewshot.answers,
-                      s.fewshot.separator};
+                      s.fewshot.separator, s.fewshot.draw};
     results["fewshot"] = {{"items", s.fewshot.items.string()},
                           {"shot_file", s.fewshot.shot_file.string()},
                           {"k", s.fewshot.k},
                           {"seed", runtime.seed},
                           {"prompt", s.fewshot.prompt},
-                          {"answers", s.fewshot.answers}};
+                          {"answers", s.fewshot.answers},
+                          {"draw", enum_name(s.fewshot.draw)}};
   }
   check_models(s, shards);
   for (const EvalModel& entry : s.models) {

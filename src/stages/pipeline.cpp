@@ -33,7 +33,10 @@ struct Layout {
   fs::path experts() const { return dir / "experts"; }
   fs::path pair_experts() const { return dir / "pair_experts"; }
   fs::path moe(MergeMethod method) const { return dir / method_step("moe", method); }
-  fs::path router(MergeMethod method) const { return dir / method_step("router", method); }
+  // The routers of `method`'s MoE, trained with train_router.loss or, named by a row, another loss.
+  fs::path router(MergeMethod method, std::optional<RouterLoss> loss = std::nullopt) const {
+    return dir / router_step(method, loss);
+  }
   fs::path model(const std::string& name) const { return dir / "models" / name; }
   fs::path eval() const { return dir / "eval"; }
 
@@ -41,7 +44,21 @@ struct Layout {
   static std::string method_step(const std::string& step, MergeMethod method) {
     return method == MergeMethod::kBtx ? step : step + "_" + enum_name(method);
   }
+  // router, router_naive, router_softmax_then_cross_entropy, ...
+  static std::string router_step(MergeMethod method, std::optional<RouterLoss> loss) {
+    return method_step("router", method) + (loss ? std::string("_") + enum_name(*loss) : std::string());
+  }
 };
+
+std::string router_loss_label(RouterLoss loss) {
+  switch (loss) {
+    case RouterLoss::kSoftCrossEntropy:
+      return "soft CE";
+    case RouterLoss::kSoftmaxThenCrossEntropy:
+      break;
+  }
+  return "softmax+CE";
+}
 
 std::string method_label(MergeMethod method) {
   switch (method) {
@@ -68,20 +85,42 @@ struct ModelRole {
 ModelRole model_role(const RunModel& model) {
   if (model.dense) return {"Dense", "-", "Dense"};
   std::string name = method_label(model.method);
-  if (model.supervised_router) name = model.method == MergeMethod::kBtx ? "SvMoE" : "SvMoE (" + name + ")";
+  if (model.supervised_router) {
+    std::vector<std::string> qualifiers;
+    if (model.method != MergeMethod::kBtx) qualifiers.push_back(name);
+    if (model.router_loss) qualifiers.push_back(router_loss_label(*model.router_loss));
+    name = qualifiers.empty() ? "SvMoE" : "SvMoE (" + join(qualifiers, ", ") + ")";
+  }
   return {name, model.load_balanced ? "yes" : "no", model.load_balanced ? name + " +LB" : name};
 }
 
-// The merge methods of the MoE rows (with a supervised router, if `supervised_only`), in enum order.
-std::vector<MergeMethod> methods_of(const std::vector<RunModel>& models, bool supervised_only) {
+// The merge methods of the MoE rows, in enum order.
+std::vector<MergeMethod> methods_of(const std::vector<RunModel>& models) {
   std::vector<MergeMethod> methods;
   for (const MergeMethod method : enum_values<MergeMethod>()) {
-    const bool used = std::any_of(models.begin(), models.end(), [&](const RunModel& m) {
-      return !m.dense && m.method == method && (m.supervised_router || !supervised_only);
-    });
+    const bool used =
+        std::any_of(models.begin(), models.end(), [&](const RunModel& m) { return !m.dense && m.method == method; });
     if (used) methods.push_back(method);
   }
   return methods;
+}
+
+// The router trainings the rows with a supervised router start from: (method, the loss a row
+// names or none for train_router.loss's), in enum order.
+using RouterTraining = std::pair<MergeMethod, std::optional<RouterLoss>>;
+std::vector<RouterTraining> router_trainings_of(const std::vector<RunModel>& models) {
+  std::vector<RouterTraining> trainings;
+  std::vector<std::optional<RouterLoss>> losses = {std::nullopt};
+  for (const RouterLoss loss : enum_values<RouterLoss>()) losses.emplace_back(loss);
+  for (const MergeMethod method : enum_values<MergeMethod>()) {
+    for (const auto& loss : losses) {
+      const bool used = std::any_of(models.begin(), models.end(), [&](const RunModel& m) {
+        return m.supervised_router && m.method == method && m.router_loss == loss;
+      });
+      if (used) trainings.emplace_back(method, loss);
+    }
+  }
+  return trainings;
 }
 
 // The settings of `section` that a step's result depends on (setting_table.h): not those that
@@ -94,6 +133,7 @@ Json hashed_settings(const ConfigTree& config, const std::string& section) {
         spec.type == SettingType::kTrainOverrides) {
       continue;
     }
+    if (!spec.hashed_at_default && config.at(spec.key) == spec.default_value) continue;
     out[spec.key] = config.at(spec.key);
   }
   return out;
@@ -319,7 +359,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
 
   // Stage 2, one MoE per merge method the models use.
   std::map<MergeMethod, ConfigTree> method_configs;
-  for (const MergeMethod method : methods_of(run.models, false)) {
+  for (const MergeMethod method : methods_of(run.models)) {
     const ConfigTree& moe_config =
         method_configs.emplace(method, method_config(config, run, method, num_experts)).first->second;
     const bool trained = merges_trained_experts(method);
@@ -340,17 +380,27 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     add(std::move(merge));
   }
 
-  // Stage 3, for each MoE that a model with a supervised router starts from.
-  for (const MergeMethod method : methods_of(run.models, true)) {
-    const ConfigTree& moe_config = method_configs.at(method);
-    PipelineStep router =
-        new_step(Layout::method_step("router", method), Stage::kTrainRouter, "train_router",
-                 {Layout::method_step("merge", method), "prepare"}, layout.router(method), moe_config);
+  // Stage 3, for each MoE (and loss, where a row names one) that a model with a supervised router
+  // starts from.
+  const RouterLoss configured_loss = SettingReader(config).option<RouterLoss>("train_router.loss");
+  for (const auto& [method, loss] : router_trainings_of(run.models)) {
+    if (loss == configured_loss) {
+      const RunModel plain{false, method, true, false, std::nullopt};
+      throw ConfigError("run.models names the stage-3 loss " + std::string(enum_name(*loss)) +
+                            ", which train_router.loss already gives every SvMoE row",
+                        "write '" + run_model_name(plain) + "' (or its _lb row) instead");
+    }
+    ConfigTree router_config = method_configs.at(method);
+    if (loss) router_config.set("train_router.loss", enum_name(*loss), kLayoutOrigin);
+    router_config.set("train_router.output", layout.router(method, loss).string(), kLayoutOrigin);
+    PipelineStep router = new_step(Layout::router_step(method, loss), Stage::kTrainRouter, "train_router",
+                                   {Layout::method_step("merge", method), "prepare"}, layout.router(method, loss),
+                                   router_config);
     router.trains_moe = true;
-    parse_train_router_settings(moe_config);
-    parse_train_settings(moe_config, router.train_section);
-    router.settings = hashed_settings(moe_config, "train_router");
-    add_train_settings(router.settings, moe_config, router.train_section);
+    parse_train_router_settings(router_config);
+    parse_train_settings(router_config, router.train_section);
+    router.settings = hashed_settings(router_config, "train_router");
+    add_train_settings(router.settings, router_config, router.train_section);
     router.settings["runtime.seed"] = seed;
     add(std::move(router));
   }
@@ -359,9 +409,9 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   for (const RunModel& model : run.models) {
     const std::string name = run_model_name(model);
     ConfigTree model_config = config;
-    const fs::path from =
-        model.dense ? Layout::base_model(run)
-                    : (model.supervised_router ? layout.router(model.method) / "final" : layout.moe(model.method));
+    const fs::path from = model.dense ? Layout::base_model(run)
+                                      : (model.supervised_router ? layout.router(model.method, model.router_loss) / "final"
+                                                                 : layout.moe(model.method));
     const LoadBalancingMethod lb = model.load_balanced ? run.lb_method : LoadBalancingMethod::kNone;
     model_config.set("finetune.model", from.string(), kLayoutOrigin);
     model_config.set("finetune.init", enum_name(ModelInit::kPretrained), kLayoutOrigin);
@@ -371,7 +421,8 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     if (model.dense) {
       needs.insert(needs.end(), base_needs.begin(), base_needs.end());
     } else {
-      needs.push_back(Layout::method_step(model.supervised_router ? "router" : "merge", model.method));
+      needs.push_back(model.supervised_router ? Layout::router_step(model.method, model.router_loss)
+                                              : Layout::method_step("merge", model.method));
     }
     PipelineStep step = new_step(name, Stage::kFinetune, "finetune", needs, layout.model(name), model_config);
     step.trains_moe = !model.dense;

@@ -152,10 +152,50 @@ TokenisedCorpus tokenise_corpus(const PrepareSettings& s, const Tokenizer& token
   return result;
 }
 
-// Step 2 (SPEC.md §2.2): categories -> subdomains. Pinned categories are subdomains 0..P-1 in the
-// order given; the others are clustered by equal-size spectral clustering into N - P subdomains.
+// Step 2 given (prepare.subdomain_of, the paper's Table 4): each category's subdomain is its ID - 1.
+// Every category of the corpus must be named exactly once, and every subdomain must get one.
+std::vector<int> given_subdomains(const PrepareSettings& s, const std::vector<std::string>& names) {
+  std::vector<int> subdomain(names.size(), -1);
+  std::vector<std::string> unknown;
+  for (const auto& [category, id] : s.subdomain_of) {
+    const auto it = std::find(names.begin(), names.end(), category);
+    if (it == names.end()) {
+      const std::string suggestion = nearest_word(category, names);
+      unknown.push_back("'" + category + "'" + (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
+      continue;
+    }
+    subdomain[static_cast<std::size_t>(it - names.begin())] = id - 1;
+  }
+  if (!unknown.empty()) {
+    throw ConfigError("prepare.subdomain_of names " + std::to_string(unknown.size()) +
+                          " categories the corpus does not hold: " + join(unknown, ", "),
+                      "spell them as the corpus's category field does, or remove them");
+  }
+  std::vector<std::string> missing;
+  for (std::size_t c = 0; c < names.size(); ++c) {
+    if (subdomain[c] < 0) missing.push_back(names[c]);
+  }
+  if (!missing.empty()) {
+    throw ConfigError("prepare.subdomain_of gives no subdomain to " + std::to_string(missing.size()) +
+                          " categories of the corpus: " + join(missing, ", "),
+                      "name every category once, or leave them out of the corpus with prepare.categories");
+  }
+  for (int d = 0; d < s.num_subdomains; ++d) {
+    if (std::find(subdomain.begin(), subdomain.end(), d) == subdomain.end()) {
+      throw ConfigError("prepare.subdomain_of gives no category to subdomain " + std::to_string(d + 1) + " of " +
+                            std::to_string(s.num_subdomains) + " (prepare.num_subdomains)",
+                        "every subdomain ID 1.." + std::to_string(s.num_subdomains) + " needs a category");
+    }
+  }
+  return subdomain;
+}
+
+// Step 2 (SPEC.md §2.2): categories -> subdomains. Given ones (prepare.subdomain_of) are taken
+// as they are. Otherwise pinned categories are subdomains 0..P-1 in the order given, and the
+// others are clustered by equal-size spectral clustering into N - P subdomains.
 std::vector<int> assign_subdomains(const PrepareSettings& s, const std::vector<std::string>& names,
                                    const TokenCounts& counts, std::uint64_t seed) {
+  if (!s.subdomain_of.empty()) return given_subdomains(s, names);
   const int m = static_cast<int>(names.size());
   const int n = s.num_subdomains;
   const int p = static_cast<int>(s.pinned_categories.size());
@@ -214,12 +254,25 @@ void shuffle(std::vector<std::pair<std::size_t, std::uint64_t>>& items, std::uin
 
 // The paper numbers its subdomains from 1, the clustered ones first and the pinned ones last
 // (Table 4: 1-5 clustered, 6-8 the pinned 国税, 金融・保険, 地方財政); svmoe's pinned ones are
-// 0..P-1. The tables print the paper's ID beside svmoe's, so rows line up with the paper's.
-std::size_t paper_id(std::size_t subdomain, std::size_t subdomains, std::size_t pinned) {
-  return subdomain >= pinned ? subdomain - pinned + 1 : subdomains - pinned + subdomain + 1;
-}
+// 0..P-1. The tables print the paper's ID beside svmoe's where it is known: a pinned subdomain's,
+// and every given one's (prepare.subdomain_of: ID = index + 1). A clustered subdomain has none:
+// the clustering numbers its clusters arbitrarily, so "-" (and a note under the table).
+struct PaperIds {
+  std::size_t subdomains = 0, pinned = 0;
+  bool given = false;
+  std::string cell(std::size_t subdomain) const {
+    if (given) return std::to_string(subdomain + 1);
+    if (subdomain < pinned) return std::to_string(subdomains - pinned + subdomain + 1);
+    return "-";
+  }
+  std::string note() const {
+    if (given) return "\nSubdomains as prepare.subdomain_of gives them (paper ID = subdomain + 1).\n";
+    return "\nA clustered subdomain has no paper ID (the clustering numbers its clusters arbitrarily); "
+           "prepare.subdomain_of imposes the paper's Table 4.\n";
+  }
+};
 
-std::string markdown_table1(const std::vector<SubdomainSummary>& subdomains, std::size_t pinned) {
+std::string markdown_table1(const std::vector<SubdomainSummary>& subdomains, const PaperIds& ids) {
   auto millions = [](std::uint64_t tokens) { return fmt::format("{:.3f}", static_cast<double>(tokens) / 1e6); };
   std::string out =
       "| subdomain | categories | train (M tokens) | valid (M tokens) | test (M tokens) | paper ID |\n"
@@ -227,18 +280,17 @@ std::string markdown_table1(const std::vector<SubdomainSummary>& subdomains, std
   for (std::size_t n = 0; n < subdomains.size(); ++n) {
     const auto& d = subdomains[n];
     out += fmt::format("| {} | {} | {} | {} | {} | {} |\n", n, d.categories.size(), millions(d.train.tokens),
-                       millions(d.valid.tokens), millions(d.test.tokens), paper_id(n, subdomains.size(), pinned));
+                       millions(d.valid.tokens), millions(d.test.tokens), ids.cell(n));
   }
-  return out;
+  return out + ids.note();
 }
 
-std::string markdown_table4(const std::vector<SubdomainSummary>& subdomains, std::size_t pinned) {
+std::string markdown_table4(const std::vector<SubdomainSummary>& subdomains, const PaperIds& ids) {
   std::string out = "| subdomain | categories | paper ID |\n|---|---|---|\n";
   for (std::size_t n = 0; n < subdomains.size(); ++n) {
-    out += fmt::format("| {} | {} | {} |\n", n, join(subdomains[n].categories, ", "),
-                       paper_id(n, subdomains.size(), pinned));
+    out += fmt::format("| {} | {} | {} |\n", n, join(subdomains[n].categories, ", "), ids.cell(n));
   }
-  return out;
+  return out + ids.note();
 }
 
 Json split_json(const SplitSummary& split) { return {{"documents", split.documents}, {"tokens", split.tokens}}; }
@@ -292,9 +344,9 @@ void summarise_categories(const SortedCategories& categories, const std::vector<
 }
 
 // Step 3 for subdomain d (SPEC.md §2.3): its documents shuffled with the seed and split into
-// train, valid and test shards; returns the token counts of its training split (special
-// tokens left out), the TF-IDF's input.
-std::vector<std::uint64_t> write_subdomain_shards(const fs::path& partial, int d,
+// train, valid and test shards; returns the token counts of each split (special tokens left
+// out), the TF-IDF's input: [split][vocab] in DataSplit order.
+TokenCounts write_subdomain_shards(const fs::path& partial, int d,
                                                   const std::vector<TokenShard>& category_shards,
                                                   const std::vector<int>& subdomain_of,
                                                   const std::set<std::int32_t>& specials, const PrepareSettings& s,
@@ -311,7 +363,7 @@ std::vector<std::uint64_t> write_subdomain_shards(const fs::path& partial, int d
   const std::size_t sizes[3] = {total - std::min(total, valid + test), std::min(valid, total),
                                 std::min(test, total - std::min(valid, total))};
   fs::create_directories(shard_prefix(partial, d, "train").parent_path());
-  std::vector<std::uint64_t> train_counts(vocab, 0);
+  TokenCounts split_counts(3, std::vector<std::uint64_t>(vocab, 0));
   std::size_t next = 0;
   SplitSummary* split_summaries[3] = {&summary.train, &summary.valid, &summary.test};
   for (int split = 0; split < 3; ++split) {  // in DataSplit order
@@ -320,24 +372,26 @@ std::vector<std::uint64_t> write_subdomain_shards(const fs::path& partial, int d
       const auto [k, doc] = documents[next];
       const auto ids = category_shards[k].document(doc);
       writer.add_document(ids);
-      if (split == 0) {
-        for (const auto id : ids) {
-          if (!specials.count(id)) ++train_counts[static_cast<std::size_t>(id)];
-        }
+      for (const auto id : ids) {
+        if (!specials.count(id)) ++split_counts[static_cast<std::size_t>(split)][static_cast<std::size_t>(id)];
       }
     }
     writer.commit();
     split_summaries[split]->documents = writer.documents();
     split_summaries[split]->tokens = writer.tokens();
   }
-  return train_counts;
+  return split_counts;
 }
 
 // Step 4, the router's teacher (SPEC.md §2.4): subdomain TF-IDF over the training splits, each
-// token's column normalised to sum 1, written to tfidf.safetensors. Returns how many tokens of
-// the vocabulary have no target.
-std::uint64_t write_router_teacher(const fs::path& partial, const TokenCounts& train_counts, std::size_t vocab) {
-  const auto n = static_cast<std::int64_t>(train_counts.size());
+// token's column normalised to sum 1, written to tfidf.safetensors with every split's counts
+// (the teacher's variants, train_router.teacher_*, are computed from them). Returns how many
+// tokens of the vocabulary have no target.
+std::uint64_t write_router_teacher(const fs::path& partial, const std::vector<TokenCounts>& split_counts,
+                                   std::size_t vocab) {
+  const auto n = static_cast<std::int64_t>(split_counts.size());
+  TokenCounts train_counts;
+  for (const auto& subdomain : split_counts) train_counts.push_back(subdomain[0]);
   const auto subdomain_rows = tfidf_rows(train_counts);
   const TfidfTargets targets = normalise_token_columns(subdomain_rows, static_cast<std::int64_t>(vocab));
   torch::Tensor tfidf = torch::zeros({n, static_cast<std::int64_t>(vocab)}, torch::kFloat32);
@@ -345,16 +399,20 @@ std::uint64_t write_router_teacher(const fs::path& partial, const TokenCounts& t
     const auto& row = subdomain_rows[static_cast<std::size_t>(d)];
     for (std::size_t i = 0; i < row.ids.size(); ++i) tfidf[d][row.ids[i]] = static_cast<float>(row.values[i]);
   }
-  torch::Tensor target_tensor = torch::from_blob(const_cast<float*>(targets.targets.data()),
-                                                 {static_cast<std::int64_t>(vocab), n}, torch::kFloat32)
-                                    .clone();
-  torch::Tensor has_target = torch::zeros({static_cast<std::int64_t>(vocab)}, torch::kBool);
+  const TfidfTargetTensors teacher = teacher_tensors(targets, n);
   std::uint64_t untargeted = 0;
-  for (std::size_t t = 0; t < vocab; ++t) {
-    has_target[static_cast<std::int64_t>(t)] = static_cast<bool>(targets.has_target[t]);
-    untargeted += targets.has_target[t] ? 0 : 1;
+  for (const bool has : targets.has_target) untargeted += has ? 0 : 1;
+  torch::Tensor token_counts = torch::zeros({3, n, static_cast<std::int64_t>(vocab)}, torch::kInt64);
+  auto counts = token_counts.accessor<std::int64_t, 3>();
+  for (std::int64_t d = 0; d < n; ++d) {
+    for (std::int64_t split = 0; split < 3; ++split) {
+      const auto& row = split_counts[static_cast<std::size_t>(d)][static_cast<std::size_t>(split)];
+      for (std::size_t t = 0; t < vocab; ++t) {
+        counts[split][d][static_cast<std::int64_t>(t)] = static_cast<std::int64_t>(row[t]);
+      }
+    }
   }
-  write_tfidf_file(partial, target_tensor, has_target, tfidf);
+  write_tfidf_file(partial, teacher, tfidf, token_counts);
   return untargeted;
 }
 
@@ -468,20 +526,21 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
   if (s.add_bos) specials.insert(*tokenizer->bos_id());
   if (s.add_eos) specials.insert(*tokenizer->eos_id());
   const auto vocab = static_cast<std::size_t>(tokenizer->vocab_size());
-  TokenCounts train_counts;
+  std::vector<TokenCounts> split_counts;  // [subdomain][split][vocab]
   for (int d = 0; d < s.num_subdomains; ++d) {
-    train_counts.push_back(write_subdomain_shards(partial, d, category_shards, subdomain_of, specials, s, runtime.seed,
+    split_counts.push_back(write_subdomain_shards(partial, d, category_shards, subdomain_of, specials, s, runtime.seed,
                                                   vocab, result.subdomains[static_cast<std::size_t>(d)]));
   }
   category_shards.clear();
   fs::remove_all(temporary);
 
   // 4. The router's teacher.
-  const std::uint64_t untargeted = write_router_teacher(partial, train_counts, vocab);
+  const std::uint64_t untargeted = write_router_teacher(partial, split_counts, vocab);
 
   // 5. Manifest and tables.
-  result.table1_markdown = markdown_table1(result.subdomains, s.pinned_categories.size());
-  result.table4_markdown = markdown_table4(result.subdomains, s.pinned_categories.size());
+  const PaperIds paper_ids{result.subdomains.size(), s.pinned_categories.size(), !s.subdomain_of.empty()};
+  result.table1_markdown = markdown_table1(result.subdomains, paper_ids);
+  result.table4_markdown = markdown_table4(result.subdomains, paper_ids);
   write_dataset_manifest(
       partial, manifest_json(result, s, runtime, *tokenizer, tokenizer_copy, partial, corpus, untargeted, config_json));
   write_file_atomically(partial / "table1.md", result.table1_markdown);

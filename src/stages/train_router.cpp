@@ -31,7 +31,7 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
                       "merge the experts first (svmoe merge) and point train_router.model to its output");
   }
   const DatasetShards shards = dataset_shards(s.dataset, {});
-  const TfidfTargetTensors tfidf = load_tfidf_targets(s.dataset, config.vocab_size);
+  const TfidfTargetTensors tfidf = load_tfidf_targets(s.dataset, config.vocab_size, s.teacher);
   const std::int64_t subdomains = tfidf.targets.size(1);
   if (subdomains != config.num_local_experts) {
     throw ConfigError("the dataset '" + s.dataset.string() + "' has " + std::to_string(subdomains) +
@@ -44,11 +44,14 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
   const std::size_t routers = train_only_routers(job.model);
   set_detach_router_inputs(*job.model, s.detach_router_inputs);
   job.objective = std::make_shared<RouterSupervisionObjective>(tfidf.targets, tfidf.has_target, s.missing_target,
-                                                               config.num_routers());
-  spdlog::info("train-router: the {} routers of {} ({} experts, top-{}) against the TF-IDF targets of {} ({}{}) -> {}",
-               routers, s.model.string(), config.num_local_experts, config.num_experts_per_tok, s.dataset.string(),
-               enum_name(s.missing_target), s.detach_router_inputs ? ", each router from its own term" : "",
-               s.output.string());
+                                                               s.loss, config.num_routers());
+  spdlog::info(
+      "train-router: the {} routers of {} ({} experts, top-{}) against the TF-IDF targets of {} (loss {}; teacher from "
+      "the {}, {} tf; untargeted tokens: {}{}) -> {}",
+      routers, s.model.string(), config.num_local_experts, config.num_experts_per_tok, s.dataset.string(),
+      enum_name(s.loss), s.teacher.split == TeacherSplit::kAll ? "whole subdomains" : "training splits",
+      enum_name(s.teacher.tf), enum_name(s.missing_target),
+      s.detach_router_inputs ? "; each router from its own term" : "", s.output.string());
   TrainResult result = train_model(job, t);
   if (!result.interrupted) save_final_model(job);
   return result;

@@ -5,7 +5,7 @@
 
 namespace svmoe {
 
-std::vector<SparseRow> tfidf_rows(const TokenCounts& counts) {
+std::vector<SparseRow> tfidf_rows(const TokenCounts& counts, TermFrequency tf) {
   const std::size_t documents = counts.size();
   const std::size_t vocab = documents ? counts.front().size() : 0;
   std::vector<std::uint64_t> document_frequency(vocab, 0);
@@ -19,7 +19,16 @@ std::vector<SparseRow> tfidf_rows(const TokenCounts& counts) {
     for (std::size_t t = 0; t < vocab; ++t) {
       if (counts[d][t] == 0) continue;
       const double idf = std::log((1.0 + documents) / (1.0 + document_frequency[t])) + 1.0;  // smooth_idf
-      const double value = static_cast<double>(counts[d][t]) * idf;
+      const double count = static_cast<double>(counts[d][t]);
+      double term_frequency = count;
+      switch (tf) {
+        case TermFrequency::kRaw:
+          break;
+        case TermFrequency::kSublinear:
+          term_frequency = 1.0 + std::log(count);  // scikit-learn's sublinear_tf
+          break;
+      }
+      const double value = term_frequency * idf;
       rows[d].ids.push_back(static_cast<std::int32_t>(t));
       rows[d].values.push_back(value);
       squared_norm += value * value;
@@ -49,6 +58,11 @@ TfidfTargets normalise_token_columns(const std::vector<SparseRow>& rows, std::in
   result.has_target.resize(static_cast<std::size_t>(vocab_size));
   for (std::size_t t = 0; t < column_sum.size(); ++t) result.has_target[t] = column_sum[t] > 0;
   return result;
+}
+
+TfidfTargets router_teacher(const TokenCounts& subdomain_counts, TermFrequency tf) {
+  const auto vocab = static_cast<std::int64_t>(subdomain_counts.empty() ? 0 : subdomain_counts.front().size());
+  return normalise_token_columns(tfidf_rows(subdomain_counts, tf), vocab);
 }
 
 std::vector<double> cosine_distances(const std::vector<SparseRow>& rows) {

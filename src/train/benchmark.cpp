@@ -173,7 +173,8 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
     const auto targets = torch::softmax(torch::randn({config.vocab_size, config.num_local_experts}), -1);
     RouterSupervisionObjective router_objective(targets.to(options.device),
                                                 torch::ones({config.vocab_size}, torch::kBool).to(options.device),
-                                                MissingTarget::kMask, config.num_hidden_layers);
+                                                MissingTarget::kMask, RouterLoss::kSoftCrossEntropy,
+                                                config.num_hidden_layers);
     const double seconds = time_training_step(router_objective, routers, 1e-3);
     report.measurements.push_back(
         measure("router_step", seconds, tokens, train_flops * 2 / 3, report.peak_tflops, options.device));

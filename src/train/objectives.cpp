@@ -123,9 +123,22 @@ nlohmann::json LanguageModelObjective::take_metrics(const ProcessGroup& group) {
   return {{"routing", routing}};
 }
 
+torch::Tensor router_cross_entropy(const torch::Tensor& router_logits, const torch::Tensor& targets, RouterLoss loss) {
+  const auto log_p = torch::log_softmax(router_logits.to(torch::kFloat32), -1);
+  switch (loss) {
+    case RouterLoss::kSoftCrossEntropy:
+      return -(targets * log_p).sum(-1);
+    case RouterLoss::kSoftmaxThenCrossEntropy:
+      // cross_entropy's own log_softmax over the probabilities: p lies in [0, 1], so the second
+      // softmax is flat and its optimum puts p's mass on the largest targets (docs/training.md).
+      return -(targets * torch::log_softmax(log_p.exp(), -1)).sum(-1);
+  }
+  return {};
+}
+
 RouterSupervisionObjective::RouterSupervisionObjective(torch::Tensor targets, torch::Tensor has_target,
-                                                       MissingTarget missing, std::int64_t layers)
-    : targets_(targets.to(torch::kFloat32)), has_target_(has_target.to(torch::kBool)), layers_(layers) {
+                                                       MissingTarget missing, RouterLoss loss, std::int64_t layers)
+    : targets_(targets.to(torch::kFloat32)), has_target_(has_target.to(torch::kBool)), loss_(loss), layers_(layers) {
   if (missing == MissingTarget::kUniform) {
     // Tokens without a target get 1/N for every expert, and all tokens count.
     const auto uniform = torch::full({targets_.size(1)}, 1.0 / static_cast<double>(targets_.size(1)));
@@ -159,11 +172,11 @@ ObjectiveTerms RouterSupervisionObjective::compute(CausalLM& model, const torch:
   auto loss = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   std::vector<torch::Tensor> layer_stats;
   for (std::int64_t l = 0; l < layers_; ++l) {
-    const auto log_p = torch::log_softmax(router_logits[l].to(torch::kFloat32), -1);
-    const auto cross_entropy = -(target * log_p).sum(-1);  // [tokens]
+    const auto cross_entropy = router_cross_entropy(router_logits[l], target, loss_);  // [tokens]
     loss = loss + (cross_entropy * mask).sum() / count;
     if (model->is_training()) {
       torch::NoGradGuard no_grad;
+      const auto log_p = torch::log_softmax(router_logits[l].to(torch::kFloat32).detach(), -1);
       const auto agree = log_p.argmax(-1).eq(target_argmax_.index_select(0, ids)).to(torch::kFloat32);
       const auto entropy = -(log_p.exp() * log_p).sum(-1);
       layer_stats.push_back(torch::stack({(cross_entropy * mask).sum(), (agree * mask).sum(), (entropy * mask).sum()}));
@@ -176,7 +189,7 @@ ObjectiveTerms RouterSupervisionObjective::compute(CausalLM& model, const torch:
     const auto stats = torch::stack(layer_stats).to(torch::kFloat64);  // [L, 3]
     sums_.narrow(0, 0, 3 * layers_).add_(stats.t().reshape({-1}));
     sums_[3 * layers_].add_(mask.sum().to(torch::kFloat64));
-    // The targets' own entropy: the least router_loss can reach.
+    // The targets' own entropy: the least soft_cross_entropy can reach.
     const auto target_entropy = -(target * target.clamp_min(1e-30).log()).sum(-1);
     sums_[3 * layers_ + 1].add_((target_entropy * mask).sum().to(torch::kFloat64));
   }

@@ -62,6 +62,37 @@ TEST(FewShot, PromptsHoldKDistinctSeededShotsThenTheItem) {
             std::string::npos);
 }
 
+// eval.fewshot.draw: once, every item gets the same k shots (none equal to an item); per item,
+// the shots differ between items.
+TEST(FewShot, ShotsDrawnOnceAreTheSameForEveryItem) {
+  const auto items = numbered("item ", 6);
+  auto shots = numbered("shot ", 10);
+  shots.push_back({"item 3", 1});  // an item's own statement: never drawn once for all
+  FewShotFormat format;
+  format.shots = 5;
+  format.prompt = "Q: {statement}\nA:";
+  const auto shots_of = [&](std::size_t index) {
+    const std::string prompt = few_shot_prompt(items, index, shots, format);
+    return prompt.substr(0, prompt.rfind("Q: item "));
+  };
+  format.draw = ShotDraw::kOnce;
+  const std::string first = shots_of(0);
+  for (std::size_t i = 1; i < items.size(); ++i) EXPECT_EQ(shots_of(i), first) << i;
+  EXPECT_EQ(first.find("item"), std::string::npos) << first;
+  format.seed = 99;
+  EXPECT_NE(shots_of(0), first);  // another seed, another set
+  format.shots = 11;              // 10 usable: shots equal to an item are left out
+  EXPECT_NE(test::error_message<ConfigError>([&] { few_shot_prompt(items, 0, shots, format); }).find("only 10"),
+            std::string::npos);
+
+  format.shots = 5;
+  format.seed = 1234;
+  format.draw = ShotDraw::kPerItem;
+  std::set<std::string> sets;
+  for (std::size_t i = 0; i < items.size(); ++i) sets.insert(shots_of(i));
+  EXPECT_GT(sets.size(), 1u);
+}
+
 // The answer's log-likelihood, computed here from the logits of context + answer.
 TEST(FewShot, ContinuationLogLikelihoodSumsTheAnswersTokens) {
   const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture("llama_mha_untied"));

@@ -13,7 +13,7 @@ ReportContent sample() {
   c.heatmaps = {{"SvMoE (LB no), test", {{0.5, 0.25, 0.25, 0.0}, {0.1, 0.2, 0.3, 0.4}}}};
   c.routed = {{"SvMoE", 1, {"The", " device", " & tree"}, {0, 2, 3}, {0, -1, 1}}};
   Table t;
-  t.columns = {{"model", false}, {"PPL", true}};
+  t.columns = {{"model"}, {"PPL", Better::kLower}};
   t.rows = {
       {{"BTX", {}, {}}, {"", 2.0, 0.1}}, {{"SvMoE", {}, {}}, {"", 1.5, 0.2}}, {{"Dense", {}, {}}, {"", 1.7, 0.1}}};
   c.tables = {{"test split", t, 3}};
@@ -87,10 +87,17 @@ TEST(Report, TrainingCurvesPlotTheLmLossNotTheTotal) {
 
 TEST(Report, HeatmapCellsShowTheirShares) {
   const std::string svg = heatmap_svg(sample().heatmaps[0]);
-  EXPECT_NE(svg.find("layer 0 expert 0: 50.0%"), std::string::npos);
-  EXPECT_NE(svg.find("layer 1 expert 3: 40.0%"), std::string::npos);
+  // Rows as the paper counts its blocks, from 1.
+  EXPECT_NE(svg.find("l = 1 expert 0: 50.0%"), std::string::npos);
+  EXPECT_NE(svg.find("l = 2 expert 3: 40.0%"), std::string::npos);
+  EXPECT_NE(svg.find(">l = 2</text>"), std::string::npos);
   EXPECT_NE(svg.find("rgb(255,255,255)"), std::string::npos);  // 0% is white
   EXPECT_NE(svg.find("rgb(8,48,107)"), std::string::npos);     // the largest share is the darkest
+}
+
+TEST(Report, TheRoutedTextSaysWhichLayerConventionItPrints) {
+  const std::string html = routed_text_html(sample().routed[0]);  // report.layer 1
+  EXPECT_NE(html.find("l = 2 (report.layer 1: svmoe counts from 0, the paper from 1)"), std::string::npos) << html;
 }
 
 TEST(Report, RoutedTextRowsWrapAtThePageEdge) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "svmoe/io/safetensors.h"
 #include "svmoe/util/error.h"
 #include "test_support.h"
 
@@ -56,7 +57,7 @@ TEST(DatasetDirectory, TfidfTargetsArePaddedForALargerEmbedding) {
   const auto targets = torch::tensor({{0.25f, 0.75f}, {1.0f, 0.0f}, {0.5f, 0.5f}});
   const auto has_target = torch::tensor({true, false, true});
   const auto subdomain_tfidf = torch::rand({2, 3});
-  write_tfidf_file(dir.path(), targets, has_target, subdomain_tfidf);
+  write_tfidf_file(dir.path(), {targets, has_target}, subdomain_tfidf, torch::zeros({3, 2, 3}, torch::kInt64));
   const TfidfTargetTensors read = load_tfidf_targets(dir.path(), 5);
   ASSERT_EQ(read.targets.sizes(), (std::vector<std::int64_t>{5, 2}));
   EXPECT_TRUE(torch::equal(read.targets.narrow(0, 0, 3), targets));
@@ -66,6 +67,23 @@ TEST(DatasetDirectory, TfidfTargetsArePaddedForALargerEmbedding) {
   test::ScratchDir empty;
   const std::string message = test::error_message<IoError>([&] { load_tfidf_targets(empty.path()); });
   EXPECT_NE(message.find("no tfidf.safetensors"), std::string::npos) << message;
+}
+
+// A dataset prepared before token_counts existed serves its stored teacher; a variant is a clear
+// error that says to prepare it again.
+TEST(DatasetDirectory, ATeacherVariantOfAnOlderDatasetSaysToPrepareItAgain) {
+  test::ScratchDir dir;
+  const auto targets = torch::tensor({{0.25f, 0.75f}, {1.0f, 0.0f}});
+  write_safetensors(dataset_tfidf_path(dir.path()),
+                    {{"tfidf_target", targets},
+                     {"has_target", torch::tensor({true, true})},
+                     {"subdomain_tfidf", torch::rand({2, 2})}},
+                    {});
+  EXPECT_TRUE(torch::equal(load_tfidf_targets(dir.path()).targets, targets));
+  const std::string message = test::error_message<FormatError>(
+      [&] { load_tfidf_targets(dir.path(), 0, {TeacherSplit::kAll, TermFrequency::kRaw}); });
+  EXPECT_NE(message.find("has no token_counts"), std::string::npos) << message;
+  EXPECT_NE(message.find("teacher_split"), std::string::npos) << message;
 }
 
 }  // namespace svmoe

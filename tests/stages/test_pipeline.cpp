@@ -159,6 +159,60 @@ TEST(PipelineSteps, ExtraRowsAddTheirOwnMergeAndRouterSteps) {
                                       "drop_upcycling_svmoe_lb", "btx_drop_upcycling", "eval", "report"}));
 }
 
+// A row naming a stage-3 loss gets a router step of its own beside the configured loss's; the
+// two SvMoE rows start from different routers and are told apart in the tables.
+TEST(PipelineSteps, ARowNamingARouterLossTrainsItsOwnRouters) {
+  test::ScratchDir dir;
+  const auto steps = pipeline_steps(test::pipeline_experiment(
+      dir.path(), {"run.models=[btx, svmoe, svmoe_softmax_then_cross_entropy, svmoe_softmax_then_cross_entropy_lb]"}));
+  EXPECT_EQ(step_names(steps),
+            (std::vector<std::string>{"prepare", "base", "experts", "merge", "router",
+                                      "router_softmax_then_cross_entropy", "btx", "svmoe",
+                                      "svmoe_softmax_then_cross_entropy", "svmoe_softmax_then_cross_entropy_lb", "eval",
+                                      "report"}));
+  const PipelineStep& literal = step_named(steps, "router_softmax_then_cross_entropy");
+  EXPECT_EQ(literal.config.at("train_router.loss"), "softmax_then_cross_entropy");
+  EXPECT_EQ(literal.config.at("train_router.model"), (dir.path() / "moe").string());
+  EXPECT_EQ(literal.config.at("train_router.output"), (dir.path() / "router_softmax_then_cross_entropy").string());
+  EXPECT_EQ(literal.settings.at("train_router.loss"), "softmax_then_cross_entropy");
+  // The configured (default) loss is not in the plain router's hash: experiment directories made
+  // before the key existed keep their router step.
+  EXPECT_FALSE(step_named(steps, "router").settings.contains("train_router.loss"));
+  EXPECT_EQ(step_named(steps, "svmoe_softmax_then_cross_entropy_lb").config.at("finetune.model"),
+            (dir.path() / "router_softmax_then_cross_entropy" / "final").string());
+  const auto eval = parse_eval_settings(step_named(steps, "eval").config);
+  ASSERT_EQ(eval.models.size(), 4u);
+  EXPECT_EQ(eval.models[1].name, "SvMoE");
+  EXPECT_EQ(eval.models[2].name, "SvMoE (softmax+CE)");
+  // Changing the configured loss re-runs the plain router and its rows, not the named one's.
+  const auto other = pipeline_steps(test::pipeline_experiment(
+      dir.path(), {"run.models=[btx, svmoe, svmoe_soft_cross_entropy]", "train_router.loss=softmax_then_cross_entropy"}));
+  EXPECT_EQ(step_named(other, "router").settings.at("train_router.loss"), "softmax_then_cross_entropy");
+  EXPECT_EQ(step_named(other, "router_soft_cross_entropy").config.at("train_router.loss"), "soft_cross_entropy");
+  // Naming the loss train_router.loss already gives is a clear error.
+  const std::string message = test::error_message<ConfigError>([&] {
+    pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[svmoe, svmoe_soft_cross_entropy]"}));
+  });
+  EXPECT_NE(message.find("soft_cross_entropy"), std::string::npos) << message;
+}
+
+// The teacher's and the few-shot draw's keys change what reads them; at their defaults they are
+// not hashed at all.
+TEST(PipelineSteps, TeacherAndShotDrawKeysReRunWhatReadsThem) {
+  test::ScratchDir dir;
+  const auto base = pipeline_steps(test::pipeline_experiment(dir.path()));
+  EXPECT_EQ(changed_steps(base, pipeline_steps(test::pipeline_experiment(dir.path(), {"train_router.teacher_split=all"}))),
+            (std::vector<std::string>{"router", "svmoe", "svmoe_lb", "eval", "report"}));
+  EXPECT_EQ(changed_steps(base, pipeline_steps(test::pipeline_experiment(dir.path(), {"eval.fewshot.draw=once"}))),
+            (std::vector<std::string>{"eval", "report"}));
+  for (const auto& step : base) {
+    for (const char* key : {"prepare.subdomain_of", "train_router.teacher_split", "train_router.teacher_tf",
+                            "eval.fewshot.draw"}) {
+      EXPECT_FALSE(step.settings.contains(key)) << step.name << " " << key;
+    }
+  }
+}
+
 // Stage 1 runs only where a model merges trained experts (or the BTM ensemble reads them).
 TEST(PipelineSteps, NoExpertsStepWithoutAModelThatMergesThem) {
   test::ScratchDir dir;
@@ -251,7 +305,7 @@ TEST(PipelineSteps, TheQuickstartConfigsMakeTheirPlans) {
     config.set("run.base_model", (configs / "base_model").string(), "test");
     return pipeline_steps(config);
   };
-  EXPECT_EQ(load("").size(), 12u);
+  EXPECT_EQ(load("").size(), 15u);  // and a second router step, two more models (the other stage-3 loss)
   EXPECT_EQ(load("soft.yaml").size(), 11u);  // prepare, 2 merges, 2 routers, 4 models, eval, report
   EXPECT_EQ(load("shared.yaml").size(), 11u);
   EXPECT_EQ(step_named(load("shared.yaml"), "merge_naive").settings.at("merge.shared_expert"), "base");

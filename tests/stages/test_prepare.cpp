@@ -8,6 +8,7 @@
 #include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/io/token_shards.h"
+#include "svmoe/text/tfidf.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/sha256.h"
@@ -124,7 +125,90 @@ TEST(Prepare, PinnedCategoriesAreSubdomainsOfTheirOwn) {
   EXPECT_NE(result.table4_markdown.find("| 0 | go | 3 |"), std::string::npos) << result.table4_markdown;
   EXPECT_NE(result.table4_markdown.find("| 1 | sailing | 4 |"), std::string::npos) << result.table4_markdown;
   EXPECT_NE(result.table4_markdown.find("| 2 | "), std::string::npos);
-  EXPECT_NE(result.table1_markdown.find(" | 1 |\n| 3 | "), std::string::npos) << result.table1_markdown;
+  // A clustered subdomain has no paper ID: the clustering numbers its clusters arbitrarily.
+  EXPECT_NE(result.table1_markdown.find(" | - |\n| 3 | "), std::string::npos) << result.table1_markdown;
+  EXPECT_NE(result.table4_markdown.find("no paper ID"), std::string::npos) << result.table4_markdown;
+}
+
+// prepare.subdomain_of imposes the subdomains (the paper's Table 4): here against the topics,
+// which clustering would keep together; IDs count from 1, as Table 4 does.
+TEST(Prepare, GivenSubdomainsReplaceTheClustering) {
+  test::ScratchDir dir;
+  PrepareSettings s = topic_settings(dir.path());
+  s.subdomain_of = {{"cooking", 1}, {"sailing", 1}, {"baking", 2}, {"chess", 2}, {"rowing", 3}, {"go", 3}};
+  const PrepareResult result = run_prepare(s, RuntimeSettings{}, Json::object());
+  EXPECT_EQ(result.subdomains[0].categories, (std::vector<std::string>{"cooking", "sailing"}));
+  EXPECT_EQ(result.subdomains[1].categories, (std::vector<std::string>{"baking", "chess"}));
+  EXPECT_EQ(result.subdomains[2].categories, (std::vector<std::string>{"go", "rowing"}));
+  EXPECT_NE(result.table4_markdown.find("| 0 | cooking, sailing | 1 |"), std::string::npos) << result.table4_markdown;
+  EXPECT_NE(result.table4_markdown.find("| 2 | go, rowing | 3 |"), std::string::npos) << result.table4_markdown;
+  const auto manifest = nlohmann::json::parse(read_text_file(s.output / "manifest.json"));
+  EXPECT_EQ(manifest["categories"][0]["name"], "baking");
+  EXPECT_EQ(manifest["categories"][0]["subdomain"], 1);
+}
+
+TEST(Prepare, ABadSubdomainMapNamesTheCategory) {
+  test::ScratchDir dir;
+  PrepareSettings s = topic_settings(dir.path());
+  s.subdomain_of = {{"cooking", 1}, {"sailing", 1}, {"baking", 2}, {"chess", 2}, {"rowing", 3}};
+  std::string message = test::error_message<ConfigError>([&] { run_prepare(s, RuntimeSettings{}, Json::object()); });
+  EXPECT_NE(message.find("no subdomain to 1 categories of the corpus: go"), std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(s.output));
+
+  s.subdomain_of["goo"] = 3;
+  try {
+    run_prepare(s, RuntimeSettings{}, Json::object());
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'goo' (did you mean 'go'?)"), std::string::npos) << e.what();
+  }
+
+  s.subdomain_of.erase("goo");
+  s.subdomain_of["go"] = 2;
+  s.subdomain_of["rowing"] = 2;
+  message = test::error_message<ConfigError>([&] { run_prepare(s, RuntimeSettings{}, Json::object()); });
+  EXPECT_NE(message.find("no category to subdomain 3 of 3"), std::string::npos) << message;
+}
+
+// The teacher's variants (train_router.teacher_*) come from the stored token counts: the
+// default computed from them equals the stored teacher, and `all` equals the teacher of every
+// split's tokens counted again from the shards.
+TEST(Prepare, TeacherVariantsComeFromTheStoredTokenCounts) {
+  test::ScratchDir dir;
+  const PrepareSettings s = topic_settings(dir.path());
+  run_prepare(s, RuntimeSettings{}, Json::object());
+  const auto stored = load_tfidf_targets(s.output);
+  const auto file = SafetensorsFile::open(s.output / "tfidf.safetensors");
+  const auto counts = file.tensor("token_counts");
+  ASSERT_EQ(counts.sizes(), torch::IntArrayRef({3, 3, stored.targets.size(0)}));
+
+  // The default, recomputed from counts (as a variant would be), is the stored teacher.
+  TokenCounts train(3), all(3);
+  const auto vocab = static_cast<std::size_t>(stored.targets.size(0));
+  for (int d = 0; d < 3; ++d) {
+    train[d].assign(vocab, 0);
+    all[d].assign(vocab, 0);
+    for (std::size_t t = 0; t < vocab; ++t) train[d][t] = counts[0][d][static_cast<std::int64_t>(t)].item<std::int64_t>();
+    for (const char* split : {"train", "valid", "test"}) {
+      const auto shard = TokenShard::open(shard_prefix(s.output, d, split));
+      for (std::uint64_t k = 0; k < shard.documents(); ++k) {
+        for (const auto id : shard.document(k)) {
+          if (id != 2) ++all[d][static_cast<std::size_t>(id)];  // EOS (id 2) is not text
+        }
+      }
+    }
+  }
+  const auto recomputed = teacher_tensors(router_teacher(train), 3);
+  EXPECT_TRUE(torch::equal(recomputed.targets, stored.targets));
+  EXPECT_TRUE(torch::equal(recomputed.has_target, stored.has_target));
+
+  const auto whole = load_tfidf_targets(s.output, 0, {TeacherSplit::kAll, TermFrequency::kRaw});
+  const auto expected = teacher_tensors(router_teacher(all), 3);
+  EXPECT_TRUE(torch::equal(whole.targets, expected.targets));
+  EXPECT_FALSE(torch::equal(whole.targets, stored.targets));  // the valid and test tokens count
+  const auto sublinear = load_tfidf_targets(s.output, 0, {TeacherSplit::kTrain, TermFrequency::kSublinear});
+  EXPECT_TRUE(torch::equal(sublinear.targets, teacher_tensors(router_teacher(train, TermFrequency::kSublinear), 3).targets));
+  EXPECT_FALSE(torch::equal(sublinear.targets, stored.targets));
 }
 
 // The cited clustering's balancing (prepare.cluster_sizes: equity) on the three topics: the

@@ -40,7 +40,7 @@ nlohmann::json router_metrics(const fs::path& model_dir, const fs::path& dataset
   model->train();  // the objective gathers its statistics in training mode
   const TfidfTargetTensors tfidf = load_tfidf_targets(dataset);
   RouterSupervisionObjective objective(tfidf.targets, tfidf.has_target, MissingTarget::kMask,
-                                       checkpoint.config.num_hidden_layers);
+                                       RouterLoss::kSoftCrossEntropy, checkpoint.config.num_hidden_layers);
   WindowSampler valid(dataset_shards(dataset, {}).valid, 32, 1);
   torch::NoGradGuard no_grad;
   for (int b = 0; b < 4; ++b) objective.compute(model, valid.next(4));

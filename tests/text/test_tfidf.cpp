@@ -80,18 +80,23 @@ TEST(TfidfReference, CategoryTfidfMatchesScikitLearnOnTheExampleCorpus) {
     for (const auto id : ids) ++counts.back()[static_cast<std::size_t>(id)];
     documents.push_back(ids);
   }
-  const auto rows = tfidf_rows(counts);
-  const auto answer = test::sklearn_reference("tfidf", {{"documents", documents}});
-  ASSERT_EQ(answer["rows"].size(), rows.size());
-  double worst = 0;
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    const auto& expected = answer["rows"][r];
-    ASSERT_EQ(expected.size(), rows[r].ids.size()) << r;
-    for (std::size_t k = 0; k < rows[r].ids.size(); ++k) {
-      worst = std::max(worst, std::abs(expected.at(std::to_string(rows[r].ids[k])).get<double>() - rows[r].values[k]));
+  // tf as the raw count (sklearn's default) and sublinear (1 + ln count; train_router.teacher_tf).
+  for (const TermFrequency tf : enum_values<TermFrequency>()) {
+    const auto rows = tfidf_rows(counts, tf);
+    const bool sublinear = tf == TermFrequency::kSublinear;
+    const auto answer = test::sklearn_reference("tfidf", {{"documents", documents}, {"sublinear_tf", sublinear}});
+    ASSERT_EQ(answer["rows"].size(), rows.size());
+    double worst = 0;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      const auto& expected = answer["rows"][r];
+      ASSERT_EQ(expected.size(), rows[r].ids.size()) << r;
+      for (std::size_t k = 0; k < rows[r].ids.size(); ++k) {
+        worst =
+            std::max(worst, std::abs(expected.at(std::to_string(rows[r].ids[k])).get<double>() - rows[r].values[k]));
+      }
     }
+    EXPECT_LT(worst, 1e-6) << enum_name(tf);
   }
-  EXPECT_LT(worst, 1e-6);
 }
 
 }  // namespace svmoe

@@ -156,7 +156,7 @@ TEST(RouterSupervisionObjective, EqualsTheDefinitionTokenByToken) {
     model->model->forward(input, router_logits);
   }
   for (const MissingTarget missing : {MissingTarget::kMask, MissingTarget::kUniform}) {
-    RouterSupervisionObjective objective(targets, has_target, missing, 2);
+    RouterSupervisionObjective objective(targets, has_target, missing, RouterLoss::kSoftCrossEntropy, 2);
     const ObjectiveTerms terms = objective.compute(model, batch);
     double sum = 0, agree = 0;
     std::int64_t counted = 0;
@@ -196,7 +196,8 @@ TEST(RouterSupervisionObjective, GradientsReachTheRouters) {
   CausalLM model = load_model("mixtral_8e_top2");
   model->train();
   const auto targets = torch::softmax(torch::randn({3000, 8}), -1);
-  RouterSupervisionObjective objective(targets, torch::ones({3000}, torch::kBool), MissingTarget::kMask, 2);
+  RouterSupervisionObjective objective(targets, torch::ones({3000}, torch::kBool), MissingTarget::kMask,
+                                       RouterLoss::kSoftCrossEntropy, 2);
   objective.compute(model, random_batch(3000, 2, 6, 7)).loss.backward();
   for (const auto& item : model->named_parameters()) {
     if (item.key().find("block_sparse_moe.gate") != std::string::npos) {
@@ -205,6 +206,70 @@ TEST(RouterSupervisionObjective, GradientsReachTheRouters) {
     }
     if (item.key() == "lm_head.weight") {
       EXPECT_FALSE(item.value().grad().defined());  // no LM head
+    }
+  }
+}
+
+// Both readings of l_CE(softmax(RL), T) for one token, by hand (SPEC.md §4, stage 3), value and
+// gradient: RL = (1, 0, -1), T = (0.5, 0.3, 0.2).
+//   p = softmax(RL) = e^(1, 0, -1) / Z, Z = e + 1 + 1/e
+//   soft_cross_entropy:         L = -sum T_n log p_n = log Z - sum T_n RL_n,   dL/dRL = p - T
+//   softmax_then_cross_entropy: L = -sum T_n log q_n, q = softmax(p),
+//                               dL/dp = q - T, dL/dRL_j = p_j ((q - T)_j - sum_n p_n (q - T)_n)
+TEST(RouterCrossEntropy, BothReadingsEqualTheirHandComputation) {
+  const double rl[3] = {1.0, 0.0, -1.0}, t[3] = {0.5, 0.3, 0.2};
+  const double z = std::exp(1.0) + 1.0 + std::exp(-1.0);
+  double p[3], q[3];
+  for (int n = 0; n < 3; ++n) p[n] = std::exp(rl[n]) / z;
+  const double zq = std::exp(p[0]) + std::exp(p[1]) + std::exp(p[2]);
+  for (int n = 0; n < 3; ++n) q[n] = std::exp(p[n]) / zq;
+
+  double soft = std::log(z), literal = 0, soft_grad[3], literal_grad[3], mean = 0;
+  for (int n = 0; n < 3; ++n) {
+    soft -= t[n] * rl[n];
+    literal -= t[n] * std::log(q[n]);
+    soft_grad[n] = p[n] - t[n];
+    mean += p[n] * (q[n] - t[n]);
+  }
+  for (int n = 0; n < 3; ++n) literal_grad[n] = p[n] * ((q[n] - t[n]) - mean);
+
+  const auto targets = torch::tensor({0.5f, 0.3f, 0.2f}).reshape({1, 3});
+  for (const RouterLoss loss : enum_values<RouterLoss>()) {
+    auto logits = torch::tensor({1.0f, 0.0f, -1.0f}).reshape({1, 3}).requires_grad_(true);
+    const auto value = router_cross_entropy(logits, targets, loss);
+    ASSERT_EQ(value.sizes(), torch::IntArrayRef({1}));
+    value.sum().backward();
+    const bool literal_reading = loss == RouterLoss::kSoftmaxThenCrossEntropy;
+    EXPECT_NEAR(value.item<double>(), literal_reading ? literal : soft, 1e-6) << enum_name(loss);
+    for (int n = 0; n < 3; ++n) {
+      EXPECT_NEAR(logits.grad()[0][n].item<double>(), literal_reading ? literal_grad[n] : soft_grad[n], 1e-6)
+          << enum_name(loss) << " n=" << n;
+    }
+  }
+}
+
+// What the two readings reward, on one token by gradient descent on free logits: the soft
+// cross-entropy's minimum is the teacher (the router's entropy falls to the teacher's, not
+// below); the literal reading's moves the mass to the teacher's largest entry (far below).
+TEST(RouterCrossEntropy, OnlyTheLiteralReadingIsMoreConfidentThanItsTeacher) {
+  const auto teacher = torch::tensor({0.30f, 0.20f, 0.15f, 0.10f, 0.10f, 0.05f, 0.05f, 0.05f}).reshape({1, 8});
+  const double teacher_entropy = -(teacher * teacher.log()).sum().item<double>();
+  for (const RouterLoss loss : enum_values<RouterLoss>()) {
+    auto logits = torch::zeros({1, 8}).requires_grad_(true);
+    torch::optim::SGD sgd({logits}, torch::optim::SGDOptions(loss == RouterLoss::kSoftCrossEntropy ? 1.0 : 50.0));
+    for (int step = 0; step < 3000; ++step) {
+      sgd.zero_grad();
+      router_cross_entropy(logits, teacher, loss).sum().backward();
+      sgd.step();
+    }
+    const auto p = torch::softmax(logits.detach(), -1);
+    const double entropy = -(p * p.log()).sum().item<double>();
+    if (loss == RouterLoss::kSoftCrossEntropy) {
+      EXPECT_NEAR(entropy, teacher_entropy, 1e-3);
+      EXPECT_TRUE(torch::allclose(p, teacher, 1e-3, 1e-4));
+    } else {
+      EXPECT_LT(entropy, teacher_entropy - 0.5) << "teacher " << teacher_entropy;
+      EXPECT_EQ(p.argmax().item<std::int64_t>(), 0);
     }
   }
 }

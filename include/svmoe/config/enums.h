@@ -45,6 +45,26 @@ enum class LoadBalancingPooling {
 // train_router.missing_target: tokens without a TF-IDF target (SPEC.md §4, stage 3).
 enum class MissingTarget { kMask, kUniform };
 
+// train_router.loss: the two readings of the paper's l_CE(softmax(RL_l), TFIDF_t) (SPEC.md §4,
+// stage 3; docs/training.md).
+enum class RouterLoss {
+  kSoftCrossEntropy,         // - sum_n T_n log softmax(RL)_n: minimised at the teacher itself
+  kSoftmaxThenCrossEntropy,  // F.cross_entropy(softmax(RL), T): log_softmax applied to the probabilities
+};
+
+// train_router.teacher_split: which splits' token counts the router's TF-IDF teacher is
+// computed from (SPEC.md §2.4; the paper computes it on d_n before describing the split).
+enum class TeacherSplit { kTrain, kAll };
+
+// train_router.teacher_tf: the teacher's term frequency, scikit-learn's sublinear_tf = false | true.
+enum class TermFrequency {
+  kRaw,        // tf = count
+  kSublinear,  // tf = 1 + ln(count)
+};
+
+// eval.fewshot.draw: k shots drawn afresh for each item, or one set drawn once for all items.
+enum class ShotDraw { kPerItem, kOnce };
+
 // eval.splits: a split of a prepared dataset (io/dataset_directory.h).
 enum class DataSplit { kTrain, kValid, kTest };
 
@@ -125,6 +145,22 @@ struct EnumNames<LoadBalancingPooling> {
 template <>
 struct EnumNames<MissingTarget> {
   static constexpr std::array<const char*, 2> names = {"mask", "uniform"};
+};
+template <>
+struct EnumNames<RouterLoss> {
+  static constexpr std::array<const char*, 2> names = {"soft_cross_entropy", "softmax_then_cross_entropy"};
+};
+template <>
+struct EnumNames<TeacherSplit> {
+  static constexpr std::array<const char*, 2> names = {"train", "all"};
+};
+template <>
+struct EnumNames<TermFrequency> {
+  static constexpr std::array<const char*, 2> names = {"raw", "sublinear"};
+};
+template <>
+struct EnumNames<ShotDraw> {
+  static constexpr std::array<const char*, 2> names = {"per_item", "once"};
 };
 template <>
 struct EnumNames<DataSplit> {

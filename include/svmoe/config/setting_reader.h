@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ class SettingReader {
   }
   std::vector<std::int64_t> integers(const std::string& key_path, std::int64_t min) const;
   std::vector<double> positive_numbers(const std::string& key_path) const;
+  // A mapping {name: integer in [min, max]}; null is empty.
+  std::map<std::string, std::int64_t> integer_mapping(const std::string& key_path, std::int64_t min,
+                                                      std::int64_t max) const;
   // An empty path when the key is null or ""; an error if the row says it is required.
   std::filesystem::path path(const std::string& key_path, const std::string& hint = {}) const;
   // As path(), required or not as the caller says (a requirement that depends on other keys).

@@ -24,6 +24,7 @@ enum class SettingType {
   kIntegers,        // a list of integers
   kNumbers,         // a list of numbers
   kRecords,         // a list of small mappings, checked by its section's parser
+  kMapping,         // a mapping of free keys (e.g. category names) to values, checked by its section's parser
   kTrainOverrides,  // a stage's own `train` section: every `train` key, null = as in `train`
 };
 
@@ -41,9 +42,14 @@ struct SettingSpec {
   // An input or output path that svmoe run lays out itself (its identity is the hash of the
   // step that wrote it), or a key it sets per step.
   bool set_by_run = false;
+  // false for keys added after experiments were made: svmoe run's step hash counts the key only
+  // where it differs from its default, so the steps of an existing experiment directory keep
+  // their hashes (and are not re-run) until the key is set.
+  bool hashed_at_default = true;
 
   SettingSpec without_effect_on_numbers() const;
   SettingSpec laid_out_by_run() const;
+  SettingSpec hashed_only_away_from_default() const;
 };
 
 // A section's heading, what reads it and the prose docs/config.md shows after its table.

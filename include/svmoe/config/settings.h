@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,8 @@ struct PrepareSettings {
   int num_subdomains = 8;
   std::vector<std::string> categories;  // if not empty: the categories to keep; others are skipped and counted
   std::vector<std::string> pinned_categories;
+  // {category: subdomain ID 1..N}: the subdomains given (the paper's Table 4), no clustering.
+  std::map<std::string, int> subdomain_of;
   int neighbors = 0;  // k of the clustering's k-nearest-neighbour graph; 0: round(sqrt(M)) + 1
   ClusterSizes cluster_sizes = ClusterSizes::kStrict;  // strict: size_tolerance; equity: equity_fraction
   int size_tolerance = 1;
@@ -145,6 +148,12 @@ struct FinetuneSettings {
   LoadBalancingSettings load_balancing;  // MoE models only
 };
 
+// The router's TF-IDF teacher (SPEC.md §2.4): from which splits' token counts, with which tf.
+struct TeacherSettings {
+  TeacherSplit split = TeacherSplit::kTrain;
+  TermFrequency tf = TermFrequency::kRaw;
+};
+
 // svmoe train-router (SPEC.md §4, stage 3): only the routers of a merged MoE, against the
 // dataset's TF-IDF targets, on the training splits of all subdomains.
 struct TrainRouterSettings {
@@ -152,6 +161,8 @@ struct TrainRouterSettings {
   std::filesystem::path dataset;
   std::filesystem::path output;                         // the run directory; the trained MoE in OUTPUT/final/
   MissingTarget missing_target = MissingTarget::kMask;  // tokens without a TF-IDF target
+  RouterLoss loss = RouterLoss::kSoftCrossEntropy;      // which reading of the paper's l_CE (SPEC.md §4)
+  TeacherSettings teacher;                              // which TF-IDF the routers learn
   // false: the paper's loss under autograd (router l also learns from later layers' terms
   // through the residual stream); true: each router from its own term only (docs/training.md).
   bool detach_router_inputs = false;
@@ -181,6 +192,7 @@ struct FewShotSettings {
   std::string prompt = "{statement}\n答え:";
   std::vector<std::string> answers = {" 誤り", " 正しい"};  // [false, true]
   std::string separator = "\n\n";
+  ShotDraw draw = ShotDraw::kPerItem;  // k shots per item, or one set for all items
 };
 // The BTM ensemble baseline of dense experts (docs/eval.md).
 struct BtmSettings {

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "svmoe/config/enums.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/text/tokenizer.h"
 
@@ -34,10 +35,13 @@ struct FewShotFormat {
   std::string prompt = "{statement}\n答え:";                // {statement} is replaced
   std::vector<std::string> answers = {" 誤り", " 正しい"};  // [label 0, label 1], appended to the prompt
   std::string separator = "\n\n";                           // between shots, and before the item
+  ShotDraw draw = ShotDraw::kPerItem;                        // shots per item, or one set for every item
 };
 
-// The prompt of item `index`: its shots (k distinct shots, none equal to the item, drawn with
-// the seed and the index) with their answers, then the item's prompt.
+// The prompt of item `index`: k distinct shots with their answers, then the item's prompt. Per
+// item (ShotDraw::kPerItem) the shots are drawn with the seed and the index, none equal to the
+// item; drawn once (kOnce), the same k for every item, drawn with the seed from the shots equal
+// to no item.
 std::string few_shot_prompt(const std::vector<TrueFalseItem>& items, std::size_t index,
                             const std::vector<TrueFalseItem>& shots, const FewShotFormat& format);
 

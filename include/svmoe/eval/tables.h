@@ -4,14 +4,28 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace svmoe {
 
+// Which values of a column are better (its best and second best are marked).
+enum class Better {
+  kNotRanked,       // text, or a value nothing is compared by
+  kLower,           // errors, perplexity, entropy
+  kHigher,          // accuracy
+  kCloserToTarget,  // CMR_k: better the closer to k
+};
+
 struct TableColumn {
+  TableColumn(std::string column_name, Better column_better = Better::kNotRanked, double column_target = 0.0,
+              std::optional<double> column_chance = std::nullopt)
+      : name(std::move(column_name)), better(column_better), target(column_target), chance(column_chance) {}
+
   std::string name;
-  bool ranked = false;            // its best and second best values are marked
-  bool higher_is_better = false;  // for ranked columns: accuracy, not error
+  Better better;
+  double target;                 // kCloserToTarget: the ideal value
+  std::optional<double> chance;  // kHigher: values at or below it are never marked
 };
 
 struct TableCell {
@@ -25,7 +39,8 @@ struct Table {
   std::vector<std::vector<TableCell>> rows;
 };
 
-// Metric cells read "mean±std" with `digits` decimals; ties share the mark.
+// Metric cells read "mean±std" with `digits` decimals; ties share the mark, and a column whose
+// values all tie is not marked (nothing is best).
 std::string markdown_table(const Table& table, int digits = 3);
 // An HTML <table> with the same marks (<b>, <u>); text is escaped.
 std::string html_table(const Table& table, int digits = 3);

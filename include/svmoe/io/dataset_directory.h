@@ -6,7 +6,9 @@
 //   DATASET/subdomain_N/{train,valid,test}.{bin,idx}   token shards (io/token_shards.h)
 //   DATASET/tfidf.safetensors               tfidf_target [vocab, N] (each token's TF-IDF over the
 //                                           subdomains, rows summing to 1), has_target [vocab],
-//                                           subdomain_tfidf [N, vocab]
+//                                           subdomain_tfidf [N, vocab], token_counts [3, N, vocab]
+//                                           (int64, per split in DataSplit order; special tokens
+//                                           left out; older datasets lack it)
 //   DATASET/tokenizer/                      the tokenizer the shards were made with
 #pragma once
 
@@ -18,6 +20,9 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "svmoe/config/settings.h"
+#include "svmoe/text/tfidf.h"
 
 namespace svmoe {
 
@@ -48,15 +53,19 @@ struct DatasetShards {
 };
 DatasetShards dataset_shards(const std::filesystem::path& dataset, const std::vector<std::int64_t>& subdomains);
 
-// The router's teacher from tfidf.safetensors: with a larger `vocab_size` (a model's embedding
-// padded beyond its tokenizer), the extra ids get no target.
+// The router's teacher: targets float32 [vocab, N] (rows summing to 1), has_target bool [vocab].
 struct TfidfTargetTensors {
   torch::Tensor targets, has_target;
 };
-TfidfTargetTensors load_tfidf_targets(const std::filesystem::path& dataset, std::int64_t vocab_size = 0);
+TfidfTargetTensors teacher_tensors(const TfidfTargets& teacher, std::int64_t subdomains);
+// The teacher from tfidf.safetensors: the stored one (training splits, raw tf: SPEC.md §2.4) or,
+// for another `teacher`, computed from the stored token counts. With a larger `vocab_size` (a
+// model's embedding padded beyond its tokenizer), the extra ids get no target.
+TfidfTargetTensors load_tfidf_targets(const std::filesystem::path& dataset, std::int64_t vocab_size = 0,
+                                      const TeacherSettings& teacher = {});
 // subdomain_tfidf [N, vocab]: each subdomain's TF-IDF row (the BTM ensemble's weights).
 torch::Tensor load_subdomain_tfidf(const std::filesystem::path& dataset);
-void write_tfidf_file(const std::filesystem::path& dataset, const torch::Tensor& targets,
-                      const torch::Tensor& has_target, const torch::Tensor& subdomain_tfidf);
+void write_tfidf_file(const std::filesystem::path& dataset, const TfidfTargetTensors& teacher,
+                      const torch::Tensor& subdomain_tfidf, const torch::Tensor& token_counts);
 
 }  // namespace svmoe

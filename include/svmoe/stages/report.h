@@ -4,10 +4,16 @@
 #pragma once
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "svmoe/config/settings.h"
 
 namespace svmoe {
+
+// The split whose expert selection the report draws (the paper's Fig. 3 counts the test split's):
+// "test" wherever eval.splits lists it, else the first listed; "" for none.
+std::string fig3_split(const std::vector<std::string>& splits);
 
 // Returns the path of the written report.
 std::filesystem::path run_report(const ReportSettings& report, const EvalSettings& eval,

@@ -1,10 +1,12 @@
 // TF-IDF over token ids (SPEC.md §2.5): scikit-learn's TfidfVectorizer defaults, with each
-// "document" given as its token counts: tf = raw count, idf = ln((1 + n_docs) / (1 + df)) + 1,
-// each row L2-normalised.
+// "document" given as its token counts: tf = raw count (or, sublinear_tf, 1 + ln count),
+// idf = ln((1 + n_docs) / (1 + df)) + 1, each row L2-normalised.
 #pragma once
 
 #include <cstdint>
 #include <vector>
+
+#include "svmoe/config/enums.h"
 
 namespace svmoe {
 
@@ -18,7 +20,7 @@ struct SparseRow {
 using TokenCounts = std::vector<std::vector<std::uint64_t>>;
 
 // [documents][vocab] counts -> L2-normalised TF-IDF rows.
-std::vector<SparseRow> tfidf_rows(const TokenCounts& counts);
+std::vector<SparseRow> tfidf_rows(const TokenCounts& counts, TermFrequency tf = TermFrequency::kRaw);
 
 // The router's teacher (SPEC.md §2.4): each token's column of the N subdomain rows, normalised
 // to sum 1. Returns [vocab][N] row-major; `has_target[t]` is false for tokens in no subdomain
@@ -28,6 +30,8 @@ struct TfidfTargets {
   std::vector<bool> has_target;
 };
 TfidfTargets normalise_token_columns(const std::vector<SparseRow>& rows, std::int64_t vocab_size);
+// The teacher from the subdomains' token counts: normalise_token_columns(tfidf_rows(counts, tf)).
+TfidfTargets router_teacher(const TokenCounts& subdomain_counts, TermFrequency tf = TermFrequency::kRaw);
 
 // Cosine distances 1 - <a, b> between L2-normalised rows: [rows * rows] row-major.
 std::vector<double> cosine_distances(const std::vector<SparseRow>& rows);

@@ -65,16 +65,22 @@ class LanguageModelObjective : public TrainingObjective {
   std::string summary_;
 };
 
-// Stage 3 (SPEC.md §4): L_SvMoE = sum over layers of the cross-entropy between softmax(router
-// logits) at each input token and that token's TF-IDF target, averaged over the tokens that
-// have a target ("router_loss" is reported per token and layer: that sum / layers). Tokens
-// without a target are left out (kMask) or given the uniform target (kUniform). The LM head
-// is not computed. Reports per layer: router loss, agreement of the router's top-1 with the
-// TF-IDF argmax, router entropy; and the targets' mean entropy, the least the loss can reach.
+// Stage 3 (SPEC.md §4): L_SvMoE = sum over layers of l_CE(softmax(router logits), TFIDF_t) at
+// each input token t, averaged over the tokens that have a target ("router_loss" is reported
+// per token and layer: that sum / layers). l_CE is one of the paper's two readings
+// (train_router.loss), with p = softmax(RL) and T the target:
+//   soft_cross_entropy          - sum_n T_n log p_n             (minimum at p = T)
+//   softmax_then_cross_entropy  - sum_n T_n log softmax(p)_n    (PyTorch's cross_entropy(p, T))
+// Tokens without a target are left out (kMask) or given the uniform target (kUniform). The LM
+// head is not computed. Reports per layer: router loss, agreement of the router's top-1 with the
+// TF-IDF argmax, router entropy; and the targets' mean entropy (soft_cross_entropy's floor).
+// l_CE per token: [tokens, N] router logits and targets -> [tokens] (float32).
+torch::Tensor router_cross_entropy(const torch::Tensor& router_logits, const torch::Tensor& targets, RouterLoss loss);
+
 class RouterSupervisionObjective : public TrainingObjective {
  public:
   // targets: float32 [vocab, experts], rows summing to 1; has_target: bool [vocab].
-  RouterSupervisionObjective(torch::Tensor targets, torch::Tensor has_target, MissingTarget missing,
+  RouterSupervisionObjective(torch::Tensor targets, torch::Tensor has_target, MissingTarget missing, RouterLoss loss,
                              std::int64_t layers);
   ObjectiveTerms compute(CausalLM& model, const torch::Tensor& batch) override;
   std::string validation_part() const override { return "router_loss"; }
@@ -83,6 +89,7 @@ class RouterSupervisionObjective : public TrainingObjective {
 
  private:
   torch::Tensor targets_, has_target_, target_argmax_;
+  RouterLoss loss_;
   std::int64_t layers_;
   // Per layer: loss sums, top-1 agreements, entropy sums; then the count of targeted tokens and
   // the sum of their targets' entropies (the floor of the loss).
