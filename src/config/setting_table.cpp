@@ -380,7 +380,7 @@ std::vector<SettingSpec> make_setting_table() {
               "from a pretrained model)"),
       train_overrides("run.pretrain_base.train"),
       list("run.models", T::kStrings, models,
-           "the stage-4 models to train and evaluate: `dense` or `METHOD[_svmoe][_lb]` (docs/pipeline.md); by "
+           "the stage-4 models to train and evaluate: `dense` or `METHOD[_svmoe[_LOSS]][_lb]` (docs/pipeline.md); by "
            "default the paper's five",
            run_model_names()),
       choice("run.lb_method", enum_name(run.lb_method), {"switch", "aux_free"},
