@@ -291,8 +291,8 @@ std::vector<SettingSpec> make_setting_table() {
              "MoE models: `none`, `switch` (the Switch/Mixtral LB loss), `aux_free` (Wang et al.'s bias)")
           .laid_out_by_run(),
       number("finetune.load_balancing.alpha", finetune.load_balancing.alpha, 0.0, 1e6,
-             "alpha, the LB coefficient of `switch` (SPEC.md §4); svmoe merge writes it to config.json as "
-             "`router_aux_loss_coef`"),
+             "alpha, the LB coefficient of `switch` (SPEC.md §4); a model fine-tuned with `switch` records it in "
+             "its config.json as `router_aux_loss_coef`"),
       choice("finetune.load_balancing.pooling", finetune.load_balancing.pooling,
              "`pooled` (all layers' routing together: transformers' value) or `per_layer` (each layer's own loss, "
              "as the Switch Transformer adds one per layer; averaged over layers)"),
@@ -404,7 +404,8 @@ std::vector<SectionDoc> make_section_docs() {
        "departs from their published "
        "code. The routers are seeded with `runtime.seed` "
        "(layer l's from seed + 1000003 l, so a router does not depend on write order). The MoE's config.json gets "
-       "`router_aux_loss_coef` = `finetune.load_balancing.alpha`, the one LB coefficient."},
+       "transformers' `router_aux_loss_coef` default (0.001); `svmoe finetune` with `load_balancing.method: switch` "
+       "replaces it with `finetune.load_balancing.alpha`, the coefficient it trained with."},
       {"train", "every training stage",
        "`micro_batch` is per process: with data parallelism a step reads `micro_batch x grad_accum x world size` "
        "windows.\n\n"

@@ -109,6 +109,16 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
   return s;
 }
 
+double merge_parameter_value(const MergeSettings& settings, MergeParameter parameter) {
+  switch (parameter) {
+    case MergeParameter::kDropRatio:
+      return settings.drop_ratio;
+    case MergeParameter::kNoiseStd:
+      break;
+  }
+  return settings.noise_std;
+}
+
 MergeSettings parse_merge_settings(const ConfigTree& config) {
   const SettingReader read(config);
   MergeSettings s;
@@ -117,7 +127,7 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   s.num_experts = read.integer("merge.num_experts");
   const std::string method = enum_name(s.method);
   s.shared_expert = read.option<SharedExpertInit>("merge.shared_expert");
-  if (merges_trained_experts(s.method)) {
+  if (merge_method_spec(s.method).merges_trained_experts()) {
     if (s.experts.size() < 2) {
       throw ConfigError("config key 'merge.experts' lists " + std::to_string(s.experts.size()) +
                             " expert(s); merge.method " + method + " merges at least 2 trained experts",
@@ -161,7 +171,6 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   if (s.num_experts_per_tok > s.num_experts) {
     read.fail("merge.num_experts_per_tok", "at most the number of experts (" + std::to_string(s.num_experts) + ")");
   }
-  s.router_aux_loss_coef = read.number("finetune.load_balancing.alpha");
   s.router_init = read.option<RouterInit>("merge.router_init");
   s.router_init_std = read.number("merge.router_init_std");
   s.drop_ratio = read.number("merge.drop_ratio");

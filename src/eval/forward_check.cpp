@@ -13,7 +13,7 @@ namespace svmoe {
 
 std::vector<NamedTensor> run_forward(const ForwardSettings& settings, const RuntimeSettings& runtime) {
   const torch::Device device = resolve_device(runtime.device);
-  const ModelConfig config = read_model_config(settings.model / "config.json");
+  const ModelConfig config = read_model_config(settings.model);
   const std::string dtype_name = settings.dtype == ForwardDtype::kCheckpoint ? config.dtype : enum_name(settings.dtype);
   const torch::ScalarType dtype = parse_compute_dtype(dtype_name);
 

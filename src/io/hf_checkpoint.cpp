@@ -160,9 +160,8 @@ HfCheckpoint load_hf_checkpoint(const fs::path& directory) {
   }
   HfCheckpoint checkpoint;
   checkpoint.directory = directory;
-  const fs::path config_path = directory / "config.json";
-  checkpoint.config = read_model_config(config_path);
-  checkpoint.raw_config = Json::parse(read_text_file(config_path));
+  checkpoint.raw_config = read_model_config_json(directory);
+  checkpoint.config = parse_model_config(checkpoint.raw_config, model_config_file(directory).string());
   checkpoint.tensors = CheckpointTensors::open(directory);
   return checkpoint;
 }
@@ -297,7 +296,7 @@ void write_sharded_safetensors(const fs::path& directory, const std::vector<Name
 void save_hf_checkpoint(const fs::path& directory, const ModelConfig& config, const std::vector<NamedTensor>& tensors,
                         const SaveOptions& options, const Json& base_config) {
   const fs::path partial = begin_directory(directory);
-  write_file_atomically(partial / "config.json", model_config_to_json(config, base_config).dump(2) + "\n");
+  write_file_atomically(model_config_file(partial), model_config_to_json(config, base_config).dump(2) + "\n");
   write_sharded_safetensors(partial, tensors, options.max_shard_bytes);
   if (!options.svmoe_state.empty()) write_safetensors(partial / kSvmoeStateFile, options.svmoe_state);
   if (!options.copy_tokenizer_from.empty()) {

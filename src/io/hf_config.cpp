@@ -179,7 +179,7 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
     if (c.num_experts_per_tok > c.num_local_experts) {
       read.fail("num_experts_per_tok", std::string("is larger than ") + experts_key);
     }
-    c.router_aux_loss_coef = read.number_or("router_aux_loss_coef", 0.001);
+    c.router_aux_loss_coef = read.number_or("router_aux_loss_coef", ModelConfig::kTransformersRouterAuxLossCoef);
     if (read.number_or("router_jitter_noise", 0.0) != 0.0) {
       read.unsupported("router_jitter_noise", "is not 0", "svmoe routes without jitter noise; set it to 0");
     }
@@ -187,18 +187,25 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
   return c;
 }
 
-ModelConfig read_model_config(const std::filesystem::path& config_json) {
+std::filesystem::path model_config_file(const std::filesystem::path& model_directory) {
+  return model_directory / "config.json";
+}
+
+Json read_model_config_json(const std::filesystem::path& model_directory) {
+  const std::filesystem::path config_json = model_config_file(model_directory);
   if (!std::filesystem::exists(config_json)) {
     throw IoError("'" + config_json.string() + "' does not exist",
                   "a Hugging Face checkpoint directory holds config.json next to model.safetensors");
   }
-  Json json;
   try {
-    json = Json::parse(read_text_file(config_json));
+    return Json::parse(read_text_file(config_json));
   } catch (const Json::parse_error& e) {
-    throw FormatError("'" + config_json.string() + "' is not valid JSON: " + e.what());
+    throw FormatError("'" + config_json.string() + "' is not valid JSON: " + e.what(), "fix or replace the file");
   }
-  return parse_model_config(json, config_json.string());
+}
+
+ModelConfig read_model_config(const std::filesystem::path& model_directory) {
+  return parse_model_config(read_model_config_json(model_directory), model_config_file(model_directory).string());
 }
 
 namespace {

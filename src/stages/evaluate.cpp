@@ -240,7 +240,7 @@ namespace {
 // the evaluation of the others.
 void check_models(const EvalSettings& s, const DatasetShards& shards) {
   for (const EvalModel& entry : s.models) {
-    const ModelConfig config = read_model_config(entry.path / "config.json");
+    const ModelConfig config = read_model_config(entry.path);
     if (config.vocab_size < shards.vocab_size) {
       throw ConfigError("model '" + entry.name + "' (" + entry.path.string() + ") has a vocabulary of " +
                             std::to_string(config.vocab_size) + " but the dataset's tokenizer " +
@@ -252,7 +252,7 @@ void check_models(const EvalSettings& s, const DatasetShards& shards) {
                    entry.name);
     }
   }
-  for (const fs::path& expert : s.btm.experts) read_model_config(expert / "config.json");
+  for (const fs::path& expert : s.btm.experts) read_model_config(expert);
 }
 
 struct FewShotTask {
@@ -298,7 +298,7 @@ Json evaluate_model(const EvalModel& entry, const EvalSettings& s, const Runtime
 Json evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
   Json splits = Json::object();
   const std::int64_t context =
-      scoring_context(s.context_length, read_model_config(s.btm.experts.front() / "config.json"));
+      scoring_context(s.context_length, read_model_config(s.btm.experts.front()));
   for (const DataSplit split : s.splits) {
     const std::string name = enum_name(split);
     spdlog::info("eval: {} ({} dense experts on {}, mixed per document by {} weights) on the {} split", s.btm.name,

@@ -21,6 +21,8 @@ TrainResult run_finetune(const FinetuneSettings& f, const TrainSettings& t, cons
   const LoadBalancingSettings& lb = f.load_balancing;
   job.objective = std::make_shared<LanguageModelObjective>(job.model->config(), lb);
   const ModelConfig& config = job.model->config();
+  // The checkpoint records the LB coefficient it was trained with (the merge wrote transformers' default).
+  if (config.is_moe() && lb.method == LoadBalancingMethod::kSwitch) job.router_aux_loss_coef = lb.alpha;
   spdlog::info("finetune: {} ({}{}, {} parameters) on {} subdomain(s) of {} -> {}", f.model.string(), enum_name(f.init),
                config.is_moe() ? std::string(", MoE, load balancing ") + enum_name(lb.method) : std::string(", dense"),
                config.num_parameters(), shards.train.size(), f.dataset.string(), f.output.string());

@@ -25,7 +25,7 @@ std::string memory_report(const ConfigTree& experiment, const GpuBudget& budget)
   std::ostringstream out;
   const RunSettings run = parse_run_settings(experiment);
   const std::vector<PipelineStep> steps = pipeline_steps(experiment);
-  const ModelConfig base = read_model_config(run.base_model / "config.json");
+  const ModelConfig base = read_model_config(run.base_model);
   const ConfigTree& resolved = steps.front().config;
   const ModelConfig moe =
       merged_moe_config(base, parse_prepare_settings(resolved).num_subdomains, parse_merge_settings(resolved));

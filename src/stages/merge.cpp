@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "svmoe/config/merge_method.h"
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/parameter_names.h"
@@ -96,7 +97,9 @@ ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, co
   moe.model_type = settings.moe_kind == MoeKind::kSoft ? ModelConfig::kSoftMoe : ModelConfig::kMixtral;
   moe.num_local_experts = experts;
   moe.num_experts_per_tok = settings.num_experts_per_tok;
-  moe.router_aux_loss_coef = settings.router_aux_loss_coef;
+  // Not yet trained with any LB term: transformers' default, which stage 4 replaces with the
+  // alpha it balances with (finetune.load_balancing.alpha), so the merge reads no LB setting.
+  moe.router_aux_loss_coef = ModelConfig::kTransformersRouterAuxLossCoef;
   if (settings.moe_kind == MoeKind::kCartesian) {
     // Each sub-expert and shared expert is half of a dense FFN: A the first d_ff/2 neurons, B the rest.
     if (dense.intermediate_size % 2 != 0) {
@@ -248,37 +251,20 @@ torch::Tensor expert_ffn_weight(const torch::Tensor& source, const ExpertFfnSlot
   return drop_upcycled(source, slot, s.drop_ratio);
 }
 
-std::string method_description(MergeMethod method) {
-  switch (method) {
-    case MergeMethod::kBtx:
-      return "BTX: trained experts' FFNs kept, other weights averaged, routers random";
-    case MergeMethod::kNaive:
-      return "naive upcycling: every expert a copy of one dense model's FFN, routers random";
-    case MergeMethod::kNoise:
-      return "random-noise upcycling: copies of one dense FFN, drop_ratio of each expert's neurons + normal(0, "
-             "noise_std)";
-    case MergeMethod::kDropUpcycling:
-      return "Drop-Upcycling: copies of one dense FFN, drop_ratio of each expert's neurons re-drawn from the "
-             "replaced weights' normal";
-    case MergeMethod::kBtxDropUpcycling:
-      break;
-  }
-  return "BTX + Drop-Upcycling: trained experts' FFNs with drop_ratio of each expert's neurons re-drawn, other "
-         "weights averaged";
-}
-
 // The MoE's provenance beside its weights (kMergeProvenanceFile).
 Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettings& s, double router_std,
                       std::uint64_t seed) {
+  const MergeMethodSpec& spec = merge_method_spec(s.method);
   Json provenance = {
       {"producer", "svmoe merge"},
       {"method", enum_name(s.method)},
-      {"description", method_description(s.method)},
+      {"description", spec.description},
       {"num_experts", s.num_experts},
       {"router_init", {{"distribution", enum_name(s.router_init)}, {"std", router_std}, {"seed", seed}}}};
-  if (reads_drop_ratio(s.method)) provenance["drop_ratio"] = s.drop_ratio;
-  if (s.method == MergeMethod::kNoise) provenance["noise_std"] = s.noise_std;
-  if (merges_trained_experts(s.method)) {
+  for (const MergeParameter parameter : spec.parameters) {
+    provenance[std::string(merge_parameter_name(parameter))] = merge_parameter_value(s, parameter);
+  }
+  if (spec.merges_trained_experts()) {
     provenance["experts"] = Json::array();
     for (const auto& input : inputs) provenance["experts"].push_back(input.directory.string());
   }
@@ -295,13 +281,14 @@ Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettin
 
 MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   std::vector<HfCheckpoint> inputs;  // mapped, not read: the trained experts, or the one model copied
-  if (merges_trained_experts(s.method)) {
+  const bool trained_experts = merge_method_spec(s.method).merges_trained_experts();
+  if (trained_experts) {
     for (const auto& directory : s.experts) inputs.push_back(load_hf_checkpoint(directory));
   } else {
     inputs.push_back(load_hf_checkpoint(s.base_model));
   }
   check_experts_agree(inputs);
-  const std::int64_t n = merges_trained_experts(s.method) ? static_cast<std::int64_t>(inputs.size()) : s.num_experts;
+  const std::int64_t n = trained_experts ? static_cast<std::int64_t>(inputs.size()) : s.num_experts;
   const ModelConfig& dense = inputs.front().config;
   const ModelConfig moe = merged_moe_config(dense, n, s);
   const double router_std = s.router_init_std > 0 ? s.router_init_std : dense.initializer_range;
@@ -309,7 +296,7 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   // The shared expert's source: the base model's FFN (the model copied, or merge.base_model beside
   // trained experts), or the mean over the inputs.
   std::vector<HfCheckpoint> shared_source;
-  if (s.shared_expert == SharedExpertInit::kBase && merges_trained_experts(s.method)) {
+  if (s.shared_expert == SharedExpertInit::kBase && trained_experts) {
     shared_source.push_back(load_hf_checkpoint(s.base_model));
     check_shared_expert_source(shared_source.front(), inputs.front());
   }
@@ -359,7 +346,7 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   }
   const fs::path partial = begin_directory(s.output);
   try {
-    write_file_atomically(partial / "config.json", model_config_to_json(moe, inputs.front().raw_config).dump(2) + "\n");
+    write_file_atomically(model_config_file(partial), model_config_to_json(moe, inputs.front().raw_config).dump(2) + "\n");
     write_sharded_safetensors(partial, plan.specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
     release_previous();
     for (const auto& name : tokenizer_file_names()) {

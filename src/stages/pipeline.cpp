@@ -5,8 +5,10 @@
 #include <set>
 
 #include "svmoe/config/expert_coverage.h"
+#include "svmoe/config/merge_method.h"
 #include "svmoe/config/setting_reader.h"
 #include "svmoe/config/setting_table.h"
+#include "svmoe/io/hf_config.h"
 #include "svmoe/stages/train_experts.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
@@ -60,22 +62,6 @@ std::string router_loss_label(RouterLoss loss) {
   return "softmax+CE";
 }
 
-std::string method_label(MergeMethod method) {
-  switch (method) {
-    case MergeMethod::kBtx:
-      return "BTX";
-    case MergeMethod::kNaive:
-      return "Naive";
-    case MergeMethod::kNoise:
-      return "Noise";
-    case MergeMethod::kDropUpcycling:
-      return "Drop-Upcycling";
-    case MergeMethod::kBtxDropUpcycling:
-      break;
-  }
-  return "BTX+Drop-Upcycling";
-}
-
 // How the tables name each stage-4 model: name, LB column, report label. The paper's are Dense,
 // BTX and SvMoE; another construction's MoE is named by its method, "SvMoE (method)" with the
 // TF-IDF-trained router.
@@ -84,7 +70,7 @@ struct ModelRole {
 };
 ModelRole model_role(const RunModel& model) {
   if (model.dense) return {"Dense", "-", "Dense"};
-  std::string name = method_label(model.method);
+  std::string name(merge_method_spec(model.method).label);
   if (model.supervised_router) {
     std::vector<std::string> qualifiers;
     if (model.method != MergeMethod::kBtx) qualifiers.push_back(name);
@@ -236,7 +222,7 @@ ConfigTree method_config(const ConfigTree& config, const RunSettings& run, Merge
   ConfigTree out = config;
   const auto set = [&](const std::string& key, Json value) { out.set(key, std::move(value), kLayoutOrigin); };
   set("merge.method", enum_name(method));
-  if (!merges_trained_experts(method)) {
+  if (!merge_method_spec(method).merges_trained_experts()) {
     set("merge.experts", Json::array());
     set("merge.base_model", Layout::base_model(run).string());
     set("merge.num_experts", num_experts);
@@ -252,17 +238,12 @@ ConfigTree method_config(const ConfigTree& config, const RunSettings& run, Merge
 // Reads a base model's config.json for the base step's settings (its architecture is what the
 // step trains), with an error that says what is missing.
 Json base_model_config(const fs::path& base_model) {
-  const fs::path file = base_model / "config.json";
-  if (!fs::exists(file)) {
+  if (!fs::exists(model_config_file(base_model))) {
     throw ConfigError(
         "config key 'run.base_model' is '" + base_model.string() + "', which holds no config.json",
         "give a Hugging Face model directory (with run.pretrain_base.enabled, one with only config.json)");
   }
-  try {
-    return Json::parse(read_text_file(file));
-  } catch (const Json::parse_error& e) {
-    throw FormatError("'" + file.string() + "' is not valid JSON: " + e.what(), "fix or replace the file");
-  }
+  return read_model_config_json(base_model);
 }
 
 }  // namespace
@@ -325,7 +306,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   const bool btm_pairs = run.btm_ensemble && run.btm_coverage == ExpertCoverage::kPairs;
   const bool needs_experts =
       (run.btm_ensemble && !btm_pairs) || std::any_of(run.models.begin(), run.models.end(), [](const RunModel& m) {
-        return !m.dense && merges_trained_experts(m.method);
+        return !m.dense && merge_method_spec(m.method).merges_trained_experts();
       });
   const auto add_experts_step = [&](const std::string& name, ExpertCoverage coverage, const fs::path& output) {
     ConfigTree experts_config = config;
@@ -362,7 +343,8 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   for (const MergeMethod method : methods_of(run.models)) {
     const ConfigTree& moe_config =
         method_configs.emplace(method, method_config(config, run, method, num_experts)).first->second;
-    const bool trained = merges_trained_experts(method);
+    const MergeMethodSpec& spec = merge_method_spec(method);
+    const bool trained = spec.merges_trained_experts();
     const bool reads_base = !trained || reads_base_model_beside_experts(moe_config);
     std::vector<std::string> merge_needs = reads_base ? base_needs : std::vector<std::string>{};
     if (trained) merge_needs.push_back("experts");
@@ -373,8 +355,9 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     merge.settings["merge.method"] = enum_name(method);
     if (!trained) merge.settings["merge.num_experts"] = num_experts;
     // A method's parameters only where it reads them.
-    if (!reads_drop_ratio(method)) merge.settings.erase("merge.drop_ratio");
-    if (method != MergeMethod::kNoise) merge.settings.erase("merge.noise_std");
+    for (const MergeParameter parameter : all_merge_parameters()) {
+      if (!spec.reads(parameter)) merge.settings.erase(std::string(merge_parameter_key(parameter)));
+    }
     if (reads_base) base_identity(merge.settings);
     merge.settings["runtime.seed"] = seed;
     add(std::move(merge));
@@ -393,9 +376,9 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     ConfigTree router_config = method_configs.at(method);
     if (loss) router_config.set("train_router.loss", enum_name(*loss), kLayoutOrigin);
     router_config.set("train_router.output", layout.router(method, loss).string(), kLayoutOrigin);
-    PipelineStep router = new_step(Layout::router_step(method, loss), Stage::kTrainRouter, "train_router",
-                                   {Layout::method_step("merge", method), "prepare"}, layout.router(method, loss),
-                                   router_config);
+    PipelineStep router =
+        new_step(Layout::router_step(method, loss), Stage::kTrainRouter, "train_router",
+                 {Layout::method_step("merge", method), "prepare"}, layout.router(method, loss), router_config);
     router.trains_moe = true;
     parse_train_router_settings(router_config);
     parse_train_settings(router_config, router.train_section);
@@ -409,9 +392,10 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   for (const RunModel& model : run.models) {
     const std::string name = run_model_name(model);
     ConfigTree model_config = config;
-    const fs::path from = model.dense ? Layout::base_model(run)
-                                      : (model.supervised_router ? layout.router(model.method, model.router_loss) / "final"
-                                                                 : layout.moe(model.method));
+    const fs::path from = model.dense
+                              ? Layout::base_model(run)
+                              : (model.supervised_router ? layout.router(model.method, model.router_loss) / "final"
+                                                         : layout.moe(model.method));
     const LoadBalancingMethod lb = model.load_balanced ? run.lb_method : LoadBalancingMethod::kNone;
     model_config.set("finetune.model", from.string(), kLayoutOrigin);
     model_config.set("finetune.init", enum_name(ModelInit::kPretrained), kLayoutOrigin);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 
+#include "svmoe/io/hf_config.h"
 #include "svmoe/stages/evaluate.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/stages/merge.h"
@@ -66,7 +67,7 @@ bool execute_step(const PipelineStep& step, const RuntimeSettings& runtime, cons
 // An experts step run as one array task is done when every expert is.
 bool all_experts_written(const PipelineStep& step) {
   for (std::int64_t n = 0; n < step.tasks; ++n) {
-    if (!fs::exists(expert_directory(step.output, n) / "config.json")) return false;
+    if (!fs::exists(model_config_file(expert_directory(step.output, n)))) return false;
   }
   return true;
 }

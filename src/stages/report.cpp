@@ -55,7 +55,7 @@ DataSplit split_named(const Json& name, const fs::path& results_path) {
 // The routing of `text` by an MoE model at `layer`, beside the TF-IDF argmax of each token.
 RoutedText route_text(const std::string& name, const fs::path& model_dir, const fs::path& dataset,
                       const std::string& text, std::int64_t layer, const InferenceOptions& inference) {
-  const ModelConfig config = read_model_config(model_dir / "config.json");
+  const ModelConfig config = read_model_config(model_dir);
   if (layer >= config.num_routers()) {  // a CartesianMoE has two routers a layer: A's, then B's
     throw ConfigError("report.layer is " + std::to_string(layer) + " but '" + model_dir.string() + "' has " +
                           std::to_string(config.num_routers()) + " routers",

@@ -5,6 +5,7 @@
 
 #include "svmoe/config/expert_coverage.h"
 #include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/hf_config.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
@@ -35,7 +36,7 @@ TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainS
   TrainExpertsResult result;
   for (const auto n : experts) {
     const fs::path done = expert_directory(s.output, n);
-    if (fs::exists(done / "config.json")) {
+    if (fs::exists(model_config_file(done))) {
       spdlog::info("train-experts: expert {} is already trained ({}): skipped", n, done.string());
       result.skipped.push_back(n);
       continue;

@@ -24,7 +24,7 @@ std::size_t train_only_routers(CausalLM& model) {
 
 TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& t, const RuntimeSettings& runtime,
                              const TrainingContext& context) {
-  const ModelConfig config = read_model_config(s.model / "config.json");
+  const ModelConfig config = read_model_config(s.model);
   if (!config.is_moe()) {
     throw ConfigError("'" + s.model.string() + "' is a dense model (model_type " + config.model_type +
                           "); train-router trains the routers of an MoE",

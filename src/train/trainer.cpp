@@ -211,6 +211,7 @@ void save_model(const TrainingJob& job, const fs::path& directory) {
   options.copy_tokenizer_from = job.tokenizer_from;
   options.svmoe_state = named_buffers(*job.model);
   ModelConfig config = job.model->config();
+  if (job.router_aux_loss_coef) config.router_aux_loss_coef = *job.router_aux_loss_coef;
   const auto dtype = job.model->parameters().front().scalar_type();
   config.dtype = dtype == torch::kBFloat16 ? "bfloat16" : dtype == torch::kFloat16 ? "float16" : "float32";
   save_hf_checkpoint(directory, config, named_tensors(*job.model), options, job.base_config);

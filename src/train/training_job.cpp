@@ -31,7 +31,7 @@ TrainingContext start_training(const RuntimeSettings& runtime) {
 
 TrainingJob training_job(const fs::path& model_dir, ModelInit init, const DatasetShards& shards, const fs::path& output,
                          const RuntimeSettings& runtime, const TrainingContext& context) {
-  const ModelConfig config = read_model_config(model_dir / "config.json");
+  const ModelConfig config = read_model_config(model_dir);
   if (shards.vocab_size > config.vocab_size) {
     throw ConfigError("the dataset's tokenizer has " + std::to_string(shards.vocab_size) + " tokens but the model '" +
                           model_dir.string() + "' only " + std::to_string(config.vocab_size),
@@ -46,7 +46,7 @@ TrainingJob training_job(const fs::path& model_dir, ModelInit init, const Datase
     load_weights(*job.model, load_hf_checkpoint(model_dir));
   }
   set_expert_path(*job.model, runtime.expert_path);
-  job.base_config = nlohmann::json::parse(read_text_file(model_dir / "config.json"));
+  job.base_config = read_model_config_json(model_dir);
   job.tokenizer_from = tokenizer_source(model_dir, shards.tokenizer);
   job.train_sources = {SamplerSource{shards.train, 1.0}};
   job.valid_shards = shards.valid;

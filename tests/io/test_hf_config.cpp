@@ -16,7 +16,7 @@ nlohmann::json llama_json() {
 }  // namespace
 
 TEST(HfConfig, ReadsNewerRopeParametersForm) {
-  const ModelConfig c = read_model_config(test::model_fixture("llama_gqa_tied_theta5e5") / "config.json");
+  const ModelConfig c = read_model_config(test::model_fixture("llama_gqa_tied_theta5e5"));
   EXPECT_EQ(c.model_type, "llama");
   EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
   EXPECT_EQ(c.num_key_value_heads, 2);
@@ -26,13 +26,13 @@ TEST(HfConfig, ReadsNewerRopeParametersForm) {
 }
 
 TEST(HfConfig, ReadsOlderTopLevelRopeThetaAndTorchDtype) {
-  const ModelConfig c = read_model_config(test::model_fixture("llama_legacy_rope_config") / "config.json");
+  const ModelConfig c = read_model_config(test::model_fixture("llama_legacy_rope_config"));
   EXPECT_DOUBLE_EQ(c.rope_theta, 20000.0);
   EXPECT_EQ(c.dtype, "float32");
 }
 
 TEST(HfConfig, ReadsMixtralFields) {
-  const ModelConfig c = read_model_config(test::model_fixture("mixtral_8e_top2") / "config.json");
+  const ModelConfig c = read_model_config(test::model_fixture("mixtral_8e_top2"));
   EXPECT_TRUE(c.is_moe());
   EXPECT_EQ(c.num_local_experts, 8);
   EXPECT_EQ(c.num_experts_per_tok, 2);

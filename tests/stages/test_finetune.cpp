@@ -7,6 +7,7 @@
 
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
 #include "test_support.h"
 
 namespace svmoe {
@@ -76,6 +77,13 @@ TEST(Finetune, LoadBalancingEvensTheExpertLoads) {
             << spread["switch"] << ", aux_free " << spread["aux_free"] << "\n";
   EXPECT_LT(spread["switch"], spread["none"]);
   EXPECT_LT(spread["aux_free"], spread["none"]);
+  // The checkpoint records the LB coefficient it trained with; without the switch loss, the input's.
+  const auto coefficient = [&](const fs::path& model) {
+    return nlohmann::json::parse(read_text_file(model / "config.json")).at("router_aux_loss_coef").get<double>();
+  };
+  EXPECT_DOUBLE_EQ(coefficient(dir / "switch" / "final"), 0.1);
+  EXPECT_DOUBLE_EQ(coefficient(dir / "none" / "final"), coefficient(moe));
+  EXPECT_DOUBLE_EQ(coefficient(dir / "aux_free" / "final"), coefficient(moe));
 
   const HfCheckpoint trained = load_hf_checkpoint(dir / "aux_free" / "final");
   CausalLM model(trained.config);

@@ -140,7 +140,8 @@ TEST(Merge, TensorsFollowTheBtxRule) {
   EXPECT_EQ(config["model_type"], "mixtral");
   EXPECT_EQ(config["num_local_experts"], 3);
   EXPECT_EQ(config["num_experts_per_tok"], 2);
-  EXPECT_EQ(config["router_aux_loss_coef"], 0.01);
+  // No LB trained yet: transformers' default, whatever finetune.load_balancing.alpha says.
+  EXPECT_EQ(config["router_aux_loss_coef"], 0.001);
   EXPECT_TRUE(config["sliding_window"].is_null());
 }
 

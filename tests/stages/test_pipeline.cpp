@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "svmoe/config/merge_method.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
@@ -159,6 +160,30 @@ TEST(PipelineSteps, ExtraRowsAddTheirOwnMergeAndRouterSteps) {
                                       "drop_upcycling_svmoe_lb", "btx_drop_upcycling", "eval", "report"}));
 }
 
+// The law for stage 2, driven by the merge-method descriptors: a method's parameter re-runs its
+// merge (and what follows) exactly when the method reads it; the LB coefficient never does.
+TEST(PipelineSteps, AMergeReRunsForTheParametersItsMethodReadsOnly) {
+  test::ScratchDir dir;
+  for (const MergeMethod method : enum_values<MergeMethod>()) {
+    const std::string row = run_model_name({false, method, false, false, std::nullopt});
+    const std::string models = "run.models=[dense, " + row + "]";
+    const auto base = pipeline_steps(test::pipeline_experiment(dir.path(), {models}));
+    const std::string merge = method == MergeMethod::kBtx ? "merge" : "merge_" + std::string(enum_name(method));
+    ASSERT_NO_THROW(step_named(base, merge));
+    const MergeMethodSpec& spec = merge_method_spec(method);
+    for (const MergeParameter parameter : all_merge_parameters()) {
+      const std::string change = std::string(merge_parameter_key(parameter)) + "=0.375";
+      const auto changed = changed_steps(base, pipeline_steps(test::pipeline_experiment(dir.path(), {models, change})));
+      const std::vector<std::string> expected =
+          spec.reads(parameter) ? std::vector<std::string>{merge, row, "eval", "report"} : std::vector<std::string>{};
+      EXPECT_EQ(changed, expected) << enum_name(method) << ", " << change;
+    }
+    const auto alpha =
+        pipeline_steps(test::pipeline_experiment(dir.path(), {models, "finetune.load_balancing.alpha=0.5"}));
+    EXPECT_TRUE(changed_steps(base, alpha).empty()) << enum_name(method);
+  }
+}
+
 // A row naming a stage-3 loss gets a router step of its own beside the configured loss's; the
 // two SvMoE rows start from different routers and are told apart in the tables.
 TEST(PipelineSteps, ARowNamingARouterLossTrainsItsOwnRouters) {
@@ -166,10 +191,9 @@ TEST(PipelineSteps, ARowNamingARouterLossTrainsItsOwnRouters) {
   const auto steps = pipeline_steps(test::pipeline_experiment(
       dir.path(), {"run.models=[btx, svmoe, svmoe_softmax_then_cross_entropy, svmoe_softmax_then_cross_entropy_lb]"}));
   EXPECT_EQ(step_names(steps),
-            (std::vector<std::string>{"prepare", "base", "experts", "merge", "router",
-                                      "router_softmax_then_cross_entropy", "btx", "svmoe",
-                                      "svmoe_softmax_then_cross_entropy", "svmoe_softmax_then_cross_entropy_lb", "eval",
-                                      "report"}));
+            (std::vector<std::string>{
+                "prepare", "base", "experts", "merge", "router", "router_softmax_then_cross_entropy", "btx", "svmoe",
+                "svmoe_softmax_then_cross_entropy", "svmoe_softmax_then_cross_entropy_lb", "eval", "report"}));
   const PipelineStep& literal = step_named(steps, "router_softmax_then_cross_entropy");
   EXPECT_EQ(literal.config.at("train_router.loss"), "softmax_then_cross_entropy");
   EXPECT_EQ(literal.config.at("train_router.model"), (dir.path() / "moe").string());
@@ -185,14 +209,14 @@ TEST(PipelineSteps, ARowNamingARouterLossTrainsItsOwnRouters) {
   EXPECT_EQ(eval.models[1].name, "SvMoE");
   EXPECT_EQ(eval.models[2].name, "SvMoE (softmax+CE)");
   // Changing the configured loss re-runs the plain router and its rows, not the named one's.
-  const auto other = pipeline_steps(test::pipeline_experiment(
-      dir.path(), {"run.models=[btx, svmoe, svmoe_soft_cross_entropy]", "train_router.loss=softmax_then_cross_entropy"}));
+  const auto other =
+      pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[btx, svmoe, svmoe_soft_cross_entropy]",
+                                                            "train_router.loss=softmax_then_cross_entropy"}));
   EXPECT_EQ(step_named(other, "router").settings.at("train_router.loss"), "softmax_then_cross_entropy");
   EXPECT_EQ(step_named(other, "router_soft_cross_entropy").config.at("train_router.loss"), "soft_cross_entropy");
   // Naming the loss train_router.loss already gives is a clear error.
-  const std::string message = test::error_message<ConfigError>([&] {
-    pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[svmoe, svmoe_soft_cross_entropy]"}));
-  });
+  const std::string message = test::error_message<ConfigError>(
+      [&] { pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[svmoe, svmoe_soft_cross_entropy]"})); });
   EXPECT_NE(message.find("soft_cross_entropy"), std::string::npos) << message;
 }
 
@@ -201,13 +225,14 @@ TEST(PipelineSteps, ARowNamingARouterLossTrainsItsOwnRouters) {
 TEST(PipelineSteps, TeacherAndShotDrawKeysReRunWhatReadsThem) {
   test::ScratchDir dir;
   const auto base = pipeline_steps(test::pipeline_experiment(dir.path()));
-  EXPECT_EQ(changed_steps(base, pipeline_steps(test::pipeline_experiment(dir.path(), {"train_router.teacher_split=all"}))),
-            (std::vector<std::string>{"router", "svmoe", "svmoe_lb", "eval", "report"}));
+  EXPECT_EQ(
+      changed_steps(base, pipeline_steps(test::pipeline_experiment(dir.path(), {"train_router.teacher_split=all"}))),
+      (std::vector<std::string>{"router", "svmoe", "svmoe_lb", "eval", "report"}));
   EXPECT_EQ(changed_steps(base, pipeline_steps(test::pipeline_experiment(dir.path(), {"eval.fewshot.draw=once"}))),
             (std::vector<std::string>{"eval", "report"}));
   for (const auto& step : base) {
-    for (const char* key : {"prepare.subdomain_of", "train_router.teacher_split", "train_router.teacher_tf",
-                            "eval.fewshot.draw"}) {
+    for (const char* key :
+         {"prepare.subdomain_of", "train_router.teacher_split", "train_router.teacher_tf", "eval.fewshot.draw"}) {
       EXPECT_FALSE(step.settings.contains(key)) << step.name << " " << key;
     }
   }
@@ -305,7 +330,7 @@ TEST(PipelineSteps, TheQuickstartConfigsMakeTheirPlans) {
     config.set("run.base_model", (configs / "base_model").string(), "test");
     return pipeline_steps(config);
   };
-  EXPECT_EQ(load("").size(), 15u);  // and a second router step, two more models (the other stage-3 loss)
+  EXPECT_EQ(load("").size(), 15u);           // and a second router step, two more models (the other stage-3 loss)
   EXPECT_EQ(load("soft.yaml").size(), 11u);  // prepare, 2 merges, 2 routers, 4 models, eval, report
   EXPECT_EQ(load("shared.yaml").size(), 11u);
   EXPECT_EQ(step_named(load("shared.yaml"), "merge_naive").settings.at("merge.shared_expert"), "base");

@@ -9,7 +9,7 @@ namespace svmoe {
 
 namespace {
 
-ModelConfig paper_base() { return read_model_config(test::model_fixture("llm_jp_3_1_8b_shape") / "config.json"); }
+ModelConfig paper_base() { return read_model_config(test::model_fixture("llm_jp_3_1_8b_shape")); }
 
 ModelConfig paper_moe() {
   ModelConfig moe = paper_base();

@@ -68,17 +68,8 @@ enum class ShotDraw { kPerItem, kOnce };
 // eval.splits: a split of a prepared dataset (io/dataset_directory.h).
 enum class DataSplit { kTrain, kValid, kTest };
 
-// merge.method: how stage 2 builds the MoE (docs/upcycling.md). kBtx and kBtxDropUpcycling
-// merge N trained experts; the others upcycle N copies of one dense model.
+// merge.method: how stage 2 builds the MoE; each method's descriptor is in config/merge_method.h.
 enum class MergeMethod { kBtx, kNaive, kNoise, kDropUpcycling, kBtxDropUpcycling };
-
-inline bool merges_trained_experts(MergeMethod method) {
-  return method == MergeMethod::kBtx || method == MergeMethod::kBtxDropUpcycling;
-}
-// The methods that read merge.drop_ratio (and, noise alone, merge.noise_std).
-inline bool reads_drop_ratio(MergeMethod method) {
-  return method != MergeMethod::kBtx && method != MergeMethod::kNaive;
-}
 
 // Which subdomains each dense expert is trained on (train_experts.coverage, eval.btm.coverage):
 // expert n on subdomain n, or expert k on the k-th pair {i, j}, i < j, in lexicographic order

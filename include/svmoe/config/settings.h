@@ -12,6 +12,7 @@
 
 #include "svmoe/config/config_tree.h"
 #include "svmoe/config/enums.h"
+#include "svmoe/config/merge_method.h"
 #include "svmoe/config/run_model.h"
 #include "svmoe/config/setting_table.h"
 
@@ -93,8 +94,6 @@ struct MergeSettings {
   MoeKind moe_kind = MoeKind::kSparse;                       // Mixtral's top-k routing, or the causal Soft MoE
   SharedExpertInit shared_expert = SharedExpertInit::kNone;  // kBase/kMean: a Qwen2-MoE (docs/moe.md)
   std::int64_t num_experts_per_tok = 2;                      // top-k (sparse)
-  // config.json's router_aux_loss_coef: finetune.load_balancing.alpha, the one LB coefficient.
-  double router_aux_loss_coef = LoadBalancingSettings{}.alpha;
   RouterInit router_init = RouterInit::kNormal;
   double router_init_std = 0.0;  // 0: the dense model's initializer_range
   // Drop-Upcycling's r: the fraction of each expert's FFN neurons re-drawn (drop_upcycling,
@@ -241,6 +240,8 @@ RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
 PrepareSettings parse_prepare_settings(const ConfigTree& config);
 MergeSettings parse_merge_settings(const ConfigTree& config);
+// The value of a merge method's parameter (config/merge_method.h) in `settings`.
+double merge_parameter_value(const MergeSettings& settings, MergeParameter parameter);
 // The `train` section, with the keys a stage's own `STAGE.train` section sets (non-null) in
 // their place: one experiment file can give each stage its own steps, learning rate, ...
 TrainSettings parse_train_settings(const ConfigTree& config, const std::string& stage = {});

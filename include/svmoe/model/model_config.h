@@ -42,6 +42,9 @@ struct ModelConfig {
   // (behind a sigmoid gate), or each CartesianMoE sub-layer's (ungated); 0: none.
   std::int64_t shared_expert_intermediate_size = 0;
 
+  // transformers' MixtralConfig default, written by a merge (no LB trained yet) and read where
+  // config.json lacks the key.
+  static constexpr double kTransformersRouterAuxLossCoef = 0.001;
   static constexpr const char* kLlama = "llama";
   static constexpr const char* kMixtral = "mixtral";
   static constexpr const char* kQwen2Moe = "qwen2_moe";                // routed experts + a gated shared expert

@@ -53,6 +53,7 @@ Table accuracy_table(const nlohmann::json& results);
 std::string table_title(DataSplit split);  // "test split (the paper's Table 2)"
 inline constexpr const char* kTablesLegend =
     "Mean ± std over documents (PPL), (position, layer, expert) items (CMR_k) and (position, layer) items "
-    "(S_RL); lower is better in every column: best **bold**, second <u>underlined</u>.";
+    "(S_RL); PPL and S_RL are better lower, CMR_k the closer it is to k: best **bold**, second <u>underlined</u> "
+    "(no mark where a column ties).";
 
 }  // namespace svmoe

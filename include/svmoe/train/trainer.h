@@ -35,6 +35,8 @@ struct TrainingJob {
   std::shared_ptr<TrainingObjective> objective;           // null: next-token loss, no LB term
   nlohmann::json base_config = nlohmann::json::object();  // config.json fields to keep when saving
   std::filesystem::path tokenizer_from;                   // tokenizer files copied into checkpoints
+  // Written as config.json's router_aux_loss_coef when set: the LB coefficient the run trained with.
+  std::optional<double> router_aux_loss_coef;
   std::vector<SamplerSource> train_sources;
   std::vector<std::filesystem::path> valid_shards;  // may be empty
   std::filesystem::path output;                     // the run directory
