@@ -297,8 +297,7 @@ Json evaluate_model(const EvalModel& entry, const EvalSettings& s, const Runtime
 // The BTM ensemble baseline's row (docs/eval.md).
 Json evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
   Json splits = Json::object();
-  const std::int64_t context =
-      scoring_context(s.context_length, read_model_config(s.btm.experts.front()));
+  const std::int64_t context = scoring_context(s.context_length, read_model_config(s.btm.experts.front()));
   for (const DataSplit split : s.splits) {
     const std::string name = enum_name(split);
     spdlog::info("eval: {} ({} dense experts on {}, mixed per document by {} weights) on the {} split", s.btm.name,
@@ -362,8 +361,8 @@ Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   if (!s.fewshot.items.empty()) {
     fewshot.items = read_true_false_items(s.fewshot.items);
     fewshot.shots = read_true_false_items(s.fewshot.shot_file);
-    fewshot.format = {static_cast<int>(s.fewshot.k), runtime.seed, s.fewshot.prompt, s.fewshot.answers,
-                      s.fewshot.separator, s.fewshot.draw};
+    fewshot.format = {static_cast<int>(s.fewshot.k), runtime.seed,  s.fewshot.prompt, s.fewshot.answers,
+                      s.fewshot.separator,           s.fewshot.draw};
     results["fewshot"] = {{"items", s.fewshot.items.string()},
                           {"shot_file", s.fewshot.shot_file.string()},
                           {"k", s.fewshot.k},

@@ -346,7 +346,8 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   }
   const fs::path partial = begin_directory(s.output);
   try {
-    write_file_atomically(model_config_file(partial), model_config_to_json(moe, inputs.front().raw_config).dump(2) + "\n");
+    write_file_atomically(model_config_file(partial),
+                          model_config_to_json(moe, inputs.front().raw_config).dump(2) + "\n");
     write_sharded_safetensors(partial, plan.specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
     release_previous();
     for (const auto& name : tokenizer_file_names()) {
