@@ -6,7 +6,15 @@
 # /var/tmp/svmoe-sid; outside the checkout, so fresh clones share it). Arguments go to ctest:
 #   scripts/test-libtorch2.sh              # the whole suite
 #   scripts/test-libtorch2.sh -L unit      # one label
+#   scripts/test-libtorch2.sh --setup-only # bootstrap the chroot and install its packages, no build
+# --setup-only is mostly download and unpacking, so .ci/run starts it in the background while the
+# first leg compiles.
 set -euo pipefail
+setup_only=0
+if [ "${1:-}" = --setup-only ]; then
+  setup_only=1
+  shift
+fi
 root=$(cd "$(dirname "$0")/.." && pwd)
 chroot_dir=${SVMOE_SID_CHROOT:-/var/tmp/svmoe-sid}
 mirror=${SVMOE_SID_MIRROR:-http://deb.debian.org/debian}
@@ -75,6 +83,7 @@ if [ -n "$missing" ]; then
   in_chroot apt-get -o Acquire::Check-Valid-Until=false install -y -q --no-install-recommends $missing >/dev/null
 fi
 say "$(in_chroot dpkg-query -W -f='LibTorch ${Version}' libtorch-dev), $(in_chroot g++ --version | head -1)"
+[ "$setup_only" -eq 1 ] && exit 0
 
 # The checkout as git sees it (tracked and untracked-not-ignored files) plus the example corpus,
 # into the chroot's copy: only files whose content changed are replaced (and so get a new

@@ -38,6 +38,15 @@ svmoe_job_id() {
 # log file; requeues the job when svmoe stopped for a signal after checkpointing.
 svmoe_srun() {
   mkdir -p "$SVMOE_LOGS"
+  # Since Slurm 22.05 srun does not inherit the batch job's --cpus-per-task: without this, every
+  # task runs on one CPU (svmoe counts its threads from the CPUs it may use).
+  if [ -n "${SLURM_CPUS_PER_TASK:-}" ]; then export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"; fi
+  # The rendezvous host of a multi-node step: the job's first node as Slurm names it (svmoe's own
+  # node-list parser is the fallback where scontrol is missing).
+  if [ -z "${MASTER_ADDR:-}" ] && [ -n "${SLURM_JOB_NODELIST:-}" ] && command -v scontrol >/dev/null 2>&1; then
+    MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
+    if [ -n "$MASTER_ADDR" ]; then export MASTER_ADDR; else unset MASTER_ADDR; fi
+  fi
   local name="${SLURM_JOB_NAME:-svmoe}-$(svmoe_job_id)"
   echo "[$(date '+%F %T')] $name: srun $SVMOE $* on ${SLURM_NTASKS:-1} task(s); logs in $SVMOE_LOGS/$name-task*.log"
   srun --kill-on-bad-exit=1 --output "$SVMOE_LOGS/$name-task%t.log" "$SVMOE" "$@"

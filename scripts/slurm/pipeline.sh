@@ -11,7 +11,7 @@
 #   SVMOE_GPUS_FINETUNE=8   GPUs per node of the fine-tuning steps (base, dense, btx*, svmoe*)
 #   SVMOE_NODES_FINETUNE=1  nodes of the fine-tuning steps
 #   SVMOE_GPUS_ROUTER=1     GPUs of train-router (routers only: one GPU holds it)
-#   SVMOE_GPUS_EXPERT=1     GPUs of each expert's array task
+#   SVMOE_GPUS_EXPERT=1     GPUs of each expert's array task (one task per GPU, data parallel)
 #   SVMOE_CPUS=8            CPUs per task; prepare and merge get 2 x that, and no GPU
 #   SVMOE_TIME=24:00:00     time limit of every job
 #   SVMOE_SBATCH_ARGS       more sbatch arguments for every job (e.g. "--partition=gpu --account=x")
@@ -48,7 +48,8 @@ while IFS=$'\t' read -r step stage action tasks needs output; do
   case "$stage" in
     prepare|merge|report) resources=(--nodes=1 --ntasks=1 --cpus-per-task=$((2 * cpus))) ;;
     eval) resources=(--nodes=1 --ntasks=1 --gpus-per-task=1 --cpus-per-task="$cpus") ;;
-    train-experts) resources=(--array="0-$((tasks - 1))" --nodes=1 --ntasks=1 --gpus-per-task="$gpus_expert"
+    # One task per GPU: an expert on several GPUs trains data parallel.
+    train-experts) resources=(--array="0-$((tasks - 1))" --nodes=1 --ntasks="$gpus_expert" --gpus-per-task=1
                               --cpus-per-task="$cpus") ;;
     train-router) resources=(--nodes=1 --ntasks="$gpus_router" --gpus-per-task=1 --cpus-per-task="$cpus") ;;
     finetune) resources=(--nodes="$nodes_finetune" --ntasks-per-node="$gpus_finetune" --gpus-per-node="$gpus_finetune"

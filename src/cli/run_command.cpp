@@ -1,11 +1,13 @@
 // svmoe run -c CONFIG: the whole recipe, every step the config names, in one experiment
 // directory; re-running skips what is done, resumes what was interrupted and re-runs what changed.
 #include <iostream>
+#include <optional>
 
 #include "commands.h"
 #include "svmoe/config/settings.h"
 #include "svmoe/stages/pipeline_run.h"
 #include "svmoe/train/distributed.h"
+#include "svmoe/util/directory_lock.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/signals.h"
 
@@ -46,6 +48,16 @@ void add_run_command(CLI::App& app) {
     const RuntimeSettings runtime = parse_runtime_settings(config);
     const RunSettings run = parse_run_settings(config);
     const std::vector<PipelineStep> steps = pipeline_steps(config);
+    // One writer per experiment: a whole run (or --reset-changed) holds its directory alone; the
+    // single-step processes of a Slurm DAG (--only, --expert, several ranks) share it, and each
+    // stage locks its own output (util/directory_lock.h). --dry-run and --plan-tsv only read.
+    std::optional<DirectoryLock> lock;
+    if (!options->dry_run && !options->plan_tsv) {
+      const bool single_steps =
+          !options->only.empty() || options->expert >= 0 || detect_distributed_environment().world_size > 1;
+      lock.emplace(DirectoryLock::acquire(
+          run.dir, "run", single_steps && !options->reset_changed ? LockMode::kShared : LockMode::kExclusive));
+    }
     const std::vector<PlannedStep> plan = plan_pipeline(steps, run.dir, {options->only, options->from});
     if (options->plan_tsv) {
       std::cout << plan_tsv(plan) << std::flush;

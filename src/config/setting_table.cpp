@@ -112,7 +112,9 @@ std::vector<SettingSpec> make_setting_table() {
       choice("runtime.log_level", runtime.log_level, {"trace", "debug", "info", "warn", "error", "off"},
              "what the log shows")
           .without_effect_on_numbers(),
-      integer("runtime.threads", runtime.threads, 0, 4096, "CPU intra-op threads; 0 = all cores")
+      integer(
+          "runtime.threads", runtime.threads, 0, 4096,
+          "CPU intra-op threads; 0 = every CPU this process may use (its affinity: Slurm's --cpus-per-task, taskset)")
           .without_effect_on_numbers(),
       integer("runtime.seed", static_cast<std::int64_t>(runtime.seed), 0, std::numeric_limits<std::int64_t>::max(),
               "random seed"),
@@ -182,7 +184,8 @@ std::vector<SettingSpec> make_setting_table() {
       number("prepare.split.test", prepare.test_fraction, 0.0, 1.0, "document fraction for test"),
       boolean("prepare.add_bos", prepare.add_bos, "put BOS before each document in the shards"),
       boolean("prepare.add_eos", prepare.add_eos, "put EOS after each document in the shards"),
-      integer("prepare.threads", prepare.threads, 0, 4096, "tokenisation threads; 0: all cores")
+      integer("prepare.threads", prepare.threads, 0, 4096,
+              "tokenisation threads; 0: every CPU this process may use (its affinity)")
           .without_effect_on_numbers(),
       integer("prepare.buffer_mb", prepare.buffer_mb, 1, 1 << 20, "corpus text held in memory at once")
           .without_effect_on_numbers(),

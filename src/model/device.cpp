@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "svmoe/util/cpus.h"
 #include "svmoe/util/error.h"
 
 namespace svmoe {
@@ -34,7 +35,7 @@ torch::Device resolve_device(const std::string& name) {
 }
 
 void set_cpu_threads(int threads) {
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = static_cast<int>(available_cpus());
   torch::set_num_threads(threads > 0 ? threads : cores);
 }
 

@@ -17,6 +17,7 @@
 #include "svmoe/model/device.h"
 #include "svmoe/text/tokenizer.h"
 #include "svmoe/train/routing_statistics.h"
+#include "svmoe/util/directory_lock.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/progress.h"
@@ -352,6 +353,7 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
 }  // namespace
 
 Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
+  const DirectoryLock lock = DirectoryLock::acquire(s.output, "eval");
   const DatasetShards shards = dataset_shards(s.dataset, {});
   const torch::Device device = resolve_device(runtime.device);
   Json split_names = Json::array();

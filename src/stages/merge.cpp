@@ -10,6 +10,7 @@
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/parameter_names.h"
 #include "svmoe/stages/upcycling.h"
+#include "svmoe/util/directory_lock.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/sha256.h"
@@ -280,6 +281,7 @@ Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettin
 }  // namespace
 
 MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
+  const DirectoryLock lock = DirectoryLock::acquire(s.output, "merge");
   std::vector<HfCheckpoint> inputs;  // mapped, not read: the trained experts, or the one model copied
   const bool trained_experts = merge_method_spec(s.method).merges_trained_experts();
   if (trained_experts) {

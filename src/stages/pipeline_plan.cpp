@@ -10,6 +10,7 @@
 
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
+#include "svmoe/util/sha256.h"
 #include "svmoe/util/strings.h"
 
 namespace svmoe {
@@ -39,7 +40,8 @@ struct StepMarker {
   std::string state;  // started | done
   std::string hash;
   Json settings;
-  Json inputs;  // {need: hash}
+  Json inputs;   // {need: hash}
+  Json outputs;  // output_fingerprint when done (null in markers written before fingerprints)
 };
 
 std::optional<StepMarker> read_marker(const fs::path& path) {
@@ -47,7 +49,7 @@ std::optional<StepMarker> read_marker(const fs::path& path) {
   try {
     const Json j = Json::parse(read_text_file(path));
     return StepMarker{j.at("state").get<std::string>(), j.at("hash").get<std::string>(), j.at("settings"),
-                      j.at("inputs")};
+                      j.at("inputs"), j.value("outputs", Json())};
   } catch (const Json::exception& e) {
     throw FormatError("the pipeline marker '" + path.string() + "' is unreadable: " + e.what(),
                       "delete it: the step then runs again (remove its output too, or svmoe run refuses to touch it)");
@@ -61,7 +63,52 @@ std::string now_text() {
   return text;
 }
 
+// Logs and lock files are written around a step, not by it (a lock file is emptied when its
+// holder lets go; a log may get a line after the output is complete).
+bool fingerprinted(const fs::path& file) {
+  const std::string extension = file.extension().string();
+  return extension != ".lock" && extension != ".log";
+}
+
+Json file_fingerprint(const fs::path& file) {
+  const std::uintmax_t size = fs::file_size(file);
+  Json entry = {{"size", size}};
+  if (size <= kHashedFileLimit) entry["sha256"] = sha256_file_hex(file);
+  return entry;
+}
+
 }  // namespace
+
+Json output_fingerprint(const fs::path& output) {
+  Json files = Json::object();
+  if (fs::is_regular_file(output)) {
+    files["."] = file_fingerprint(output);
+    return files;
+  }
+  if (!fs::is_directory(output)) return files;
+  std::vector<fs::path> paths;
+  for (const auto& entry : fs::recursive_directory_iterator(output)) {
+    if (entry.is_regular_file() && fingerprinted(entry.path())) paths.push_back(entry.path());
+  }
+  std::sort(paths.begin(), paths.end());
+  for (const auto& path : paths) files[path.lexically_relative(output).generic_string()] = file_fingerprint(path);
+  return files;
+}
+
+std::string output_difference(const fs::path& output, const Json& fingerprint) {
+  if (!fs::exists(output)) return "output missing: " + output.string();
+  if (!fingerprint.is_object()) return "";  // a marker from before fingerprints: presence is all it can say
+  for (auto it = fingerprint.begin(); it != fingerprint.end(); ++it) {
+    const fs::path file = it.key() == "." ? output : output / it.key();
+    std::error_code error;
+    if (!fs::is_regular_file(file, error)) return "output missing: " + file.string();
+    const Json& recorded = it.value();
+    const bool same = fs::file_size(file, error) == recorded.at("size").get<std::uintmax_t>() &&
+                      (!recorded.contains("sha256") || sha256_file_hex(file) == recorded.at("sha256"));
+    if (!same) return "output changed since it was written: " + file.string();
+  }
+  return "";
+}
 
 void write_step_marker(const fs::path& dir, const PipelineStep& step, const std::vector<const PipelineStep*>& needs,
                        StepState state) {
@@ -74,6 +121,7 @@ void write_step_marker(const fs::path& dir, const PipelineStep& step, const std:
                        {"settings", step.settings},
                        {"inputs", inputs},
                        {"output", step.output.string()},
+                       {"outputs", state == StepState::kDone ? output_fingerprint(step.output) : Json()},
                        {"updated", now_text()},
                        {"svmoe", SVMOE_VERSION}};
   fs::create_directories(dir / "pipeline");
@@ -167,6 +215,9 @@ std::vector<PlannedStep> plan_pipeline(const std::vector<PipelineStep>& steps, c
     } else if (marker->state != "done") {
       planned.action = StepAction::kResume;
       planned.reason = "interrupted";
+    } else if (const std::string difference = output_difference(step.output, marker->outputs); !difference.empty()) {
+      planned.action = StepAction::kRerun;  // the marker says done, the disk disagrees: the disk wins
+      planned.reason = difference;
     }
     planned.from_scratch = planned.action == StepAction::kRerun;
     if (planned.action != StepAction::kSkip) runs.insert(step.name);

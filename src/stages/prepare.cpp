@@ -18,6 +18,8 @@
 #include "svmoe/text/corpus.h"
 #include "svmoe/text/tfidf.h"
 #include "svmoe/text/tokenizer.h"
+#include "svmoe/util/cpus.h"
+#include "svmoe/util/directory_lock.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/sha256.h"
@@ -28,9 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-unsigned thread_count(int configured) {
-  return configured > 0 ? static_cast<unsigned>(configured) : std::max(1u, std::thread::hardware_concurrency());
-}
+unsigned thread_count(int configured) { return configured > 0 ? static_cast<unsigned>(configured) : available_cpus(); }
 
 // Step 0 (optional): a SentencePiece tokenizer trained on the corpus, written to DATASET/tokenizer.model.
 fs::path train_tokenizer(const PrepareSettings& s, const RuntimeSettings& runtime, const fs::path& partial) {
@@ -346,11 +346,10 @@ void summarise_categories(const SortedCategories& categories, const std::vector<
 // Step 3 for subdomain d (SPEC.md §2.3): its documents shuffled with the seed and split into
 // train, valid and test shards; returns the token counts of each split (special tokens left
 // out), the TF-IDF's input: [split][vocab] in DataSplit order.
-TokenCounts write_subdomain_shards(const fs::path& partial, int d,
-                                                  const std::vector<TokenShard>& category_shards,
-                                                  const std::vector<int>& subdomain_of,
-                                                  const std::set<std::int32_t>& specials, const PrepareSettings& s,
-                                                  std::uint64_t seed, std::size_t vocab, SubdomainSummary& summary) {
+TokenCounts write_subdomain_shards(const fs::path& partial, int d, const std::vector<TokenShard>& category_shards,
+                                   const std::vector<int>& subdomain_of, const std::set<std::int32_t>& specials,
+                                   const PrepareSettings& s, std::uint64_t seed, std::size_t vocab,
+                                   SubdomainSummary& summary) {
   std::vector<std::pair<std::size_t, std::uint64_t>> documents;  // (category, document)
   for (std::size_t k = 0; k < category_shards.size(); ++k) {
     if (subdomain_of[k] != d) continue;
@@ -555,6 +554,7 @@ PrepareResult prepare_into(const fs::path& partial, const PrepareSettings& s, co
 
 PrepareResult run_prepare(const PrepareSettings& s, const RuntimeSettings& runtime, const Json& config_json) {
   list_corpus_files(s.corpus);  // fail on a missing input before anything is written
+  const DirectoryLock lock = DirectoryLock::acquire(s.output, "prepare");
   const fs::path partial = begin_directory(s.output);
   PrepareResult result;
   try {

@@ -13,6 +13,7 @@
 #include "svmoe/model/device.h"
 #include "svmoe/stages/evaluate.h"
 #include "svmoe/text/tokenizer.h"
+#include "svmoe/util/directory_lock.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/strings.h"
@@ -100,6 +101,8 @@ fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const Run
   if (!fs::exists(results_path)) {
     throw IoError("'" + results_path.string() + "' does not exist", "run svmoe eval with this config first");
   }
+  const fs::path output = r.output.empty() ? eval.output / "report.html" : r.output;
+  const DirectoryLock lock = DirectoryLock::acquire(output, "report");  // REPORT.html.lock beside it
   const Json results = Json::parse(read_text_file(results_path));
   ReportContent content;
   content.title = "svmoe report";
@@ -134,7 +137,6 @@ fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const Run
                      model["path"].get<std::string>(), eval.dataset, r.text, r.layer, inference));
     }
   }
-  const fs::path output = r.output.empty() ? eval.output / "report.html" : r.output;
   if (output.has_parent_path()) fs::create_directories(output.parent_path());
   write_file_atomically(output, render_report(content));
   spdlog::info("report: wrote {} ({} tables, {} loss curves, {} heatmaps, {} routed texts)", output.string(),

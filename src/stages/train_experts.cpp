@@ -7,6 +7,7 @@
 #include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/stages/finetune.h"
+#include "svmoe/train/trainer.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 
@@ -36,6 +37,8 @@ TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainS
   TrainExpertsResult result;
   for (const auto n : experts) {
     const fs::path done = expert_directory(s.output, n);
+    // One writer per expert (Slurm array tasks train different experts side by side).
+    const std::optional<DirectoryLock> lock = lock_on_main_rank(done, "train-experts", context.group);
     if (fs::exists(model_config_file(done))) {
       spdlog::info("train-experts: expert {} is already trained ({}): skipped", n, done.string());
       result.skipped.push_back(n);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "svmoe/util/cpus.h"
 #include "svmoe/util/error.h"
 
 namespace svmoe {
@@ -11,7 +12,7 @@ namespace fs = std::filesystem;
 std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, const std::vector<std::string>& texts,
                                                     bool add_special_tokens, unsigned threads) {
   std::vector<std::vector<std::int32_t>> ids(texts.size());
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  if (threads == 0) threads = available_cpus();
   threads = std::min<unsigned>(threads, static_cast<unsigned>(std::max<std::size_t>(1, texts.size())));
   // Interleaved, so that long and short documents spread over the threads.
   auto work = [&](unsigned first) {

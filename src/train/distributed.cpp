@@ -71,6 +71,17 @@ std::string first_host_of_nodelist(const std::string& nodelist) {
   return first.substr(0, open) + range.substr(0, end);
 }
 
+int local_gpu_index(int local_rank, int visible) {
+  if (visible == 1) return 0;
+  if (local_rank < visible) return local_rank;
+  const char* devices = std::getenv("CUDA_VISIBLE_DEVICES");
+  throw ConfigError("local rank " + std::to_string(local_rank) + " needs a GPU of its own, but this process sees " +
+                        std::to_string(visible) +
+                        " GPU(s) (CUDA_VISIBLE_DEVICES=" + (devices != nullptr ? std::string(devices) : "unset") + ")",
+                    "start one process per GPU: srun --gpus-per-task=1, or --ntasks-per-node equal to "
+                    "--gpus-per-node (scripts/slurm/ does), or torchrun --nproc-per-node with the GPU count");
+}
+
 DistributedEnvironment detect_distributed_environment(const EnvironmentLookup& lookup) {
   DistributedEnvironment env;
   if (lookup("RANK") && lookup("WORLD_SIZE")) {

@@ -13,6 +13,7 @@
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/model/device.h"
 #include "svmoe/train/optimizer.h"
+#include "svmoe/util/directory_lock.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/logging.h"
@@ -56,10 +57,14 @@ void truncate_metrics(const fs::path& metrics, std::int64_t step) {
   write_file_atomically(metrics, kept);
 }
 
+// A line that cannot be written stops the run (a full disk): a metrics file with silent holes
+// would outlive the resume, which redoes only the steps after its checkpoint.
 void append_metrics(const fs::path& metrics, const Json& line) {
   std::ofstream out(metrics, std::ios::app);
   out << line.dump() << "\n";
   out.flush();
+  if (!out)
+    throw IoError("cannot append to '" + metrics.string() + "'", "check free disk space, then run again to resume");
 }
 
 Json position_to_json(const SamplerPosition& position) {
@@ -356,9 +361,29 @@ class StepReporter {
 
 }  // namespace
 
+std::optional<DirectoryLock> lock_on_main_rank(const fs::path& output, const std::string& purpose,
+                                               const ProcessGroup& group) {
+  std::optional<DirectoryLock> lock;
+  std::exception_ptr refused;
+  if (group.is_main()) {
+    try {
+      lock.emplace(DirectoryLock::acquire(output, purpose));
+    } catch (const LockError&) {
+      refused = std::current_exception();
+    }
+  }
+  if (group.any(refused != nullptr)) {
+    if (refused) std::rethrow_exception(refused);
+    throw LockError("rank 0 could not lock '" + output.string() + "' for writing",
+                    "rank 0's error names the process that holds it");
+  }
+  return lock;
+}
+
 TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   const ProcessGroup& group = job.group;
   const bool main = group.is_main();
+  const std::optional<DirectoryLock> lock = lock_on_main_rank(job.output, "training", group);  // one writer
   if (main) fs::create_directories(job.output);
   group.barrier();
   std::optional<ScopedLogFile> log_copy;  // appended to across resumes

@@ -21,7 +21,8 @@ TrainingContext start_training(const RuntimeSettings& runtime) {
   TrainingContext context;
   context.device = resolve_device(runtime.device);
   if (context.device.is_cuda() && environment.world_size > 1) {
-    context.device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(environment.local_rank));
+    const int gpu = local_gpu_index(environment.local_rank, static_cast<int>(torch::cuda::device_count()));
+    context.device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(gpu));
   }
   if (environment.world_size > 1) set_log_rank(environment.rank);
   context.group =

@@ -412,6 +412,10 @@ TEST(E2EFinetune, TrainsFromScratchStopsOnSigtermAndResumes) {
   }
   for (int i = 0; i < 600 && !fs::exists(dir / "run" / "metrics.jsonl"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // A second writer of the same run directory fails at once, naming the first (docs/reliability.md).
+  const auto second = test::run_svmoe(base.substr(std::string(SVMOE_BINARY).size() + 1) + " --steps 10");
+  EXPECT_EQ(second.exit_code, 8) << second.output;
+  EXPECT_NE(second.output.find("is being written by another svmoe process"), std::string::npos) << second.output;
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
@@ -422,17 +426,30 @@ TEST(E2EFinetune, TrainsFromScratchStopsOnSigtermAndResumes) {
 
   // Resume and finish a short run: the validation loss is far below the untrained one, ln(3000) = 8.0.
   const auto step = nlohmann::json::parse(read_text_file(*checkpoint / "trainer_state.json"))["step"].get<int>();
+  // A run killed with -9 leaves lines of steps past its last checkpoint, which the resumed run
+  // does again: they must not appear twice.
+  {
+    std::ofstream killed(dir / "run" / "metrics.jsonl", std::ios::app);
+    killed << nlohmann::json{{"step", step + 1}, {"loss", 99.0}}.dump() << "\n";
+  }
   const auto resumed =
       test::run_svmoe(base.substr(std::string(SVMOE_BINARY).size() + 1) + " --steps " + std::to_string(step + 40));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming from"), std::string::npos) << resumed.output;
   EXPECT_TRUE(fs::exists(dir / "run" / "final" / "model.safetensors"));
   double valid_loss = 100;
+  std::int64_t last_step = 0;
   std::ifstream metrics(dir / "run" / "metrics.jsonl");
   for (std::string line; std::getline(metrics, line);) {
     const auto json = nlohmann::json::parse(line);
     if (json.contains("valid_loss")) valid_loss = json["valid_loss"].get<double>();
+    if (json.contains("loss")) {
+      EXPECT_GT(json["step"].get<std::int64_t>(), last_step) << line;  // each step once, in order
+      EXPECT_NE(json["loss"].get<double>(), 99.0) << line;
+      last_step = json["step"].get<std::int64_t>();
+    }
   }
+  EXPECT_EQ(last_step, step + 40);
   EXPECT_LT(valid_loss, 6.5);
 }
 

@@ -189,6 +189,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 n="${SLURM_NTASKS:-1}"
+echo "srun SRUN_CPUS_PER_TASK=${SRUN_CPUS_PER_TASK:-unset} MASTER_ADDR=${MASTER_ADDR:-unset}" >> "$FAKE_SLURM_RECORD"
 pids=()
 for ((t = 0; t < n; t++)); do
   log="${output//%t/$t}"
@@ -200,7 +201,10 @@ rc=0
 for pid in "${pids[@]}"; do wait "$pid"; r=$?; [ $r -gt $rc ] && rc=$r; done
 exit $rc
 )");
-  test::write_text(bin / "scontrol", "#!/usr/bin/env bash\necho \"$@\" >> \"$FAKE_SLURM_RECORD\"\n");
+  // `scontrol show hostnames LIST` prints one host a line (here the list is one plain host).
+  test::write_text(bin / "scontrol",
+                   "#!/usr/bin/env bash\necho \"$@\" >> \"$FAKE_SLURM_RECORD\"\n"
+                   "if [ \"$1 $2\" = \"show hostnames\" ]; then echo \"$3\" | tr ',' '\\n'; fi\n");
   fs::permissions(bin / "srun", fs::perms::owner_all);
   fs::permissions(bin / "scontrol", fs::perms::owner_all);
   return bin;
@@ -221,8 +225,9 @@ TEST(E2ESlurm, FinetuneScriptRunsTwoRanksAndRequeuesOnSignal) {
   const std::string job_id = std::to_string(20000 + ::getpid() % 9000);  // the master port is 20000 + id % 20000
   const std::string environment =
       "PATH=" + bin.string() + ":$PATH SLURM_SUBMIT_DIR=" + quoted(SVMOE_SOURCE_DIR) + " SLURM_JOB_ID=" + job_id +
-      " SLURM_NTASKS=2 SLURM_JOB_NODELIST=localhost SLURM_JOB_NAME=svmoe-finetune SVMOE=" + quoted(SVMOE_BINARY) +
-      " SVMOE_LOGS=" + quoted(dir / "logs") + " FAKE_SLURM_RECORD=" + quoted(dir / "scontrol.txt") + " ";
+      " SLURM_NTASKS=2 SLURM_CPUS_PER_TASK=1 SLURM_JOB_NODELIST=localhost SLURM_JOB_NAME=svmoe-finetune SVMOE=" +
+      quoted(SVMOE_BINARY) + " SVMOE_LOGS=" + quoted(dir / "logs") +
+      " FAKE_SLURM_RECORD=" + quoted(dir / "scontrol.txt") + " ";
   const std::string script = quoted(fs::path(SVMOE_SOURCE_DIR) / "scripts" / "slurm" / "finetune.sbatch");
   const fs::path config = write_config(dir.path(), dataset, dir / "slurm", 2, 6);
   ASSERT_EQ(
@@ -231,9 +236,15 @@ TEST(E2ESlurm, FinetuneScriptRunsTwoRanksAndRequeuesOnSignal) {
   expect_same_curve(read_curve(dir / "slurm" / "metrics.jsonl"), read_curve(dir / "one" / "metrics.jsonl"));
   const std::string task0 = read_text_file(dir / "logs" / ("svmoe-finetune-" + job_id + "-task0.log"));
   EXPECT_NE(task0.find("rank 0 of 2 (slurm)"), std::string::npos) << task0;
+  // srun got the job's --cpus-per-task (Slurm >= 22.05 does not pass it on) and the rendezvous
+  // host from `scontrol show hostnames`.
+  const std::string record = read_text_file(dir / "scontrol.txt");
+  EXPECT_NE(record.find("show hostnames localhost"), std::string::npos) << record;
+  EXPECT_NE(record.find("srun SRUN_CPUS_PER_TASK=1 MASTER_ADDR=localhost"), std::string::npos) << record;
   EXPECT_TRUE(fs::exists(dir / "logs" / ("svmoe-finetune-" + job_id + "-task1.log")));
 
   // A long run, signalled once it trains: checkpoint, exit 75, requeue.
+  fs::remove(dir / "scontrol.txt");
   const fs::path long_config = write_config(dir.path(), dataset, dir / "long", 2, 100000);
   const std::string command =
       environment + "bash " + script + " " + quoted(long_config) + " > " + quoted(dir / "long.out") + " 2>&1";
@@ -244,7 +255,9 @@ TEST(E2ESlurm, FinetuneScriptRunsTwoRanksAndRequeuesOnSignal) {
   job.join();
   EXPECT_NE(read_text_file(dir / "long.out").find("requeueing " + job_id), std::string::npos)
       << read_text_file(dir / "long.out");
-  EXPECT_EQ(read_text_file(dir / "scontrol.txt"), "requeue " + job_id + "\n");
+  const std::string long_record = read_text_file(dir / "scontrol.txt");
+  EXPECT_NE(long_record.find("\nrequeue " + job_id + "\n"), std::string::npos) << long_record;
+  EXPECT_EQ(long_record.find("requeue"), long_record.rfind("requeue")) << long_record;  // once
   const auto checkpoint = latest_checkpoint(dir / "long");
   ASSERT_TRUE(checkpoint.has_value()) << read_text_file(dir / "long.out");
   const int stopped_at = nlohmann::json::parse(read_text_file(*checkpoint / "trainer_state.json"))["step"].get<int>();

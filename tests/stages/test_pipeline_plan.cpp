@@ -133,6 +133,93 @@ TEST(PlanPipeline, NeverTouchesAnOutputItDidNotWrite) {
   EXPECT_TRUE(fs::exists(dir / "moe" / "model.safetensors"));
 }
 
+// Marks every step done as svmoe run does, after giving each output a config.json and, for the
+// trained models, a large weight file (recorded by size only).
+void finish_every_step(const fs::path& dir, const std::vector<PipelineStep>& steps) {
+  for (const auto& step : steps) {
+    if (step.name == "report") {
+      test::write_text(step.output, "<html>");
+    } else {
+      fs::create_directories(step.output);
+      test::write_text(step.output / "config.json", "{\"name\": \"" + step.name + "\"}");
+      test::write_text(step.output / "model.safetensors", std::string(kHashedFileLimit + 1, 'w'));
+    }
+    std::vector<const PipelineStep*> needs;
+    for (const auto& need : step.needs) {
+      for (const auto& s : steps) {
+        if (s.name == need) needs.push_back(&s);
+      }
+    }
+    write_step_marker(dir, step, needs, StepState::kStarted);
+    write_step_marker(dir, step, needs, StepState::kDone);
+  }
+}
+
+TEST(PlanPipeline, AMissingOrChangedOutputRunsItsStepAgainWithTheReason) {
+  test::ScratchDir dir;
+  const auto steps = pipeline_steps(test::pipeline_experiment(dir.path()));
+  finish_every_step(dir.path(), steps);
+  for (const auto& p : plan_pipeline(steps, dir.path(), {})) EXPECT_EQ(p.action, StepAction::kSkip) << p.step->name;
+
+  // Files added to an output are not a change (the report writes into eval/).
+  test::write_text(dir / "eval" / "notes.txt", "mine");
+  for (const auto& p : plan_pipeline(steps, dir.path(), {})) EXPECT_EQ(p.action, StepAction::kSkip) << p.step->name;
+
+  // The router deleted, to free space: it and everything it feeds run again, and say why.
+  const fs::path router = planned(plan_pipeline(steps, dir.path(), {}), "router").step->output;
+  fs::remove_all(router);
+  auto plan = plan_pipeline(steps, dir.path(), {});
+  EXPECT_EQ(planned(plan, "router").action, StepAction::kRerun);
+  EXPECT_EQ(planned(plan, "router").reason, "output missing: " + router.string());
+  EXPECT_EQ(planned(plan, "svmoe").action, StepAction::kRerun);
+  EXPECT_EQ(planned(plan, "btx").action, StepAction::kSkip);
+  EXPECT_EQ(planned(plan, "report").action, StepAction::kRerun);
+  EXPECT_NE(plan_text(plan).find("output missing"), std::string::npos) << plan_text(plan);
+  finish_every_step(dir.path(), steps);
+
+  // One file of an output gone, a small file edited, a large file truncated.
+  fs::remove(dir / "moe" / "config.json");
+  plan = plan_pipeline(steps, dir.path(), {});
+  EXPECT_EQ(planned(plan, "merge").reason, "output missing: " + (dir / "moe" / "config.json").string());
+  finish_every_step(dir.path(), steps);
+  test::write_text(dir / "moe" / "config.json", "{\"name\": \"edited\"}");
+  plan = plan_pipeline(steps, dir.path(), {});
+  EXPECT_EQ(planned(plan, "merge").reason,
+            "output changed since it was written: " + (dir / "moe" / "config.json").string());
+  finish_every_step(dir.path(), steps);
+  fs::resize_file(dir / "models" / "btx" / "model.safetensors", 10);
+  plan = plan_pipeline(steps, dir.path(), {});
+  EXPECT_EQ(planned(plan, "btx").action, StepAction::kRerun);
+  EXPECT_EQ(planned(plan, "btx_lb").action, StepAction::kSkip);
+  EXPECT_NE(planned(plan, "btx").reason.find("output changed"), std::string::npos);
+  EXPECT_EQ(planned(plan, "eval").action, StepAction::kRerun);  // its input runs again
+
+  // Resetting removes the changed output before the step runs again.
+  reset_changed_steps(plan, dir.path());
+  EXPECT_FALSE(fs::exists(dir / "models" / "btx"));
+}
+
+TEST(PlanPipeline, TheFingerprintHashesSmallFilesOnlyAndLeavesLocksAndLogsOut) {
+  test::ScratchDir dir;
+  fs::create_directories(dir / "out" / "sub");
+  test::write_text(dir / "out" / "config.json", "{}");
+  test::write_text(dir / "out" / "sub" / "index.json", "[]");
+  test::write_text(dir / "out" / "weights.bin", std::string(kHashedFileLimit + 1, 'w'));
+  test::write_text(dir / "out" / "train.log", "a line");
+  test::write_text(dir / "out" / "expert_0.lock", "");
+  const Json fingerprint = output_fingerprint(dir / "out");
+  EXPECT_EQ(fingerprint.size(), 3u) << fingerprint.dump();
+  EXPECT_EQ(fingerprint.at("config.json").at("sha256"),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
+  EXPECT_EQ(fingerprint.at("sub/index.json").at("size"), 2);
+  EXPECT_FALSE(fingerprint.at("weights.bin").contains("sha256"));
+  test::write_text(dir / "out" / "train.log", "another line");
+  EXPECT_EQ(output_difference(dir / "out", fingerprint), "");
+  // A file output is fingerprinted as ".".
+  test::write_text(dir / "report.html", "<html>");
+  EXPECT_EQ(output_fingerprint(dir / "report.html").begin().key(), ".");
+}
+
 TEST(PlanPipeline, TheTsvPlanScriptsRead) {
   test::ScratchDir dir;
   const auto steps = pipeline_steps(test::pipeline_experiment(dir.path()));

@@ -74,6 +74,15 @@ TEST(DistributedEnvironment, BadValuesAreNamed) {
             std::string::npos);
 }
 
+TEST(DistributedEnvironment, EachRankUsesAGpuItCanSee) {
+  EXPECT_EQ(local_gpu_index(3, 1), 0);  // srun --gpus-per-task=1: each task sees its own GPU
+  EXPECT_EQ(local_gpu_index(3, 8), 3);  // --ntasks-per-node 8 on a node whose 8 GPUs all tasks see
+  EXPECT_EQ(local_gpu_index(0, 2), 0);
+  const std::string message = test::error_message<ConfigError>([] { local_gpu_index(2, 2); });
+  EXPECT_NE(message.find("local rank 2 needs a GPU of its own, but this process sees 2 GPU(s)"), std::string::npos)
+      << message;
+}
+
 TEST(DistributedEnvironment, FirstHostOfASlurmNodeList) {
   EXPECT_EQ(first_host_of_nodelist("node1"), "node1");
   EXPECT_EQ(first_host_of_nodelist("gpu[07-09,12],cpu1"), "gpu07");

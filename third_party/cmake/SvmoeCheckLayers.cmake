@@ -1,6 +1,7 @@
 # The layer rule, checked on every build (cmake -P): a file of layer L may include only svmoe
 # headers of L itself or of the layers L is allowed to use (docs/architecture.md). A wrong
-# include stops the build with the file, the line and the rule.
+# include stops the build with the file, the line and the rule. util/, config/ and text/ include
+# no LibTorch header either (they build without its precompiled header).
 #   cmake -DSOURCE_DIR=... -DSTAMP=... -P SvmoeCheckLayers.cmake
 cmake_minimum_required(VERSION 3.18)
 set(allowed_util "util")
@@ -24,6 +25,13 @@ foreach(file IN LISTS files)
   if(NOT DEFINED allowed_${layer})
     list(APPEND violations "${relative}: '${layer}' is not a layer (util, config, text, model, io, train, eval, stages, cli)")
     continue()
+  endif()
+  # util/, config/ and text/ build without the precompiled LibTorch header (CMakeLists.txt).
+  if(layer MATCHES "^(util|config|text)$")
+    file(STRINGS "${file}" torch_includes REGEX "^#include <(torch|ATen|c10)/")
+    foreach(line IN LISTS torch_includes)
+      list(APPEND violations "${relative}: ${line} (${layer}/ uses no LibTorch: move the code to model/ or above)")
+    endforeach()
   endif()
   file(STRINGS "${file}" includes REGEX "^#include \"svmoe/")
   foreach(line IN LISTS includes)

@@ -1,14 +1,18 @@
 // svmoe run's plan. Each step records the settings it ran with in a marker
 // (RUN_DIR/pipeline/STEP.json: the settings, a hash of them and of its inputs' hashes, started |
-// done). A run skips a step done with the same hash, resumes one that was started with it (the
-// stages resume themselves), and runs again, from scratch, a step whose hash changed: its
-// settings or an input's changed. So changing one fine-tuning key re-runs the fine-tuned
-// models, eval and report, nothing else.
+// done, and for a done step the fingerprint of its output). A run skips a step done with the
+// same hash whose output still holds what it wrote, resumes one that was started with it (the
+// stages resume themselves), and runs again, from scratch, a step whose hash changed (its
+// settings or an input's changed) or whose output is missing or changed. So changing one fine-tuning key re-runs the
+// fine-tuned models, eval and report, nothing else.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "svmoe/stages/pipeline.h"
 
@@ -55,7 +59,19 @@ void reset_changed_steps(const std::vector<PlannedStep>& plan, const std::filesy
 // RUN_DIR/pipeline/STEP.json
 std::filesystem::path step_marker_path(const std::filesystem::path& dir, const std::string& step);
 
-// Records that `step` is started or done, with its settings and its needs' hashes.
+// What an output held when its step was done: {relative path: {size, sha256 of a small file}}
+// for each file ("." for an output that is a file). Files over kHashedFileLimit are recorded by
+// size only, so that checking a plan reads a few kilobytes (config.json, index files,
+// manifests), never the weights. Lock files and logs are left out (written around the step).
+constexpr std::uintmax_t kHashedFileLimit = 1 << 20;
+nlohmann::json output_fingerprint(const std::filesystem::path& output);
+// Empty when `output` still holds what `fingerprint` recorded (files added since are allowed:
+// the report writes into eval/); else the reason it must run again: "output missing: FILE" or
+// "output changed since it was written: FILE".
+std::string output_difference(const std::filesystem::path& output, const nlohmann::json& fingerprint);
+
+// Records that `step` is started or done, with its settings and its needs' hashes (and, done,
+// its output's fingerprint).
 enum class StepState { kStarted, kDone };
 void write_step_marker(const std::filesystem::path& dir, const PipelineStep& step,
                        const std::vector<const PipelineStep*>& needs, StepState state);

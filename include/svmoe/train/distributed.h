@@ -33,8 +33,14 @@ using EnvironmentLookup = std::function<std::optional<std::string>(const std::st
 DistributedEnvironment detect_distributed_environment(const EnvironmentLookup& lookup);
 DistributedEnvironment detect_distributed_environment();  // from this process's environment
 
-// The first host of a Slurm node list: "gpu[07-09,12],cpu1" -> "gpu07".
+// The first host of a Slurm node list: "gpu[07-09,12],cpu1" -> "gpu07". The fallback where
+// MASTER_ADDR is not set: scripts/slurm/common.sh sets it from `scontrol show hostnames`.
 std::string first_host_of_nodelist(const std::string& nodelist);
+
+// The index of the GPU a rank uses among the `visible` ones: 0 where the task sees one GPU (srun
+// --gpus-per-task=1 gives each task its own), else its local rank (one task per GPU of a node
+// that sees them all). Throws ConfigError when the local rank has no GPU to use.
+int local_gpu_index(int local_rank, int visible);
 
 class ProcessGroup {
  public:

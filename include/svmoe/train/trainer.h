@@ -27,6 +27,7 @@
 #include "svmoe/train/batches.h"
 #include "svmoe/train/distributed.h"
 #include "svmoe/train/objectives.h"
+#include "svmoe/util/directory_lock.h"
 
 namespace svmoe {
 
@@ -54,6 +55,12 @@ struct TrainResult {
 };
 
 TrainResult train_model(TrainingJob& job, const TrainSettings& settings);
+
+// One writer per directory in a job of several ranks (util/directory_lock.h): rank 0 takes the
+// lock; when it cannot, every rank throws LockError, so that no rank waits in a collective for a
+// refused one. Empty on the other ranks.
+std::optional<DirectoryLock> lock_on_main_rank(const std::filesystem::path& directory, const std::string& purpose,
+                                               const ProcessGroup& group);
 
 // Mean next-token loss of `model` over `batches` batches of `sampler` (in eval mode, no grad).
 double evaluate_loss(CausalLM& model, WindowSampler& sampler, std::int64_t batches, std::int64_t micro_batch);

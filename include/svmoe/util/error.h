@@ -17,6 +17,7 @@ enum class ExitCode : int {
   kIo = 5,           // the file system said no (missing file, permissions, disk full)
   kUnsupported = 6,  // a valid input that uses a feature svmoe does not implement
   kMismatch = 7,     // a requested comparison (svmoe forward --compare) found a difference
+  kBusy = 8,         // another svmoe process is writing the same directory (util/directory_lock.h)
 };
 
 class Error : public std::runtime_error {
