@@ -103,8 +103,9 @@ std::string output_difference(const fs::path& output, const Json& fingerprint) {
     std::error_code error;
     if (!fs::is_regular_file(file, error)) return "output missing: " + file.string();
     const Json& recorded = it.value();
-    const bool same = fs::file_size(file, error) == recorded.at("size").get<std::uintmax_t>() &&
-                      (!recorded.contains("sha256") || sha256_file_hex(file) == recorded.at("sha256"));
+    const bool same =
+        fs::file_size(file, error) == recorded.at("size").get<std::uintmax_t>() &&
+        (!recorded.contains("sha256") || sha256_file_hex(file) == recorded.at("sha256").get<std::string>());
     if (!same) return "output changed since it was written: " + file.string();
   }
   return "";

@@ -209,9 +209,9 @@ TEST(PlanPipeline, TheFingerprintHashesSmallFilesOnlyAndLeavesLocksAndLogsOut) {
   test::write_text(dir / "out" / "expert_0.lock", "");
   const Json fingerprint = output_fingerprint(dir / "out");
   EXPECT_EQ(fingerprint.size(), 3u) << fingerprint.dump();
-  EXPECT_EQ(fingerprint.at("config.json").at("sha256"),
+  EXPECT_EQ(fingerprint.at("config.json").at("sha256").get<std::string>(),
             "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
-  EXPECT_EQ(fingerprint.at("sub/index.json").at("size"), 2);
+  EXPECT_EQ(fingerprint.at("sub/index.json").at("size").get<int>(), 2);
   EXPECT_FALSE(fingerprint.at("weights.bin").contains("sha256"));
   test::write_text(dir / "out" / "train.log", "another line");
   EXPECT_EQ(output_difference(dir / "out", fingerprint), "");
