@@ -206,8 +206,8 @@ def concurrent_writers(experiment, process, step, table):
     """While `process` runs `step`, a second `svmoe run` and a second writer of the step."""
     for name, extra in (("second svmoe run", ()), ("second writer of the step", ("--only", step))):
         second = experiment.run(*extra, timeout=120)
-        if process.poll() is not None:
-            table.add("concurrent writer", name, 1, 0, 0, "the first run ended before the second tried")
+        if process.poll() is not None:  # not injected: the step was shorter than svmoe's start
+            print(f"fault-injection: {name} not injected: the first run ended before it tried", flush=True)
             continue
         problem = clear_error(second.stdout + second.stderr, second.returncode, 8, f"pid {process.pid}")
         table.add("concurrent writer", f"{name} ({step})", 1, 0 if problem else 1, 0, problem)
@@ -225,15 +225,25 @@ def kill_faults(experiment, steps, durations, kills, rng, table, reference, trai
                     break
                 time.sleep(0.01)
             if process.poll() is not None:  # finished (or failed) before the step began
-                table.add("kill -9", step, 1, 0, 0, f"the run ended first ({process.returncode})")
+                if process.returncode != 0:
+                    table.add("kill -9", step, 1, 0, 0, f"the run failed before the step began ({process.returncode})")
+                else:  # an earlier kill landed after the last step: nothing left to kill
+                    print(f"fault-injection: kill -9 in {step} not injected: the run had finished", flush=True)
                 continue
             if step == training_step and kill == 0:
                 concurrent_writers(experiment, process, step, table)
             # A point early enough in the reference's duration to fall inside the step, mostly.
             time.sleep(rng.uniform(0, 0.6) * durations[step])
             where = experiment.running_step(steps) or step
-            os.killpg(process.pid, signal.SIGKILL)
+            finished = process.poll() is not None
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended (and poll() reaped it) during the wait
+                pass
             process.wait()
+            if finished and process.returncode == 0:
+                print(f"fault-injection: kill -9 in {step} not injected: the run had finished", flush=True)
+                continue
             problems, now_done, lost = check_directory(experiment, done)
             table.add("kill -9", where, 1, 0 if problems else 1, lost, "; ".join(problems))
             done = now_done
