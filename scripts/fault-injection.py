@@ -203,14 +203,17 @@ def reference_run(experiment: Experiment):
 
 
 def concurrent_writers(experiment, process, step, table):
-    """While `process` runs `step`, a second `svmoe run` and a second writer of the step."""
-    for name, extra in (("second svmoe run", ()), ("second writer of the step", ("--only", step))):
-        second = experiment.run(*extra, timeout=120)
-        if process.poll() is not None:  # not injected: the step was shorter than svmoe's start
-            print(f"fault-injection: {name} not injected: the first run ended before it tried", flush=True)
-            continue
-        problem = clear_error(second.stdout + second.stderr, second.returncode, 8, f"pid {process.pid}")
-        table.add("concurrent writer", f"{name} ({step})", 1, 0 if problem else 1, 0, problem)
+    """While `process` runs `step`, a second `svmoe run` and a second writer of the step. The
+    first is paused meanwhile (SIGSTOP keeps its locks), so that it is still writing however
+    slowly the others start."""
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        for name, extra in (("second svmoe run", ()), ("second writer of the step", ("--only", step))):
+            second = experiment.run(*extra, timeout=120)
+            problem = clear_error(second.stdout + second.stderr, second.returncode, 8, f"pid {process.pid}")
+            table.add("concurrent writer", f"{name} ({step})", 1, 0 if problem else 1, 0, problem)
+    finally:
+        os.killpg(process.pid, signal.SIGCONT)
 
 
 def kill_faults(experiment, steps, durations, kills, rng, table, reference, training_step):
@@ -232,8 +235,14 @@ def kill_faults(experiment, steps, durations, kills, rng, table, reference, trai
                 continue
             if step == training_step and kill == 0:
                 concurrent_writers(experiment, process, step, table)
-            # A point early enough in the reference's duration to fall inside the step, mostly.
-            time.sleep(rng.uniform(0, 0.6) * durations[step])
+            # A point early enough in the reference's duration to fall inside the step, mostly;
+            # at the latest as the step ends (then the kill lands at the start of the next one).
+            kill_at = time.monotonic() + rng.uniform(0, 0.6) * durations[step]
+            while time.monotonic() < kill_at and process.poll() is None:
+                m = experiment.marker(step)
+                if m and m.get("state") == "done":
+                    break
+                time.sleep(0.005)
             where = experiment.running_step(steps) or step
             finished = process.poll() is not None
             try:
