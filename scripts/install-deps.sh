@@ -13,6 +13,8 @@ packages=(
   # tokenizer, logging, CLI, JSON/YAML, linear algebra, tests
   libsentencepiece-dev sentencepiece libspdlog-dev libcli11-dev nlohmann-json3-dev
   libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev
+  # corpora compressed with Zstandard (.jsonl.zst); the zstd tool makes the test fixtures
+  libzstd-dev zstd
   # tokenizer.json: regex patterns (PCRE2) and Unicode normalization (utf8proc)
   libpcre2-dev libutf8proc-dev
   # reference checks (scikit-learn's TF-IDF and spectral clustering), through /usr/bin/python3

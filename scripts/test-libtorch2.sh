@@ -24,7 +24,7 @@ packages=(
   libtorch-dev libgloo-dev
   # sid's sentencepiece headers include abseil
   libsentencepiece-dev libabsl-dev sentencepiece
-  libspdlog-dev libcli11-dev nlohmann-json3-dev libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev
+  libspdlog-dev libcli11-dev nlohmann-json3-dev libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev libzstd-dev zstd
   libpcre2-dev libutf8proc-dev
   python3 python3-sklearn nodejs npm
 )

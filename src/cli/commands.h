@@ -1,6 +1,6 @@
 // The subcommands of the svmoe executable. The ones that only run a library call on the
 // experiment config are rows of one table (config_commands.cpp); the others (inspect, tokenize,
-// run, plan, bench, config-reference) have a file each. cli/ parses and dispatches; the work is
+// run, status, plan, bench, config-reference) have a file each. cli/ parses and dispatches; the work is
 // in the library.
 #pragma once
 
@@ -67,6 +67,7 @@ void add_config_commands(
 void add_inspect_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_run_command(CLI::App& app);
+void add_status_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_config_reference_command(CLI::App& app);

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   svmoe::cli::add_tokenize_command(app);
   svmoe::cli::add_config_commands(app);
   svmoe::cli::add_run_command(app);
+  svmoe::cli::add_status_command(app);
   svmoe::cli::add_plan_command(app);
   svmoe::cli::add_bench_command(app);
   svmoe::cli::add_config_reference_command(app);

@@ -138,9 +138,14 @@ std::vector<SettingSpec> make_setting_table() {
       number("forward.atol", forward.atol, 0.0, kUnbounded, "tolerance for `compare`"),
 
       list("prepare.corpus", T::kStrings, Json::array(),
-           "JSONL files (`.jsonl`, `.jsonl.gz`) or directories of them; a string or a list (required)"),
-      text("prepare.text_field", prepare.text_field, "the JSON field of each line that holds the text"),
-      text("prepare.category_field", prepare.category_field, "the JSON field of each line that holds the category"),
+           "JSONL files (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`; the compression read from the bytes) or directories of "
+           "them; a string or a list (required)"),
+      text("prepare.text_field", prepare.text_field,
+           "the JSON field of each line that holds the text: a top-level key, or a JSON pointer such as `/meta/text` "
+           "for a nested one"),
+      text("prepare.category_field", prepare.category_field,
+           "the JSON field of each line that holds the category: a top-level key, or a JSON pointer such as "
+           "`/meta/category`"),
       boolean("prepare.skip_bad_lines", prepare.skip_bad_lines,
               "skip and count malformed lines instead of stopping at the first"),
       path("prepare.output", Need::kRequired, "the dataset directory to write")

@@ -31,7 +31,7 @@ std::vector<NamedTensor> run_forward(const ForwardSettings& settings, const Runt
 
   CausalLM model = load_model_for_inference(settings.model, {device, dtype, runtime.expert_path});
   spdlog::info("forward: {} ({} layers, {}) on {} in {}, input {}", settings.model.string(), config.num_hidden_layers,
-               config.model_type, device.str(), dtype_name, c10::str(input_ids.sizes()));
+               config.model_type(), device.str(), dtype_name, c10::str(input_ids.sizes()));
 
   torch::NoGradGuard no_grad;
   const CausalLMOutput output = model->forward(input_ids.to(device));

@@ -4,6 +4,7 @@
 
 #include <sstream>
 
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/text/tokenizer.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/strings.h"
@@ -48,26 +49,33 @@ std::string describe_checkpoint(const HfCheckpoint& checkpoint) {
   std::ostringstream out;
   const ModelConfig& c = checkpoint.config;
   out << "checkpoint  " << checkpoint.directory.string() << "\n";
-  out << fmt::format("model       {} ({})\n", c.model_type, c.is_moe() ? "MoE" : "dense");
+  out << fmt::format("model       {} ({})\n", c.model_type(), c.is_moe() ? "MoE" : "dense");
   out << fmt::format("layers      {}   hidden {}   ffn {}   vocab {}\n", c.num_hidden_layers, c.hidden_size,
                      c.intermediate_size, c.vocab_size);
   out << fmt::format("attention   {} heads, {} KV heads, head_dim {}, rope_theta {}\n", c.num_attention_heads,
                      c.num_key_value_heads, c.head_dim, c.rope_theta);
-  if (c.is_cartesian_moe()) {
-    out << fmt::format(
-        "experts     CartesianMoE: two routed sub-layers a layer, {} sub-experts each (ffn {}), top-{} each{}\n",
-        c.num_local_experts, c.intermediate_size, c.num_experts_per_tok,
-        c.has_shared_expert() ? fmt::format(", shared expert ffn {}", c.shared_expert_intermediate_size) : "");
-  } else if (c.is_soft_moe()) {
-    out << fmt::format("experts     {} per layer, causal soft mixing (every expert on every position; docs/moe.md)\n",
-                       c.num_local_experts);
-  } else if (c.is_moe()) {
-    out << fmt::format("experts     {} per layer, top-{}, router_aux_loss_coef {}\n", c.num_local_experts,
-                       c.num_experts_per_tok, c.router_aux_loss_coef);
-    if (c.is_qwen2_moe()) {
-      out << fmt::format("shared      one shared expert a layer (ffn {}) behind a sigmoid gate; norm_topk_prob {}\n",
-                         c.shared_expert_intermediate_size, c.norm_topk_prob);
-    }
+  switch (c.architecture) {
+    case Architecture::kLlama:
+      break;
+    case Architecture::kCartesianMoe:
+      out << fmt::format(
+          "experts     CartesianMoE: two routed sub-layers a layer, {} sub-experts each (ffn {}), top-{} each{}\n",
+          c.num_local_experts, c.intermediate_size, c.num_experts_per_tok,
+          c.has_shared_expert() ? fmt::format(", shared expert ffn {}", c.shared_expert_intermediate_size) : "");
+      break;
+    case Architecture::kSoftMoe:
+      out << fmt::format("experts     {} per layer, causal soft mixing (every expert on every position; docs/moe.md)\n",
+                         c.num_local_experts);
+      break;
+    case Architecture::kMixtral:
+    case Architecture::kQwen2Moe:
+      out << fmt::format("experts     {} per layer, top-{}, router_aux_loss_coef {}\n", c.num_local_experts,
+                         c.num_experts_per_tok, c.router_aux_loss_coef);
+      if (architecture_row(c.architecture).gated_shared_expert) {
+        out << fmt::format("shared      one shared expert a layer (ffn {}) behind a sigmoid gate; norm_topk_prob {}\n",
+                           c.shared_expert_intermediate_size, c.norm_topk_prob);
+      }
+      break;
   }
   out << fmt::format("other       rms_norm_eps {}, tie_word_embeddings {}, max_positions {}, dtype {}\n",
                      c.rms_norm_eps, c.tie_word_embeddings, c.max_position_embeddings, c.dtype);
@@ -94,7 +102,7 @@ std::string describe_checkpoint(const HfCheckpoint& checkpoint) {
   }
   out << fmt::format("\ntotal: {} tensors, {} parameters ({}); config.json implies {} parameters\n",
                      checkpoint.tensors.names().size(), format_count(total), format_bytes(bytes),
-                     format_count(static_cast<std::uint64_t>(c.num_parameters())));
+                     format_count(static_cast<std::uint64_t>(parameter_count(c))));
   return out.str();
 }
 

@@ -23,6 +23,16 @@ const char* kIndexFile = "model.safetensors.index.json";
 // Tensors that older checkpoints carry but that are recomputed, not learned.
 bool is_known_leftover(const std::string& name) { return parameter_names::is_rotary_buffer(name); }
 
+// svmoe before the Soft MoE had a block of its own stored a zero selection bias for it in
+// svmoe_state.safetensors; such a bias changes nothing and is skipped where the model has none.
+bool is_zero_selection_bias(const std::string& name, const SafetensorsFile& state) {
+  const std::string suffix = ".selection_bias";
+  if (name.size() < suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return false;
+  }
+  return state.tensor(name).count_nonzero().item<std::int64_t>() == 0;
+}
+
 std::string shard_name(std::size_t index, std::size_t count) {
   char buffer[64];
   std::snprintf(buffer, sizeof buffer, "model-%05zu-of-%05zu.safetensors", index + 1, count);
@@ -192,10 +202,10 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
     parameter.copy_(stored);
   }
   if (!missing.empty()) {
-    throw FormatError(
-        "'" + checkpoint.directory.string() + "' lacks " + std::to_string(missing.size()) +
-            " weight(s) the model needs: " + list_some(missing),
-        "the checkpoint does not match its config.json (or is not a " + checkpoint.config.model_type + " model)");
+    throw FormatError("'" + checkpoint.directory.string() + "' lacks " + std::to_string(missing.size()) +
+                          " weight(s) the model needs: " + list_some(missing),
+                      std::string("the checkpoint does not match its config.json (or is not a ") +
+                          checkpoint.config.model_type() + " model)");
   }
   const fs::path state_path = checkpoint.directory / kSvmoeStateFile;
   if (fs::exists(state_path)) {
@@ -203,6 +213,7 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
     auto buffers = module.named_buffers(/*recurse=*/true);
     for (const auto& entry : state.entries()) {
       torch::Tensor* buffer = buffers.find(entry.name);
+      if (buffer == nullptr && is_zero_selection_bias(entry.name, state)) continue;
       if (buffer == nullptr) {
         throw FormatError("'" + state_path.string() + "' holds '" + entry.name + "', which the model has no buffer for",
                           "the file belongs to another model; remove it or restore the matching checkpoint");
@@ -224,7 +235,7 @@ void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
   }
   if (!unexpected.empty()) {
     throw FormatError("'" + checkpoint.directory.string() + "' holds " + std::to_string(unexpected.size()) +
-                          " weight(s) svmoe's " + checkpoint.config.model_type +
+                          " weight(s) svmoe's " + checkpoint.config.model_type() +
                           " model has no place for: " + list_some(unexpected),
                       "the checkpoint's architecture differs from what its config.json says");
   }

@@ -103,24 +103,42 @@ void read_qwen2_moe_fields(const ConfigJsonReader& read, const Json& json, Model
   }
 }
 
+// The fields only some architectures have.
+void read_architecture_fields(const ConfigJsonReader& read, const Json& json, ModelConfig& c) {
+  switch (c.architecture) {
+    case Architecture::kLlama:
+    case Architecture::kMixtral:
+    case Architecture::kSoftMoe:
+      return;
+    case Architecture::kQwen2Moe:
+      read_qwen2_moe_fields(read, json, c);
+      return;
+    case Architecture::kCartesianMoe:
+      c.shared_expert_intermediate_size = read.integer_or("shared_expert_intermediate_size", 0, 0);
+      return;
+  }
+}
+
 }  // namespace
 
 ModelConfig parse_model_config(const Json& json, const std::string& source) {
   if (!json.is_object()) throw FormatError("'" + source + "' is not a JSON object");
   const ConfigJsonReader read(json, source);
   ModelConfig c;
-  c.model_type = read.string_or("model_type", "");
-  if (c.model_type != ModelConfig::kLlama && c.model_type != ModelConfig::kMixtral &&
-      c.model_type != ModelConfig::kQwen2Moe && c.model_type != ModelConfig::kSoftMoe &&
-      c.model_type != ModelConfig::kCartesianMoe) {
-    read.unsupported("model_type", c.model_type.empty() ? "is missing" : "is '" + c.model_type + "'",
-                     "svmoe reads Llama (dense), Mixtral and Qwen2-MoE (MoE) checkpoints, and its own causal "
-                     "Soft MoE (svmoe_soft_moe) and CartesianMoE (svmoe_cartesian_moe)");
+  const std::string model_type = read.string_or("model_type", "");
+  const std::optional<Architecture> architecture = architecture_of_model_type(model_type);
+  if (!architecture) {
+    read.unsupported("model_type", model_type.empty() ? "is missing" : "is '" + model_type + "'",
+                     "svmoe reads Llama (dense), Mixtral and Qwen2-MoE (MoE) checkpoints, and its own CartesianMoE "
+                     "and causal Soft MoE; the model_types it knows: " +
+                         known_model_types());
   }
+  c.architecture = *architecture;
+  const ArchitectureRow& row = architecture_row(c.architecture);
   c.vocab_size = read.integer("vocab_size");
   c.hidden_size = read.integer("hidden_size");
   // Qwen2-MoE's intermediate_size is the dense FFN of mlp_only_layers, which svmoe refuses below.
-  c.intermediate_size = read.integer(c.is_qwen2_moe() ? "moe_intermediate_size" : "intermediate_size");
+  c.intermediate_size = read.integer(row.expert_ffn_key);
   c.num_hidden_layers = read.integer("num_hidden_layers");
   c.num_attention_heads = read.integer("num_attention_heads");
   c.num_key_value_heads = read.integer_or("num_key_value_heads", c.num_attention_heads);
@@ -168,12 +186,9 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
   if (read.has("sliding_window") && read.boolean_or("use_sliding_window", true)) {
     read.unsupported("sliding_window", "is set", "svmoe implements full causal attention; set it to null");
   }
-  if (c.is_qwen2_moe()) read_qwen2_moe_fields(read, json, c);
-  if (c.is_cartesian_moe()) {
-    c.shared_expert_intermediate_size = read.integer_or("shared_expert_intermediate_size", 0, 0);
-  }
+  read_architecture_fields(read, json, c);
   if (c.is_moe()) {
-    const char* experts_key = c.is_qwen2_moe() ? "num_experts" : "num_local_experts";
+    const char* experts_key = row.experts_key;
     c.num_local_experts = read.integer(experts_key);
     c.num_experts_per_tok = read.integer("num_experts_per_tok");
     if (c.num_experts_per_tok > c.num_local_experts) {
@@ -208,24 +223,14 @@ ModelConfig read_model_config(const std::filesystem::path& model_directory) {
   return parse_model_config(read_model_config_json(model_directory), model_config_file(model_directory).string());
 }
 
-namespace {
-
-std::string architecture_name(const ModelConfig& c) {
-  if (c.is_soft_moe()) return "SvmoeSoftMoeForCausalLM";
-  if (c.is_cartesian_moe()) return "SvmoeCartesianMoeForCausalLM";
-  if (c.is_qwen2_moe()) return "Qwen2MoeForCausalLM";
-  return c.is_moe() ? "MixtralForCausalLM" : "LlamaForCausalLM";
-}
-
-}  // namespace
-
 Json model_config_to_json(const ModelConfig& c, const Json& base) {
   Json json = base.is_object() ? base : Json::object();
   json.erase("torch_dtype");
   json.erase("rope_theta");
   json.erase("rope_scaling");
-  json["architectures"] = {architecture_name(c)};
-  json["model_type"] = c.model_type;
+  const ArchitectureRow& row = architecture_row(c.architecture);
+  json["architectures"] = {row.class_name};
+  json["model_type"] = row.model_type;
   json["vocab_size"] = c.vocab_size;
   json["hidden_size"] = c.hidden_size;
   json["intermediate_size"] = c.intermediate_size;
@@ -251,33 +256,40 @@ Json model_config_to_json(const ModelConfig& c, const Json& base) {
     json["eos_token_id"] = nullptr;
   }
   json["dtype"] = c.dtype;
-  if (c.is_qwen2_moe()) {
-    json.erase("attention_bias");
-    json.erase("mlp_bias");
-    json.erase("num_local_experts");
-    json["num_experts"] = c.num_local_experts;
-    json["num_experts_per_tok"] = c.num_experts_per_tok;
-    json["moe_intermediate_size"] = c.intermediate_size;
-    json["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
-    json["intermediate_size"] = c.shared_expert_intermediate_size;  // read by mlp_only_layers only (none)
-    json["norm_topk_prob"] = c.norm_topk_prob;
-    json["qkv_bias"] = c.qkv_bias;
-    json["decoder_sparse_step"] = 1;
-    json["mlp_only_layers"] = Json::array();
-    json["router_aux_loss_coef"] = c.router_aux_loss_coef;
-    json["use_sliding_window"] = false;
-    json["sliding_window"] = nullptr;
-  } else if (c.is_moe()) {
-    json.erase("attention_bias");
-    json.erase("mlp_bias");
-    json["num_local_experts"] = c.num_local_experts;
-    json["num_experts_per_tok"] = c.num_experts_per_tok;
-    json["router_aux_loss_coef"] = c.router_aux_loss_coef;
-    json["sliding_window"] = nullptr;
-    if (c.is_cartesian_moe()) json["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
-  } else {
-    json["attention_bias"] = c.attention_bias;
-    json["mlp_bias"] = c.mlp_bias;
+  switch (c.architecture) {
+    case Architecture::kLlama:
+      json["attention_bias"] = c.attention_bias;
+      json["mlp_bias"] = c.mlp_bias;
+      break;
+    case Architecture::kQwen2Moe:
+      json.erase("attention_bias");
+      json.erase("mlp_bias");
+      json.erase("num_local_experts");
+      json["num_experts"] = c.num_local_experts;
+      json["num_experts_per_tok"] = c.num_experts_per_tok;
+      json["moe_intermediate_size"] = c.intermediate_size;
+      json["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
+      json["intermediate_size"] = c.shared_expert_intermediate_size;  // read by mlp_only_layers only (none)
+      json["norm_topk_prob"] = c.norm_topk_prob;
+      json["qkv_bias"] = c.qkv_bias;
+      json["decoder_sparse_step"] = 1;
+      json["mlp_only_layers"] = Json::array();
+      json["router_aux_loss_coef"] = c.router_aux_loss_coef;
+      json["use_sliding_window"] = false;
+      json["sliding_window"] = nullptr;
+      break;
+    case Architecture::kCartesianMoe:
+      json["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;  // ungated, 0: none
+      [[fallthrough]];
+    case Architecture::kMixtral:
+    case Architecture::kSoftMoe:
+      json.erase("attention_bias");
+      json.erase("mlp_bias");
+      json["num_local_experts"] = c.num_local_experts;
+      json["num_experts_per_tok"] = c.num_experts_per_tok;
+      json["router_aux_loss_coef"] = c.router_aux_loss_coef;
+      json["sliding_window"] = nullptr;
+      break;
   }
   return json;
 }

@@ -38,9 +38,9 @@ FfnProjection projection_named(const std::string& name) {
   return name == "up" ? FfnProjection::kUp : FfnProjection::kDown;
 }
 
-// The MoE block's key: Qwen2-MoE keeps the dense model's "mlp".
+// The MoE block's key (the architecture's: Qwen2-MoE keeps the dense model's "mlp").
 std::string moe_block(const ModelConfig& moe, std::int64_t layer) {
-  return layer_prefix(layer) + (moe.is_qwen2_moe() ? "mlp." : "block_sparse_moe.");
+  return layer_prefix(layer) + architecture_row(moe.architecture).ffn_key + ".";
 }
 
 std::string cartesian_sub_layer(std::int64_t layer, std::int64_t sub_layer) {
@@ -57,7 +57,9 @@ std::string router(const ModelConfig& moe, std::int64_t layer) { return moe_bloc
 
 std::string expert_ffn(const ModelConfig& moe, std::int64_t layer, std::int64_t expert, FfnProjection projection) {
   return moe_block(moe, layer) + "experts." + std::to_string(expert) + "." +
-         (moe.is_qwen2_moe() ? dense_projection_name(projection) : expert_projection_name(projection)) + ".weight";
+         (architecture_row(moe.architecture).llama_expert_names ? dense_projection_name(projection)
+                                                                : expert_projection_name(projection)) +
+         ".weight";
 }
 
 std::string shared_expert_ffn(std::int64_t layer, FfnProjection projection) {

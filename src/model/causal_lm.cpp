@@ -6,31 +6,52 @@
 
 namespace svmoe {
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) : architecture_(c.architecture) {
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   self_attn = register_module("self_attn", SelfAttention(c));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
-  if (c.is_cartesian_moe()) {
-    cartesian_moe = register_module("cartesian_moe", CartesianMoeBlock(c));
-  } else if (c.is_moe()) {
-    // Qwen2-MoE keeps the dense model's key for its MoE block.
-    block_sparse_moe = register_module(c.is_qwen2_moe() ? "mlp" : "block_sparse_moe", SparseMoeBlock(c));
-  } else {
-    mlp = register_module("mlp", Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  const char* ffn_key = architecture_row(c.architecture).ffn_key;
+  switch (c.architecture) {
+    case Architecture::kLlama:
+      mlp = register_module(ffn_key, Mlp(c.hidden_size, c.intermediate_size, c.mlp_bias));
+      return;
+    case Architecture::kMixtral:
+    case Architecture::kQwen2Moe:
+      block_sparse_moe = register_module(ffn_key, SparseMoeBlock(c));
+      return;
+    case Architecture::kCartesianMoe:
+      cartesian_moe = register_module(ffn_key, CartesianMoeBlock(c));
+      return;
+    case Architecture::kSoftMoe:
+      soft_moe = register_module(ffn_key, SoftMoeBlock(c));
+      return;
   }
 }
 
+// Pre-norm: h = x + attention(norm(x)), then y = h + FFN(norm(h)) (CartesianMoE adds its two
+// sub-layers' residuals itself).
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTables& rotary,
                                         std::vector<torch::Tensor>& router_logits) {
   const auto h = x + self_attn(input_layernorm(x), rotary);
-  if (cartesian_moe) {
-    CartesianMoeOutput moe = cartesian_moe->forward(h, post_attention_layernorm(h));
-    router_logits.push_back(moe.router_logits_a);
-    router_logits.push_back(moe.router_logits_b);
-    return moe.hidden;
+  const auto normed = post_attention_layernorm(h);
+  MoeOutput moe;
+  switch (architecture_) {
+    case Architecture::kLlama:
+      return h + mlp(normed);
+    case Architecture::kMixtral:
+    case Architecture::kQwen2Moe:
+      moe = block_sparse_moe(normed);
+      break;
+    case Architecture::kSoftMoe:
+      moe = soft_moe(normed);
+      break;
+    case Architecture::kCartesianMoe: {
+      CartesianMoeOutput both = cartesian_moe->forward(h, normed);
+      router_logits.push_back(both.router_logits_a);
+      router_logits.push_back(both.router_logits_b);
+      return both.hidden;
+    }
   }
-  if (!block_sparse_moe) return h + mlp(post_attention_layernorm(h));
-  MoeOutput moe = block_sparse_moe(post_attention_layernorm(h));
   router_logits.push_back(moe.router_logits);
   return h + moe.hidden;
 }

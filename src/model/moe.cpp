@@ -21,19 +21,39 @@ ExpertImpl::ExpertImpl(std::int64_t hidden_size, std::int64_t intermediate_size,
 
 torch::Tensor ExpertImpl::forward(const torch::Tensor& x) { return w2(torch::silu(w1(x)) * w3(x)); }
 
-SparseMoeBlockImpl::SparseMoeBlockImpl(const ModelConfig& c)
-    : top_k_(c.num_experts_per_tok), norm_topk_prob_(c.norm_topk_prob), soft_(c.is_soft_moe()) {
-  gate = register_module("gate",
-                         torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.num_local_experts).bias(false)));
-  experts = register_module("experts", torch::nn::ModuleList());
-  const ExpertNames names = c.is_qwen2_moe() ? ExpertNames::kLlama : ExpertNames::kMixtral;
+namespace {
+
+torch::nn::Linear router_of(const ModelConfig& c) {
+  return torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.num_local_experts).bias(false));
+}
+
+torch::nn::ModuleList experts_of(const ModelConfig& c) {
+  const ExpertNames names =
+      architecture_row(c.architecture).llama_expert_names ? ExpertNames::kLlama : ExpertNames::kMixtral;
+  torch::nn::ModuleList experts;
   for (std::int64_t e = 0; e < c.num_local_experts; ++e) {
     experts->push_back(Expert(c.hidden_size, c.intermediate_size, names));
   }
+  return experts;
+}
+
+// The router in float32, whatever the compute dtype: logits [tokens, experts]. `detach`: stage
+// 3's cheap gradient (SparseMoeBlockImpl::detach_router_input).
+torch::Tensor router_logits_of(const torch::Tensor& hidden, const torch::nn::Linear& gate, bool detach) {
+  const auto router_input = detach ? hidden.detach() : hidden;
+  return torch::linear(router_input.to(torch::kFloat32), gate->weight.to(torch::kFloat32));
+}
+
+}  // namespace
+
+SparseMoeBlockImpl::SparseMoeBlockImpl(const ModelConfig& c)
+    : top_k_(c.num_experts_per_tok), norm_topk_prob_(c.norm_topk_prob) {
+  gate = register_module("gate", router_of(c));
+  experts = register_module("experts", experts_of(c));
   if (c.has_shared_expert()) {
     shared_expert = register_module("shared_expert", Mlp(c.hidden_size, c.shared_expert_intermediate_size, false));
   }
-  if (c.is_qwen2_moe()) {
+  if (architecture_row(c.architecture).gated_shared_expert) {
     shared_expert_gate = register_module("shared_expert_gate",
                                          torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, 1).bias(false)));
   }
@@ -102,17 +122,8 @@ void update_selection_bias(torch::Tensor& bias, const torch::Tensor& load, doubl
 MoeOutput SparseMoeBlockImpl::forward(const torch::Tensor& x) {
   const auto shape = x.sizes().vec();
   const auto hidden = x.reshape({-1, shape.back()});  // [tokens, hidden]
-  // The router in float32, whatever the compute dtype.
-  const auto router_input = detach_router_input ? hidden.detach() : hidden;
-  const auto router_logits = torch::linear(router_input.to(torch::kFloat32), gate->weight.to(torch::kFloat32));
+  const auto router_logits = router_logits_of(hidden, gate, detach_router_input);
   const auto routing_logits = detach_router_input ? router_logits.detach() : router_logits;
-  if (soft_) {
-    if (x.dim() != 3)
-      throw UnsupportedError("a soft MoE block mixes positions: its input must be [batch, time, hidden]");
-    const auto logits = routing_logits.view({shape[0], shape[1], -1});
-    const auto combine = torch::softmax(logits, -1).to(x.scalar_type());
-    return {soft_moe_mixture(x, causal_soft_dispatch(logits), combine, experts), router_logits};
-  }
   // The bias always takes part: a zero bias adds exactly 0 to every probability, so it chooses
   // as plain top-k (transformers' routing) does, and checking for zero would cost a host sync.
   const Routing routing = route_top_k(routing_logits, top_k_, selection_bias, norm_topk_prob_);
@@ -264,6 +275,19 @@ torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& disp
   return output;
 }
 
+SoftMoeBlockImpl::SoftMoeBlockImpl(const ModelConfig& c) {
+  gate = register_module("gate", router_of(c));
+  experts = register_module("experts", experts_of(c));
+}
+
+MoeOutput SoftMoeBlockImpl::forward(const torch::Tensor& x) {
+  if (x.dim() != 3) throw UnsupportedError("a soft MoE block mixes positions: its input must be [batch, time, hidden]");
+  const auto router_logits = router_logits_of(x.reshape({-1, x.size(2)}), gate, detach_router_input);  // [B*T, S]
+  const auto logits = (detach_router_input ? router_logits.detach() : router_logits).view({x.size(0), x.size(1), -1});
+  const auto combine = torch::softmax(logits, -1).to(x.scalar_type());  // [B, T, S]
+  return {soft_moe_mixture(x, causal_soft_dispatch(logits), combine, experts), router_logits};
+}
+
 CartesianMoeBlockImpl::CartesianMoeBlockImpl(const ModelConfig& c) {
   a = register_module("a", SparseMoeBlock(c));
   intermediate_layernorm = register_module("intermediate_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
@@ -286,6 +310,7 @@ void set_expert_path(torch::nn::Module& model, ExpertPath path) {
 void set_detach_router_inputs(torch::nn::Module& model, bool detach) {
   for (const auto& module : model.modules(/*include_self=*/true)) {
     if (auto* moe = module->as<SparseMoeBlock>()) moe->detach_router_input = detach;
+    if (auto* soft = module->as<SoftMoeBlock>()) soft->detach_router_input = detach;
   }
 }
 

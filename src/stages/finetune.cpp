@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/train/objectives.h"
 
 namespace svmoe {
@@ -25,7 +26,7 @@ TrainResult run_finetune(const FinetuneSettings& f, const TrainSettings& t, cons
   if (config.is_moe() && lb.method == LoadBalancingMethod::kSwitch) job.router_aux_loss_coef = lb.alpha;
   spdlog::info("finetune: {} ({}{}, {} parameters) on {} subdomain(s) of {} -> {}", f.model.string(), enum_name(f.init),
                config.is_moe() ? std::string(", MoE, load balancing ") + enum_name(lb.method) : std::string(", dense"),
-               config.num_parameters(), shards.train.size(), f.dataset.string(), f.output.string());
+               parameter_count(config), shards.train.size(), f.dataset.string(), f.output.string());
 
   TrainResult result = train_model(job, t);
   if (!result.interrupted) save_final_model(job);

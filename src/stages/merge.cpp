@@ -32,7 +32,7 @@ void check_experts_agree(const std::vector<HfCheckpoint>& experts) {
   for (const auto& expert : experts) {
     if (expert.config.is_moe()) {
       throw UnsupportedError(
-          "expert '" + expert.directory.string() + "' is already an MoE (" + expert.config.model_type + ")",
+          "expert '" + expert.directory.string() + "' is already an MoE (" + expert.config.model_type() + ")",
           "merge dense Llama experts");
     }
     if (expert.config.attention_bias || expert.config.mlp_bias) {
@@ -81,10 +81,10 @@ void check_shared_expert_source(const HfCheckpoint& base, const HfCheckpoint& ex
   const ModelConfig& e = expert.config;
   if (b.is_moe() || b.hidden_size != e.hidden_size || b.intermediate_size != e.intermediate_size ||
       b.num_hidden_layers != e.num_hidden_layers) {
-    throw ConfigError("config key 'merge.base_model' is '" + base.directory.string() + "', a " + b.model_type +
+    throw ConfigError("config key 'merge.base_model' is '" + base.directory.string() + "', a " + b.model_type() +
                           " with hidden_size " + std::to_string(b.hidden_size) + ", intermediate_size " +
                           std::to_string(b.intermediate_size) + " and " + std::to_string(b.num_hidden_layers) +
-                          " layers; the experts ('" + expert.directory.string() + "') are a " + e.model_type +
+                          " layers; the experts ('" + expert.directory.string() + "') are a " + e.model_type() +
                           " with " + std::to_string(e.hidden_size) + ", " + std::to_string(e.intermediate_size) +
                           " and " + std::to_string(e.num_hidden_layers),
                       "give the dense model the experts were trained from, or set merge.shared_expert: mean");
@@ -95,31 +95,37 @@ void check_shared_expert_source(const HfCheckpoint& base, const HfCheckpoint& ex
 
 ModelConfig merged_moe_config(const ModelConfig& dense, std::int64_t experts, const MergeSettings& settings) {
   ModelConfig moe = dense;
-  moe.model_type = settings.moe_kind == MoeKind::kSoft ? ModelConfig::kSoftMoe : ModelConfig::kMixtral;
+  moe.architecture = merged_architecture(settings.moe_kind, settings.shared_expert != SharedExpertInit::kNone);
   moe.num_local_experts = experts;
   moe.num_experts_per_tok = settings.num_experts_per_tok;
   // Not yet trained with any LB term: transformers' default, which stage 4 replaces with the
   // alpha it balances with (finetune.load_balancing.alpha), so the merge reads no LB setting.
   moe.router_aux_loss_coef = ModelConfig::kTransformersRouterAuxLossCoef;
-  if (settings.moe_kind == MoeKind::kCartesian) {
-    // Each sub-expert and shared expert is half of a dense FFN: A the first d_ff/2 neurons, B the rest.
-    if (dense.intermediate_size % 2 != 0) {
-      throw ConfigError(
-          "config key 'merge.moe_kind' is cartesian, which splits each expert's FFN into halves, but "
-          "the dense intermediate_size is odd (" +
-              std::to_string(dense.intermediate_size) + ")",
-          "set merge.moe_kind: sparse for this model");
-    }
-    moe.model_type = ModelConfig::kCartesianMoe;
-    moe.intermediate_size = dense.intermediate_size / 2;
-    if (settings.shared_expert != SharedExpertInit::kNone) moe.shared_expert_intermediate_size = moe.intermediate_size;
-  } else if (settings.shared_expert != SharedExpertInit::kNone) {
-    // Qwen2MoeForCausalLM as it is: Mixtral's renormalised top-k, and q/k/v biases (zero here)
-    // because transformers' older versions and vLLM always build them.
-    moe.model_type = ModelConfig::kQwen2Moe;
-    moe.shared_expert_intermediate_size = dense.intermediate_size;
-    moe.norm_topk_prob = true;
-    moe.qkv_bias = true;
+  switch (moe.architecture) {
+    case Architecture::kLlama:
+    case Architecture::kMixtral:
+    case Architecture::kSoftMoe:
+      break;
+    case Architecture::kCartesianMoe:
+      // Each sub-expert and shared expert is half of a dense FFN: A the first d_ff/2 neurons, B the rest.
+      if (dense.intermediate_size % 2 != 0) {
+        throw ConfigError(
+            "config key 'merge.moe_kind' is cartesian, which splits each expert's FFN into halves, but "
+            "the dense intermediate_size is odd (" +
+                std::to_string(dense.intermediate_size) + ")",
+            "set merge.moe_kind: sparse for this model");
+      }
+      moe.intermediate_size = dense.intermediate_size / 2;
+      if (settings.shared_expert != SharedExpertInit::kNone)
+        moe.shared_expert_intermediate_size = moe.intermediate_size;
+      break;
+    case Architecture::kQwen2Moe:
+      // Qwen2MoeForCausalLM as it is: Mixtral's renormalised top-k, and q/k/v biases (zero here)
+      // because transformers' older versions and vLLM always build them.
+      moe.shared_expert_intermediate_size = dense.intermediate_size;
+      moe.norm_topk_prob = true;
+      moe.qkv_bias = true;
+      break;
   }
   return moe;
 }
@@ -169,55 +175,83 @@ MergePlan plan_merge(const std::vector<HfCheckpoint>& inputs, const ModelConfig&
     plan.specs.push_back({name, dtype, std::move(shape)});
     plan.sources[name] = std::move(source);
   };
-  for (const auto& name : first.names()) {
-    const TensorEntry& entry = first.entry(name);
-    if (const auto ffn = names::parse_dense_ffn(name); ffn && moe.is_cartesian_moe()) {
-      auto half_shape = entry.shape;
-      half_shape[ffn->projection == names::FfnProjection::kDown ? 1 : 0] /= 2;
-      for (std::int64_t sub = 0; sub < 2; ++sub) {
+  // A dense FFN projection becomes the experts' (and a shared expert's) copies of it.
+  const auto add_ffn_copies = [&](const std::string& name, const TensorEntry& entry, const names::FfnName& ffn) {
+    const auto expert_source = [&](std::int64_t e, std::int64_t half) {
+      const std::size_t model = inputs.size() == 1 ? 0 : static_cast<std::size_t>(e);
+      return MergedTensorSource{Kind::kExpert, name, model, {ffn.layer, e, ffn.projection, seed}, half};
+    };
+    switch (moe.architecture) {
+      case Architecture::kLlama:
+        break;  // merged_moe_config never makes a dense model
+      case Architecture::kMixtral:
+      case Architecture::kSoftMoe:
+      case Architecture::kQwen2Moe:
         for (std::int64_t e = 0; e < moe.num_local_experts; ++e) {
-          const std::size_t model = inputs.size() == 1 ? 0 : static_cast<std::size_t>(e);
-          add(names::cartesian_expert_ffn(ffn->layer, sub, e, ffn->projection), stored_type(name), half_shape,
-              {Kind::kExpert, name, model, {ffn->layer, e, ffn->projection, seed}, sub});
+          add(names::expert_ffn(moe, ffn.layer, e, ffn.projection), stored_type(name), entry.shape,
+              expert_source(e, /*half=*/-1));
         }
         if (moe.has_shared_expert()) {
-          add(names::cartesian_shared_expert_ffn(ffn->layer, sub, ffn->projection), stored_type(name), half_shape,
-              {Kind::kShared, name, 0, {ffn->layer, 0, ffn->projection, seed}, sub});
+          add(names::shared_expert_ffn(ffn.layer, ffn.projection), stored_type(name), entry.shape,
+              {Kind::kShared, name, 0, {}});
         }
+        break;
+      case Architecture::kCartesianMoe: {
+        // Sub-layer A takes the first half of the FFN's neurons, B the second.
+        auto half_shape = entry.shape;
+        half_shape[ffn.projection == names::FfnProjection::kDown ? 1 : 0] /= 2;
+        for (std::int64_t sub = 0; sub < 2; ++sub) {
+          for (std::int64_t e = 0; e < moe.num_local_experts; ++e) {
+            add(names::cartesian_expert_ffn(ffn.layer, sub, e, ffn.projection), stored_type(name), half_shape,
+                expert_source(e, sub));
+          }
+          if (moe.has_shared_expert()) {
+            add(names::cartesian_shared_expert_ffn(ffn.layer, sub, ffn.projection), stored_type(name), half_shape,
+                {Kind::kShared, name, 0, {ffn.layer, 0, ffn.projection, seed}, sub});
+          }
+        }
+        break;
       }
-    } else if (ffn) {
-      for (std::int64_t e = 0; e < moe.num_local_experts; ++e) {
-        const std::size_t model = inputs.size() == 1 ? 0 : static_cast<std::size_t>(e);
-        add(names::expert_ffn(moe, ffn->layer, e, ffn->projection), stored_type(name), entry.shape,
-            {Kind::kExpert, name, model, {ffn->layer, e, ffn->projection, seed}});
-      }
-      if (moe.is_qwen2_moe()) {
-        add(names::shared_expert_ffn(ffn->layer, ffn->projection), stored_type(name), entry.shape,
-            {Kind::kShared, name, 0, {}});
-      }
+    }
+  };
+  for (const auto& name : first.names()) {
+    const TensorEntry& entry = first.entry(name);
+    if (const auto ffn = names::parse_dense_ffn(name)) {
+      add_ffn_copies(name, entry, *ffn);
     } else if (!names::is_rotary_buffer(name)) {  // a rotary buffer is recomputed, not learned
       add(name, stored_type(name), entry.shape, {Kind::kMean, name, 0, {}});
     }
   }
+  // What a layer of the MoE has that no dense tensor becomes: its routers, and the rest.
   const std::int64_t q_size = moe.num_attention_heads * moe.head_dim;
   const std::int64_t kv_size = moe.num_key_value_heads * moe.head_dim;
+  const std::vector<std::int64_t> router_shape = {moe.num_local_experts, moe.hidden_size};
   for (std::int64_t l = 0; l < moe.num_hidden_layers; ++l) {
-    if (moe.is_cartesian_moe()) {
-      for (std::int64_t sub = 0; sub < 2; ++sub) {
-        add(names::cartesian_router(l, sub), weight_dtype, {moe.num_local_experts, moe.hidden_size},
-            {Kind::kRouter, "", 0, {2 * l + sub, 0, {}, seed}});
+    switch (moe.architecture) {
+      case Architecture::kLlama:
+        break;
+      case Architecture::kMixtral:
+      case Architecture::kSoftMoe:
+        add(names::router(moe, l), weight_dtype, router_shape, {Kind::kRouter, "", 0, {l, 0, {}, seed}});
+        break;
+      case Architecture::kQwen2Moe: {
+        add(names::router(moe, l), weight_dtype, router_shape, {Kind::kRouter, "", 0, {l, 0, {}, seed}});
+        add(names::shared_expert_gate(l), weight_dtype, {1, moe.hidden_size}, {Kind::kZero, "", 0, {}});
+        const auto biases = names::qkv_biases(l);
+        for (std::size_t i = 0; i < biases.size(); ++i) {
+          add(biases[i], weight_dtype, {i == 0 ? q_size : kv_size}, {Kind::kZero, "", 0, {}});
+        }
+        break;
       }
-      const std::string norm = names::post_attention_norm(l);
-      add(names::cartesian_norm(l), stored_type(norm), first.entry(norm).shape, {Kind::kMean, norm, 0, {}});
-      continue;
-    }
-    add(names::router(moe, l), weight_dtype, {moe.num_local_experts, moe.hidden_size},
-        {Kind::kRouter, "", 0, {l, 0, {}, seed}});
-    if (!moe.is_qwen2_moe()) continue;
-    add(names::shared_expert_gate(l), weight_dtype, {1, moe.hidden_size}, {Kind::kZero, "", 0, {}});
-    const auto biases = names::qkv_biases(l);
-    for (std::size_t i = 0; i < biases.size(); ++i) {
-      add(biases[i], weight_dtype, {i == 0 ? q_size : kv_size}, {Kind::kZero, "", 0, {}});
+      case Architecture::kCartesianMoe: {
+        for (std::int64_t sub = 0; sub < 2; ++sub) {
+          add(names::cartesian_router(l, sub), weight_dtype, router_shape,
+              {Kind::kRouter, "", 0, {2 * l + sub, 0, {}, seed}});
+        }
+        const std::string norm = names::post_attention_norm(l);
+        add(names::cartesian_norm(l), stored_type(norm), first.entry(norm).shape, {Kind::kMean, norm, 0, {}});
+        break;
+      }
     }
   }
   return plan;
@@ -272,8 +306,10 @@ Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettin
   if (!s.base_model.empty()) provenance["base_model"] = s.base_model.string();
   if (s.moe_kind != MoeKind::kSparse) provenance["moe_kind"] = enum_name(s.moe_kind);
   if (s.shared_expert != SharedExpertInit::kNone) {
-    provenance["shared_expert"] = {{"init", enum_name(s.shared_expert)},
-                                   {"gate", s.moe_kind == MoeKind::kCartesian ? "none" : "zero (sigmoid 1/2)"}};
+    provenance["shared_expert"] = {
+        {"init", enum_name(s.shared_expert)},
+        {"gate",
+         architecture_row(merged_architecture(s.moe_kind, true)).gated_shared_expert ? "zero (sigmoid 1/2)" : "none"}};
   }
   return provenance;
 }
@@ -336,15 +372,22 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   };
 
   spdlog::info("merge ({}): {} experts -> {} ({}, top-{}, {} layers, routers {}(std {}))", enum_name(s.method), n,
-               s.output.string(), moe.model_type, s.num_experts_per_tok, dense.num_hidden_layers,
+               s.output.string(), moe.model_type(), s.num_experts_per_tok, dense.num_hidden_layers,
                enum_name(s.router_init), router_std);
-  if (moe.is_cartesian_moe()) {
-    spdlog::info("merge: CartesianMoE: sub-layer A takes each expert's first {} FFN neurons, B the other {}{}",
-                 moe.intermediate_size, moe.intermediate_size,
-                 moe.has_shared_expert() ? ", each with a shared expert" : "");
-  } else if (moe.is_qwen2_moe()) {
-    spdlog::info("merge: each layer adds a shared expert from {}, its gate at zero",
-                 s.shared_expert == SharedExpertInit::kBase ? "the base model's FFN" : "the mean of the merged FFNs");
+  switch (moe.architecture) {
+    case Architecture::kLlama:
+    case Architecture::kMixtral:
+    case Architecture::kSoftMoe:
+      break;
+    case Architecture::kCartesianMoe:
+      spdlog::info("merge: CartesianMoE: sub-layer A takes each expert's first {} FFN neurons, B the other {}{}",
+                   moe.intermediate_size, moe.intermediate_size,
+                   moe.has_shared_expert() ? ", each with a shared expert" : "");
+      break;
+    case Architecture::kQwen2Moe:
+      spdlog::info("merge: each layer adds a shared expert from {}, its gate at zero",
+                   s.shared_expert == SharedExpertInit::kBase ? "the base model's FFN" : "the mean of the merged FFNs");
+      break;
   }
   const fs::path partial = begin_directory(s.output);
   try {

@@ -9,6 +9,7 @@
 #include "svmoe/config/setting_reader.h"
 #include "svmoe/config/setting_table.h"
 #include "svmoe/io/hf_config.h"
+#include "svmoe/io/run_directory.h"
 #include "svmoe/stages/train_experts.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
@@ -28,7 +29,7 @@ struct Layout {
   fs::path dir;
   // The dense model the experts and Dense start from: the pretrained base, or the given one.
   static fs::path base_model(const RunSettings& run) {
-    return run.pretrain_base ? Layout{run.dir}.base() / "final" : run.base_model;
+    return run.pretrain_base ? RunDirectory(Layout{run.dir}.base()).final_model() : run.base_model;
   }
   fs::path dataset() const { return dir / "dataset"; }
   fs::path base() const { return dir / "base"; }
@@ -194,7 +195,7 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   for (const RunModel& model : run.models) {
     const ModelRole role = model_role(model);
     const fs::path dir = layout.model(run_model_name(model));
-    models.push_back({{"name", role.table_name}, {"path", (dir / "final").string()}, {"lb", role.lb}});
+    models.push_back({{"name", role.table_name}, {"path", RunDirectory(dir).final_model().string()}, {"lb", role.lb}});
     runs.push_back({{"name", role.label}, {"path", dir.string()}});
   }
   set("eval.models", models);
@@ -327,12 +328,17 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   if (needs_experts) add_experts_step("experts", ExpertCoverage::kSubdomains, layout.experts());
   if (btm_pairs) add_experts_step("pair_experts", ExpertCoverage::kPairs, layout.pair_experts());
 
-  if (SettingReader(config).option<MoeKind>("merge.moe_kind") == MoeKind::kSoft) {
+  // The merge's architecture decides whether the _lb rows can balance anything.
+  const MoeKind moe_kind = SettingReader(config).option<MoeKind>("merge.moe_kind");
+  const Architecture merged = merged_architecture(
+      moe_kind, SettingReader(config).option<SharedExpertInit>("merge.shared_expert") != SharedExpertInit::kNone);
+  if (!architecture_row(merged).load_balances) {
     for (const RunModel& model : run.models) {
       if (model.load_balanced) {
         throw ConfigError("run.models asks for '" + run_model_name(model) +
-                              "', with load balancing, but merge.moe_kind "
-                              "is soft: a soft MoE runs every expert on every position and has nothing to balance",
+                              "', with load balancing, but merge.moe_kind is " + enum_name(moe_kind) + " (a " +
+                              architecture_row(merged).model_type +
+                              " model runs every expert on every position and has nothing to balance)",
                           "drop the _lb rows, or set merge.moe_kind: sparse");
       }
     }
@@ -392,10 +398,11 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   for (const RunModel& model : run.models) {
     const std::string name = run_model_name(model);
     ConfigTree model_config = config;
-    const fs::path from = model.dense
-                              ? Layout::base_model(run)
-                              : (model.supervised_router ? layout.router(model.method, model.router_loss) / "final"
-                                                         : layout.moe(model.method));
+    const fs::path from =
+        model.dense
+            ? Layout::base_model(run)
+            : (model.supervised_router ? RunDirectory(layout.router(model.method, model.router_loss)).final_model()
+                                       : layout.moe(model.method));
     const LoadBalancingMethod lb = model.load_balanced ? run.lb_method : LoadBalancingMethod::kNone;
     model_config.set("finetune.model", from.string(), kLayoutOrigin);
     model_config.set("finetune.init", enum_name(ModelInit::kPretrained), kLayoutOrigin);

@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <ctime>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -54,13 +53,6 @@ std::optional<StepMarker> read_marker(const fs::path& path) {
     throw FormatError("the pipeline marker '" + path.string() + "' is unreadable: " + e.what(),
                       "delete it: the step then runs again (remove its output too, or svmoe run refuses to touch it)");
   }
-}
-
-std::string now_text() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
 }
 
 // Logs and lock files are written around a step, not by it (a lock file is emptied when its
@@ -123,7 +115,7 @@ void write_step_marker(const fs::path& dir, const PipelineStep& step, const std:
                        {"inputs", inputs},
                        {"output", step.output.string()},
                        {"outputs", state == StepState::kDone ? output_fingerprint(step.output) : Json()},
-                       {"updated", now_text()},
+                       {"updated", utc_timestamp_now()},
                        {"svmoe", SVMOE_VERSION}};
   fs::create_directories(dir / "pipeline");
   write_file_atomically(step_marker_path(dir, step.name), marker.dump(2) + "\n");

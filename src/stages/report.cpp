@@ -10,6 +10,7 @@
 #include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/inference_model.h"
+#include "svmoe/io/run_directory.h"
 #include "svmoe/model/device.h"
 #include "svmoe/stages/evaluate.h"
 #include "svmoe/text/tokenizer.h"
@@ -25,21 +26,12 @@ using Json = nlohmann::json;
 namespace {
 
 std::vector<Json> read_metrics(const fs::path& run) {
-  const fs::path path = run / "metrics.jsonl";
-  if (!fs::exists(path)) {
+  const RunDirectory directory(run);
+  if (!fs::exists(directory.metrics())) {
     throw IoError("the run '" + run.string() + "' has no metrics.jsonl",
                   "report.runs lists run directories (what finetune, train-router or train-experts --output wrote)");
   }
-  std::vector<Json> lines;
-  std::ifstream in(path);
-  for (std::string line; std::getline(in, line);) {
-    try {
-      lines.push_back(Json::parse(line));
-    } catch (const Json::parse_error&) {
-      // a line cut by a crash
-    }
-  }
-  return lines;
+  return directory.read_metrics();
 }
 
 // A split name read back from results.json.

@@ -6,6 +6,7 @@
 #include "svmoe/config/expert_coverage.h"
 #include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_config.h"
+#include "svmoe/io/run_directory.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/train/trainer.h"
 #include "svmoe/util/error.h"
@@ -16,6 +17,10 @@ namespace fs = std::filesystem;
 
 fs::path expert_directory(const fs::path& output, std::int64_t expert) {
   return output / ("expert_" + std::to_string(expert));
+}
+
+fs::path expert_run_directory(const fs::path& output, std::int64_t expert) {
+  return output / "runs" / ("expert_" + std::to_string(expert));
 }
 
 TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainSettings& train,
@@ -49,7 +54,7 @@ TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainS
     expert.init = s.init;
     expert.dataset = s.dataset;
     expert.subdomains = covered[static_cast<std::size_t>(n)];
-    expert.output = s.output / "runs" / ("expert_" + std::to_string(n));
+    expert.output = expert_run_directory(s.output, n);
     spdlog::info("train-experts: expert {} on subdomain(s) {}", n, fmt::join(expert.subdomains, ", "));
     const TrainResult trained = run_finetune(expert, train, runtime, context);
     if (trained.interrupted) {
@@ -59,7 +64,7 @@ TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainS
     // The run's final model becomes the expert, in one rename.
     if (context.group.is_main()) {
       fs::create_directories(s.output);
-      fs::rename(expert.output / "final", done);
+      fs::rename(RunDirectory(expert.output).final_model(), done);
       sync_directory(s.output);
     }
     context.group.barrier();

@@ -26,7 +26,7 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
                              const TrainingContext& context) {
   const ModelConfig config = read_model_config(s.model);
   if (!config.is_moe()) {
-    throw ConfigError("'" + s.model.string() + "' is a dense model (model_type " + config.model_type +
+    throw ConfigError("'" + s.model.string() + "' is a dense model (model_type " + config.model_type() +
                           "); train-router trains the routers of an MoE",
                       "merge the experts first (svmoe merge) and point train_router.model to its output");
   }

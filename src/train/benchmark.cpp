@@ -8,6 +8,7 @@
 #include <chrono>
 #include <sstream>
 
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/model/compat.h"
 #include "svmoe/model/initialization.h"
@@ -22,7 +23,7 @@ namespace {
 ModelConfig moe_config(std::int64_t vocab, std::int64_t hidden, std::int64_t ffn, std::int64_t layers,
                        std::int64_t heads, std::int64_t kv_heads) {
   ModelConfig c;
-  c.model_type = ModelConfig::kMixtral;
+  c.architecture = Architecture::kMixtral;
   c.vocab_size = vocab;
   c.hidden_size = hidden;
   c.intermediate_size = ffn;
@@ -96,22 +97,6 @@ BenchPreset bench_preset(const std::string& name) {
   throw ConfigError("bench preset '" + name + "' is not known", "use reference or tiny");
 }
 
-double model_flops_per_token(const ModelConfig& model, std::int64_t sequence_length) {
-  const double h = static_cast<double>(model.hidden_size);
-  const double head_dim = model.head_dim > 0 ? model.head_dim : h / static_cast<double>(model.num_attention_heads);
-  const double q = head_dim * static_cast<double>(model.num_attention_heads);
-  const double kv = head_dim * static_cast<double>(model.num_key_value_heads);
-  const double f = static_cast<double>(model.intermediate_size);
-  // A soft MoE runs every expert on every position.
-  const double active = model.is_soft_moe() ? static_cast<double>(model.num_local_experts)
-                                            : (model.is_moe() ? static_cast<double>(model.num_experts_per_tok) : 1.0);
-  const double router = model.is_moe() ? h * static_cast<double>(model.num_local_experts) : 0.0;
-  const double block = (2 * h * q + 2 * h * kv) + active * 3 * h * f + router;
-  const double layers = static_cast<double>(model.num_hidden_layers);
-  return 6 * (layers * block + h * static_cast<double>(model.vocab_size)) +
-         6 * layers * static_cast<double>(sequence_length) * h;
-}
-
 BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
   BenchReport report;
   report.preset = preset;
@@ -119,7 +104,7 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
   report.peak_tflops = measure_peak_tflops(options);
   const ModelConfig& config = preset.model;
   const double tokens = static_cast<double>(preset.batch * preset.sequence_length);
-  const double train_flops = model_flops_per_token(config, preset.sequence_length);
+  const double train_flops = training_flops_per_token(config, preset.sequence_length);
 
   CausalLM model(config);
   initialize_weights(*model, config.initializer_range, 1234);
@@ -171,10 +156,9 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
       if (router) routers.emplace_back(name, p);
     }
     const auto targets = torch::softmax(torch::randn({config.vocab_size, config.num_local_experts}), -1);
-    RouterSupervisionObjective router_objective(targets.to(options.device),
-                                                torch::ones({config.vocab_size}, torch::kBool).to(options.device),
-                                                MissingTarget::kMask, RouterLoss::kSoftCrossEntropy,
-                                                config.num_hidden_layers);
+    RouterSupervisionObjective router_objective(
+        targets.to(options.device), torch::ones({config.vocab_size}, torch::kBool).to(options.device),
+        MissingTarget::kMask, RouterLoss::kSoftCrossEntropy, config.num_hidden_layers);
     const double seconds = time_training_step(router_objective, routers, 1e-3);
     report.measurements.push_back(
         measure("router_step", seconds, tokens, train_flops * 2 / 3, report.peak_tflops, options.device));
@@ -186,10 +170,7 @@ BenchReport run_bench(const BenchPreset& preset, const BenchOptions& options) {
     const auto x = torch::randn({preset.batch * preset.sequence_length, config.hidden_size},
                                 torch::dtype(options.dtype).device(options.device))
                        .requires_grad_(true);
-    const double h = static_cast<double>(config.hidden_size);
-    const double layer_flops =
-        6 * (static_cast<double>(config.num_experts_per_tok) * 3 * h * static_cast<double>(config.intermediate_size) +
-             h * static_cast<double>(config.num_local_experts));
+    const double layer_flops = feed_forward_training_flops_per_token(config);
     for (const ExpertPath path : {ExpertPath::kLoop, ExpertPath::kGrouped}) {
       moe->expert_path = path;
       compat::reset_cuda_peak_memory(options.device);

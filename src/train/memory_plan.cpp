@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/model/device.h"
 #include "svmoe/train/cross_entropy.h"
 
@@ -28,42 +29,18 @@ int optimizer_bytes_per_parameter(const TrainSettings& train) {
   return 8 + (planned_precision(train) == Precision::kBf16Mixed ? 4 : 0);
 }
 
-std::int64_t router_parameters(const ModelConfig& model) {
-  return model.num_routers() * model.num_local_experts * model.hidden_size;
-}
-
 }  // namespace
 
 double activation_bytes(const ModelConfig& model, std::int64_t micro_batch, std::int64_t sequence_length,
                         int element_bytes, bool checkpointing) {
   const double tokens = static_cast<double>(micro_batch * sequence_length);
   const double h = static_cast<double>(model.hidden_size);
-  const double head_dim = model.head_dim > 0 ? model.head_dim : h / static_cast<double>(model.num_attention_heads);
-  const double kv = head_dim * static_cast<double>(model.num_key_value_heads);
-  const double q = head_dim * static_cast<double>(model.num_attention_heads);
-  const double f = static_cast<double>(model.intermediate_size);
-  // Per token and block, in elements of the compute dtype: the input norm's input and output
-  // (2h), q, k, v (q + 2kv), rotated q and k (q + kv), the attention output (q), the residual
-  // and the post-attention norm's input and output (2h); the feed-forward's gate, up, SiLU
-  // and product (4f) for a dense block, or for each of the k experts a token goes to, plus its
-  // gathered input and output (2h each), and a shared expert's 4 f_shared; the router's float32
-  // logits and probabilities. A CartesianMoE has two such sub-layers and the norm between (2h).
-  double block = 4 * h + 3 * q + 3 * kv;
-  double block_float32 = static_cast<double>(model.num_attention_heads);  // attention's log-sum-exp
-  const double routers_a_block = model.is_cartesian_moe() ? 2.0 : 1.0;
-  if (model.is_moe()) {
-    const double k = static_cast<double>(model.num_experts_per_tok);
-    const double shared = static_cast<double>(model.shared_expert_intermediate_size);
-    block += routers_a_block * (k * (4 * f + 2 * h) + 4 * shared) + (model.is_cartesian_moe() ? 2 * h : 0.0);
-    block_float32 += routers_a_block * 2.0 * static_cast<double>(model.num_local_experts);
-  } else {
-    block += 4 * f;
-  }
-  const double one_block = block * element_bytes + block_float32 * 4;
+  // Per token and block (model/architecture_arithmetic.h, term by term in docs/training.md).
+  const ActivationsPerToken a = activations_per_token(model, sequence_length);
+  const double one_block = a.block * element_bytes + a.block_float32 * 4;
   // Checkpointed: every block's input (and MoE router logits, an output), and one block's
   // activations while it is recomputed.
-  const double kept =
-      h * element_bytes + (model.is_moe() ? routers_a_block * 4.0 * static_cast<double>(model.num_local_experts) : 0.0);
+  const double kept = h * element_bytes + a.kept_float32 * 4;
   const double layers = static_cast<double>(model.num_hidden_layers);
   const double per_token_blocks = checkpointing ? layers * kept + one_block : layers * one_block;
   // The embedding output (h), the final norm's (h) and the loss's gradient for it (h). The loss
@@ -80,8 +57,8 @@ double activation_bytes(const ModelConfig& model, std::int64_t micro_batch, std:
 MemoryPlan plan_memory(const ModelConfig& model, const TrainSettings& train, int world_size, bool routers_only) {
   MemoryPlan plan;
   plan.world_size = world_size;
-  plan.parameters = model.num_parameters();
-  plan.trained_parameters = routers_only ? router_parameters(model) : plan.parameters;
+  plan.parameters = parameter_count(model);
+  plan.trained_parameters = routers_only ? router_parameter_count(model) : plan.parameters;
   const int element = compute_element_bytes(train);
   plan.weights = static_cast<double>(plan.parameters) * element;
   plan.gradients = static_cast<double>(plan.trained_parameters) * element;

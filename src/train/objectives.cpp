@@ -34,10 +34,10 @@ constexpr int kQuietIntervals = 3;
 
 LanguageModelObjective::LanguageModelObjective(const ModelConfig& config, LoadBalancingSettings settings)
     : settings_(std::move(settings)), moe_(config.is_moe()) {
-  if (config.is_soft_moe() && settings_.method != LoadBalancingMethod::kNone) {
-    throw ConfigError(std::string("load balancing '") + enum_name(settings_.method) +
-                          "' was asked for a soft MoE, which runs every expert on every position: there is no "
-                          "top-k choice to balance",
+  if (moe_ && !architecture_row(config.architecture).load_balances && settings_.method != LoadBalancingMethod::kNone) {
+    throw ConfigError(std::string("load balancing '") + enum_name(settings_.method) + "' was asked for a " +
+                          config.model_type() +
+                          " model, which runs every expert on every position: there is no top-k choice to balance",
                       "set finetune.load_balancing.method: none (in svmoe run, ask for rows without _lb)");
   }
   if (moe_) {

@@ -8,9 +8,9 @@
 #include <cmath>
 #include <fstream>
 #include <map>
-#include <regex>
 
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/run_directory.h"
 #include "svmoe/model/device.h"
 #include "svmoe/train/optimizer.h"
 #include "svmoe/util/directory_lock.h"
@@ -33,13 +33,6 @@ double resident_megabytes() {
   long pages = 0, resident = 0;
   statm >> pages >> resident;
   return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
-
-std::int64_t checkpoint_step(const fs::path& path) {
-  static const std::regex pattern(R"(checkpoint-(\d+))");
-  std::smatch match;
-  const std::string name = path.filename().string();
-  return std::regex_match(name, match, pattern) ? std::stoll(match[1].str()) : -1;
 }
 
 // metrics.jsonl keeps only lines of steps <= `step` (what a resumed run has not redone).
@@ -90,7 +83,8 @@ std::string optimizer_shard_name(int rank, int shards) {
 void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampler& sampler, std::int64_t step,
                      const TrainSettings& settings) {
   const ProcessGroup& group = job.group;
-  const fs::path directory = job.output / ("checkpoint-" + std::to_string(step));
+  const RunDirectory run(job.output);
+  const fs::path directory = run.checkpoint(step);
   if (group.is_main()) save_model(job, directory);
   // The trainer's state goes in after the model, each file atomically; a checkpoint counts as
   // complete only once trainer_state.json, written last, exists.
@@ -108,14 +102,9 @@ void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampl
                       {"seed", job.seed},
                       {"world_size", group.world_size()},
                       {"optimizer_shards", optimizer.sharded() ? group.world_size() : 0}};
-  write_file_atomically(directory / "trainer_state.json", state.dump(2) + "\n");
+  write_file_atomically(RunDirectory::trainer_state(directory), state.dump(2) + "\n");
   // Keep the newest `keep_last`.
-  std::vector<std::pair<std::int64_t, fs::path>> checkpoints;
-  for (const auto& entry : fs::directory_iterator(job.output)) {
-    const auto s = checkpoint_step(entry.path());
-    if (s >= 0 && entry.is_directory()) checkpoints.emplace_back(s, entry.path());
-  }
-  std::sort(checkpoints.begin(), checkpoints.end());
+  const auto checkpoints = run.checkpoints();
   for (std::size_t i = 0; i + static_cast<std::size_t>(settings.keep_last) < checkpoints.size(); ++i) {
     fs::remove_all(checkpoints[i].second);
   }
@@ -130,7 +119,7 @@ void share_updated_parameters(const AdamW& optimizer, const ProcessGroup& group)
 // Restores model, optimizer and data position from the newest checkpoint; the step it holds.
 std::int64_t resume(TrainingJob& job, AdamW& optimizer, WindowSampler& sampler, const fs::path& checkpoint,
                     std::int64_t micro_batch) {
-  const fs::path state_path = checkpoint / "trainer_state.json";
+  const fs::path state_path = RunDirectory::trainer_state(checkpoint);
   const Json state = Json::parse(read_text_file(state_path));
   if (state.value("version", 0) != kTrainerStateVersion) {
     throw FormatError("'" + state_path.string() + "' is of trainer state version " +
@@ -224,20 +213,6 @@ void save_model(const TrainingJob& job, const fs::path& directory) {
 
 torch::ScalarType parameter_dtype(Precision precision, const torch::Device& device) {
   return resolve_precision(precision, device) == Precision::kFloat32 ? torch::kFloat32 : torch::kBFloat16;
-}
-
-std::optional<fs::path> latest_checkpoint(const fs::path& run) {
-  std::optional<fs::path> best;
-  std::int64_t best_step = -1;
-  if (!fs::is_directory(run)) return best;
-  for (const auto& entry : fs::directory_iterator(run)) {
-    const auto step = checkpoint_step(entry.path());
-    if (step > best_step && fs::exists(entry.path() / "trainer_state.json")) {
-      best_step = step;
-      best = entry.path();
-    }
-  }
-  return best;
 }
 
 double evaluate_loss(CausalLM& model, WindowSampler& sampler, std::int64_t batches, std::int64_t micro_batch) {
@@ -386,9 +361,10 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   const std::optional<DirectoryLock> lock = lock_on_main_rank(job.output, "training", group);  // one writer
   if (main) fs::create_directories(job.output);
   group.barrier();
+  const RunDirectory run(job.output);
   std::optional<ScopedLogFile> log_copy;  // appended to across resumes
-  if (main) log_copy.emplace(job.output / "train.log");
-  const fs::path metrics = job.output / "metrics.jsonl";
+  if (main) log_copy.emplace(run.log());
+  const fs::path metrics = run.metrics();
   if (!job.objective)
     job.objective = std::make_shared<LanguageModelObjective>(job.model->config(), LoadBalancingSettings{});
   TrainingObjective& objective = *job.objective;
@@ -406,7 +382,7 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
 
   TrainResult result;
   std::int64_t step = 0;
-  if (const auto checkpoint = latest_checkpoint(job.output)) {
+  if (const auto checkpoint = run.latest_complete_checkpoint()) {
     step = resume(job, optimizer, train, *checkpoint, t.micro_batch);
     if (main) truncate_metrics(metrics, step);
     result.resumed = true;

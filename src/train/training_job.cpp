@@ -5,6 +5,7 @@
 
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/hf_config.h"
+#include "svmoe/io/run_directory.h"
 #include "svmoe/model/device.h"
 #include "svmoe/model/initialization.h"
 #include "svmoe/model/moe.h"
@@ -60,8 +61,8 @@ TrainingJob training_job(const fs::path& model_dir, ModelInit init, const Datase
 
 void save_final_model(TrainingJob& job) {
   if (job.group.is_main()) {
-    save_model(job, job.output / "final");
-    spdlog::info("wrote {}", (job.output / "final").string());
+    save_model(job, RunDirectory(job.output).final_model());
+    spdlog::info("wrote {}", RunDirectory(job.output).final_model().string());
   }
   job.group.barrier();
 }

@@ -9,10 +9,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <ctime>
 #include <fstream>
 #include <map>
 #include <sstream>
+
+#include "svmoe/util/strings.h"
 
 namespace svmoe {
 namespace fs = std::filesystem;
@@ -41,13 +42,6 @@ std::string command_line() {
     if (c == '\0' || c == '\n') c = ' ';
   }
   return raw.empty() ? "svmoe" : raw;
-}
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  char text[32];
-  std::strftime(text, sizeof(text), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  return text;
 }
 
 // The lock file holds "key: value" lines (host, pid, purpose, command, started), readable by
@@ -88,7 +82,7 @@ bool process_alive(const std::string& pid_text) {
 
 void write_holder(int fd, const fs::path& path, const std::string& purpose) {
   const std::string text = "host: " + host_name() + "\npid: " + std::to_string(::getpid()) + "\npurpose: " + purpose +
-                           "\ncommand: " + command_line() + "\nstarted: " + utc_now() + "\n";
+                           "\ncommand: " + command_line() + "\nstarted: " + utc_timestamp_now() + "\n";
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
     throw IoError(describe_errno("cannot write the lock file '" + path.string() + "'"), "check free disk space");
   }
@@ -174,6 +168,18 @@ void DirectoryLock::release() {
   }
   ::close(fd_);
   fd_ = -1;
+}
+
+std::optional<LockHolder> read_lock_holder(const fs::path& directory) {
+  const int fd = ::open(lock_file_path(directory).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::map<std::string, std::string> lines = read_holder(fd);
+  ::close(fd);
+  if (lines.empty()) return std::nullopt;
+  LockHolder holder{lines["host"], lines["pid"], lines["purpose"], lines["started"], lines["command"]};
+  holder.on_this_host = holder.host == host_name();
+  holder.alive = !holder.on_this_host || process_alive(holder.pid);
+  return holder;
 }
 
 }  // namespace svmoe

@@ -5,11 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <zlib.h>
-
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "svmoe/util/decompression.h"
 #include "svmoe/util/error.h"
 
 namespace svmoe {
@@ -104,38 +104,35 @@ void commit_directory(const fs::path& directory) {
   fs::remove_all(previous, ec);
 }
 
-LineReader::LineReader(const fs::path& path) : path_(path), buffer_(1 << 16) {
-  if (!fs::exists(path)) throw IoError("'" + path.string() + "' does not exist");
-  gz_ = ::gzopen(path.c_str(), "rb");  // reads plain files as they are
-  if (gz_ == nullptr) throw IoError(describe_errno("cannot open '" + path.string() + "'"));
-  ::gzbuffer(static_cast<gzFile>(gz_), 1 << 18);
-}
+LineReader::LineReader(const fs::path& path) : path_(path), input_(DecompressingReader::open(path)), buffer_(1 << 16) {}
 
-LineReader::~LineReader() {
-  if (gz_ != nullptr) ::gzclose(static_cast<gzFile>(gz_));
-}
+LineReader::~LineReader() = default;
 
+// Lines are cut from decompressed chunks: [begin_, end_) of buffer_ is what is not handed out yet.
 bool LineReader::next(std::string& line) {
   line.clear();
-  auto* file = static_cast<gzFile>(gz_);
-  while (!at_end_) {
-    const char* got = ::gzgets(file, buffer_.data(), static_cast<int>(buffer_.size()));
-    int code = Z_OK;
-    const char* message = ::gzerror(file, &code);
-    if (code != Z_OK && code != Z_STREAM_END) {
-      throw FormatError(
-          "'" + path_.string() + "' cannot be read past line " + std::to_string(line_number_) + ": " + message,
-          "is the .gz file truncated or damaged?");
-    }
-    at_end_ = ::gzeof(file) != 0;
-    if (got == nullptr) break;
-    line += buffer_.data();
-    if (!line.empty() && line.back() == '\n') {
-      line.pop_back();
+  while (true) {
+    const char* start = buffer_.data() + begin_;
+    const auto* newline = static_cast<const char*>(std::memchr(start, '\n', end_ - begin_));
+    if (newline != nullptr) {
+      line.append(start, newline);
+      begin_ += static_cast<std::size_t>(newline - start) + 1;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       ++line_number_;
       return true;
     }
+    line.append(start, end_ - begin_);
+    begin_ = end_ = 0;
+    if (at_end_) break;
+    try {
+      end_ = input_->read(buffer_.data(), buffer_.size());
+    } catch (const FormatError& e) {
+      throw FormatError(
+          "'" + path_.string() + "' cannot be read past line " + std::to_string(line_number_) + ": " + e.what(),
+          "is the compressed file truncated or damaged? Compare it with its source or download it "
+          "again");
+    }
+    at_end_ = end_ == 0;
   }
   if (line.empty()) return false;
   ++line_number_;  // a last line without a newline

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "svmoe/io/run_directory.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/train/trainer.h"
 #include "svmoe/util/files.h"
@@ -421,7 +422,7 @@ TEST(E2EFinetune, TrainsFromScratchStopsOnSigtermAndResumes) {
   ::waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status)) << read_text_file(dir / "log.txt");
   EXPECT_EQ(WEXITSTATUS(status), 75) << read_text_file(dir / "log.txt");
-  const auto checkpoint = latest_checkpoint(dir / "run");
+  const auto checkpoint = RunDirectory(dir / "run").latest_complete_checkpoint();
   ASSERT_TRUE(checkpoint.has_value()) << read_text_file(dir / "log.txt");
 
   // Resume and finish a short run: the validation loss is far below the untrained one, ln(3000) = 8.0.

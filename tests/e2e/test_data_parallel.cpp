@@ -8,6 +8,7 @@
 #include <map>
 #include <thread>
 
+#include "svmoe/io/run_directory.h"
 #include "svmoe/train/trainer.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
@@ -258,7 +259,7 @@ TEST(E2ESlurm, FinetuneScriptRunsTwoRanksAndRequeuesOnSignal) {
   const std::string long_record = read_text_file(dir / "scontrol.txt");
   EXPECT_NE(long_record.find("\nrequeue " + job_id + "\n"), std::string::npos) << long_record;
   EXPECT_EQ(long_record.find("requeue"), long_record.rfind("requeue")) << long_record;  // once
-  const auto checkpoint = latest_checkpoint(dir / "long");
+  const auto checkpoint = RunDirectory(dir / "long").latest_complete_checkpoint();
   ASSERT_TRUE(checkpoint.has_value()) << read_text_file(dir / "long.out");
   const int stopped_at = nlohmann::json::parse(read_text_file(*checkpoint / "trainer_state.json"))["step"].get<int>();
 

@@ -7,9 +7,11 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <regex>
 #include <thread>
 #include <vector>
 
+#include "svmoe/util/directory_lock.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
 
@@ -99,6 +101,33 @@ TEST(E2ERun, TheWholeRecipeInterruptedResumedAndChanged) {
   EXPECT_EQ(marker(dir.path(), "prepare")["state"], "done");
   EXPECT_EQ(marker(dir.path(), "base")["state"], "started");
 
+  // svmoe status says where it stands: prepare done, the base stopped at its last logged step
+  // with its loss, the rest waiting. While a live process holds the base's lock it is running,
+  // with that process named and an ETA from its last tokens/s.
+  const std::string status_command = "status " + quoted(dir / "exp");
+  const auto stopped = test::run_svmoe(status_command);
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
+  EXPECT_TRUE(std::regex_search(stopped.output, std::regex(R"(\nprepare +prepare +done\n)"))) << stopped.output;
+  EXPECT_TRUE(std::regex_search(
+      stopped.output,
+      std::regex(R"(\nbase +finetune +stopped +[1-9]\d*/150 steps +\d+\.\d{4} +run the same command again)")))
+      << stopped.output;
+  EXPECT_TRUE(std::regex_search(stopped.output, std::regex(R"(\nmerge +merge +waiting\n)"))) << stopped.output;
+  EXPECT_NE(stopped.output.find("1 of 12 steps done"), std::string::npos) << stopped.output;
+  {
+    const DirectoryLock writer = DirectoryLock::acquire(dir / "exp" / "base", "finetune");
+    const auto running = test::run_svmoe(status_command);
+    ASSERT_EQ(running.exit_code, 0) << running.output;
+    EXPECT_TRUE(std::regex_search(
+        running.output, std::regex(R"(\nbase +finetune +running +[1-9]\d*/150 steps +\d+\.\d{4} +\d+(m\d\d)?s +pid )" +
+                                   std::to_string(::getpid()) + " on ")))
+        << running.output;
+  }
+  const auto nowhere = test::run_svmoe("status " + quoted(dir.path()));
+  EXPECT_NE(nowhere.exit_code, 0);
+  EXPECT_NE(nowhere.output.find("holds no pipeline/config.json: svmoe run has not started there"), std::string::npos)
+      << nowhere.output;
+
   // The same command goes on: the base resumes from its checkpoint, every step finishes.
   const auto dry = test::run_svmoe(run + " --dry-run");
   ASSERT_EQ(dry.exit_code, 0) << dry.output;
@@ -121,6 +150,9 @@ TEST(E2ERun, TheWholeRecipeInterruptedResumedAndChanged) {
     if (line.find("\"routing\"") != std::string::npos) last = line;
   }
   EXPECT_NE(last.find("\"lb_loss\""), std::string::npos) << last;
+
+  const auto finished = test::run_svmoe(status_command);
+  EXPECT_NE(finished.output.find("12 of 12 steps done"), std::string::npos) << finished.output;
 
   // Run again: nothing to do.
   const auto third = test::run_svmoe(run);

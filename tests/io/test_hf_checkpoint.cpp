@@ -154,4 +154,31 @@ TEST(HfCheckpoint, MissingDirectoryAndFilesAreClear) {
   EXPECT_NE(message.find("model.safetensors"), std::string::npos) << message;
 }
 
+// A causal Soft MoE saved before it had a block of its own carried a zero selection bias a layer
+// in svmoe_state.safetensors: it still loads (the bias changed nothing); a bias that is not zero,
+// or any other buffer the model lacks, is an error naming the file.
+TEST(HfCheckpoint, AnOlderSoftMoesZeroSelectionBiasStillLoads) {
+  test::ScratchDir dir;
+  ModelConfig config = load_hf_checkpoint(test::model_fixture("llama_mha_untied")).config;
+  config.architecture = Architecture::kSoftMoe;
+  config.num_local_experts = 3;
+  config.num_experts_per_tok = 2;
+  CausalLM model(config);
+  const auto save_with_bias = [&](const fs::path& out, float value) {
+    SaveOptions options;
+    for (std::int64_t l = 0; l < config.num_hidden_layers; ++l) {
+      options.svmoe_state.push_back({"model.layers." + std::to_string(l) + ".block_sparse_moe.selection_bias",
+                                     torch::full({config.num_local_experts}, value)});
+    }
+    save_hf_checkpoint(out, config, named_tensors(*model), options);
+  };
+  save_with_bias(dir / "old", 0.0f);
+  EXPECT_NO_THROW(load_model(dir / "old", torch::kFloat32));
+  save_with_bias(dir / "biased", 0.5f);
+  const std::string message = test::error_message<FormatError>([&] { load_model(dir / "biased", torch::kFloat32); });
+  EXPECT_NE(message.find("svmoe_state.safetensors' holds 'model.layers.0.block_sparse_moe.selection_bias'"),
+            std::string::npos)
+      << message;
+}
+
 }  // namespace svmoe

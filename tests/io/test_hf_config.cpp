@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/util/error.h"
 #include "test_support.h"
 
@@ -17,7 +18,7 @@ nlohmann::json llama_json() {
 
 TEST(HfConfig, ReadsNewerRopeParametersForm) {
   const ModelConfig c = read_model_config(test::model_fixture("llama_gqa_tied_theta5e5"));
-  EXPECT_EQ(c.model_type, "llama");
+  EXPECT_EQ(c.architecture, Architecture::kLlama);
   EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
   EXPECT_EQ(c.num_key_value_heads, 2);
   EXPECT_TRUE(c.tie_word_embeddings);
@@ -120,7 +121,7 @@ nlohmann::json qwen2_moe_json() {
 TEST(HfConfig, ReadsQwen2MoeFields) {
   const ModelConfig c = parse_model_config(qwen2_moe_json(), "c");
   EXPECT_TRUE(c.is_moe());
-  EXPECT_TRUE(c.is_qwen2_moe());
+  EXPECT_EQ(c.architecture, Architecture::kQwen2Moe);
   EXPECT_EQ(c.num_local_experts, 6);
   EXPECT_EQ(c.num_experts_per_tok, 4);
   EXPECT_EQ(c.intermediate_size, 16);  // each routed expert's
@@ -145,7 +146,7 @@ TEST(HfConfig, WritesQwen2MoeAsTransformersReadsIt) {
   EXPECT_EQ(again.shared_expert_intermediate_size, 64);
   EXPECT_EQ(again.intermediate_size, 16);
   EXPECT_TRUE(again.norm_topk_prob);
-  EXPECT_EQ(again.num_parameters(), c.num_parameters());
+  EXPECT_EQ(parameter_count(again), parameter_count(c));
 }
 
 TEST(HfConfig, Qwen2MoeLayersWithoutAnMoeBlockAreRefusedByKey) {
@@ -173,7 +174,7 @@ TEST(HfConfig, CartesianMoeIsSvmoesOwnModelType) {
   json["num_experts_per_tok"] = 2;
   json["shared_expert_intermediate_size"] = 32;
   const ModelConfig c = parse_model_config(json, "c");
-  EXPECT_TRUE(c.is_cartesian_moe());
+  EXPECT_EQ(c.architecture, Architecture::kCartesianMoe);
   EXPECT_EQ(c.num_routers(), 4);
   EXPECT_EQ(c.shared_expert_intermediate_size, 32);
   const auto written = model_config_to_json(c, json);
@@ -181,6 +182,36 @@ TEST(HfConfig, CartesianMoeIsSvmoesOwnModelType) {
   EXPECT_EQ(parse_model_config(written, "w").shared_expert_intermediate_size, 32);
   json.erase("shared_expert_intermediate_size");
   EXPECT_FALSE(parse_model_config(json, "c").has_shared_expert());
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+// Every architecture's config.json, written and read back: the same architecture and shape, its
+// own model_type and class name, and the expert keys of its row.
+TEST(HfConfig, EveryArchitectureRoundTripsThroughConfigJson) {
+  for (const Architecture a : kArchitectures) {
+    ModelConfig c = parse_model_config(llama_json(), "llama");
+    c.architecture = a;
+    if (is_moe(a)) {
+      c.num_local_experts = 4;
+      c.num_experts_per_tok = 2;
+    }
+    if (a == Architecture::kQwen2Moe || a == Architecture::kCartesianMoe) c.shared_expert_intermediate_size = 32;
+    const ArchitectureRow& row = architecture_row(a);
+    const auto written = model_config_to_json(c, nlohmann::json::object());
+    EXPECT_EQ(written["model_type"], row.model_type);
+    EXPECT_EQ(written["architectures"][0], row.class_name);
+    if (is_moe(a)) {
+      EXPECT_EQ(written[row.experts_key], 4) << row.model_type;
+    }
+    EXPECT_EQ(written[row.expert_ffn_key], 64) << row.model_type;
+    const ModelConfig again = parse_model_config(written, "written");
+    EXPECT_EQ(again.architecture, a) << row.model_type;
+    EXPECT_EQ(again.num_routers(), c.num_routers()) << row.model_type;
+    EXPECT_EQ(parameter_count(again), parameter_count(c)) << row.model_type;
+  }
 }
 
 }  // namespace svmoe

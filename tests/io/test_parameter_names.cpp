@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/model/causal_lm.h"
 
 namespace svmoe {
@@ -39,11 +40,11 @@ TEST(ParameterNames, AreTheModulesNamesForLlamaMixtralAndQwen2Moe) {
     }
   }
   ModelConfig moe = dense;
-  moe.model_type = "mixtral";
+  moe.architecture = Architecture::kMixtral;
   moe.num_local_experts = 3;
   moe.num_experts_per_tok = 2;
   ModelConfig qwen = moe;
-  qwen.model_type = ModelConfig::kQwen2Moe;
+  qwen.architecture = Architecture::kQwen2Moe;
   qwen.shared_expert_intermediate_size = 12;
   qwen.qkv_bias = true;
   for (const ModelConfig& c : {moe, qwen}) {
@@ -57,7 +58,7 @@ TEST(ParameterNames, AreTheModulesNamesForLlamaMixtralAndQwen2Moe) {
         }
       }
       expected += 1 + 3 * c.num_local_experts + 4 + 2;  // router, experts, q/k/v/o, two norms
-      if (!c.is_qwen2_moe()) continue;
+      if (c.architecture != Architecture::kQwen2Moe) continue;
       for (const auto p : {names::FfnProjection::kGate, names::FfnProjection::kUp, names::FfnProjection::kDown}) {
         EXPECT_EQ(moe_names.count(names::shared_expert_ffn(l, p)), 1u) << names::shared_expert_ffn(l, p);
       }
@@ -65,13 +66,13 @@ TEST(ParameterNames, AreTheModulesNamesForLlamaMixtralAndQwen2Moe) {
       for (const auto& bias : names::qkv_biases(l)) EXPECT_EQ(moe_names.count(bias), 1u) << bias;
       expected += 3 + 1 + 3;
     }
-    EXPECT_EQ(moe_names.size(), expected + 3) << c.model_type;  // + embeddings, final norm, LM head
+    EXPECT_EQ(moe_names.size(), expected + 3) << c.model_type();  // + embeddings, final norm, LM head
     std::int64_t count = 0;
     for (const auto& p : CausalLM(c)->parameters()) count += p.numel();
-    EXPECT_EQ(count, c.num_parameters()) << c.model_type;
+    EXPECT_EQ(count, parameter_count(c)) << c.model_type();
   }
   ModelConfig cartesian = moe;
-  cartesian.model_type = ModelConfig::kCartesianMoe;
+  cartesian.architecture = Architecture::kCartesianMoe;
   cartesian.shared_expert_intermediate_size = 6;
   const auto names_of_cartesian = parameter_set(cartesian);
   std::size_t expected = 3;  // embeddings, final norm, LM head
@@ -92,7 +93,7 @@ TEST(ParameterNames, AreTheModulesNamesForLlamaMixtralAndQwen2Moe) {
   EXPECT_EQ(names_of_cartesian.size(), expected);
   std::int64_t count = 0;
   for (const auto& p : CausalLM(cartesian)->parameters()) count += p.numel();
-  EXPECT_EQ(count, cartesian.num_parameters());
+  EXPECT_EQ(count, parameter_count(cartesian));
 }
 
 TEST(ParameterNames, ParseWhatTheyWrite) {
@@ -100,20 +101,20 @@ TEST(ParameterNames, ParseWhatTheyWrite) {
   ASSERT_TRUE(ffn);
   EXPECT_EQ(ffn->layer, 7);
   EXPECT_EQ(ffn->projection, names::FfnProjection::kDown);
-  for (const char* type : {ModelConfig::kMixtral, ModelConfig::kQwen2Moe}) {
+  for (const Architecture type : {Architecture::kMixtral, Architecture::kQwen2Moe, Architecture::kSoftMoe}) {
     ModelConfig moe;
-    moe.model_type = type;
+    moe.architecture = type;
     const auto expert = names::parse_expert_ffn(names::expert_ffn(moe, 3, 5, names::FfnProjection::kUp));
-    ASSERT_TRUE(expert) << type;
+    ASSERT_TRUE(expert) << moe.model_type();
     EXPECT_EQ(expert->layer, 3);
     EXPECT_EQ(expert->expert, 5);
     EXPECT_EQ(expert->projection, names::FfnProjection::kUp);
-    EXPECT_EQ(names::parse_router(names::router(moe, 11)), 11) << type;
+    EXPECT_EQ(names::parse_router(names::router(moe, 11)), 11) << moe.model_type();
   }
   ModelConfig mixtral;
-  mixtral.model_type = ModelConfig::kMixtral;
+  mixtral.architecture = Architecture::kMixtral;
   ModelConfig qwen;
-  qwen.model_type = ModelConfig::kQwen2Moe;
+  qwen.architecture = Architecture::kQwen2Moe;
   EXPECT_EQ(names::expert_ffn(mixtral, 0, 1, names::FfnProjection::kUp),
             "model.layers.0.block_sparse_moe.experts.1.w3.weight");
   EXPECT_EQ(names::expert_ffn(qwen, 0, 1, names::FfnProjection::kDown),

@@ -10,6 +10,7 @@
 
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/safetensors.h"
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/model/compat.h"
 #include "svmoe/model/initialization.h"
 #include "svmoe/util/error.h"
@@ -65,7 +66,7 @@ TEST(CausalLM, ParameterNamesAreHuggingFaceKeys) {
   EXPECT_EQ(names, checkpoint.tensors.names());
   EXPECT_NE(std::find(names.begin(), names.end(), "model.layers.1.self_attn.k_proj.weight"), names.end());
   EXPECT_EQ(std::find(names.begin(), names.end(), "lm_head.weight"), names.end());  // tied
-  EXPECT_EQ(model->config().num_parameters(), 278336);  // transformers' count (fixtures REPORT.json)
+  EXPECT_EQ(parameter_count(model->config()), 278336);  // transformers' count (fixtures REPORT.json)
 }
 
 TEST(CausalLM, RejectsOutOfVocabularyIds) {
@@ -105,7 +106,7 @@ bool graph_has_node(const torch::Tensor& output, const std::string& name) {
 CausalLM model_of(const std::string& fixture) {
   if (fixture == "cartesian") {  // the Mixtral fixture's shape as a CartesianMoE, seeded weights
     ModelConfig config = load_hf_checkpoint(test::model_fixture("mixtral_8e_top2")).config;
-    config.model_type = ModelConfig::kCartesianMoe;
+    config.architecture = Architecture::kCartesianMoe;
     config.shared_expert_intermediate_size = 8;
     CausalLM model(config);
     initialize_weights(*model, 0.1, 9);

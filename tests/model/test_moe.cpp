@@ -347,7 +347,7 @@ namespace {
 
 ModelConfig soft_moe_config() {
   ModelConfig c = load_hf_checkpoint(test::model_fixture("llama_mha_untied")).config;
-  c.model_type = ModelConfig::kSoftMoe;
+  c.architecture = Architecture::kSoftMoe;
   c.num_local_experts = 4;
   c.num_experts_per_tok = 2;
   return c;
@@ -408,7 +408,7 @@ namespace {
 
 ModelConfig shared_expert_config() {
   ModelConfig c = small_moe_config();
-  c.model_type = ModelConfig::kQwen2Moe;
+  c.architecture = Architecture::kQwen2Moe;
   c.shared_expert_intermediate_size = 20;
   return c;
 }
@@ -481,7 +481,7 @@ namespace {
 
 ModelConfig cartesian_config(std::int64_t sub_experts, std::int64_t shared_size) {
   ModelConfig c = small_moe_config();
-  c.model_type = ModelConfig::kCartesianMoe;
+  c.architecture = Architecture::kCartesianMoe;
   c.num_local_experts = sub_experts;
   c.num_experts_per_tok = 1;
   c.shared_expert_intermediate_size = shared_size;
@@ -524,7 +524,7 @@ TEST(CartesianMoe, OneSubExpertASideIsTwoStackedFfnBlocks) {
 // model returns both routers' logits, A's then B's, for every layer.
 TEST(CartesianMoe, EachLayerReturnsBothSubLayersRouterLogits) {
   ModelConfig c = load_hf_checkpoint(test::model_fixture("llama_mha_untied")).config;
-  c.model_type = ModelConfig::kCartesianMoe;
+  c.architecture = Architecture::kCartesianMoe;
   c.num_local_experts = 4;
   c.num_experts_per_tok = 2;
   c.intermediate_size = 80;

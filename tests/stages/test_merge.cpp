@@ -71,7 +71,7 @@ std::vector<torch::Tensor> changed_neurons(const CheckpointTensors& moe, const C
                                            std::int64_t layer, std::int64_t expert) {
   using parameter_names::FfnProjection;
   ModelConfig mixtral;
-  mixtral.model_type = ModelConfig::kMixtral;
+  mixtral.architecture = Architecture::kMixtral;
   std::vector<torch::Tensor> changed;
   for (const FfnProjection p : {FfnProjection::kGate, FfnProjection::kUp, FfnProjection::kDown}) {
     const torch::Tensor a = moe.tensor(parameter_names::expert_ffn(mixtral, layer, expert, p));
@@ -362,7 +362,7 @@ TEST(Merge, SharedExpertFromTheBaseAddsHalfTheDenseFfn) {
   s.shared_expert = SharedExpertInit::kBase;
   s.router_init_std = 1.0;  // strong, random routing
   const MergeResult result = run_merge(s, RuntimeSettings{});
-  EXPECT_EQ(result.config.model_type, ModelConfig::kQwen2Moe);
+  EXPECT_EQ(result.config.architecture, Architecture::kQwen2Moe);
   const auto ids = SafetensorsFile::open(dense / "expected.safetensors").tensor("input_ids");
   const auto scaled = forward(ffn_scaled_copy(dense, dir / "scaled", 1.5), ids);
   EXPECT_LT((forward(dir / "moe", ids).logits - scaled.logits).abs().max().item<double>(), 1e-5);
@@ -443,7 +443,7 @@ TEST(Merge, CartesianMoeSplitsEachExpertsFfnIntoHalves) {
   s.num_experts_per_tok = 1;
   s.shared_expert = SharedExpertInit::kMean;
   const MergeResult result = run_merge(s, RuntimeSettings{});
-  EXPECT_EQ(result.config.model_type, ModelConfig::kCartesianMoe);
+  EXPECT_EQ(result.config.architecture, Architecture::kCartesianMoe);
   EXPECT_EQ(result.config.intermediate_size, 80);
   const CheckpointTensors out = CheckpointTensors::open(dir / "moe");
   const std::vector<CheckpointTensors> in = {CheckpointTensors::open(a), CheckpointTensors::open(b)};

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/model/initialization.h"
 #include "svmoe/train/objectives.h"
@@ -18,14 +19,14 @@ namespace svmoe {
 TEST(Benchmark, ModelFlopsAsGpuMdCountsThem) {
   ModelConfig model = bench_preset("reference").model;
   model.vocab_size = 99487;
-  const double flops = model_flops_per_token(model, 2048);
+  const double flops = training_flops_per_token(model, 2048);
   const double by_hand =
       6 * (4 * (4.0 * 2048 * 2048 + 2 * 3.0 * 2048 * 7168 + 2048.0 * 8) + 2048.0 * 99487) + 6 * 4 * 2048.0 * 2048;
   EXPECT_DOUBLE_EQ(flops, by_hand);
   EXPECT_NEAR(45400 * flops / 782e12, 0.22, 0.005);
   EXPECT_NEAR(98900 * flops / 782e12, 0.49, 0.005);
   // The goal of 480 TFLOP/s is about 124,000 tokens/s at the preset's vocabulary.
-  EXPECT_NEAR(480e12 / model_flops_per_token(bench_preset("reference").model, 2048), 124000, 1500);
+  EXPECT_NEAR(480e12 / training_flops_per_token(bench_preset("reference").model, 2048), 124000, 1500);
   EXPECT_THROW(bench_preset("huge"), ConfigError);
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "svmoe/io/hf_config.h"
+#include "svmoe/model/architecture_arithmetic.h"
 #include "test_support.h"
 
 namespace svmoe {
@@ -13,7 +14,7 @@ ModelConfig paper_base() { return read_model_config(test::model_fixture("llm_jp_
 
 ModelConfig paper_moe() {
   ModelConfig moe = paper_base();
-  moe.model_type = "mixtral";
+  moe.architecture = Architecture::kMixtral;
   moe.num_local_experts = 8;
   moe.num_experts_per_tok = 2;
   return moe;
@@ -33,7 +34,7 @@ TrainSettings paper_train(std::int64_t zero_stage) {
 // The issue's figures: llm-jp-3-1.8b has 1.87B parameters, the 8-expert MoE 9.27B, whose
 // bf16 weights and gradients with float32 master weights and moments take about 148 GB.
 TEST(MemoryPlan, ThePapersMoeNeeds148GBOfStates) {
-  EXPECT_NEAR(static_cast<double>(paper_base().num_parameters()), 1.87e9, 0.01e9);
+  EXPECT_NEAR(static_cast<double>(parameter_count(paper_base())), 1.87e9, 0.01e9);
   const MemoryPlan whole = plan_memory(paper_moe(), paper_train(0), 8, false);
   EXPECT_NEAR(static_cast<double>(whole.parameters), 9.27e9, 0.01e9);
   EXPECT_NEAR(whole.weights + whole.gradients + whole.optimizer_state, 148.3e9, 0.2e9);
@@ -64,7 +65,7 @@ TEST(MemoryPlan, ActivationsAsTheFormulaCountsThem) {
   const double per_token = 3 * (66 * 2 + 2 * 4) + 3 * 4 * 2;
   const double head = 10 * 4 * (4 + 2);
   EXPECT_DOUBLE_EQ(activation_bytes(tiny, 2, 5, 2), 10 * per_token + 10 * 10 * 8 + head);
-  tiny.model_type = "mixtral";
+  tiny.architecture = Architecture::kMixtral;
   tiny.num_local_experts = 4;
   tiny.num_experts_per_tok = 2;
   // An MoE block: 4h + 3q + 3kv + k(4f + 2h) = 16 + 12 + 6 + 2 x 40, and 2 x 4 router floats.
@@ -72,11 +73,18 @@ TEST(MemoryPlan, ActivationsAsTheFormulaCountsThem) {
   EXPECT_DOUBLE_EQ(activation_bytes(tiny, 1, 1, 2), moe_per_token + 1 * 10 * 8 + head);
   // A CartesianMoE block with shared experts of f_shared = 3: two sub-layers of k(4f + 2h) + 4 f_shared
   // = 92, the norm between (2h = 8): 16 + 12 + 6 + 2 x 92 + 8 = 226, and 2 x 2 x 4 router floats.
-  tiny.model_type = ModelConfig::kCartesianMoe;
+  tiny.architecture = Architecture::kCartesianMoe;
   tiny.shared_expert_intermediate_size = 3;
   const double cartesian_per_token = 3 * (226 * 2 + (2 + 16) * 4) + 3 * 4 * 2;
   EXPECT_DOUBLE_EQ(activation_bytes(tiny, 1, 1, 2), cartesian_per_token + 1 * 10 * 8 + head);
   EXPECT_EQ(plan_memory(tiny, TrainSettings{}, 1, true).trained_parameters, 2 * 3 * 4 * 4);  // 2 routers a layer
+  // A causal Soft MoE block: all N = 4 experts on every position, N(4f + 2h) = 160: 16 + 12 + 6 + 160
+  // = 194; float32: 2 log-sum-exps, 2N router floats and the dispatch weights with their logits,
+  // 2NT = 8 at T = 1.
+  tiny.architecture = Architecture::kSoftMoe;
+  tiny.shared_expert_intermediate_size = 0;
+  const double soft_per_token = 3 * (194 * 2 + (2 + 8 + 8) * 4) + 3 * 4 * 2;
+  EXPECT_DOUBLE_EQ(activation_bytes(tiny, 1, 1, 2), soft_per_token + 1 * 10 * 8 + head);
 }
 
 TEST(MemoryPlan, AdviceNamesTheSettingThatMakesItFit) {

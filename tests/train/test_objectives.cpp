@@ -47,10 +47,10 @@ TEST(LanguageModelObjective, DenseIsTheNextTokenLoss) {
       std::string::npos);
   // A soft MoE has routers but no top-k choice to balance.
   ModelConfig soft = model->config();
-  soft.model_type = ModelConfig::kSoftMoe;
+  soft.architecture = Architecture::kSoftMoe;
   soft.num_local_experts = 4;
   soft.num_experts_per_tok = 2;
-  EXPECT_NE(test::error_message<ConfigError>([&] { LanguageModelObjective(soft, lb); }).find("soft MoE"),
+  EXPECT_NE(test::error_message<ConfigError>([&] { LanguageModelObjective(soft, lb); }).find("svmoe_soft_moe model"),
             std::string::npos);
   EXPECT_NO_THROW(LanguageModelObjective(soft, LoadBalancingSettings{}));
 }

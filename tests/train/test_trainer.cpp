@@ -7,6 +7,7 @@
 
 #include "svmoe/io/dataset_directory.h"
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/run_directory.h"
 #include "svmoe/model/initialization.h"
 #include "svmoe/stages/prepare.h"
 #include "svmoe/util/files.h"
@@ -73,7 +74,7 @@ TEST(Trainer, LossFallsAndCheckpointsAreWritten) {
   // keep_last 2: checkpoints 9 and 12 remain, each a loadable Hugging Face directory.
   EXPECT_FALSE(fs::exists(dir / "run" / "checkpoint-6"));
   EXPECT_TRUE(fs::exists(dir / "run" / "checkpoint-9" / "trainer_state.json"));
-  EXPECT_EQ(latest_checkpoint(dir / "run"), dir / "run" / "checkpoint-12");
+  EXPECT_EQ(RunDirectory(dir / "run").latest_complete_checkpoint(), dir / "run" / "checkpoint-12");
   EXPECT_NO_THROW(load_hf_checkpoint(dir / "run" / "checkpoint-12"));
   EXPECT_NE(read_text_file(dir / "run" / "train.log").find("step 12/12"), std::string::npos);
 }

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
+#include <regex>
+
 namespace svmoe {
 
 TEST(Strings, EditDistanceCountsEdits) {
@@ -39,6 +42,18 @@ TEST(Strings, FormatsCountsAndBytes) {
 TEST(Strings, EscapesHtml) {
   EXPECT_EQ(html_escape("a < b & \"c\" > d"), "a &lt; b &amp; &quot;c&quot; &gt; d");
   EXPECT_EQ(html_escape("日本語"), "日本語");
+}
+
+// ISO 8601 in UTC: read back by timegm, it lies between the times before and after the call.
+TEST(Strings, UtcTimestampIsIso8601OfNow) {
+  const std::time_t before = std::time(nullptr);
+  const std::string stamp = utc_timestamp_now();
+  ASSERT_TRUE(std::regex_match(stamp, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"))) << stamp;
+  std::tm parsed{};
+  ASSERT_NE(strptime(stamp.c_str(), "%Y-%m-%dT%H:%M:%SZ", &parsed), nullptr);
+  const std::time_t read_back = timegm(&parsed);
+  EXPECT_GE(read_back, before);
+  EXPECT_LE(read_back, std::time(nullptr));
 }
 
 }  // namespace svmoe

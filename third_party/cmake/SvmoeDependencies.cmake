@@ -32,6 +32,8 @@ function(svmoe_find_c_library target header library package)
 endfunction()
 svmoe_find_c_library(pcre2 pcre2.h pcre2-8 libpcre2-dev)
 svmoe_find_c_library(utf8proc utf8proc.h utf8proc libutf8proc-dev)
+# Zstandard (.jsonl.zst corpora): Debian's libzstd-dev.
+svmoe_find_c_library(zstd zstd.h zstd libzstd-dev)
 
 # yaml-cpp 0.7's package names its target `yaml-cpp`; newer ones `yaml-cpp::yaml-cpp` (and
 # deprecate the old name).

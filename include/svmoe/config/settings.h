@@ -48,7 +48,7 @@ struct TokenizerTrainSettings {
 };
 
 struct PrepareSettings {
-  std::vector<std::filesystem::path> corpus;  // JSONL files (.jsonl, .jsonl.gz) or directories of them
+  std::vector<std::filesystem::path> corpus;  // JSONL files (.jsonl, .jsonl.gz, .jsonl.zst) or directories of them
   std::string text_field = "text";
   std::string category_field = "category";
   bool skip_bad_lines = false;

@@ -1,8 +1,9 @@
-// The causal language model: Hugging Face LlamaForCausalLM (dense), MixtralForCausalLM or
-// Qwen2MoeForCausalLM (MoE). Parameter names equal the checkpoint keys: model.embed_tokens.weight,
-// model.layers.{l}.self_attn.q_proj.weight, model.layers.{l}.mlp.* (dense, and Qwen2-MoE's MoE
-// block) or model.layers.{l}.block_sparse_moe.* (Mixtral), model.norm.weight, lm_head.weight
-// (absent when the embeddings are tied).
+// The causal language model of every architecture svmoe builds (model/architecture.h): Hugging
+// Face LlamaForCausalLM (dense), MixtralForCausalLM or Qwen2MoeForCausalLM (MoE), and svmoe's
+// CartesianMoE and causal Soft MoE. Parameter names equal the checkpoint keys:
+// model.embed_tokens.weight, model.layers.{l}.self_attn.q_proj.weight, model.layers.{l}.<the
+// architecture's FFN key>.* (mlp, block_sparse_moe or cartesian_moe), model.norm.weight,
+// lm_head.weight (absent when the embeddings are tied).
 #pragma once
 
 #include <torch/nn/module.h>
@@ -27,9 +28,15 @@ class DecoderLayerImpl : public torch::nn::Module {
   RMSNorm input_layernorm{nullptr};
   SelfAttention self_attn{nullptr};
   RMSNorm post_attention_layernorm{nullptr};
-  Mlp mlp{nullptr};                          // dense models
-  SparseMoeBlock block_sparse_moe{nullptr};  // MoE models (registered as "mlp" in Qwen2-MoE)
-  CartesianMoeBlock cartesian_moe{nullptr};  // CartesianMoE models
+  // The FFN block: one of these, registered under its architecture's key (ArchitectureRow::ffn_key,
+  // e.g. Qwen2-MoE's sparse block as "mlp", the soft block as "block_sparse_moe").
+  Mlp mlp{nullptr};                          // Llama
+  SparseMoeBlock block_sparse_moe{nullptr};  // Mixtral, Qwen2-MoE
+  CartesianMoeBlock cartesian_moe{nullptr};  // CartesianMoE
+  SoftMoeBlock soft_moe{nullptr};            // causal Soft MoE
+
+ private:
+  Architecture architecture_;
 };
 TORCH_MODULE(DecoderLayer);
 

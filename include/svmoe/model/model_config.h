@@ -1,7 +1,7 @@
-// The architecture of a causal LM: Hugging Face Llama (dense), Mixtral (MoE) or Qwen2-MoE (MoE
-// with a gated shared expert) fields, or svmoe's own causal Soft MoE and CartesianMoE (Mixtral's
-// fields, their own model_type; docs/moe.md). Read from and written to config.json by
-// io/hf_config.h.
+// The shape of a causal LM of one of svmoe's architectures (model/architecture.h): Hugging Face
+// Llama (dense), Mixtral or Qwen2-MoE (MoE) fields, or svmoe's own causal Soft MoE and
+// CartesianMoE (Mixtral's fields, their own model_type; docs/moe.md). Read from and written to
+// config.json by io/hf_config.h; its costs in model/architecture_arithmetic.h.
 #pragma once
 
 #include <cstdint>
@@ -9,10 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "svmoe/model/architecture.h"
+
 namespace svmoe {
 
 struct ModelConfig {
-  std::string model_type = "llama";  // kLlama (dense) | kMixtral | kQwen2Moe | kSoftMoe | kCartesianMoe (MoE)
+  Architecture architecture = Architecture::kLlama;
   std::int64_t vocab_size = 0;
   std::int64_t hidden_size = 0;
   std::int64_t intermediate_size = 0;  // each routed expert's FFN size for MoE (qwen2_moe: moe_intermediate_size)
@@ -45,22 +47,12 @@ struct ModelConfig {
   // transformers' MixtralConfig default, written by a merge (no LB trained yet) and read where
   // config.json lacks the key.
   static constexpr double kTransformersRouterAuxLossCoef = 0.001;
-  static constexpr const char* kLlama = "llama";
-  static constexpr const char* kMixtral = "mixtral";
-  static constexpr const char* kQwen2Moe = "qwen2_moe";                // routed experts + a gated shared expert
-  static constexpr const char* kSoftMoe = "svmoe_soft_moe";            // no transformers class: svmoe's own
-  static constexpr const char* kCartesianMoe = "svmoe_cartesian_moe";  // no transformers class: svmoe's own
-
-  bool is_moe() const {
-    return model_type == kMixtral || model_type == kQwen2Moe || model_type == kSoftMoe || model_type == kCartesianMoe;
-  }
-  bool is_soft_moe() const { return model_type == kSoftMoe; }
-  bool is_qwen2_moe() const { return model_type == kQwen2Moe; }
-  bool is_cartesian_moe() const { return model_type == kCartesianMoe; }
+  // config.json's model_type.
+  const char* model_type() const { return architecture_row(architecture).model_type; }
+  bool is_moe() const { return svmoe::is_moe(architecture); }
   bool has_shared_expert() const { return shared_expert_intermediate_size > 0; }
   // Routers in the model, in forward order: one a layer, or a CartesianMoE layer's two (A, B).
-  std::int64_t num_routers() const { return is_moe() ? num_hidden_layers * (is_cartesian_moe() ? 2 : 1) : 0; }
-  std::int64_t num_parameters() const;
+  std::int64_t num_routers() const { return num_hidden_layers * architecture_row(architecture).routed_sub_layers; }
 };
 
 }  // namespace svmoe

@@ -49,9 +49,7 @@ struct MoeOutput {
   torch::Tensor router_logits;  // [B*T, experts], float32
 };
 
-// The MoE block of a Mixtral or Qwen2-MoE layer, or of svmoe's causal Soft MoE
-// (config.is_soft_moe(): the same router and experts, mixed as causal_soft_dispatch /
-// soft_moe_mixture say).
+// The MoE block of a Mixtral or Qwen2-MoE layer (and of each CartesianMoE sub-layer).
 class SparseMoeBlockImpl : public torch::nn::Module {
  public:
   explicit SparseMoeBlockImpl(const ModelConfig& config);
@@ -79,7 +77,6 @@ class SparseMoeBlockImpl : public torch::nn::Module {
 
   std::int64_t top_k_;
   bool norm_topk_prob_ = true;
-  bool soft_ = false;
 };
 TORCH_MODULE(SparseMoeBlock);
 
@@ -117,6 +114,21 @@ TORCH_MODULE(CartesianMoeBlock);
 torch::Tensor causal_soft_dispatch(const torch::Tensor& router_logits);  // [B, T, S] -> [B, S, T, T]
 torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& dispatch, const torch::Tensor& combine,
                                torch::nn::ModuleList experts);  // x [B, T, H], combine [B, T, S]
+
+// The causal Soft MoE block (model_type svmoe_soft_moe): Mixtral's router and experts and
+// Mixtral's names (block_sparse_moe.gate, .experts.{e}.w1/w2/w3), mixed as causal_soft_dispatch
+// and soft_moe_mixture say. No selection bias: no token is routed away, nothing to balance.
+class SoftMoeBlockImpl : public torch::nn::Module {
+ public:
+  explicit SoftMoeBlockImpl(const ModelConfig& config);
+  // x [B, T, hidden] (positions are mixed, so the batch and time axes must be there).
+  MoeOutput forward(const torch::Tensor& x);
+
+  torch::nn::Linear gate{nullptr};  // the router: hidden -> slots (one a expert), no bias
+  torch::nn::ModuleList experts{nullptr};
+  bool detach_router_input = false;  // as SparseMoeBlockImpl's
+};
+TORCH_MODULE(SoftMoeBlock);
 
 // Top-k routing of router logits [tokens, experts]: the chosen experts [tokens, k] and their
 // weights [tokens, k] (float32): p renormalised over the k (unless `renormalise` is false, as

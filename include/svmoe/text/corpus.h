@@ -1,6 +1,8 @@
 // Reading a corpus of categorised documents: JSON Lines, one {"text": ..., "category": ...}
-// object per line (field names configurable), plain or gzip-compressed, from files or
-// directories of them.
+// object per line (the fields configurable: top-level keys, or JSON pointers such as
+// /meta/category into nested objects), plain, gzip- or Zstandard-compressed (told apart by their
+// bytes; util/decompression.h), from files or directories of them. Streams: memory holds one
+// line and one decompression window.
 #pragma once
 
 #include <cstdint>
@@ -15,8 +17,8 @@ namespace svmoe {
 class LineReader;
 
 struct CorpusOptions {
-  std::vector<std::filesystem::path> inputs;  // files, or directories searched for *.jsonl / *.jsonl.gz
-  std::string text_field = "text";
+  std::vector<std::filesystem::path> inputs;  // files, or directories searched for *.jsonl(.gz|.zst)
+  std::string text_field = "text";            // a top-level key, or a JSON pointer ("/meta/text")
   std::string category_field = "category";
   bool skip_bad_lines = false;  // else a bad line is an error naming file and line
 };
@@ -39,6 +41,7 @@ std::vector<std::filesystem::path> list_corpus_files(const std::vector<std::file
 
 class CorpusReader {
  public:
+  // ConfigError where a field is empty or a malformed JSON pointer.
   explicit CorpusReader(CorpusOptions options);
   ~CorpusReader();
 
@@ -48,7 +51,9 @@ class CorpusReader {
   const std::vector<std::filesystem::path>& files() const { return files_; }
 
  private:
+  struct Fields;
   CorpusOptions options_;
+  std::unique_ptr<Fields> fields_;
   std::vector<std::filesystem::path> files_;
   std::size_t file_index_ = 0;
   std::unique_ptr<LineReader> reader_;

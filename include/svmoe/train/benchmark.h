@@ -25,11 +25,6 @@ struct BenchPreset {
 // as an 8-expert top-2 MoE, batch 8 x 128. Throws ConfigError for another name.
 BenchPreset bench_preset(const std::string& name);
 
-// Model FLOPs per trained token (../shared/GPU.md): 6 x (per block: the attention projections,
-// 3hf for each active expert (or the dense FFN), hN for the router; plus hV for the LM head)
-// + 6 x blocks x T x h for causal attention.
-double model_flops_per_token(const ModelConfig& model, std::int64_t sequence_length);
-
 struct BenchMeasurement {
   std::string name;    // train_step | forward | router_step | moe_layer_loop | moe_layer_grouped
   double seconds = 0;  // per step, the median of the timed repetitions

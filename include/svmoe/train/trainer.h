@@ -69,9 +69,6 @@ double evaluate_loss(CausalLM& model, WindowSampler& sampler, std::int64_t batch
 // included; config.json's dtype is the parameters').
 void save_model(const TrainingJob& job, const std::filesystem::path& directory);
 
-// The newest complete checkpoint-STEP in a run directory, if any.
-std::optional<std::filesystem::path> latest_checkpoint(const std::filesystem::path& run);
-
 // The dtype parameters are trained in: train.precision resolved for `device` (auto: float32
 // on the CPU, bf16 with float32 master weights on CUDA).
 torch::ScalarType parameter_dtype(Precision precision, const torch::Device& device);

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "svmoe/util/error.h"
@@ -54,5 +55,17 @@ class DirectoryLock {
 
 // DIR.lock: the file the lock of DIR is taken on.
 std::filesystem::path lock_file_path(const std::filesystem::path& directory);
+
+// Who holds DIR's lock, as its lock file says, for readers such as `svmoe status`. It takes no
+// lock itself (a reader must never make a writer fail): a holder that was killed left its lines,
+// so `alive` is checked where it can be, on the holder's host; elsewhere (a login node watching a
+// compute node's job) a recorded holder counts as alive. Nothing where the file is missing or
+// empty (a clean release empties it).
+struct LockHolder {
+  std::string host, pid, purpose, started, command;
+  bool on_this_host = false;
+  bool alive = false;
+};
+std::optional<LockHolder> read_lock_holder(const std::filesystem::path& directory);
 
 }  // namespace svmoe

@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "svmoe/util/decompression.h"
+
 namespace svmoe {
 
 // Writes a file under a temporary name beside `path`; commit() fsyncs it and renames it over
@@ -44,7 +46,8 @@ std::filesystem::path begin_directory(const std::filesystem::path& directory);
 // old directory or the new one; an interrupted run leaves only DIR.partial, which no stage reads.
 void commit_directory(const std::filesystem::path& directory);
 
-// Reads a text file line by line, transparently decompressing gzip (.gz) files.
+// Reads a text file line by line, plain or compressed (gzip, Zstandard: util/decompression.h),
+// without its newline ("\r\n" too). Memory: one chunk and the longest line.
 class LineReader {
  public:
   explicit LineReader(const std::filesystem::path& path);
@@ -52,16 +55,18 @@ class LineReader {
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
-  // The next line without its newline; false at the end of the file.
+  // The next line without its newline; false at the end of the file. FormatError naming the
+  // file and the last good line where compressed data is damaged or truncated.
   bool next(std::string& line);
   std::uint64_t line_number() const { return line_number_; }
 
  private:
   std::filesystem::path path_;
-  void* gz_ = nullptr;
-  bool at_end_ = false;  // zlib 1.3 reports a read past the end as an error, so none is made
-  std::uint64_t line_number_ = 0;
+  std::unique_ptr<DecompressingReader> input_;
   std::vector<char> buffer_;
+  std::size_t begin_ = 0, end_ = 0;
+  bool at_end_ = false;
+  std::uint64_t line_number_ = 0;
 };
 
 // A whole file mapped read-only-shared / copy-on-write: tensors can view it without a copy,

@@ -28,6 +28,9 @@ std::string format_count(std::uint64_t count);
 bool starts_with(std::string_view s, std::string_view prefix);
 bool ends_with(std::string_view s, std::string_view suffix);
 
+// The current time in ISO 8601 UTC, e.g. "2026-12-06T03:50:23Z" (step markers, lock files).
+std::string utc_timestamp_now();
+
 // Whether `s` is well-formed UTF-8 (no overlong forms, no surrogates).
 bool is_valid_utf8(std::string_view s);
 

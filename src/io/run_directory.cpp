@@ -1,0 +1,51 @@
+#include "svmoe/io/run_directory.h"
+
+#include <algorithm>
+#include <fstream>
+#include <regex>
+
+namespace svmoe {
+namespace fs = std::filesystem;
+
+std::int64_t checkpoint_step(const fs::path& checkpoint) {
+  static const std::regex pattern(R"(checkpoint-(\d+))");
+  std::smatch match;
+  const std::string name = checkpoint.filename().string();
+  return std::regex_match(name, match, pattern) ? std::stoll(match[1].str()) : -1;
+}
+
+fs::path RunDirectory::checkpoint(std::int64_t step) const { return root_ / ("checkpoint-" + std::to_string(step)); }
+
+std::vector<std::pair<std::int64_t, fs::path>> RunDirectory::checkpoints() const {
+  std::vector<std::pair<std::int64_t, fs::path>> found;
+  if (!fs::is_directory(root_)) return found;
+  for (const auto& entry : fs::directory_iterator(root_)) {
+    const std::int64_t step = checkpoint_step(entry.path());
+    if (step >= 0 && entry.is_directory()) found.emplace_back(step, entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
+std::optional<fs::path> RunDirectory::latest_complete_checkpoint() const {
+  const auto all = checkpoints();
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    if (fs::exists(trainer_state(it->second))) return it->second;
+  }
+  return std::nullopt;
+}
+
+std::vector<nlohmann::json> RunDirectory::read_metrics() const {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(metrics());
+  for (std::string line; std::getline(in, line);) {
+    try {
+      lines.push_back(nlohmann::json::parse(line));
+    } catch (const nlohmann::json::parse_error&) {
+      // a line cut by a crash
+    }
+  }
+  return lines;
+}
+
+}  // namespace svmoe

@@ -1,0 +1,131 @@
+#include "svmoe/model/architecture.h"
+
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <set>
+
+#include "svmoe/model/architecture_arithmetic.h"
+#include "svmoe/model/causal_lm.h"
+
+namespace svmoe {
+
+namespace {
+
+// A small model of `architecture`: 2 layers, 4 experts top-2, shared experts where it can have them.
+ModelConfig small_config(Architecture architecture) {
+  ModelConfig c;
+  c.architecture = architecture;
+  c.vocab_size = 50;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 4;
+  c.max_position_embeddings = 64;
+  if (is_moe(architecture)) {
+    c.num_local_experts = 4;
+    c.num_experts_per_tok = 2;
+  }
+  switch (architecture) {
+    case Architecture::kLlama:
+    case Architecture::kMixtral:
+    case Architecture::kSoftMoe:
+      break;
+    case Architecture::kQwen2Moe:
+      c.shared_expert_intermediate_size = 24;
+      c.qkv_bias = true;
+      break;
+    case Architecture::kCartesianMoe:
+      c.shared_expert_intermediate_size = 12;
+      break;
+  }
+  return c;
+}
+
+}  // namespace
+
+TEST(Architecture, EveryRowIsFoundByItsModelTypeAndNamesAClassOfItsOwn) {
+  std::set<std::string> model_types, classes;
+  for (const Architecture a : kArchitectures) {
+    const ArchitectureRow& row = architecture_row(a);
+    EXPECT_EQ(architecture_of_model_type(row.model_type), a) << row.model_type;
+    model_types.insert(row.model_type);
+    classes.insert(row.class_name);
+    EXPECT_NE(known_model_types().find(row.model_type), std::string::npos);
+    EXPECT_EQ(is_moe(a), row.routed_sub_layers > 0) << row.model_type;
+    EXPECT_EQ(row.mixing == ExpertMixing::kDense, row.routed_sub_layers == 0) << row.model_type;
+  }
+  EXPECT_EQ(model_types.size(), std::size(kArchitectures));
+  EXPECT_EQ(classes.size(), std::size(kArchitectures));
+  EXPECT_FALSE(architecture_of_model_type("gpt2"));
+  EXPECT_FALSE(architecture_of_model_type(""));
+}
+
+TEST(Architecture, AMergeWritesTheArchitectureItsSettingsName) {
+  EXPECT_EQ(merged_architecture(MoeKind::kSparse, false), Architecture::kMixtral);
+  EXPECT_EQ(merged_architecture(MoeKind::kSparse, true), Architecture::kQwen2Moe);
+  EXPECT_EQ(merged_architecture(MoeKind::kSoft, false), Architecture::kSoftMoe);
+  EXPECT_EQ(merged_architecture(MoeKind::kCartesian, false), Architecture::kCartesianMoe);
+  EXPECT_EQ(merged_architecture(MoeKind::kCartesian, true), Architecture::kCartesianMoe);
+  EXPECT_FALSE(architecture_row(Architecture::kSoftMoe).load_balances);
+  EXPECT_TRUE(architecture_row(Architecture::kMixtral).load_balances);
+}
+
+// The law that keeps the descriptor, the module and the arithmetic together: for every
+// architecture the built model has the parameters parameter_count says, the routers num_routers
+// says (one router-logit tensor each), the routers' weights router_parameter_count says, and its
+// FFN block under the row's key.
+TEST(Architecture, TheBuiltModelHasWhatItsDescriptorAndArithmeticSay) {
+  for (const Architecture a : kArchitectures) {
+    const ModelConfig c = small_config(a);
+    const ArchitectureRow& row = architecture_row(a);
+    CausalLM model(c);
+    std::int64_t parameters = 0, routers = 0;
+    bool ffn_key_found = false;
+    for (const auto& item : model->named_parameters()) {
+      parameters += item.value().numel();
+      const std::string& name = item.key();
+      if (name.rfind("model.layers.0." + std::string(row.ffn_key) + ".", 0) == 0) ffn_key_found = true;
+      // A router is a block's `gate` (the MoE blocks' and each Cartesian sub-layer's).
+      if (name.size() > 12 && name.compare(name.size() - 12, 12, ".gate.weight") == 0) {
+        routers += item.value().numel();
+      }
+    }
+    EXPECT_EQ(parameters, parameter_count(c)) << row.model_type;
+    EXPECT_EQ(routers, router_parameter_count(c)) << row.model_type;
+    EXPECT_TRUE(ffn_key_found) << row.model_type << ": no parameter under model.layers.0." << row.ffn_key;
+    torch::NoGradGuard no_grad;
+    const auto out = model->forward(torch::randint(0, c.vocab_size, {2, 5}));
+    EXPECT_EQ(static_cast<std::int64_t>(out.router_logits.size()), c.num_routers()) << row.model_type;
+    for (const auto& logits : out.router_logits) {
+      EXPECT_EQ(logits.sizes(), (std::vector<std::int64_t>{10, c.num_local_experts})) << row.model_type;
+    }
+  }
+}
+
+// The FLOPs each position's FFN costs, by hand for each architecture: 6 x the weights it
+// multiplies with (model/architecture_arithmetic.h).
+TEST(Architecture, FeedForwardFlopsCountWhatEachPositionRunsThrough) {
+  const double h = 16, f = 24, n = 4, k = 2;
+  EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kLlama)), 6 * 3 * h * f);
+  EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kMixtral)),
+                   6 * (k * 3 * h * f + h * n));
+  EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kQwen2Moe)),
+                   6 * (k * 3 * h * f + h * n + 3 * h * 24));
+  // Two sub-layers, each with its router and its shared expert of 12.
+  EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kCartesianMoe)),
+                   6 * 2 * (k * 3 * h * f + h * n + 3 * h * 12));
+  // Every expert on every position.
+  EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kSoftMoe)),
+                   6 * (n * 3 * h * f + h * n));
+  // The soft MoE's slots mix the prefix: 3 L T h N more than a top-N MoE would cost.
+  ModelConfig soft = small_config(Architecture::kSoftMoe);
+  ModelConfig top_n = small_config(Architecture::kMixtral);
+  top_n.num_experts_per_tok = 4;
+  EXPECT_DOUBLE_EQ(training_flops_per_token(soft, 32) - training_flops_per_token(top_n, 32), 3 * 2 * 32 * h * n);
+}
+
+}  // namespace svmoe
