@@ -12,6 +12,8 @@
 #   SVMOE_NODES_FINETUNE=1  nodes of the fine-tuning steps
 #   SVMOE_GPUS_ROUTER=1     GPUs of train-router (routers only: one GPU holds it)
 #   SVMOE_GPUS_EXPERT=1     GPUs of each expert's array task (one task per GPU, data parallel)
+#                           (0 for any of these: one task on CPUs, no GPU asked for: a CPU
+#                           cluster, or scripts/test-slurm.sh's one-node Slurm)
 #   SVMOE_CPUS=8            CPUs per task; prepare and merge get 2 x that, and no GPU
 #   SVMOE_TIME=24:00:00     time limit of every job
 #   SVMOE_SBATCH_ARGS       more sbatch arguments for every job (e.g. "--partition=gpu --account=x")
@@ -30,6 +32,12 @@ nodes_finetune="${SVMOE_NODES_FINETUNE:-1}"
 gpus_router="${SVMOE_GPUS_ROUTER:-1}"
 gpus_expert="${SVMOE_GPUS_EXPERT:-1}"
 cpus="${SVMOE_CPUS:-8}"
+gpus_eval=1
+[ "$gpus_finetune" = 0 ] && gpus_eval=0  # a CPU-only DAG evaluates on CPUs too
+# N GPUs: N tasks of one GPU each; 0: one task on CPUs, asking for no GPU.
+tasks_for() { if [ "$1" = 0 ]; then echo 1; else echo "$1"; fi; }
+gpus_per_task() { if [ "$1" != 0 ]; then echo "--gpus-per-task=1"; fi; }
+gpus_per_node() { if [ "$1" != 0 ]; then echo "--gpus-per-node=$1"; fi; }
 read -r -a common_args <<< "--time=${SVMOE_TIME:-24:00:00} --signal=USR1@300 --requeue ${SVMOE_SBATCH_ARGS:-}"
 mkdir -p "$SVMOE_LOGS"
 
@@ -47,13 +55,14 @@ while IFS=$'\t' read -r step stage action tasks needs output; do
   resources=()
   case "$stage" in
     prepare|merge|report) resources=(--nodes=1 --ntasks=1 --cpus-per-task=$((2 * cpus))) ;;
-    eval) resources=(--nodes=1 --ntasks=1 --gpus-per-task=1 --cpus-per-task="$cpus") ;;
+    eval) resources=(--nodes=1 --ntasks=1 $(gpus_per_task "$gpus_eval") --cpus-per-task="$cpus") ;;
     # One task per GPU: an expert on several GPUs trains data parallel.
-    train-experts) resources=(--array="0-$((tasks - 1))" --nodes=1 --ntasks="$gpus_expert" --gpus-per-task=1
-                              --cpus-per-task="$cpus") ;;
-    train-router) resources=(--nodes=1 --ntasks="$gpus_router" --gpus-per-task=1 --cpus-per-task="$cpus") ;;
-    finetune) resources=(--nodes="$nodes_finetune" --ntasks-per-node="$gpus_finetune" --gpus-per-node="$gpus_finetune"
-                         --cpus-per-task="$cpus") ;;
+    train-experts) resources=(--array="0-$((tasks - 1))" --nodes=1 --ntasks="$(tasks_for "$gpus_expert")"
+                              $(gpus_per_task "$gpus_expert") --cpus-per-task="$cpus") ;;
+    train-router) resources=(--nodes=1 --ntasks="$(tasks_for "$gpus_router")" $(gpus_per_task "$gpus_router")
+                             --cpus-per-task="$cpus") ;;
+    finetune) resources=(--nodes="$nodes_finetune" --ntasks-per-node="$(tasks_for "$gpus_finetune")"
+                         $(gpus_per_node "$gpus_finetune") --cpus-per-task="$cpus") ;;
     *) echo "pipeline.sh: unknown stage '$stage' in svmoe run's plan" >&2; exit 2 ;;
   esac
   if [ "${#dependencies[@]}" -gt 0 ]; then

@@ -79,7 +79,9 @@ void started_step_status(const PipelineStep& step, StepStatus& status) {
     if (const auto holder = read_lock_holder(path); holder && holder->alive) writers.push_back(describe(*holder));
   }
   status.state = writers.empty() ? "stopped" : "running";
-  status.detail = writers.empty() ? "run the same command again to resume" : writers.front();
+  // Interrupted (a signal, a kill, a time limit) or failed: the step's log says which.
+  status.detail =
+      writers.empty() ? "not running (interrupted or failed): run svmoe run again to go on" : writers.front();
   if (writers.size() > 1) status.detail += fmt::format(" and {} more", writers.size() - 1);
   if (!step.is_training()) return;
 

@@ -110,7 +110,8 @@ TEST(E2ERun, TheWholeRecipeInterruptedResumedAndChanged) {
   EXPECT_TRUE(std::regex_search(stopped.output, std::regex(R"(\nprepare +prepare +done\n)"))) << stopped.output;
   EXPECT_TRUE(std::regex_search(
       stopped.output,
-      std::regex(R"(\nbase +finetune +stopped +[1-9]\d*/150 steps +\d+\.\d{4} +run the same command again)")))
+      std::regex(
+          R"(\nbase +finetune +stopped +[1-9]\d*/150 steps +\d+\.\d{4} +not running \(interrupted or failed\))")))
       << stopped.output;
   EXPECT_TRUE(std::regex_search(stopped.output, std::regex(R"(\nmerge +merge +waiting\n)"))) << stopped.output;
   EXPECT_NE(stopped.output.find("1 of 12 steps done"), std::string::npos) << stopped.output;

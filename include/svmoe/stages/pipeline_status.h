@@ -4,7 +4,7 @@
 // each training run's metrics.jsonl (io/run_directory.h) and the lock files
 // (util/directory_lock.h), and changes nothing: it takes no lock, so it never makes a writer wait
 // or fail.
-//   state     done | running | stopped (started, no live writer: run again to resume) |
+//   state     done | running | stopped (started, no live writer: interrupted or failed) |
 //             waiting (not started) | will rerun (its settings, an input or its output changed)
 //   progress  training steps: the last logged step of the run, or for the experts step the
 //             experts done and the running experts' steps
