@@ -126,7 +126,9 @@ std::vector<StepStatus> experiment_status(const fs::path& dir) {
   std::vector<StepStatus> statuses;
   for (const PlannedStep& planned : plan_pipeline(steps, dir, {})) {
     const PipelineStep& step = *planned.step;
-    StepStatus status{step.name, enum_name(step.stage)};
+    StepStatus status;
+    status.name = step.name;
+    status.stage = enum_name(step.stage);
     switch (planned.action) {
       case StepAction::kSkip:
         status.state = "done";
