@@ -9,15 +9,8 @@
 # without ccache, beside other compiles on 2 cores), 83 s for the smoke run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-say() { echo "test-container: $*"; }
-skip() {
-  say "SKIPPED: $*"
-  exit 0
-}
-fail() {
-  say "FAILED: $*"
-  exit 1
-}
+test_name=test-container
+source "$root/scripts/test-report.sh"
 started=$(date +%s)
 [ "$(id -u)" -eq 0 ] || skip "needs root (container storage, debootstrap)"
 work=$(mktemp -d /var/tmp/svmoe-container.XXXXXX)

@@ -16,15 +16,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 svmoe=${SVMOE:-$root/build/svmoe}
-say() { echo "test-slurm: $*"; }
-skip() {
-  say "SKIPPED: $*"
-  exit 0
-}
-fail() {
-  say "FAILED: $*"
-  exit 1
-}
+test_name=test-slurm
+source "$root/scripts/test-report.sh"
 started=$(date +%s)
 [ "$(id -u)" -eq 0 ] || skip "needs root (it starts slurmctld, slurmd and munged)"
 [ -x "$svmoe" ] || fail "no svmoe executable at $svmoe: build it first (scripts/build.sh)"
