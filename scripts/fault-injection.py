@@ -106,9 +106,10 @@ class Experiment:
 
 def results_digest(exp: Path) -> dict:
     """SHA-256 of every result a user keeps: weights, configs, tokenizer, dataset, eval outputs.
-    Left out: markers, logs and metrics (times), checkpoints (which ones exist depends on where a
-    run was stopped), lock files and the report (it shows times). The experiment's own path,
-    which manifests and results record, is replaced by EXPERIMENT before hashing."""
+    Left out: markers, logs, metrics and TensorBoard events (times), checkpoints (which ones exist
+    depends on where a run was stopped), lock files and the report (it shows times). The
+    experiment's own path, which manifests and results record, is replaced by EXPERIMENT before
+    hashing."""
     digest = {}
     prefix = str(exp.parent).encode()
     for path in sorted(exp.rglob("*")):
@@ -118,7 +119,7 @@ def results_digest(exp: Path) -> dict:
             continue
         if any(p.startswith("checkpoint-") for p in parts) or path.suffix in (".log", ".lock", ".html"):
             continue
-        if path.name in ("metrics.jsonl", "trainer_state.json"):
+        if path.name in ("metrics.jsonl", "trainer_state.json") or path.name.startswith("events.out.tfevents."):
             continue
         content = path.read_bytes()
         if path.suffix in (".json", ".md", ".csv", ".jsonl"):

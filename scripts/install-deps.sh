@@ -15,6 +15,8 @@ packages=(
   libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev
   # corpora compressed with Zstandard (.jsonl.zst); the zstd tool makes the test fixtures
   libzstd-dev zstd
+  # TensorBoard event files: Protocol Buffers (the library LibTorch links, and its compiler)
+  libprotobuf-dev protobuf-compiler
   # tokenizer.json: regex patterns (PCRE2) and Unicode normalization (utf8proc)
   libpcre2-dev libutf8proc-dev
   # reference checks (scikit-learn's TF-IDF and spectral clustering), through /usr/bin/python3

@@ -25,6 +25,7 @@ packages=(
   # sid's sentencepiece headers include abseil
   libsentencepiece-dev libabsl-dev sentencepiece
   libspdlog-dev libcli11-dev nlohmann-json3-dev libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev libzstd-dev zstd
+  libprotobuf-dev protobuf-compiler
   libpcre2-dev libutf8proc-dev
   python3 python3-sklearn nodejs npm
 )

@@ -45,7 +45,8 @@ phase_build() {
   nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
   [ -n "$nccl" ] && [ -f "$nccl/nccl.h" ] && flags="-I$nccl"
   check configure cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$prefix;$PWD/.deps/root/usr" -DCMAKE_CXX_FLAGS="$flags"
+    -DCMAKE_PREFIX_PATH="$prefix;$PWD/.deps/root/usr" -DCMAKE_CXX_FLAGS="$flags" \
+    -DProtobuf_PROTOC_EXECUTABLE="$PWD/.deps/root/usr/bin/protoc"
   check build cmake --build "$build" -j "$(nproc)"
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0))' \
     >"$out/versions.txt" 2>&1

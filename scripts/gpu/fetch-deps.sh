@@ -10,10 +10,11 @@ mkdir -p .deps/debs
   libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libcli11-dev nlohmann-json3-dev \
   libeigen3-dev libsentencepiece-dev libsentencepiece0 libprotobuf-lite32 \
   libyaml-cpp-dev libyaml-cpp0.7 libgtest-dev libgmock-dev googletest \
-  libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libzstd-dev libzstd1 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2 libzstd-dev libzstd1 \
+  libprotobuf-dev libprotobuf32 protobuf-compiler libprotoc32 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
 count=$(ls .deps/debs/*.deb 2>/dev/null | wc -l)
-if [ "$count" -lt 21 ]; then
-  echo "fetch-deps: only $count of 21 packages in .deps/debs: run 'apt-get update' or check access to Debian's archive" >&2
+if [ "$count" -lt 25 ]; then
+  echo "fetch-deps: only $count of 25 packages in .deps/debs: run 'apt-get update' or check access to Debian's archive" >&2
   exit 1
 fi
 bash scripts/get-example-corpus.sh

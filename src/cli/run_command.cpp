@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "svmoe/config/settings.h"
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/stages/pipeline_run.h"
 #include "svmoe/train/distributed.h"
 #include "svmoe/util/directory_lock.h"
@@ -70,16 +71,17 @@ void add_run_command(CLI::App& app) {
       return;
     }
     if (detect_distributed_environment().rank == 0) {
-      fs::create_directories(run.dir / "pipeline");
-      write_file_atomically(run.dir / "pipeline" / "config.json", config.dump() + "\n");
+      const ExperimentDirectory experiment(run.dir);
+      fs::create_directories(experiment.pipeline());
+      write_file_atomically(experiment.recorded_config(), config.dump() + "\n");
     }
     const PipelineResult result = run_pipeline(plan, run.dir, runtime, {options->expert});
     if (result.interrupted) throw ExitRequest{kExitRequeue};
-    const auto tables = run.dir / "eval" / "tables.md";
+    const auto tables = eval_tables_file(ExperimentDirectory(run.dir).eval());
     if (fs::exists(tables) && options->only.empty()) {
       std::cout << "\n"
                 << read_text_file(tables) << "\nThe tables: " << tables.string()
-                << "\nThe report: " << (run.dir / "eval" / "report.html").string() << " (open it in a browser)\n"
+                << "\nThe report: " << ExperimentDirectory(run.dir).report().string() << " (open it in a browser)\n"
                 << std::flush;
     }
   });

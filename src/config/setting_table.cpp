@@ -126,6 +126,10 @@ std::vector<SettingSpec> make_setting_table() {
              "`at::_grouped_mm` where LibTorch has it), `loop` (one expert at a time), `auto` (grouped where that "
              "kernel applies, else loop); both give the same result (docs/moe.md)")
           .without_effect_on_numbers(),
+      boolean("runtime.tensorboard", runtime.tensorboard,
+              "training runs also write their metrics as TensorBoard event files beside metrics.jsonl "
+              "(`tensorboard --logdir EXPERIMENT_DIR`; docs/training.md)")
+          .without_effect_on_numbers(),
 
       path("forward.model", Need::kRequired, "Hugging Face checkpoint directory"),
       path("forward.input", Need::kRequired,

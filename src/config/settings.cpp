@@ -24,6 +24,7 @@ RuntimeSettings parse_runtime_settings(const ConfigTree& config) {
   s.seed = static_cast<std::uint64_t>(read.integer("runtime.seed"));
   s.distributed_timeout_s = read.integer("runtime.distributed_timeout_s");
   s.expert_path = read.option<ExpertPath>("runtime.expert_path");
+  s.tensorboard = read.boolean("runtime.tensorboard");
   return s;
 }
 

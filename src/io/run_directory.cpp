@@ -4,6 +4,8 @@
 #include <fstream>
 #include <regex>
 
+#include "svmoe/io/tensorboard_events.h"
+
 namespace svmoe {
 namespace fs = std::filesystem;
 
@@ -15,6 +17,16 @@ std::int64_t checkpoint_step(const fs::path& checkpoint) {
 }
 
 fs::path RunDirectory::checkpoint(std::int64_t step) const { return root_ / ("checkpoint-" + std::to_string(step)); }
+
+std::vector<fs::path> RunDirectory::tensorboard_event_files() const {
+  std::vector<fs::path> found;
+  if (!fs::is_directory(root_)) return found;
+  for (const auto& entry : fs::directory_iterator(root_)) {
+    if (entry.is_regular_file() && is_tensorboard_event_file(entry.path())) found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
 
 std::vector<std::pair<std::int64_t, fs::path>> RunDirectory::checkpoints() const {
   std::vector<std::pair<std::int64_t, fs::path>> found;

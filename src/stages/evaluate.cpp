@@ -11,6 +11,7 @@
 #include "svmoe/eval/metrics.h"
 #include "svmoe/eval/tables.h"
 #include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/inference_model.h"
 #include "svmoe/io/token_shards.h"
@@ -318,7 +319,7 @@ Json evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
 // results.json, tables.md, table_SPLIT.csv, table_fewshot.csv and expert_selection.csv.
 void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot) {
   fs::create_directories(s.output);
-  write_file_atomically(s.output / "results.json", results.dump(2) + "\n");
+  write_file_atomically(eval_results_file(s.output), results.dump(2) + "\n");
   std::string tables = "# Evaluation\n\nDataset `" + s.dataset.string() + "`. " + kTablesLegend + "\n\n";
   for (const DataSplit split : s.splits)
     tables += "## " + table_title(split) + "\n\n" + markdown_table(metrics_table(results, enum_name(split))) + "\n";
@@ -326,7 +327,7 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
                                    ? "## Few-shot true/false accuracy, % (the paper's Table 3; higher is better)\n\n" +
                                          markdown_table(accuracy_table(results), 2) + "\n"
                                    : std::string();
-  write_file_atomically(s.output / "tables.md", tables + accuracy);
+  write_file_atomically(eval_tables_file(s.output), tables + accuracy);
   if (fewshot) write_file_atomically(s.output / "table_fewshot.csv", csv_table(accuracy_table(results)));
   for (const DataSplit split : s.splits) {
     const std::string name = enum_name(split);

@@ -8,6 +8,7 @@
 #include "svmoe/config/merge_method.h"
 #include "svmoe/config/setting_reader.h"
 #include "svmoe/config/setting_table.h"
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/run_directory.h"
 #include "svmoe/stages/train_experts.h"
@@ -23,35 +24,10 @@ namespace {
 
 constexpr const char* kLayoutOrigin = "svmoe run (the run.dir layout)";
 
-// Where each step writes inside the experiment directory (docs/pipeline.md). BTX's MoE keeps
-// the paper's names (moe/, router/); another merge method's has its name appended.
-struct Layout {
-  fs::path dir;
-  // The dense model the experts and Dense start from: the pretrained base, or the given one.
-  static fs::path base_model(const RunSettings& run) {
-    return run.pretrain_base ? RunDirectory(Layout{run.dir}.base()).final_model() : run.base_model;
-  }
-  fs::path dataset() const { return dir / "dataset"; }
-  fs::path base() const { return dir / "base"; }
-  fs::path experts() const { return dir / "experts"; }
-  fs::path pair_experts() const { return dir / "pair_experts"; }
-  fs::path moe(MergeMethod method) const { return dir / method_step("moe", method); }
-  // The routers of `method`'s MoE, trained with train_router.loss or, named by a row, another loss.
-  fs::path router(MergeMethod method, std::optional<RouterLoss> loss = std::nullopt) const {
-    return dir / router_step(method, loss);
-  }
-  fs::path model(const std::string& name) const { return dir / "models" / name; }
-  fs::path eval() const { return dir / "eval"; }
-
-  // A per-method step's (and directory's) name: merge, merge_naive, router_drop_upcycling, ...
-  static std::string method_step(const std::string& step, MergeMethod method) {
-    return method == MergeMethod::kBtx ? step : step + "_" + enum_name(method);
-  }
-  // router, router_naive, router_softmax_then_cross_entropy, ...
-  static std::string router_step(MergeMethod method, std::optional<RouterLoss> loss) {
-    return method_step("router", method) + (loss ? std::string("_") + enum_name(*loss) : std::string());
-  }
-};
+// The dense model the experts and Dense start from: the pretrained base, or the given one.
+fs::path base_model_of(const RunSettings& run) {
+  return run.pretrain_base ? RunDirectory(ExperimentDirectory(run.dir).base()).final_model() : run.base_model;
+}
 
 std::string router_loss_label(RouterLoss loss) {
   switch (loss) {
@@ -160,10 +136,10 @@ PipelineStep new_step(std::string name, Stage stage, std::string train_section, 
 // The experiment config with every stage's input and output paths set to the layout (merge and
 // router as for BTX; method_config sets another method's).
 ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, std::int64_t num_experts) {
-  const Layout layout{run.dir};
+  const ExperimentDirectory layout(run.dir);
   ConfigTree config = experiment;
   const auto set = [&](const std::string& key, Json value) { config.set(key, std::move(value), kLayoutOrigin); };
-  const fs::path base_model = Layout::base_model(run);
+  const fs::path base_model = base_model_of(run);
   set("prepare.output", layout.dataset().string());
   const SettingReader read(config);
   const bool tokenizer_given = !read.path("prepare.tokenizer").empty();
@@ -205,7 +181,7 @@ ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, s
   set("eval.btm.experts", run.btm_ensemble ? (btm_pairs ? pair_experts : experts) : Json::array());
   set("eval.btm.coverage", enum_name(run.btm_coverage));
   set("report.runs", runs);
-  set("report.output", (layout.eval() / "report.html").string());
+  set("report.output", (layout.report()).string());
   return config;
 }
 
@@ -219,16 +195,16 @@ bool reads_base_model_beside_experts(const ConfigTree& config) {
 // base model num_experts times, one expert per subdomain as BTX has.
 ConfigTree method_config(const ConfigTree& config, const RunSettings& run, MergeMethod method,
                          std::int64_t num_experts) {
-  const Layout layout{run.dir};
+  const ExperimentDirectory layout(run.dir);
   ConfigTree out = config;
   const auto set = [&](const std::string& key, Json value) { out.set(key, std::move(value), kLayoutOrigin); };
   set("merge.method", enum_name(method));
   if (!merge_method_spec(method).merges_trained_experts()) {
     set("merge.experts", Json::array());
-    set("merge.base_model", Layout::base_model(run).string());
+    set("merge.base_model", base_model_of(run).string());
     set("merge.num_experts", num_experts);
   } else if (reads_base_model_beside_experts(out)) {
-    set("merge.base_model", Layout::base_model(run).string());
+    set("merge.base_model", base_model_of(run).string());
   }
   set("merge.output", layout.moe(method).string());
   set("train_router.model", layout.moe(method).string());
@@ -251,7 +227,7 @@ Json base_model_config(const fs::path& base_model) {
 
 std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   const RunSettings run = parse_run_settings(experiment);
-  const Layout layout{run.dir};
+  const ExperimentDirectory layout(run.dir);
   const std::int64_t num_experts = SettingReader(experiment).integer("prepare.num_subdomains");
   if (num_experts < 2) {
     throw ConfigError("config key 'prepare.num_subdomains' is " + std::to_string(num_experts) +
@@ -354,8 +330,8 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     const bool reads_base = !trained || reads_base_model_beside_experts(moe_config);
     std::vector<std::string> merge_needs = reads_base ? base_needs : std::vector<std::string>{};
     if (trained) merge_needs.push_back("experts");
-    PipelineStep merge =
-        new_step(Layout::method_step("merge", method), Stage::kMerge, "", merge_needs, layout.moe(method), moe_config);
+    PipelineStep merge = new_step(ExperimentDirectory::method_step("merge", method), Stage::kMerge, "", merge_needs,
+                                  layout.moe(method), moe_config);
     parse_merge_settings(moe_config);
     merge.settings = hashed_settings(moe_config, "merge");
     merge.settings["merge.method"] = enum_name(method);
@@ -382,9 +358,9 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     ConfigTree router_config = method_configs.at(method);
     if (loss) router_config.set("train_router.loss", enum_name(*loss), kLayoutOrigin);
     router_config.set("train_router.output", layout.router(method, loss).string(), kLayoutOrigin);
-    PipelineStep router =
-        new_step(Layout::router_step(method, loss), Stage::kTrainRouter, "train_router",
-                 {Layout::method_step("merge", method), "prepare"}, layout.router(method, loss), router_config);
+    PipelineStep router = new_step(ExperimentDirectory::router_step(method, loss), Stage::kTrainRouter, "train_router",
+                                   {ExperimentDirectory::method_step("merge", method), "prepare"},
+                                   layout.router(method, loss), router_config);
     router.trains_moe = true;
     parse_train_router_settings(router_config);
     parse_train_settings(router_config, router.train_section);
@@ -400,7 +376,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     ConfigTree model_config = config;
     const fs::path from =
         model.dense
-            ? Layout::base_model(run)
+            ? base_model_of(run)
             : (model.supervised_router ? RunDirectory(layout.router(model.method, model.router_loss)).final_model()
                                        : layout.moe(model.method));
     const LoadBalancingMethod lb = model.load_balanced ? run.lb_method : LoadBalancingMethod::kNone;
@@ -412,8 +388,8 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     if (model.dense) {
       needs.insert(needs.end(), base_needs.begin(), base_needs.end());
     } else {
-      needs.push_back(model.supervised_router ? Layout::router_step(model.method, model.router_loss)
-                                              : Layout::method_step("merge", model.method));
+      needs.push_back(model.supervised_router ? ExperimentDirectory::router_step(model.method, model.router_loss)
+                                              : ExperimentDirectory::method_step("merge", model.method));
     }
     PipelineStep step = new_step(name, Stage::kFinetune, "finetune", needs, layout.model(name), model_config);
     step.trains_moe = !model.dense;
@@ -447,7 +423,7 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
     add(std::move(eval));
 
     // The report lives in eval/ (report.html) and reads the runs' metrics and the eval's numbers.
-    PipelineStep report = new_step("report", Stage::kReport, "", {"eval"}, layout.eval() / "report.html", config);
+    PipelineStep report = new_step("report", Stage::kReport, "", {"eval"}, layout.report(), config);
     report.needs.insert(report.needs.end(), model_steps.begin(), model_steps.end());
     parse_report_settings(config);
     report.settings = hashed_settings(config, "report");

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "svmoe/util/sha256.h"
@@ -30,8 +31,6 @@ const char* step_action_name(StepAction action) {
   }
   return "?";
 }
-
-fs::path step_marker_path(const fs::path& dir, const std::string& step) { return dir / "pipeline" / (step + ".json"); }
 
 namespace {
 
@@ -117,8 +116,9 @@ void write_step_marker(const fs::path& dir, const PipelineStep& step, const std:
                        {"outputs", state == StepState::kDone ? output_fingerprint(step.output) : Json()},
                        {"updated", utc_timestamp_now()},
                        {"svmoe", SVMOE_VERSION}};
-  fs::create_directories(dir / "pipeline");
-  write_file_atomically(step_marker_path(dir, step.name), marker.dump(2) + "\n");
+  const ExperimentDirectory experiment(dir);
+  fs::create_directories(experiment.pipeline());
+  write_file_atomically(experiment.step_marker(step.name), marker.dump(2) + "\n");
 }
 
 namespace {
@@ -181,7 +181,7 @@ std::vector<PlannedStep> plan_pipeline(const std::vector<PipelineStep>& steps, c
   bool from_reached = false;
   for (const auto& step : steps) {
     PlannedStep planned{&step, StepAction::kSkip, ""};
-    const auto marker = read_marker(step_marker_path(dir, step.name));
+    const auto marker = read_marker(ExperimentDirectory(dir).step_marker(step.name));
     const bool forced = !selection.from.empty() && (selected_by({selection.from}, step) || from_reached);
     from_reached = from_reached || forced;
     std::string changed_need;
@@ -191,7 +191,7 @@ std::vector<PlannedStep> plan_pipeline(const std::vector<PipelineStep>& steps, c
     if (!marker) {
       if (fs::exists(step.output)) {
         throw ConfigError("'" + step.output.string() + "' exists, but svmoe run has no record of writing it (no " +
-                              step_marker_path(dir, step.name).string() + ")",
+                              ExperimentDirectory(dir).step_marker(step.name).string() + ")",
                           "svmoe run never removes what it did not write: move it away, or choose another run.dir");
       }
       planned.action = StepAction::kRun;
@@ -275,7 +275,7 @@ void reset_changed_steps(const std::vector<PlannedStep>& plan, const fs::path& d
     if (!p.from_scratch) continue;
     spdlog::warn("run: {} runs again from scratch ({}): removing {}", p.step->name, p.reason, p.step->output.string());
     fs::remove_all(p.step->output);
-    fs::remove(step_marker_path(dir, p.step->name));
+    fs::remove(ExperimentDirectory(dir).step_marker(p.step->name));
   }
 }
 

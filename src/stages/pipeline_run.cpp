@@ -5,6 +5,7 @@
 #include <chrono>
 #include <optional>
 
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/stages/evaluate.h"
 #include "svmoe/stages/finetune.h"

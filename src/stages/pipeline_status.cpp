@@ -7,6 +7,7 @@
 
 #include "svmoe/config/config_tree.h"
 #include "svmoe/config/setting_table.h"
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/run_directory.h"
 #include "svmoe/stages/pipeline_plan.h"
@@ -23,7 +24,7 @@ namespace {
 
 // The config svmoe run ran with, its run.dir set to the directory asked about.
 ConfigTree experiment_config(const fs::path& dir) {
-  const fs::path recorded = dir / "pipeline" / "config.json";
+  const fs::path recorded = ExperimentDirectory(dir).recorded_config();
   if (!fs::exists(recorded)) {
     throw IoError("'" + dir.string() + "' holds no pipeline/config.json: svmoe run has not started there",
                   "give the experiment directory (run.dir) of a started `svmoe run`; `svmoe run -c CONFIG "

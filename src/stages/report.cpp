@@ -8,6 +8,7 @@
 
 #include "svmoe/eval/report.h"
 #include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/inference_model.h"
 #include "svmoe/io/run_directory.h"
@@ -89,7 +90,7 @@ std::string fig3_split(const std::vector<std::string>& splits) {
 }
 
 fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const RuntimeSettings& runtime) {
-  const fs::path results_path = eval.output / "results.json";
+  const fs::path results_path = eval_results_file(eval.output);
   if (!fs::exists(results_path)) {
     throw IoError("'" + results_path.string() + "' does not exist", "run svmoe eval with this config first");
   }

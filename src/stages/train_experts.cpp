@@ -5,6 +5,7 @@
 
 #include "svmoe/config/expert_coverage.h"
 #include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/run_directory.h"
 #include "svmoe/stages/finetune.h"
@@ -14,14 +15,6 @@
 
 namespace svmoe {
 namespace fs = std::filesystem;
-
-fs::path expert_directory(const fs::path& output, std::int64_t expert) {
-  return output / ("expert_" + std::to_string(expert));
-}
-
-fs::path expert_run_directory(const fs::path& output, std::int64_t expert) {
-  return output / "runs" / ("expert_" + std::to_string(expert));
-}
 
 TrainExpertsResult run_train_experts(const TrainExpertsSettings& s, const TrainSettings& train,
                                      const RuntimeSettings& runtime, const TrainingContext& context) {

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "svmoe/io/hf_checkpoint.h"
+#include "svmoe/io/metrics_log.h"
 #include "svmoe/io/run_directory.h"
 #include "svmoe/model/device.h"
 #include "svmoe/train/optimizer.h"
@@ -33,31 +34,6 @@ double resident_megabytes() {
   long pages = 0, resident = 0;
   statm >> pages >> resident;
   return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
-
-// metrics.jsonl keeps only lines of steps <= `step` (what a resumed run has not redone).
-void truncate_metrics(const fs::path& metrics, std::int64_t step) {
-  if (!fs::exists(metrics)) return;
-  std::ifstream in(metrics);
-  std::string kept, line;
-  while (std::getline(in, line)) {
-    try {
-      if (Json::parse(line).value("step", std::int64_t{0}) <= step) kept += line + "\n";
-    } catch (const Json::parse_error&) {
-      // a line cut by a crash: dropped
-    }
-  }
-  write_file_atomically(metrics, kept);
-}
-
-// A line that cannot be written stops the run (a full disk): a metrics file with silent holes
-// would outlive the resume, which redoes only the steps after its checkpoint.
-void append_metrics(const fs::path& metrics, const Json& line) {
-  std::ofstream out(metrics, std::ios::app);
-  out << line.dump() << "\n";
-  out.flush();
-  if (!out)
-    throw IoError("cannot append to '" + metrics.string() + "'", "check free disk space, then run again to resume");
 }
 
 Json position_to_json(const SamplerPosition& position) {
@@ -254,20 +230,20 @@ std::map<std::string, double> accumulate_gradients(TrainingJob& job, TrainingObj
 }
 
 // What a run shows while it trains: the progress bar every step; every log_every steps one
-// complete log line (readable in a Slurm log file as on a terminal) and a metrics.jsonl line;
-// each validation.
+// complete log line (readable in a Slurm log file as on a terminal) and a metrics line
+// (io/metrics_log.h: metrics.jsonl and TensorBoard); each validation. `metrics` is null on the
+// ranks other than the main one, which only take part in the collectives.
 class StepReporter {
  public:
-  StepReporter(fs::path metrics, const TrainSettings& t, std::int64_t tokens_per_step, std::int64_t first_step,
-               bool main)
-      : metrics_(std::move(metrics)),
+  StepReporter(MetricsLog* metrics, const TrainSettings& t, std::int64_t tokens_per_step, std::int64_t first_step)
+      : metrics_(metrics),
         t_(t),
         tokens_per_step_(tokens_per_step),
         first_step_(first_step),
-        main_(main),
+        main_(metrics != nullptr),
         start_(std::chrono::steady_clock::now()),
         last_log_(start_),
-        progress_(t.steps, main && terminal_progress_wanted()) {}
+        progress_(t.steps, metrics != nullptr && terminal_progress_wanted()) {}
 
   // A collective when it logs (the objective's metrics): every rank calls it.
   void step_done(std::int64_t step, double loss, double lr, double grad_norm,
@@ -298,7 +274,7 @@ class StepReporter {
     for (const auto& [name, value] : parts) {
       if (name != "loss") terms += fmt::format(" {} {:.4f}", name, value);
     }
-    append_metrics(metrics_, line);
+    metrics_->append(line);
     progress_.clear();
     const double eta = tokens_per_second > 0 ? (t_.steps - step) * tokens_per_step_ / tokens_per_second : 0.0;
     spdlog::info("train: step {}/{} ({:.0f}%) loss {:.4f}{} lr {:.2e} grad_norm {:.3f} {:.0f} tokens/s{} ETA {}", step,
@@ -310,10 +286,10 @@ class StepReporter {
     if (!main_) return;
     progress_.clear();
     if (part == "lm_loss") {
-      append_metrics(metrics_, {{"step", step}, {"valid_loss", value}, {"valid_ppl", std::exp(value)}});
+      metrics_->append({{"step", step}, {"valid_loss", value}, {"valid_ppl", std::exp(value)}});
       spdlog::info("train: step {} valid loss {:.4f} (ppl {:.2f})", step, value, std::exp(value));
     } else {
-      append_metrics(metrics_, {{"step", step}, {"valid_" + part, value}});
+      metrics_->append({{"step", step}, {"valid_" + part, value}});
       spdlog::info("train: step {} valid {} {:.4f}", step, part, value);
     }
   }
@@ -325,7 +301,7 @@ class StepReporter {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
 
-  fs::path metrics_;
+  MetricsLog* metrics_;
   const TrainSettings& t_;
   std::int64_t tokens_per_step_, first_step_;
   bool main_;
@@ -364,7 +340,6 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   const RunDirectory run(job.output);
   std::optional<ScopedLogFile> log_copy;  // appended to across resumes
   if (main) log_copy.emplace(run.log());
-  const fs::path metrics = run.metrics();
   if (!job.objective)
     job.objective = std::make_shared<LanguageModelObjective>(job.model->config(), LoadBalancingSettings{});
   TrainingObjective& objective = *job.objective;
@@ -384,7 +359,6 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   std::int64_t step = 0;
   if (const auto checkpoint = run.latest_complete_checkpoint()) {
     step = resume(job, optimizer, train, *checkpoint, t.micro_batch);
-    if (main) truncate_metrics(metrics, step);
     result.resumed = true;
     spdlog::info("train: resuming from {} (step {})", checkpoint->string(), step);
   }
@@ -402,7 +376,9 @@ TrainResult train_model(TrainingJob& job, const TrainSettings& t) {
   install_stop_handlers();
   job.model->train();
   const std::int64_t tokens_per_step = t.micro_batch * t.grad_accum * t.sequence_length * group.world_size();
-  StepReporter reporter(metrics, t, tokens_per_step, step, main);
+  std::optional<MetricsLog> metrics;  // the lines of steps after `step` dropped: the run redoes them
+  if (main) metrics.emplace(run, step, job.tensorboard);
+  StepReporter reporter(metrics ? &*metrics : nullptr, t, tokens_per_step, step);
   while (step < t.steps) {
     const double lr = learning_rate_at(step, t.steps, t.warmup_steps, t.learning_rate, t.min_lr_ratio, t.schedule);
     const std::map<std::string, double> parts = accumulate_gradients(job, objective, train, trained, t);

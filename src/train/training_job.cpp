@@ -53,6 +53,7 @@ TrainingJob training_job(const fs::path& model_dir, ModelInit init, const Datase
   job.train_sources = {SamplerSource{shards.train, 1.0}};
   job.valid_shards = shards.valid;
   job.output = output;
+  job.tensorboard = runtime.tensorboard;
   job.seed = runtime.seed;
   job.device = context.device;
   job.group = context.group;

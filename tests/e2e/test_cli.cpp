@@ -5,8 +5,11 @@
 
 #include <csignal>
 #include <fstream>
+#include <map>
+#include <set>
 #include <thread>
 
+#include "svmoe/io/metrics_log.h"
 #include "svmoe/io/run_directory.h"
 #include "svmoe/io/safetensors.h"
 #include "svmoe/train/trainer.h"
@@ -497,6 +500,56 @@ TEST(E2EBench, TinyPresetPrintsTheTableAndJson) {
   const auto bad_path = test::run_svmoe("bench --expert-path fast");
   EXPECT_EQ(bad_path.exit_code, 2) << bad_path.output;
   EXPECT_NE(bad_path.output.find("fast"), std::string::npos) << bad_path.output;
+}
+
+}  // namespace svmoe
+
+namespace svmoe {
+
+// A real fine-tune of an MoE writes its metrics as TensorBoard events (runtime.tensorboard is on
+// by default): the independent reader (npm tfrecord + protobufjs) finds one event per
+// metrics.jsonl line with its step and every number of the line, the per-layer routing
+// statistics and the validation loss included; with runtime.tensorboard=false none is written.
+TEST(TensorBoardReferenceE2E, AnMoeFinetuneWritesEveryMetricsLineAsEvents) {
+  test::ScratchDir dir;
+  const fs::path dataset = test::ci_dataset(dir.path(), 2);
+  const fs::path moe = test::tiny_moe(dir.path(), 2, 1);
+  const std::string finetune = "finetune --model " + quoted(moe) + " --dataset " + quoted(dataset) +
+                               " --steps 4 --set train.sequence_length=32 --set train.micro_batch=2"
+                               " --set train.log_every=1 --set train.eval_every=2 --set train.eval_batches=1"
+                               " --log-level warn --output ";
+  const auto trained = test::run_svmoe(finetune + quoted(dir / "run"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const RunDirectory run(dir / "run");
+  const auto lines = run.read_metrics();
+  ASSERT_EQ(lines.size(), 6u);  // 4 logging lines, 2 validations
+  const auto files = run.tensorboard_event_files();
+  ASSERT_EQ(files.size(), 1u);
+  const nlohmann::json events = test::tensorboard_reference(files)[0]["events"];
+  ASSERT_EQ(events.size(), lines.size() + 1);
+  std::set<std::string> tags;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const nlohmann::json& event = events[i + 1];
+    EXPECT_EQ(event["step"], lines[i]["step"]);
+    std::map<std::string, float> read;
+    for (const auto& value : event["values"])
+      read[value["tag"].get<std::string>()] = value["simple_value"].get<float>();
+    for (const auto& scalar : tensorboard_scalars(lines[i])) {
+      tags.insert(scalar.tag);
+      ASSERT_TRUE(read.count(scalar.tag)) << scalar.tag << " missing at step " << event["step"];
+      EXPECT_EQ(read[scalar.tag], static_cast<float>(scalar.value)) << scalar.tag;
+    }
+    EXPECT_EQ(read.size(), tensorboard_scalars(lines[i]).size());
+  }
+  for (const std::string tag :
+       {"train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s", "train/memory_mb",
+        "routing/router_entropy/layer_1", "routing/expert_fraction/layer_0/expert_1", "valid/loss", "valid/ppl"}) {
+    EXPECT_TRUE(tags.count(tag)) << tag;
+  }
+  const auto quiet = test::run_svmoe(finetune + quoted(dir / "quiet") + " --set runtime.tensorboard=false");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.output;
+  EXPECT_TRUE(RunDirectory(dir / "quiet").tensorboard_event_files().empty());
+  EXPECT_EQ(RunDirectory(dir / "quiet").read_metrics().size(), 6u);
 }
 
 }  // namespace svmoe

@@ -4,6 +4,7 @@
 
 #include <map>
 
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
@@ -24,7 +25,7 @@ void mark(const fs::path& dir, const PipelineStep& step, const std::vector<Pipel
   }
   fs::create_directories(dir / "pipeline");
   write_file_atomically(
-      step_marker_path(dir, step.name),
+      ExperimentDirectory(dir).step_marker(step.name),
       Json{{"state", state}, {"hash", step.hash}, {"settings", step.settings}, {"inputs", inputs}}.dump());
   fs::create_directories(step.output);
   test::write_text(step.output / "written", "x");
@@ -79,9 +80,9 @@ TEST(PlanPipeline, SkipsWhatIsDoneResumesWhatStartedRerunsWhatChanged) {
   // Resetting removes exactly the outputs that are re-run.
   reset_changed_steps(plan, dir.path());
   EXPECT_FALSE(fs::exists(dir / "models" / "btx"));
-  EXPECT_FALSE(fs::exists(step_marker_path(dir.path(), "btx")));
+  EXPECT_FALSE(fs::exists(ExperimentDirectory(dir.path()).step_marker("btx")));
   EXPECT_TRUE(fs::exists(dir / "moe" / "written"));
-  EXPECT_TRUE(fs::exists(step_marker_path(dir.path(), "merge")));
+  EXPECT_TRUE(fs::exists(ExperimentDirectory(dir.path()).step_marker("merge")));
 }
 
 TEST(PlanPipeline, FromRerunsAStepAndEverythingAfterIt) {
@@ -107,9 +108,9 @@ TEST(PlanPipeline, OnlyRunsSelectedStepsWhoseInputsAreDone) {
   for (const auto& step : steps) {
     if (step.stage != Stage::kFinetune || step.name == "base") mark(dir.path(), step, steps);
   }
-  fs::remove(step_marker_path(dir.path(), "eval"));
+  fs::remove(ExperimentDirectory(dir.path()).step_marker("eval"));
   fs::remove_all(dir / "eval");
-  fs::remove(step_marker_path(dir.path(), "report"));
+  fs::remove(ExperimentDirectory(dir.path()).step_marker("report"));
   const auto plan = plan_pipeline(steps, dir.path(), {{"finetune"}, ""});
   for (const auto& p : plan) {
     const bool model = p.step->stage == Stage::kFinetune && p.step->name != "base";

@@ -1,3 +1,4 @@
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/stages/pipeline_run.h"
 
 #include <gtest/gtest.h>
@@ -27,7 +28,7 @@ TEST(RunPipeline, RunsTheSelectedStepWritesItsMarkerAndThenHasNothingToDo) {
   const PipelineResult first = run_pipeline(plan_pipeline(steps, dir.path(), {{"prepare"}, ""}), dir.path(), runtime);
   EXPECT_EQ(first.ran, std::vector<std::string>{"prepare"});
   EXPECT_FALSE(first.interrupted);
-  const Json marker = Json::parse(read_text_file(step_marker_path(dir.path(), "prepare")));
+  const Json marker = Json::parse(read_text_file(ExperimentDirectory(dir.path()).step_marker("prepare")));
   EXPECT_EQ(marker["state"], "done");
   EXPECT_EQ(marker["stage"], "prepare");
   EXPECT_TRUE(fs::exists(dir / "dataset" / "manifest.json"));

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/stages/merge.h"

@@ -77,6 +77,21 @@ nlohmann::json sklearn_reference(const std::string& mode, const nlohmann::json& 
   return nlohmann::json::parse(in);
 }
 
+nlohmann::json tensorboard_reference(const std::vector<fs::path>& files) {
+  ScratchDir dir;
+  std::string command = "bash '" + std::string(SVMOE_SOURCE_DIR) + "/scripts/reference/tensorboard-events.sh'";
+  for (const fs::path& file : files) command += " '" + file.string() + "'";
+  command += " > '" + (dir / "read.json").string() + "'";
+  if (std::system(command.c_str()) != 0) {
+    throw std::runtime_error(
+        "the TensorBoard reference reader failed (node and npm needed; ctest installs the "
+        "reader first): " +
+        command);
+  }
+  std::ifstream in(dir / "read.json");
+  return nlohmann::json::parse(in);
+}
+
 fs::path example_ci_corpus() {
   const fs::path path = fs::path(SVMOE_SOURCE_DIR) / "data" / "example" / "ci.jsonl";
   if (!fs::exists(path)) {

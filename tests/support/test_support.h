@@ -57,6 +57,10 @@ namespace svmoe::test {
 // (Debian's python3-sklearn, installed by scripts/install-deps.sh) and returns its answer.
 nlohmann::json sklearn_reference(const std::string& mode, const nlohmann::json& request);
 
+// TensorBoard event FILES as read by scripts/reference/tensorboard-events.sh (npm tfrecord and
+// protobufjs; ctest installs them first): [{"file": ..., "events": [...]}, ...].
+nlohmann::json tensorboard_reference(const std::vector<std::filesystem::path>& files);
+
 // data/example/ci.jsonl (scripts/get-example-corpus.sh writes it; scripts/test.sh runs that).
 std::filesystem::path example_ci_corpus();
 

@@ -35,6 +35,11 @@ svmoe_find_c_library(utf8proc utf8proc.h utf8proc libutf8proc-dev)
 # Zstandard (.jsonl.zst corpora): Debian's libzstd-dev.
 svmoe_find_c_library(zstd zstd.h zstd libzstd-dev)
 
+# Protocol Buffers (TensorBoard event files, src/io/tensorboard_event.proto): Debian's
+# libprotobuf-dev and protoc (protobuf-compiler), through CMake's FindProtobuf. The same
+# libprotobuf that Debian's LibTorch links.
+find_package(Protobuf REQUIRED)
+
 # yaml-cpp 0.7's package names its target `yaml-cpp`; newer ones `yaml-cpp::yaml-cpp` (and
 # deprecate the old name).
 if(TARGET yaml-cpp::yaml-cpp)

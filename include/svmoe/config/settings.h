@@ -26,6 +26,7 @@ struct RuntimeSettings {
   std::uint64_t seed = 1234;
   std::int64_t distributed_timeout_s = 900;    // how long ranks wait for each other (rendezvous, collectives)
   ExpertPath expert_path = ExpertPath::kAuto;  // how MoE experts run (model/moe.h)
+  bool tensorboard = true;                     // training runs also write TensorBoard event files
 };
 
 // svmoe forward: run a checkpoint on given token ids (for checks against other frameworks).

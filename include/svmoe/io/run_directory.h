@@ -5,6 +5,7 @@
 //                                    trainer_state.json, written last: a checkpoint without it
 //                                    is incomplete and ignored
 //   RUN/metrics.jsonl                one JSON object a logging or validation step ({"step": ...})
+//   RUN/events.out.tfevents.*        the same metrics as TensorBoard scalars (io/metrics_log.h)
 //   RUN/final/                       the trained model, a Hugging Face directory
 //   RUN/train.log                    the run's log, appended to across resumes
 #pragma once
@@ -32,6 +33,8 @@ class RunDirectory {
     return checkpoint / "trainer_state.json";
   }
 
+  // The TensorBoard event files, by name.
+  std::vector<std::filesystem::path> tensorboard_event_files() const;
   // Every checkpoint-STEP directory, complete or not, by step.
   std::vector<std::pair<std::int64_t, std::filesystem::path>> checkpoints() const;
   // The newest complete checkpoint, if any.

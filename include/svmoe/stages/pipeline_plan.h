@@ -56,9 +56,6 @@ std::string plan_tsv(const std::vector<PlannedStep>& plan);
 // `svmoe run --reset-changed` does only this, before a Slurm DAG is submitted).
 void reset_changed_steps(const std::vector<PlannedStep>& plan, const std::filesystem::path& dir);
 
-// RUN_DIR/pipeline/STEP.json
-std::filesystem::path step_marker_path(const std::filesystem::path& dir, const std::string& step);
-
 // What an output held when its step was done: {relative path: {size, sha256 of a small file}}
 // for each file ("." for an output that is a file). Files over kHashedFileLimit are recorded by
 // size only, so that checking a plan reads a few kilobytes (config.json, index files,

@@ -22,8 +22,4 @@ struct TrainExpertsResult {
 TrainExpertsResult run_train_experts(const TrainExpertsSettings& settings, const TrainSettings& train,
                                      const RuntimeSettings& runtime, const TrainingContext& context);
 
-std::filesystem::path expert_directory(const std::filesystem::path& output, std::int64_t expert);
-// Where expert N trains (a run directory, io/run_directory.h): OUTPUT/runs/expert_N.
-std::filesystem::path expert_run_directory(const std::filesystem::path& output, std::int64_t expert);
-
 }  // namespace svmoe

@@ -41,6 +41,7 @@ struct TrainingJob {
   std::vector<SamplerSource> train_sources;
   std::vector<std::filesystem::path> valid_shards;  // may be empty
   std::filesystem::path output;                     // the run directory
+  bool tensorboard = false;                         // mirror metrics.jsonl as TensorBoard scalars
   std::uint64_t seed = 0;
   torch::Device device = torch::kCPU;
   ProcessGroup group;  // a group of one unless data parallel
