@@ -7,9 +7,11 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "svmoe/config/config_tree.h"
+#include "svmoe/stages/stage.h"
 
 namespace svmoe::cli {
 
@@ -53,12 +55,13 @@ struct ConfigFlag {
   std::string help = {};  // empty: the setting table's help for `key`
 };
 
-// A subcommand that resolves the config and makes one library call.
+// A subcommand that resolves the config and makes one library call: a stage (stages/stage.h), or
+// `run` for the one that is not a stage (forward).
 struct ConfigCommand {
   std::string name, help;
   std::vector<ConfigFlag> flags;
   bool stop_handlers_first = false;  // training: a signal while loading still ends in a clean stop
-  void (*run)(const ConfigTree& config) = nullptr;
+  std::variant<Stage, void (*)(const ConfigTree& config)> run;
 };
 void add_config_command(CLI::App& app, const ConfigCommand& command);
 

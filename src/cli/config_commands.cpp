@@ -1,64 +1,16 @@
 // The subcommands that run one library call on the experiment config, one row each: its name,
-// help, flags (each a config key: help and type come from the setting table) and the call.
+// help, flags (each a config key: help and type come from the setting table) and what it runs:
+// a stage (stages/stage.h, the same call svmoe run makes for a step of that stage) or the
+// forward check.
 #include <iostream>
 
 #include "commands.h"
 #include "svmoe/config/settings.h"
 #include "svmoe/eval/forward_check.h"
-#include "svmoe/stages/evaluate.h"
-#include "svmoe/stages/finetune.h"
-#include "svmoe/stages/merge.h"
-#include "svmoe/stages/prepare.h"
-#include "svmoe/stages/report.h"
-#include "svmoe/stages/train_experts.h"
-#include "svmoe/stages/train_router.h"
-#include "svmoe/util/signals.h"
+#include "svmoe/stages/stage.h"
 
 namespace svmoe::cli {
 namespace {
-
-void requeue_if(bool interrupted) {
-  if (interrupted) throw ExitRequest{kExitRequeue};
-}
-
-void prepare(const ConfigTree& config) {
-  Json recorded = config.root();
-  recorded.erase("forward");
-  const PrepareResult result = run_prepare(parse_prepare_settings(config), parse_runtime_settings(config), recorded);
-  std::cout << "\nTable 1: tokens per subdomain and split\n\n" << result.table1_markdown;
-  std::cout << "\nTable 4: categories of each subdomain\n\n" << result.table4_markdown << std::flush;
-}
-
-void train_experts(const ConfigTree& config) {
-  const RuntimeSettings runtime = parse_runtime_settings(config);
-  requeue_if(run_train_experts(parse_train_experts_settings(config), parse_train_settings(config, "train_experts"),
-                               runtime, start_training(runtime))
-                 .interrupted);
-}
-
-void merge(const ConfigTree& config) { run_merge(parse_merge_settings(config), parse_runtime_settings(config)); }
-
-void train_router(const ConfigTree& config) {
-  const RuntimeSettings runtime = parse_runtime_settings(config);
-  requeue_if(run_train_router(parse_train_router_settings(config), parse_train_settings(config, "train_router"),
-                              runtime, start_training(runtime))
-                 .interrupted);
-}
-
-void finetune(const ConfigTree& config) {
-  const RuntimeSettings runtime = parse_runtime_settings(config);
-  requeue_if(run_finetune(parse_finetune_settings(config), parse_train_settings(config, "finetune"), runtime,
-                          start_training(runtime))
-                 .interrupted);
-}
-
-void eval(const ConfigTree& config) { run_eval(parse_eval_settings(config), parse_runtime_settings(config)); }
-
-void report(const ConfigTree& config) {
-  std::cout
-      << run_report(parse_report_settings(config), parse_eval_settings(config), parse_runtime_settings(config)).string()
-      << "\n";
-}
 
 void forward(const ConfigTree& config) {
   run_forward_check(parse_forward_settings(config), parse_runtime_settings(config));
@@ -84,7 +36,7 @@ const std::vector<ConfigCommand>& config_commands() {
         {"--tokenizer", "prepare.tokenizer"},
         {"--subdomains", "prepare.num_subdomains"}},
        false,
-       prepare},
+       Stage::kPrepare},
       {"train-experts",
        "stage 1: train one expert per subdomain from the base model",
        {{"--base-model", "train_experts.base_model"},
@@ -95,7 +47,7 @@ const std::vector<ConfigCommand>& config_commands() {
          "train only expert N (a Slurm array task: --expert $SLURM_ARRAY_TASK_ID)"},
         {"--steps", "train_experts.train.steps", K::kValue, "optimizer steps per expert"}},
        true,
-       train_experts},
+       Stage::kTrainExperts},
       {"merge",
        "build one MoE (a Mixtral, or a Qwen2-MoE with a shared expert): merge N trained dense experts (BTX), or "
        "upcycle one dense model",
@@ -108,7 +60,7 @@ const std::vector<ConfigCommand>& config_commands() {
         {"--output", "merge.output"},
         {"--top-k", "merge.num_experts_per_tok"}},
        false,
-       merge},
+       Stage::kMerge},
       {"train-router",
        "stage 3: train only the routers of a merged MoE on the TF-IDF targets",
        {{"--model", "train_router.model"},
@@ -116,7 +68,7 @@ const std::vector<ConfigCommand>& config_commands() {
         {"--output", "train_router.output"},
         {"--steps", "train_router.train.steps"}},
        true,
-       train_router},
+       Stage::kTrainRouter},
       {"finetune",
        "train a model as a causal LM on subdomains of a prepared dataset",
        {{"--model", "finetune.model"},
@@ -124,7 +76,7 @@ const std::vector<ConfigCommand>& config_commands() {
         {"--output", "finetune.output"},
         {"--steps", "finetune.train.steps"}},
        true,
-       finetune},
+       Stage::kFinetune},
       {"eval",
        "PPL, CMR_1, CMR_2, S_RL and expert selection of models; the paper's tables",
        {{"--dataset", "eval.dataset"},
@@ -132,12 +84,12 @@ const std::vector<ConfigCommand>& config_commands() {
         {"--split", "eval.splits", K::kList},
         {"--max-documents", "eval.max_documents"}},
        false,
-       eval},
+       Stage::kEval},
       {"report",
        "one self-contained HTML page: loss curves, expert selection, routed text and the tables (after svmoe eval)",
        {{"--output", "report.output"}, {"--text", "report.text"}},
        false,
-       report},
+       Stage::kReport},
   };
   return rows;
 }

@@ -2,10 +2,12 @@
 // dedicated flags as config keys, and config-reference (docs/config.md).
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "commands.h"
 #include "svmoe/config/settings.h"
 #include "svmoe/model/device.h"
+#include "svmoe/train/training_job.h"
 #include "svmoe/util/logging.h"
 #include "svmoe/util/signals.h"
 
@@ -87,7 +89,15 @@ void add_config_command(CLI::App& app, const ConfigCommand& row) {
     }
     ConfigTree config(default_config());
     if (!resolve_config(given->config, flags, config)) return;
-    row.run(config);
+    if (const auto* stage = std::get_if<Stage>(&row.run)) {
+      std::optional<TrainingContext> training;
+      StageRequest request{parse_runtime_settings(config), own_train_section(*stage), std::nullopt};
+      const StageOutcome outcome = run_stage(*stage, config, request, training);
+      std::cout << outcome.summary << std::flush;
+      if (outcome.interrupted) throw ExitRequest{kExitRequeue};  // Slurm's scripts requeue on it
+    } else {
+      std::get<void (*)(const ConfigTree&)>(row.run)(config);
+    }
   });
 }
 

@@ -7,14 +7,9 @@
 
 #include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
-#include "svmoe/stages/evaluate.h"
-#include "svmoe/stages/finetune.h"
-#include "svmoe/stages/merge.h"
-#include "svmoe/stages/prepare.h"
-#include "svmoe/stages/report.h"
-#include "svmoe/stages/train_experts.h"
-#include "svmoe/stages/train_router.h"
+#include "svmoe/stages/stage.h"
 #include "svmoe/train/distributed.h"
+#include "svmoe/train/training_job.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/progress.h"
 #include "svmoe/util/signals.h"
@@ -24,45 +19,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The step's work, as its subcommand does it.
+// The step's work, as its subcommand does it (stages/stage.h); false when a signal stopped it.
 bool execute_step(const PipelineStep& step, const RuntimeSettings& runtime, const PipelineOptions& options,
                   std::optional<TrainingContext>& training) {
-  const ConfigTree& config = step.config;
-  if (step.is_training() && !training) training = start_training(runtime);
-  switch (step.stage) {
-    case Stage::kPrepare: {
-      Json recorded = config.root();
-      recorded.erase("forward");
-      const PrepareResult result = run_prepare(parse_prepare_settings(config), runtime, recorded);
-      spdlog::info("Table 1: tokens per subdomain and split\n{}", result.table1_markdown);
-      spdlog::info("Table 4: categories of each subdomain\n{}", result.table4_markdown);
-      return true;
-    }
-    case Stage::kFinetune:
-      return !run_finetune(parse_finetune_settings(config), parse_train_settings(config, step.train_section), runtime,
-                           *training)
-                  .interrupted;
-    case Stage::kTrainExperts: {
-      TrainExpertsSettings settings = parse_train_experts_settings(config);
-      if (options.expert >= 0) settings.experts = {options.expert};
-      return !run_train_experts(settings, parse_train_settings(config, step.train_section), runtime, *training)
-                  .interrupted;
-    }
-    case Stage::kMerge:
-      run_merge(parse_merge_settings(config), runtime);
-      return true;
-    case Stage::kTrainRouter:
-      return !run_train_router(parse_train_router_settings(config), parse_train_settings(config, step.train_section),
-                               runtime, *training)
-                  .interrupted;
-    case Stage::kEval:
-      run_eval(parse_eval_settings(config), runtime);
-      return true;
-    case Stage::kReport:
-      run_report(parse_report_settings(config), parse_eval_settings(config), runtime);
-      return true;
-  }
-  return true;
+  StageRequest request{runtime, step.train_section, std::nullopt};
+  if (options.expert >= 0) request.only_expert = options.expert;
+  const StageOutcome outcome = run_stage(step.stage, step.config, request, training);
+  if (!outcome.summary.empty()) spdlog::info("{}: {}", step.name, outcome.summary);
+  return !outcome.interrupted;
 }
 
 // An experts step run as one array task is done when every expert is.

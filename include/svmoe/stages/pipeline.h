@@ -16,20 +16,13 @@
 #include "svmoe/config/config_tree.h"
 #include "svmoe/config/enums.h"
 #include "svmoe/config/settings.h"
+#include "svmoe/stages/stage.h"
 
 namespace svmoe {
 
-// The subcommand a step runs.
-enum class Stage { kPrepare, kFinetune, kTrainExperts, kMerge, kTrainRouter, kEval, kReport };
-template <>
-struct EnumNames<Stage> {
-  static constexpr std::array<const char*, 7> names = {"prepare",      "finetune", "train-experts", "merge",
-                                                       "train-router", "eval",     "report"};
-};
-
 struct PipelineStep {
   std::string name;  // prepare, base, experts, pair_experts, merge[_M], router[_M], each run.models name, eval, report
-  Stage stage = Stage::kPrepare;
+  Stage stage = Stage::kPrepare;   // the subcommand it runs (stages/stage.h)
   std::string train_section;       // training steps: the section whose `train` keys override `train`
   std::vector<std::string> needs;  // the steps whose outputs it reads
   std::filesystem::path output;    // what it writes (removed when it must run again from scratch)
@@ -39,9 +32,7 @@ struct PipelineStep {
   std::int64_t tasks = 1;          // independent tasks (experts: one per subdomain, a Slurm array)
   bool trains_moe = false;         // its model is the merged MoE (router, btx*, svmoe*)
 
-  bool is_training() const {
-    return stage == Stage::kFinetune || stage == Stage::kTrainExperts || stage == Stage::kTrainRouter;
-  }
+  bool is_training() const { return is_training_stage(stage); }
 };
 
 // The steps of the experiment `config` names (run.dir, run.models, ...), in an order that
