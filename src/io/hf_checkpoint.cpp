@@ -304,19 +304,57 @@ void write_sharded_safetensors(const fs::path& directory, const std::vector<Name
       directory, specs, [&](const TensorSpec& spec) { return *by_name.at(spec.name); }, max_shard_bytes);
 }
 
+HfCheckpointWriter::HfCheckpointWriter(fs::path directory)
+    : directory_(std::move(directory)), partial_(begin_directory(directory_)) {}
+
+HfCheckpointWriter::~HfCheckpointWriter() {
+  if (committed_) return;
+  std::error_code ec;  // cleaning up after an error: that error is the one to report
+  fs::remove_all(partial_, ec);
+}
+
+void HfCheckpointWriter::write_config(const ModelConfig& config, const Json& base_config) {
+  write_file_atomically(model_config_file(partial_), model_config_to_json(config, base_config).dump(2) + "\n");
+}
+
+void HfCheckpointWriter::write_tensors(const std::vector<NamedTensor>& tensors, std::uint64_t max_shard_bytes) {
+  write_sharded_safetensors(partial_, tensors, max_shard_bytes);
+}
+
+void HfCheckpointWriter::write_tensors(const std::vector<TensorSpec>& specs,
+                                       const std::function<torch::Tensor(const TensorSpec&)>& produce,
+                                       std::uint64_t max_shard_bytes) {
+  write_sharded_safetensors(partial_, specs, produce, max_shard_bytes);
+}
+
+void HfCheckpointWriter::write_svmoe_state(const std::vector<NamedTensor>& buffers) {
+  write_safetensors(partial_ / kSvmoeStateFile, buffers);
+}
+
+void HfCheckpointWriter::copy_tokenizer(const fs::path& from) {
+  for (const auto& name : tokenizer_file_names()) {
+    const fs::path source = from / name;
+    if (fs::exists(source)) fs::copy_file(source, partial_ / name, fs::copy_options::overwrite_existing);
+  }
+}
+
+void HfCheckpointWriter::write_json(const std::string& name, const Json& content) {
+  write_file_atomically(partial_ / name, content.dump(2) + "\n");
+}
+
+void HfCheckpointWriter::commit() {
+  commit_directory(directory_);
+  committed_ = true;
+}
+
 void save_hf_checkpoint(const fs::path& directory, const ModelConfig& config, const std::vector<NamedTensor>& tensors,
                         const SaveOptions& options, const Json& base_config) {
-  const fs::path partial = begin_directory(directory);
-  write_file_atomically(model_config_file(partial), model_config_to_json(config, base_config).dump(2) + "\n");
-  write_sharded_safetensors(partial, tensors, options.max_shard_bytes);
-  if (!options.svmoe_state.empty()) write_safetensors(partial / kSvmoeStateFile, options.svmoe_state);
-  if (!options.copy_tokenizer_from.empty()) {
-    for (const auto& name : tokenizer_file_names()) {
-      const fs::path source = options.copy_tokenizer_from / name;
-      if (fs::exists(source)) fs::copy_file(source, partial / name, fs::copy_options::overwrite_existing);
-    }
-  }
-  commit_directory(directory);
+  HfCheckpointWriter writer(directory);
+  writer.write_config(config, base_config);
+  writer.write_tensors(tensors, options.max_shard_bytes);
+  if (!options.svmoe_state.empty()) writer.write_svmoe_state(options.svmoe_state);
+  if (!options.copy_tokenizer_from.empty()) writer.copy_tokenizer(options.copy_tokenizer_from);
+  writer.commit();
 }
 
 }  // namespace svmoe

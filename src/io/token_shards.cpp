@@ -9,6 +9,8 @@ namespace svmoe {
 namespace fs = std::filesystem;
 
 namespace {
+// The index file (token_shards.h): magic, format version, a reserved word, the document and
+// token counts, then documents + 1 offsets into the .bin file's uint32 tokens.
 constexpr char kMagic[8] = {'S', 'V', 'M', 'O', 'E', 'T', 'O', 'K'};
 constexpr std::size_t kHeaderBytes = 8 + 4 + 4 + 8 + 8;
 
@@ -25,11 +27,15 @@ TokenShardWriter::TokenShardWriter(const fs::path& prefix)
 TokenShardWriter::~TokenShardWriter() = default;
 
 void TokenShardWriter::add_document(const std::vector<std::int32_t>& ids) {
+  // Token ids are stored as uint32 (vocabularies stay far below 2^32); the document ends where
+  // the next offset begins.
   buffer_.assign(ids.begin(), ids.end());
   tokens_->write(buffer_.data(), buffer_.size() * sizeof(std::uint32_t));
   offsets_.push_back(offsets_.back() + ids.size());
 }
 
+// The tokens first, then the index: a shard whose index exists is complete (prepare's resume
+// trusts that).
 void TokenShardWriter::commit() {
   tokens_->commit();
   AtomicFileWriter index(with_suffix(prefix_, ".idx"));
@@ -64,6 +70,8 @@ TokenShard TokenShard::open(const fs::path& prefix) {
                           ", newer than this svmoe reads (" + std::to_string(kTokenShardVersion) + ")",
                       "use a newer svmoe, or re-run svmoe prepare with this one");
   }
+  // Every count is checked against the files' sizes before a pointer into them is trusted: a
+  // truncated or foreign file is a FormatError, never a read past the mapping.
   std::memcpy(&shard.documents_, index + 16, 8);
   std::memcpy(&shard.tokens_, index + 24, 8);
   if (shard.documents_ > (shard.index_file_->size() - kHeaderBytes) / 8 ||

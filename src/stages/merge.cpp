@@ -389,24 +389,13 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
                    s.shared_expert == SharedExpertInit::kBase ? "the base model's FFN" : "the mean of the merged FFNs");
       break;
   }
-  const fs::path partial = begin_directory(s.output);
-  try {
-    write_file_atomically(model_config_file(partial),
-                          model_config_to_json(moe, inputs.front().raw_config).dump(2) + "\n");
-    write_sharded_safetensors(partial, plan.specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
-    release_previous();
-    for (const auto& name : tokenizer_file_names()) {
-      const fs::path file = inputs.front().directory / name;
-      if (fs::exists(file)) fs::copy_file(file, partial / name);
-    }
-    write_file_atomically(partial / kMergeProvenanceFile,
-                          merge_provenance(inputs, s, router_std, runtime.seed).dump(2) + "\n");
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(partial, ec);
-    throw;
-  }
-  commit_directory(s.output);
+  HfCheckpointWriter writer(s.output);
+  writer.write_config(moe, inputs.front().raw_config);
+  writer.write_tensors(plan.specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
+  release_previous();
+  writer.copy_tokenizer(inputs.front().directory);
+  writer.write_json(kMergeProvenanceFile, merge_provenance(inputs, s, router_std, runtime.seed));
+  writer.commit();
 
   MergeResult result;
   result.config = moe;

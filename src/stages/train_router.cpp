@@ -12,6 +12,8 @@
 namespace svmoe {
 namespace fs = std::filesystem;
 
+// Stage 3 trains the routers alone (SPEC.md §4, stage 3): every other parameter is frozen, so
+// the experts stay what stage 1 made them and only the choice among them is learnt.
 std::size_t train_only_routers(CausalLM& model) {
   std::size_t routers = 0;
   for (auto& item : model->named_parameters(/*recurse=*/true)) {
@@ -30,6 +32,9 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
                           "); train-router trains the routers of an MoE",
                       "merge the experts first (svmoe merge) and point train_router.model to its output");
   }
+  // The targets: for each vocabulary id, its TF-IDF distribution over the subdomains (prepare
+  // wrote tfidf.safetensors; SPEC.md §3); expert n is the expert of subdomain n, so the counts
+  // must agree.
   const DatasetShards shards = dataset_shards(s.dataset, {});
   const TfidfTargetTensors tfidf = load_tfidf_targets(s.dataset, config.vocab_size, s.teacher);
   const std::int64_t subdomains = tfidf.targets.size(1);
@@ -40,6 +45,8 @@ TrainResult run_train_router(const TrainRouterSettings& s, const TrainSettings& 
                       "use the dataset the experts were trained on (expert n on subdomain n)");
   }
 
+  // The training loop is the shared one (train/trainer.h); what it minimises is the router
+  // supervision loss per routed sub-layer (train/objectives.h), not the LM loss.
   TrainingJob job = training_job(s.model, ModelInit::kPretrained, shards, s.output, runtime, context);
   const std::size_t routers = train_only_routers(job.model);
   set_detach_router_inputs(*job.model, s.detach_router_inputs);

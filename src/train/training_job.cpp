@@ -21,6 +21,8 @@ TrainingContext start_training(const RuntimeSettings& runtime) {
   const DistributedEnvironment environment = detect_distributed_environment();
   TrainingContext context;
   context.device = resolve_device(runtime.device);
+  // Data parallel on GPUs: one GPU per rank, cuda:LOCAL_RANK, checked against the GPUs this
+  // task can see (a Slurm step may see fewer than the node has).
   if (context.device.is_cuda() && environment.world_size > 1) {
     const int gpu = local_gpu_index(environment.local_rank, static_cast<int>(torch::cuda::device_count()));
     context.device = torch::Device(torch::kCUDA, static_cast<torch::DeviceIndex>(gpu));
@@ -34,11 +36,15 @@ TrainingContext start_training(const RuntimeSettings& runtime) {
 TrainingJob training_job(const fs::path& model_dir, ModelInit init, const DatasetShards& shards, const fs::path& output,
                          const RuntimeSettings& runtime, const TrainingContext& context) {
   const ModelConfig config = read_model_config(model_dir);
+  // Token ids past the embedding table would index out of bounds deep in the forward pass: the
+  // mismatch is caught here, where its cause (another tokenizer) can be named.
   if (shards.vocab_size > config.vocab_size) {
     throw ConfigError("the dataset's tokenizer has " + std::to_string(shards.vocab_size) + " tokens but the model '" +
                           model_dir.string() + "' only " + std::to_string(config.vocab_size),
                       "prepare the data with the model's own tokenizer");
   }
+  // The seed before any weight exists: a random init (the base, Dense from scratch) is the same
+  // on every rank, and again in a rerun.
   torch::manual_seed(runtime.seed);
   TrainingJob job;
   job.model = CausalLM(config);

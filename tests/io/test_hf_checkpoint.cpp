@@ -103,6 +103,41 @@ TEST(HfCheckpoint, SaveReplacesAnExistingDirectoryWhole) {
   expect_same_tensors(test::model_fixture("llama_mha_untied"), dir / "out");
 }
 
+// A write that fails half-way (here: an exception after the weights) leaves the directory as it
+// was and no DIR.partial behind; only commit() replaces it.
+TEST(HfCheckpoint, AWriterThatDoesNotCommitLeavesTheOldDirectory) {
+  test::ScratchDir dir;
+  const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture("llama_mha_untied"));
+  CausalLM model = load_model(test::model_fixture("llama_mha_untied"), torch::kFloat32);
+  save_hf_checkpoint(dir / "out", checkpoint.config, named_tensors(*model), {}, checkpoint.raw_config);
+  const std::string config_before = read_text_file(dir / "out" / "config.json");
+  ModelConfig changed = checkpoint.config;
+  changed.rms_norm_eps *= 2;
+  try {
+    HfCheckpointWriter writer(dir / "out");
+    writer.write_config(changed, checkpoint.raw_config);
+    writer.write_tensors(named_tensors(*model), 5ull << 30);
+    writer.write_json("svmoe_merge.json", {{"method", "btx"}});
+    EXPECT_TRUE(fs::exists(dir / "out.partial" / "svmoe_merge.json"));
+    throw std::runtime_error("disk full");
+  } catch (const std::runtime_error&) {
+  }
+  EXPECT_FALSE(fs::exists(dir / "out.partial"));
+  EXPECT_EQ(read_text_file(dir / "out" / "config.json"), config_before);
+  EXPECT_FALSE(fs::exists(dir / "out" / "svmoe_merge.json"));
+  {
+    HfCheckpointWriter writer(dir / "out");
+    writer.write_config(changed, checkpoint.raw_config);
+    writer.write_tensors(named_tensors(*model), 5ull << 30);
+    writer.write_json("svmoe_merge.json", {{"method", "btx"}});
+    writer.commit();
+  }
+  EXPECT_NE(read_text_file(dir / "out" / "config.json"), config_before);
+  EXPECT_TRUE(fs::exists(dir / "out" / "svmoe_merge.json"));
+  EXPECT_FALSE(fs::exists(dir / "out.partial"));
+  expect_same_tensors(test::model_fixture("llama_mha_untied"), dir / "out");
+}
+
 TEST(HfCheckpoint, MissingShardIsNamed) {
   test::ScratchDir dir;
   const HfCheckpoint checkpoint = load_hf_checkpoint(test::model_fixture("llama_mha_untied"));

@@ -71,8 +71,36 @@ struct SaveOptions {
   std::vector<NamedTensor> svmoe_state;        // written to svmoe_state.safetensors when not empty
 };
 
-// Writes config.json, the safetensors file(s) and the index atomically: everything is written
-// into DIR.partial and renamed to DIR at the end, so DIR is the old or the complete new one.
+// The one writer of Hugging Face directories (training's checkpoints and final models, svmoe
+// merge's MoE): every file goes into DIR.partial, and commit() renames it to DIR, so DIR is the
+// old directory or the complete new one, never a mix (util/files.h, begin/commit_directory).
+// Destroyed without commit() (an exception on the way), it removes DIR.partial.
+class HfCheckpointWriter {
+ public:
+  explicit HfCheckpointWriter(std::filesystem::path directory);
+  ~HfCheckpointWriter();
+  HfCheckpointWriter(const HfCheckpointWriter&) = delete;
+  HfCheckpointWriter& operator=(const HfCheckpointWriter&) = delete;
+
+  // config.json: `config` over the fields of `base_config` svmoe does not model.
+  void write_config(const ModelConfig& config, const nlohmann::json& base_config);
+  // The weights (write_sharded_safetensors below), held or made one at a time.
+  void write_tensors(const std::vector<NamedTensor>& tensors, std::uint64_t max_shard_bytes);
+  void write_tensors(const std::vector<TensorSpec>& specs,
+                     const std::function<torch::Tensor(const TensorSpec&)>& produce, std::uint64_t max_shard_bytes);
+  void write_svmoe_state(const std::vector<NamedTensor>& buffers);  // kSvmoeStateFile
+  // The tokenizer files `from` holds (those of tokenizer_file_names()).
+  void copy_tokenizer(const std::filesystem::path& from);
+  // Another JSON file of the directory (kMergeProvenanceFile).
+  void write_json(const std::string& name, const nlohmann::json& content);
+  void commit();
+
+ private:
+  std::filesystem::path directory_, partial_;
+  bool committed_ = false;
+};
+
+// Writes config.json, the safetensors file(s) and the index atomically (HfCheckpointWriter).
 void save_hf_checkpoint(const std::filesystem::path& directory, const ModelConfig& config,
                         const std::vector<NamedTensor>& tensors, const SaveOptions& options = {},
                         const nlohmann::json& base_config = nlohmann::json::object());
