@@ -60,21 +60,28 @@ void write_text(const fs::path& path, const std::string& text) {
 
 namespace svmoe::test {
 
+namespace {
+
+// Runs a reference script's `command` (which writes its JSON answer to `answer`) and reads the
+// answer; a failed run names the command and `needs` (what the script depends on).
+nlohmann::json run_reference(const std::string& command, const fs::path& answer, const std::string& needs) {
+  if (std::system(command.c_str()) != 0) {
+    throw std::runtime_error("the reference script failed (" + needs + "): " + command);
+  }
+  std::ifstream in(answer);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
 nlohmann::json sklearn_reference(const std::string& mode, const nlohmann::json& request) {
   ScratchDir dir;
   write_text(dir / "request.json", request.dump());
   const std::string command = "/usr/bin/python3 '" + std::string(SVMOE_SOURCE_DIR) +
                               "/scripts/reference/sklearn_reference.py' " + mode + " '" +
                               (dir / "request.json").string() + "' '" + (dir / "answer.json").string() + "' 2>&1";
-  const int status = std::system(command.c_str());
-  if (status != 0) {
-    throw std::runtime_error(
-        "the scikit-learn reference script failed (is python3-sklearn installed? "
-        "scripts/install-deps.sh installs it): " +
-        command);
-  }
-  std::ifstream in(dir / "answer.json");
-  return nlohmann::json::parse(in);
+  return run_reference(command, dir / "answer.json",
+                       "is python3-sklearn installed? scripts/install-deps.sh installs it");
 }
 
 nlohmann::json tensorboard_reference(const std::vector<fs::path>& files) {
@@ -82,14 +89,7 @@ nlohmann::json tensorboard_reference(const std::vector<fs::path>& files) {
   std::string command = "bash '" + std::string(SVMOE_SOURCE_DIR) + "/scripts/reference/tensorboard-events.sh'";
   for (const fs::path& file : files) command += " '" + file.string() + "'";
   command += " > '" + (dir / "read.json").string() + "'";
-  if (std::system(command.c_str()) != 0) {
-    throw std::runtime_error(
-        "the TensorBoard reference reader failed (node and npm needed; ctest installs the "
-        "reader first): " +
-        command);
-  }
-  std::ifstream in(dir / "read.json");
-  return nlohmann::json::parse(in);
+  return run_reference(command, dir / "read.json", "node and npm are needed; ctest installs the reader first");
 }
 
 fs::path example_ci_corpus() {
