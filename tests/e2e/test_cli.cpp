@@ -18,8 +18,7 @@
 
 namespace svmoe {
 namespace fs = std::filesystem;
-
-static std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+using test::quoted;
 
 TEST(E2ECli, HelpListsSubcommands) {
   const auto result = test::run_svmoe("--help");

@@ -15,10 +15,9 @@
 
 namespace svmoe {
 namespace fs = std::filesystem;
+using test::quoted;
 
 namespace {
-
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
 int run_shell(const std::string& command) {
   const int status = std::system(command.c_str());

@@ -17,11 +17,10 @@
 
 namespace svmoe {
 namespace fs = std::filesystem;
+using test::quoted;
 using Json = nlohmann::json;
 
 namespace {
-
-std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
 
 // A tiny experiment: 2 subdomains, the fixture Llama pretrained from scratch for the base.
 fs::path write_experiment(const fs::path& root, int base_steps) {

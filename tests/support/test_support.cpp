@@ -51,6 +51,8 @@ CommandResult run_svmoe(const std::string& arguments) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
+std::string quoted(const fs::path& path) { return "'" + path.string() + "'"; }
+
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;

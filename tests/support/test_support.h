@@ -36,6 +36,10 @@ struct CommandResult {
 // Runs the svmoe executable with `arguments` (a shell-quoted string).
 CommandResult run_svmoe(const std::string& arguments);
 
+// `path` in single quotes, for the command lines of run_svmoe and std::system (test paths hold
+// no quote).
+std::string quoted(const std::filesystem::path& path);
+
 void write_text(const std::filesystem::path& path, const std::string& text);
 
 // Messages of an exception thrown by `body`, or "" if none was thrown.
