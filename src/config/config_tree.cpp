@@ -14,6 +14,9 @@
 namespace svmoe {
 namespace {
 
+// yaml-cpp hands every scalar over as text; its type comes from YAML 1.2's core schema (null,
+// booleans, integers, floats, .inf), so `lr: 3e-4` is a number and `name: "3"` a string. An
+// integer too large for 64 bits falls through to a float.
 Json yaml_scalar_to_json(const YAML::Node& node) {
   const std::string& text = node.Scalar();
   if (node.Tag() == "!") return text;  // quoted in the file: a string, whatever it looks like
@@ -124,6 +127,9 @@ void ConfigTree::merge(const Json& values, const std::string& origin) {
   merge_into(tree_, values, "", schema_, origin);
 }
 
+// Layers merge key by key against the schema (the defaults' shape): a key the schema lacks is an
+// error with a renamed-to or did-you-mean hint, a section must stay a section, and each leaf
+// remembers which file or --set it came from, so a later error can name it.
 void ConfigTree::merge_into(Json& target, const Json& source, const std::string& prefix, const Json& schema,
                             const std::string& origin) {
   for (auto it = source.begin(); it != source.end(); ++it) {
@@ -156,6 +162,8 @@ void ConfigTree::merge_into(Json& target, const Json& source, const std::string&
   }
 }
 
+// --set KEY=VALUE: the value is parsed as YAML, so `--set train.lr=3e-4` is a number and
+// `--set run.models=[btx,svmoe]` a list, as they would be in the file.
 void ConfigTree::apply_override(const std::string& assignment, const std::string& origin) {
   const auto equals = assignment.find('=');
   if (equals == std::string::npos || equals == 0) {

@@ -2,6 +2,9 @@
 
 namespace svmoe {
 
+// The name is the model's directory under models/ and its row in the report: the merge method
+// (btx is the default and, with a supervised router, is the paper's "svmoe"), then _svmoe for a
+// supervised router on another merge, its loss reading, and _lb for the load-balancing loss.
 std::string run_model_name(const RunModel& model) {
   if (model.dense) return "dense";
   const bool btx = model.method == MergeMethod::kBtx;
@@ -14,6 +17,8 @@ std::string run_model_name(const RunModel& model) {
 
 namespace {
 
+// Every combination a name can stand for; the names are parsed by searching this list, so the
+// parse can never disagree with run_model_name.
 std::vector<RunModel> all_run_models() {
   std::vector<RunModel> models = {RunModel{true, MergeMethod::kBtx, false, false, std::nullopt}};
   std::vector<std::optional<RouterLoss>> losses = {std::nullopt};
@@ -42,6 +47,8 @@ std::vector<std::string> run_model_names() {
   return names;
 }
 
+// The five rows of the paper's Tables 2 and 3 (SPEC.md section 6): Dense, BTX and SvMoE, each MoE
+// with and without the LB term.
 std::vector<RunModel> paper_models() {
   return {{true, MergeMethod::kBtx, false, false, std::nullopt},
           {false, MergeMethod::kBtx, false, false, std::nullopt},

@@ -8,6 +8,9 @@
 
 namespace svmoe {
 
+// Every typed read below checks the value's JSON type, then the row's range or choices
+// (config/setting_table.h), and fails with the key, the file (or --set) it came from, the value
+// and what was expected.
 void SettingReader::fail(const std::string& key_path, const std::string& expected, const std::string& hint) const {
   throw ConfigError("config key '" + key_path + "' (from " + config_.origin(key_path) + ") is " +
                         config_.at(key_path).dump() + "; expected " + expected,
@@ -27,6 +30,7 @@ std::string SettingReader::choice(const std::string& key_path) const {
     for (const auto& option : options) {
       if (value.get<std::string>() == option) return option;
     }
+    // A misspelt choice gets the nearest one as its hint (edit distance, util/strings.h).
     const std::string suggestion = nearest_word(value.get<std::string>(), options);
     if (!suggestion.empty()) fail(key_path, "one of " + join(options, ", "), "did you mean '" + suggestion + "'?");
   }

@@ -10,6 +10,7 @@ namespace svmoe {
 std::vector<double> ensemble_weights(const torch::Tensor& token_counts, const torch::Tensor& subdomain_tfidf,
                                      const std::vector<std::vector<std::int64_t>>& expert_subdomains,
                                      EnsembleWeighting weighting) {
+  // In float64: the weights are summed over subdomains and compared across runs in reports.
   const torch::Tensor rows = subdomain_tfidf.to(torch::kFloat64);  // [N, V]
   const torch::Tensor x = token_counts.to(torch::kFloat64);
   const double norm = x.norm().item<double>();
@@ -17,6 +18,8 @@ std::vector<double> ensemble_weights(const torch::Tensor& token_counts, const to
   const auto* s = similarity.data_ptr<double>();
   const auto subdomains = rows.size(0);
 
+  // Unnormalised weight per expert: the tfidf reading adds the similarities of the subdomains the
+  // expert covers, the distance reading the distances of those it does not (header's formula).
   std::vector<double> weights;
   for (const auto& covered : expert_subdomains) {
     double w = 0.0;
@@ -27,6 +30,7 @@ std::vector<double> ensemble_weights(const torch::Tensor& token_counts, const to
     }
     weights.push_back(w);
   }
+  // Z: all-zero weights (a document like no subdomain) fall back to the uniform ensemble.
   double total = 0.0;
   for (const double w : weights) total += w;
   for (double& w : weights) w = total > 0 ? w / total : 1.0 / static_cast<double>(weights.size());

@@ -14,6 +14,13 @@
 namespace svmoe {
 namespace {
 
+// The safetensors format (huggingface/safetensors, docs/formats.md): an 8-byte little-endian
+// header length N, N bytes of JSON {name: {dtype, shape, data_offsets: [begin, end)}, ...,
+// "__metadata__": {string: string}}, then the data section the offsets index, little-endian,
+// row-major. Everything read from a file is checked before it is trusted: a bad file is a
+// FormatError that says what is wrong, never an out-of-bounds read.
+
+// The dtype names the format defines, with their element sizes.
 struct DTypeInfo {
   DType dtype;
   const char* name;
@@ -45,6 +52,8 @@ std::uint64_t read_le64(const std::uint8_t* p) {
                     "the file is damaged or was not written completely; re-download or re-create it");
 }
 
+// One header entry: dtype known, shape of non-negative sizes whose product does not overflow,
+// offsets that span exactly numel x element size bytes.
 TensorEntry parse_entry(const std::string& name, const nlohmann::json& value, const std::string& source) {
   const std::string where = "tensor '" + name + "'";
   if (!value.is_object()) corrupt(source, where + " is not a JSON object");
@@ -173,6 +182,8 @@ DType from_torch_dtype(torch::ScalarType type) {
   throw UnsupportedError(std::string("tensor type ") + c10::toString(type) + " cannot be stored in safetensors");
 }
 
+// The length, then the JSON (bounded, UTF-8, an object), then its entries, then the layout of the
+// data section as a whole.
 SafetensorsHeader parse_safetensors_header(const std::uint8_t* data, std::size_t size, const std::string& source) {
   if (size < 8) corrupt(source, "it has " + std::to_string(size) + " bytes, fewer than the 8-byte header length");
   const std::uint64_t header_length = read_le64(data);
@@ -233,6 +244,8 @@ SafetensorsHeader parse_safetensors_header(const std::uint8_t* data, std::size_t
   return header;
 }
 
+// The file is memory-mapped (util/files.h): tensors are views into it, read from disk only when
+// touched, so a multi-GB checkpoint opens at once and the merge reads one tensor at a time.
 SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   SafetensorsFile result;
   result.file_ = MappedFile::open(path);
@@ -257,11 +270,14 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   std::uint8_t* address = file_->data() + header_.data_start + e.begin;
   const auto options = torch::TensorOptions().dtype(type).device(torch::kCPU);
   if (e.end == e.begin) return torch::empty(e.shape, options);
+  // from_blob needs the data aligned to its element size; the format aligns only the data
+  // section's start, so a file written by another tool may need a copy.
   if (reinterpret_cast<std::uintptr_t>(address) % dtype_size(e.dtype) != 0) {
     auto copy = torch::empty(e.shape, options);
     std::memcpy(copy.data_ptr(), address, e.end - e.begin);
     return copy;
   }
+  // The tensor holds the mapping alive (a shared_ptr in its deleter): it may outlive this object.
   auto keep_alive = file_;
   return torch::from_blob(
       address, e.shape, [keep_alive](void*) {}, options);
@@ -271,6 +287,8 @@ std::uint64_t stored_bytes(const torch::Tensor& tensor) {
   return static_cast<std::uint64_t>(tensor.numel()) * tensor.element_size();
 }
 
+// Tells the kernel a tensor's pages will not be read again (a tensor consumed by the merge), so a
+// checkpoint larger than memory streams through the page cache.
 void SafetensorsFile::release(const std::string& name) const {
   const TensorEntry& e = entry(name);
   file_->release(header_.data_start + e.begin, e.end - e.begin);
@@ -285,6 +303,9 @@ std::uint64_t TensorSpec::bytes() const {
 SafetensorsWriter::SafetensorsWriter(const std::filesystem::path& path, std::vector<TensorSpec> specs,
                                      std::map<std::string, std::string> metadata)
     : specs_(std::move(specs)) {
+  // The header is written first, so every tensor's shape and dtype are announced up front; the
+  // tensors then follow in name order (so the same tensors make the same file), each checked against
+  // its announcement. The file appears only at commit() (AtomicFileWriter).
   metadata.emplace("format", "pt");  // transformers requires it
   std::sort(specs_.begin(), specs_.end(), [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
   nlohmann::ordered_json header = nlohmann::ordered_json::object();

@@ -14,6 +14,8 @@ torch::Device resolve_device(const std::string& name) {
   const bool cuda_available = torch::cuda::is_available();
   if (name == "auto") return cuda_available ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   if (name == "cpu") return torch::Device(torch::kCPU);
+  // "cuda" or "cuda:N": each way it can fail (no CUDA in this LibTorch, no GPU visible, an index
+  // past the visible count, a malformed name) gets its own message and what to do.
   if (name.rfind("cuda", 0) == 0) {
     if (!cuda_available) {
       throw ConfigError("device '" + name + "' was asked for, but " +
@@ -34,11 +36,15 @@ torch::Device resolve_device(const std::string& name) {
   throw ConfigError("device '" + name + "' is not a device name", "use auto, cpu, cuda or cuda:N");
 }
 
+// 0 means the CPUs this process may run on (its affinity mask: a Slurm task's --cpus-per-task),
+// not the machine's core count (util/cpus.h).
 void set_cpu_threads(int threads) {
   const int cores = static_cast<int>(available_cpus());
   torch::set_num_threads(threads > 0 ? threads : cores);
 }
 
+// auto: bf16 compute with float32 master weights on a GPU, plain float32 on the CPU (where bf16
+// matmuls are slow and the reference checks run).
 Precision resolve_precision(Precision precision, const torch::Device& device) {
   if (precision != Precision::kAuto) return precision;
   return device.is_cuda() ? Precision::kBf16Mixed : Precision::kFloat32;

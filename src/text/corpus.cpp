@@ -17,51 +17,53 @@ bool is_corpus_file(const fs::path& path) {
   return ends_with(name, ".jsonl") || ends_with(name, ".jsonl.gz") || ends_with(name, ".jsonl.zst");
 }
 
-// A document's field as prepare.text_field / prepare.category_field spell it: a top-level key
-// ("text"), or, starting with '/', a JSON pointer into nested objects ("/meta/category", RFC 6901:
-// "~1" is '/' and "~0" is '~' inside a key).
-class DocumentField {
- public:
-  DocumentField(const std::string& spelling, const char* setting) : spelling_(spelling) {
-    if (spelling.empty()) {
-      throw ConfigError(std::string(setting) + " is empty", "name the JSON field, e.g. text or /meta/text");
-    }
-    if (spelling.front() != '/') return;
-    try {
-      pointer_ = nlohmann::json::json_pointer(spelling);
-      is_pointer_ = true;
-    } catch (const nlohmann::json::exception& e) {
-      throw ConfigError(std::string(setting) + " is '" + spelling + "', not a valid JSON pointer (" + e.what() + ")",
-                        "write each level as /key, with ~1 for a '/' and ~0 for a '~' inside a key");
-    }
-  }
-
-  // The field's string value in `object`, or nullptr where it is missing or not a string.
-  const std::string* find(const nlohmann::json& object) const {
-    const nlohmann::json* value = nullptr;
-    if (is_pointer_) {
-      try {
-        if (object.contains(pointer_)) value = &object.at(pointer_);
-      } catch (const nlohmann::json::exception&) {  // an array index too large to be one
-        value = nullptr;
-      }
-    } else if (const auto it = object.find(spelling_); it != object.end()) {
-      value = &*it;
-    }
-    return value != nullptr && value->is_string() ? value->get_ptr<const std::string*>() : nullptr;
-  }
-
-  std::string describe() const { return is_pointer_ ? "at " + spelling_ : "\"" + spelling_ + "\""; }
-
- private:
-  std::string spelling_;
-  nlohmann::json::json_pointer pointer_;
-  bool is_pointer_ = false;
-};
-
 }  // namespace
 
+// DocumentField is a member type, not in the anonymous namespace: Fields has external linkage,
+// and a unity batch (which includes this file) would otherwise warn [-Wsubobject-linkage].
 struct CorpusReader::Fields {
+  // A document's field as prepare.text_field / prepare.category_field spell it: a top-level key
+  // ("text"), or, starting with '/', a JSON pointer into nested objects ("/meta/category", RFC 6901:
+  // "~1" is '/' and "~0" is '~' inside a key).
+  class DocumentField {
+   public:
+    DocumentField(const std::string& spelling, const char* setting) : spelling_(spelling) {
+      if (spelling.empty()) {
+        throw ConfigError(std::string(setting) + " is empty", "name the JSON field, e.g. text or /meta/text");
+      }
+      if (spelling.front() != '/') return;
+      try {
+        pointer_ = nlohmann::json::json_pointer(spelling);
+        is_pointer_ = true;
+      } catch (const nlohmann::json::exception& e) {
+        throw ConfigError(std::string(setting) + " is '" + spelling + "', not a valid JSON pointer (" + e.what() + ")",
+                          "write each level as /key, with ~1 for a '/' and ~0 for a '~' inside a key");
+      }
+    }
+
+    // The field's string value in `object`, or nullptr where it is missing or not a string.
+    const std::string* find(const nlohmann::json& object) const {
+      const nlohmann::json* value = nullptr;
+      if (is_pointer_) {
+        try {
+          if (object.contains(pointer_)) value = &object.at(pointer_);
+        } catch (const nlohmann::json::exception&) {  // an array index too large to be one
+          value = nullptr;
+        }
+      } else if (const auto it = object.find(spelling_); it != object.end()) {
+        value = &*it;
+      }
+      return value != nullptr && value->is_string() ? value->get_ptr<const std::string*>() : nullptr;
+    }
+
+    std::string describe() const { return is_pointer_ ? "at " + spelling_ : "\"" + spelling_ + "\""; }
+
+   private:
+    std::string spelling_;
+    nlohmann::json::json_pointer pointer_;
+    bool is_pointer_ = false;
+  };
+
   DocumentField text, category;
 };
 

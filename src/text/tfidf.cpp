@@ -8,11 +8,14 @@ namespace svmoe {
 std::vector<SparseRow> tfidf_rows(const TokenCounts& counts, TermFrequency tf) {
   const std::size_t documents = counts.size();
   const std::size_t vocab = documents ? counts.front().size() : 0;
+  // df_t: in how many documents (subdomains) token t occurs at least once.
   std::vector<std::uint64_t> document_frequency(vocab, 0);
   for (const auto& row : counts) {
     if (row.size() != vocab) throw std::invalid_argument("tfidf_rows: rows of different vocabulary sizes");
     for (std::size_t t = 0; t < vocab; ++t) document_frequency[t] += row[t] > 0 ? 1 : 0;
   }
+  // Each row keeps only the tokens the document has (in id order, so rows merge in linear time in
+  // cosine_distances), then is divided by its L2 norm.
   std::vector<SparseRow> rows(documents);
   for (std::size_t d = 0; d < documents; ++d) {
     double squared_norm = 0.0;
@@ -45,6 +48,9 @@ TfidfTargets normalise_token_columns(const std::vector<SparseRow>& rows, std::in
   const std::size_t n = rows.size();
   TfidfTargets result;
   result.targets.assign(static_cast<std::size_t>(vocab_size) * n, 0.0f);
+  // Token t's teacher over the N subdomains is its column of the TF-IDF matrix over the column's
+  // sum: how much of t's TF-IDF mass each subdomain holds (a distribution, SPEC.md §2.4). Stored
+  // token-major ([vocab][N]) so a batch gathers its tokens' targets row by row.
   std::vector<double> column_sum(static_cast<std::size_t>(vocab_size), 0.0);
   for (const auto& row : rows) {
     for (std::size_t k = 0; k < row.ids.size(); ++k) column_sum[row.ids[k]] += row.values[k];
@@ -65,6 +71,8 @@ TfidfTargets router_teacher(const TokenCounts& subdomain_counts, TermFrequency t
   return normalise_token_columns(tfidf_rows(subdomain_counts, tf), vocab);
 }
 
+// 1 - cos between every two rows (unit rows: cos is the dot product), symmetric, zero diagonal;
+// clamped at 0 against rounding. The subdomain clustering's input (docs/prepare.md).
 std::vector<double> cosine_distances(const std::vector<SparseRow>& rows) {
   const std::size_t n = rows.size();
   std::vector<double> distances(n * n, 0.0);

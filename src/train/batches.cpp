@@ -38,6 +38,9 @@ std::uint64_t WindowSampler::windows_per_epoch() const {
   return total;
 }
 
+// A source's epoch is every window of `length + 1` tokens (inputs plus the shifted targets) of
+// every shard, in a shuffled order that depends only on (seed, epoch, source): a resumed run
+// rebuilds the same order from its saved position instead of storing it.
 void WindowSampler::shuffle_epoch(std::size_t index) {
   Source& source = sources_[index];
   source.order.clear();
@@ -68,6 +71,8 @@ std::size_t WindowSampler::next_source() const {
   return best;
 }
 
+// One window from the source next_source picks; a source that runs out starts its next epoch on
+// its own (the others go on where they are).
 void WindowSampler::draw(std::int64_t* out, bool copy) {
   const std::size_t index = next_source();
   Source& source = sources_[index];
@@ -83,6 +88,9 @@ void WindowSampler::draw(std::int64_t* out, bool copy) {
 
 torch::Tensor WindowSampler::next(std::int64_t batch) { return next_part(batch, 0, 1); }
 
+// Data parallelism: every rank draws the whole global batch of `batch * parts` windows, in the same
+// order, and copies only its own `part`; so the ranks never disagree on the sampler's state, and a
+// run resumed on another number of ranks with the same global batch sees the same windows.
 torch::Tensor WindowSampler::next_part(std::int64_t batch, std::int64_t part, std::int64_t parts) {
   auto out = torch::empty({batch, length_ + 1}, torch::kInt64);
   auto* data = out.data_ptr<std::int64_t>();
@@ -99,6 +107,8 @@ SamplerPosition WindowSampler::position() const {
   return position;
 }
 
+// A checkpoint stores each source's (epoch, index); the shuffled order is recomputed from it, and
+// the draw counts the blending rule needs follow from it.
 void WindowSampler::set_position(const SamplerPosition& position) {
   if (!position.empty() && position.size() != sources_.size()) {
     throw FormatError("the saved data position has " + std::to_string(position.size()) + " sources, this run " +

@@ -15,6 +15,10 @@
 namespace svmoe {
 namespace fs = std::filesystem;
 
+// A file is written as PATH.tmp.PID beside its destination (same file system, so the rename is
+// atomic; the PID keeps two writers apart), fsynced, renamed over PATH, and the directory fsynced
+// so the rename survives a crash. Until commit() the old PATH is untouched; a writer destroyed
+// without commit() removes its temporary.
 AtomicFileWriter::AtomicFileWriter(fs::path path) : path_(std::move(path)) {
   temporary_path_ = path_;
   temporary_path_ += ".tmp." + std::to_string(::getpid());
@@ -79,6 +83,10 @@ void sync_directory(const fs::path& directory) {
   ::close(fd);
 }
 
+// Directories the same way: built as DIR.partial, then swapped in by commit_directory. The old
+// DIR is moved to DIR.previous before the new one takes its name, so DIR is never a mix of the
+// two: it is the old directory, the new one, or (between the two renames) absent, with the old
+// one complete at DIR.previous, which the next commit clears.
 fs::path begin_directory(const fs::path& directory) {
   fs::path partial = directory;
   partial += ".partial";
@@ -139,6 +147,8 @@ bool LineReader::next(std::string& line) {
   return true;
 }
 
+// A private, writable mapping: LibTorch's from_blob wants a non-const pointer, and a tensor that
+// is written to gets its own copy of the page (copy-on-write) instead of changing the file.
 std::shared_ptr<MappedFile> MappedFile::open(const fs::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw IoError(describe_errno("cannot open '" + path.string() + "'"));

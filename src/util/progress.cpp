@@ -16,10 +16,15 @@ ProgressBar::~ProgressBar() { clear(); }
 void ProgressBar::update(std::int64_t done, const std::string& status, double eta_seconds) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
+  // At most five redraws a second (the last one always), so a fast loop does not spend its time
+  // on the terminal.
   if (drawn_ && done < total_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
   last_draw_ = now;
   winsize size{};
   const int columns = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_col > 0 ? size.ws_col : 100;
+  // "done/total [####......] status | ETA 3m05s", the bar shrunk to fit the terminal's width
+  // (100 columns when stderr is not a terminal that can say), the line cut below it; \r\033[K
+  // redraws over the previous line.
   const std::string counts = std::to_string(done) + "/" + std::to_string(total_);
   const std::string tail = " " + status + (eta_seconds >= 0 ? " | ETA " + format_duration(eta_seconds) : "");
   const int width = std::max(10, std::min(30, columns - static_cast<int>(counts.size() + tail.size()) - 4));
@@ -38,6 +43,7 @@ void ProgressBar::clear() {
   drawn_ = false;
 }
 
+// A bar only on an interactive terminal: a Slurm log or a CI log would keep every redraw.
 bool terminal_progress_wanted() {
   const char* ci = std::getenv("CI");
   return ::isatty(STDERR_FILENO) == 1 && (ci == nullptr || *ci == '\0');

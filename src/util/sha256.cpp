@@ -10,6 +10,11 @@
 namespace svmoe {
 namespace {
 
+// SHA-256 as FIPS 180-4 section 6.2 defines it (the test checks its published vectors). It is
+// written here rather than taken from a library because the step hashes and fingerprints need only
+// this and util/ links no crypto library.
+//
+// K: the first 32 bits of the fractional parts of the cube roots of the first 64 primes (4.2.2).
 constexpr std::array<std::uint32_t, 64> kRound = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -39,6 +44,8 @@ class Sha256 {
     }
   }
 
+  // Padding (5.1.1): a 1 bit, zeros up to 56 bytes mod 64, the message length in bits as a
+  // big-endian 64-bit number; then H0..H7 as hex.
   std::string hex() {
     const std::uint64_t bits = length_ * 8;
     const unsigned char one = 0x80;
@@ -59,6 +66,7 @@ class Sha256 {
 
  private:
   void compress() {
+    // The message schedule W0..W63 from one 64-byte block, big-endian words (6.2.2 step 1).
     std::array<std::uint32_t, 64> w{};
     for (int i = 0; i < 16; ++i) {
       w[i] = (std::uint32_t(block_[4 * i]) << 24) | (std::uint32_t(block_[4 * i + 1]) << 16) |
@@ -69,6 +77,7 @@ class Sha256 {
       const std::uint32_t s1 = rotate_right(w[i - 2], 17) ^ rotate_right(w[i - 2], 19) ^ (w[i - 2] >> 10);
       w[i] = w[i - 16] + s0 + w[i - 7] + s1;
     }
+    // 64 rounds over the working variables (steps 2-3), added into the state (step 4).
     auto [a, b, c, d, e, f, g, h] = state_;
     for (int i = 0; i < 64; ++i) {
       const std::uint32_t s1 = rotate_right(e, 6) ^ rotate_right(e, 11) ^ rotate_right(e, 25);
@@ -90,6 +99,7 @@ class Sha256 {
     for (int i = 0; i < 8; ++i) state_[i] += add[i];
   }
 
+  // H(0): the first 32 bits of the fractional parts of the square roots of the first 8 primes.
   std::array<std::uint32_t, 8> state_ = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                          0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   std::array<unsigned char, 64> block_{};
@@ -109,6 +119,7 @@ std::string sha256_file_hex(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(describe_errno("cannot open '" + path.string() + "'"));
   Sha256 hash;
+  // 1 MiB at a time: a file is hashed without holding it in memory.
   std::vector<char> buffer(1 << 20);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));

@@ -10,6 +10,9 @@ std::atomic<int> requested_signal{0};  // set from a signal handler: a lock-free
 extern "C" void on_stop_signal(int signal) { requested_signal.store(signal); }
 }  // namespace
 
+// SIGTERM (Slurm's end of time, docker stop), SIGUSR1 (Slurm's --signal before a requeue) and
+// SIGINT (Ctrl-C) all ask for the same thing: finish the step, write a checkpoint, exit 75.
+// The handler only records the signal; the training loop polls stop_requested().
 void install_stop_handlers() {
   std::signal(SIGTERM, on_stop_signal);
   std::signal(SIGUSR1, on_stop_signal);

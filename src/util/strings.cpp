@@ -6,6 +6,8 @@
 
 namespace svmoe {
 
+// Levenshtein distance (insert, delete, substitute: cost 1 each) by the dynamic programme kept to
+// one row: row[j] is the distance from a[0..i) to b[0..j), `diagonal` the previous row's row[j-1].
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -68,6 +70,7 @@ std::string join(const std::vector<std::string>& parts, std::string_view separat
   return out;
 }
 
+// Binary units, one decimal: "1.5 GiB" (bytes as a whole number).
 std::string format_bytes(std::uint64_t bytes) {
   static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double value = static_cast<double>(bytes);
@@ -97,6 +100,8 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+// Strict UTF-8 (RFC 3629): the lead byte gives the length, each continuation byte is 10xxxxxx,
+// and overlong forms, surrogates (U+D800..U+DFFF) and code points past U+10FFFF are rejected.
 bool is_valid_utf8(std::string_view s) {
   std::size_t i = 0;
   while (i < s.size()) {
