@@ -8,7 +8,8 @@
 #   trained on TF-IDF under both readings of the paper's stage-3 loss, the seven models of the
 #   tables (Dense, BTX and SvMoE with and without LB, SvMoE with the other loss reading), eval
 #   (PPL, CMR_1, CMR_2, S_RL, few-shot on true/false statements about the kernel docs) and the
-#   HTML report.
+#   HTML report; then what the fine-tuned SvMoE model writes for a prompt, with the experts each
+#   of its tokens went to (svmoe generate, docs/generation.md).
 # About 20 minutes on 2 cores after the build. Run it again and it goes on where it stopped;
 # change a setting and only what depends on it runs again.
 set -euo pipefail
@@ -22,3 +23,7 @@ set -x
 build/svmoe forward -c configs/quickstart/forward.yaml \
   --output runs/quickstart/logits.safetensors --compare "$model/expected.safetensors"
 build/svmoe run -c configs/quickstart/experiment.yaml "$@"
+svmoe_model=runs/quickstart/models/svmoe_lb/final
+if [ -d "$svmoe_model" ]; then
+  build/svmoe generate --model "$svmoe_model" --prompt "The kernel" --max-new-tokens 24 --routing
+fi

@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/get-example-corpus.sh  # the tests' corpus (data/example/ci.jsonl), as scripts/test.sh fetches it
 jobs=${SVMOE_BUILD_JOBS:-$(nproc)}
 # -O1 and no debug information: the sanitizers' usual build, and half the compile time of -O2 -g
 # with LibTorch's headers (stack traces still name the functions).

@@ -47,16 +47,18 @@ enum class FlagKind {
   kValue,        // one value
   kList,         // one or more values (repeatable): a list
   kOneItemList,  // one value, set as a list of one (--expert N: train_experts.experts [N])
+  kSwitch,       // no value: sets the key to `switch_value` (--routing: true, --no-kv-cache: false)
 };
 struct ConfigFlag {
   std::string name;  // --model
   std::string key;   // forward.model
   FlagKind kind = FlagKind::kValue;
-  std::string help = {};  // empty: the setting table's help for `key`
+  std::string help = {};     // empty: the setting table's help for `key`
+  bool switch_value = true;  // kSwitch's
 };
 
 // A subcommand that resolves the config and makes one library call: a stage (stages/stage.h), or
-// `run` for the one that is not a stage (forward).
+// `run` for the ones that are not stages (forward, generate).
 struct ConfigCommand {
   std::string name, help;
   std::vector<ConfigFlag> flags;
@@ -66,7 +68,7 @@ struct ConfigCommand {
 void add_config_command(CLI::App& app, const ConfigCommand& command);
 
 void add_config_commands(
-    CLI::App& app);  // forward, prepare, train-experts, merge, train-router, finetune, eval, report
+    CLI::App& app);  // forward, generate, prepare, train-experts, merge, train-router, finetune, eval, report
 void add_inspect_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_run_command(CLI::App& app);

@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "svmoe/config/settings.h"
 #include "svmoe/eval/forward_check.h"
+#include "svmoe/eval/generate_command.h"
 #include "svmoe/stages/stage.h"
 
 namespace svmoe::cli {
@@ -14,6 +15,10 @@ namespace {
 
 void forward(const ConfigTree& config) {
   run_forward_check(parse_forward_settings(config), parse_runtime_settings(config));
+}
+
+void generate(const ConfigTree& config) {
+  run_generate(parse_generate_settings(config), parse_runtime_settings(config));
 }
 
 const std::vector<ConfigCommand>& config_commands() {
@@ -29,6 +34,24 @@ const std::vector<ConfigCommand>& config_commands() {
         {"--atol", "forward.atol"}},
        false,
        forward},
+      {"generate",
+       "generate text from a checkpoint (greedy or sampled; --routing shows each token's experts)",
+       {{"--model", "generate.model"},
+        {"--prompt", "generate.prompts", K::kList, "a prompt (repeatable)"},
+        {"--prompts-file", "generate.prompts_file"},
+        {"--output", "generate.output"},
+        {"--max-new-tokens", "generate.max_new_tokens"},
+        {"--temperature", "generate.temperature"},
+        {"--top-k", "generate.top_k"},
+        {"--top-p", "generate.top_p"},
+        {"--repetition-penalty", "generate.repetition_penalty"},
+        {"--stop", "generate.stop", K::kList, "a stop string (repeatable)"},
+        {"--batch-size", "generate.batch_size"},
+        {"--no-kv-cache", "generate.kv_cache", K::kSwitch, "recompute every step instead of caching", false},
+        {"--routing", "generate.routing", K::kSwitch},
+        {"--dtype", "generate.dtype"}},
+       false,
+       generate},
       {"prepare",
        "split a categorised JSONL corpus into subdomains; write token shards and the router's TF-IDF targets",
        {{"--corpus", "prepare.corpus", K::kList},

@@ -63,11 +63,16 @@ void add_config_command(CLI::App& app, const ConfigCommand& row) {
   struct Given {
     ConfigOptions config;
     std::map<std::string, std::vector<std::string>> values;  // flag -> what was given
+    std::map<std::string, bool> switches;                    // kSwitch flag -> given
   };
   auto given = std::make_shared<Given>();
   add_config_options(*command, given->config);
   for (const ConfigFlag& flag : row.flags) {
     const std::string help = (flag.help.empty() ? setting_spec(flag.key).help : flag.help) + " (" + flag.key + ")";
+    if (flag.kind == FlagKind::kSwitch) {
+      command->add_flag(flag.name, given->switches[flag.name], help);
+      continue;
+    }
     CLI::Option* option = command->add_option(flag.name, given->values[flag.name], help);
     if (flag.kind != FlagKind::kList) option->expected(1);
   }
@@ -75,6 +80,10 @@ void add_config_command(CLI::App& app, const ConfigCommand& row) {
     if (row.stop_handlers_first) install_stop_handlers();
     std::vector<FlagValue> flags;
     for (const ConfigFlag& flag : row.flags) {
+      if (flag.kind == FlagKind::kSwitch) {
+        if (given->switches.at(flag.name)) flags.push_back({flag.key, Json(flag.switch_value), flag.name});
+        continue;
+      }
       const std::vector<std::string>& texts = given->values.at(flag.name);
       if (texts.empty()) continue;
       Json value;

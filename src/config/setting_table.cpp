@@ -98,6 +98,7 @@ std::vector<SettingSpec> make_setting_table() {
   const TrainExpertsSettings experts;
   const TrainRouterSettings router;
   const EvalSettings eval;
+  const GenerateSettings generate;
   const ReportSettings report;
   const RunSettings run;
   Json models = Json::array();
@@ -140,6 +141,33 @@ std::vector<SettingSpec> make_setting_table() {
       path("forward.compare", Need::kOptional,
            "safetensors file with expected outputs; exit code 7 when a difference exceeds `atol`"),
       number("forward.atol", forward.atol, 0.0, kUnbounded, "tolerance for `compare`"),
+
+      path("generate.model", Need::kRequired, "Hugging Face checkpoint directory (its tokenizer beside it)"),
+      list("generate.prompts", T::kStrings, Json::array(), "prompts (`--prompt`, repeatable)"),
+      path("generate.prompts_file", Need::kOptional,
+           "more prompts: a `.jsonl` file with a `prompt` string on each line, or a text file with one prompt a "
+           "line (empty lines skipped)"),
+      path("generate.output", Need::kOptional,
+           "JSONL file to write: prompt, completion, token counts and finish reason (and routing) per prompt"),
+      integer("generate.max_new_tokens", generate.max_new_tokens, 1, 1 << 20, "tokens to generate at most"),
+      number("generate.temperature", generate.temperature, 0.0, 100.0,
+             "sampling temperature; 0: greedy (the most likely token each step)"),
+      integer("generate.top_k", generate.top_k, 0, 1 << 30, "sample from the k most likely tokens; 0: all"),
+      number("generate.top_p", generate.top_p, 0.0, 1.0,
+             "sample from the smallest set of most likely tokens whose probability reaches p (nucleus); 1: all"),
+      number("generate.repetition_penalty", generate.repetition_penalty, 0.0, 100.0,
+             "transformers' repetition penalty (logits of tokens already in the text divided by it if positive, "
+             "multiplied if negative); 1: none"),
+      list("generate.stop", T::kStrings, Json::array(),
+           "stop strings (`--stop`, repeatable): the completion ends before the first one"),
+      integer("generate.batch_size", generate.batch_size, 1, 4096,
+              "prompts generated together (left-padded to the longest)"),
+      boolean("generate.kv_cache", generate.kv_cache,
+              "keep each layer's keys and values between steps; false recomputes the whole sequence every step "
+              "(same tokens, for checks and speed comparisons)"),
+      boolean("generate.routing", generate.routing,
+              "print (and write to `output`) the experts each generated token went to, per layer"),
+      choice("generate.dtype", generate.dtype, "compute dtype; `auto`: the checkpoint's"),
 
       list("prepare.corpus", T::kStrings, Json::array(),
            "JSONL files (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`; the compression read from the bytes) or directories of "
@@ -408,6 +436,11 @@ std::vector<SectionDoc> make_section_docs() {
   return {
       {"runtime", "every subcommand", ""},
       {"forward", "`svmoe forward`", "At least one of `output` and `compare` must be set."},
+      {"generate", "`svmoe generate`, docs/generation.md",
+       "Flags: `--model`, `--prompt` (repeatable), `--prompts-file`, `--output`, `--max-new-tokens`, "
+       "`--temperature`, `--top-k`, `--top-p`, `--repetition-penalty`, `--stop` (repeatable), `--batch-size`, "
+       "`--no-kv-cache`, `--routing`, `--dtype`. Sampling draws with `runtime.seed` + the prompt's index, so a "
+       "prompt's text does not depend on the batch it is in."},
       {"prepare", "`svmoe prepare`, docs/prepare.md",
        "Flags of `svmoe prepare`: `--corpus`, `--output`, `--tokenizer`, `--subdomains`."},
       {"merge", "`svmoe merge`",

@@ -44,6 +44,34 @@ ForwardSettings parse_forward_settings(const ConfigTree& config) {
   return s;
 }
 
+GenerateSettings parse_generate_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  GenerateSettings s;
+  s.model = read.path("generate.model", "give --model DIR (a Hugging Face checkpoint directory)");
+  s.prompts = read.strings("generate.prompts");
+  s.prompts_file = read.path("generate.prompts_file");
+  s.output = read.path("generate.output");
+  s.max_new_tokens = read.integer("generate.max_new_tokens");
+  s.temperature = read.number("generate.temperature");
+  s.top_k = read.integer("generate.top_k");
+  s.top_p = read.number("generate.top_p");
+  s.repetition_penalty = read.number("generate.repetition_penalty");
+  s.stop = read.strings("generate.stop");
+  s.batch_size = read.integer("generate.batch_size");
+  s.kv_cache = read.boolean("generate.kv_cache");
+  s.routing = read.boolean("generate.routing");
+  s.dtype = read.option<ForwardDtype>("generate.dtype");
+  if (s.top_p <= 0.0) read.fail("generate.top_p", "a value in (0, 1]", "1 keeps every token");
+  if (s.repetition_penalty <= 0.0) {
+    read.fail("generate.repetition_penalty", "a value above 0", "1 for no penalty, above 1 to discourage repeats");
+  }
+  if (s.prompts.empty() && s.prompts_file.empty()) {
+    throw ConfigError("svmoe generate has no prompt: neither generate.prompts nor generate.prompts_file is set",
+                      "give --prompt TEXT (repeatable) or --prompts-file FILE");
+  }
+  return s;
+}
+
 PrepareSettings parse_prepare_settings(const ConfigTree& config) {
   const SettingReader read(config);
   PrepareSettings s;

@@ -2,8 +2,8 @@
 
 #include <torch/torch.h>
 
-#include <fstream>
 #include <algorithm>
+#include <fstream>
 #include <limits>
 #include <random>
 

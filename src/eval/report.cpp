@@ -204,7 +204,8 @@ std::string routed_text_html(const RoutedText& routed) {
   };
   // The paper counts blocks from 1 (its Fig. 1 shows l = 15); report.layer is svmoe's index, from 0.
   std::string html = "<h3>" + html_escape(routed.model) + ", l = " + std::to_string(routed.layer + 1) +
-                     " (report.layer " + std::to_string(routed.layer) + ": svmoe counts from 0, the paper from 1)</h3>\n";
+                     " (report.layer " + std::to_string(routed.layer) +
+                     ": svmoe counts from 0, the paper from 1)</h3>\n";
   html += row(routed.expert, "router top-1");
   html += row(routed.tfidf_argmax, "TF-IDF argmax");
   std::size_t same = 0, targeted = 0;

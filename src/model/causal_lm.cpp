@@ -6,6 +6,12 @@
 
 namespace svmoe {
 
+DecodingCache::DecodingCache(std::int64_t batch, std::int64_t capacity_, std::int64_t layer_count, torch::Device device)
+    : capacity(capacity_),
+      valid(torch::zeros({batch, capacity_}, torch::TensorOptions().dtype(torch::kBool).device(device))),
+      next_position(torch::zeros({batch}, torch::TensorOptions().dtype(torch::kInt64).device(device))),
+      layers(static_cast<std::size_t>(layer_count)) {}
+
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) : architecture_(c.architecture) {
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps));
   self_attn = register_module("self_attn", SelfAttention(c));
@@ -31,8 +37,9 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) : architecture_(c.archi
 // Pre-norm: h = x + attention(norm(x)), then y = h + FFN(norm(h)) (CartesianMoE adds its two
 // sub-layers' residuals itself).
 torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTables& rotary,
-                                        std::vector<torch::Tensor>& router_logits) {
-  const auto h = x + self_attn(input_layernorm(x), rotary);
+                                        std::vector<torch::Tensor>& router_logits, LayerCache* cache,
+                                        const DecodingStep* step) {
+  const auto h = x + self_attn->forward(input_layernorm(x), rotary, cache ? &cache->attention : nullptr, step);
   const auto normed = post_attention_layernorm(h);
   MoeOutput moe;
   switch (architecture_) {
@@ -42,8 +49,8 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTabl
     case Architecture::kQwen2Moe:
       moe = block_sparse_moe(normed);
       break;
-    case Architecture::kSoftMoe:
-      moe = soft_moe(normed);
+    case Architecture::kSoftMoe:  // the only block that reads earlier positions
+      moe = cache != nullptr ? soft_moe->forward_step(normed, step->valid, cache->soft_moe) : soft_moe(normed);
       break;
     case Architecture::kCartesianMoe: {
       CartesianMoeOutput both = cartesian_moe->forward(h, normed);
@@ -54,6 +61,21 @@ torch::Tensor DecoderLayerImpl::forward(const torch::Tensor& x, const RotaryTabl
   }
   router_logits.push_back(moe.router_logits);
   return h + moe.hidden;
+}
+
+const torch::nn::Module& DecoderLayerImpl::router_block(std::int64_t sub_layer) const {
+  switch (architecture_) {
+    case Architecture::kLlama:
+      break;
+    case Architecture::kMixtral:
+    case Architecture::kQwen2Moe:
+      return *block_sparse_moe;
+    case Architecture::kCartesianMoe:
+      return sub_layer == 0 ? *cartesian_moe->a : *cartesian_moe->b;
+    case Architecture::kSoftMoe:
+      return *soft_moe;
+  }
+  throw Error("a dense layer has no router");
 }
 
 namespace {
@@ -127,6 +149,35 @@ torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, std::vec
   return norm(x);
 }
 
+// A decoding step: the new positions' rotary positions continue each row's count of real tokens,
+// and each query reads the real keys up to itself (a padded query reads only itself, so that no
+// row of the softmax is empty).
+torch::Tensor DecoderModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& valid,
+                                        DecodingCache& cache, std::vector<torch::Tensor>& router_logits) {
+  const auto n = input_ids.size(1);
+  const auto total = cache.length + n;
+  if (total > cache.capacity) {
+    throw Error("the decoding cache holds " + std::to_string(cache.capacity) + " positions; this step needs " +
+                std::to_string(total));
+  }
+  auto x = embed_tokens(input_ids);  // [B, n, hidden]
+  const auto counted = valid.to(torch::kInt64).cumsum(1);
+  const auto positions =
+      torch::where(valid, cache.next_position.unsqueeze(1) + counted - 1, torch::zeros_like(counted));  // [B, n]
+  const auto rotary = rotary_tables_at(config_.head_dim, config_.rope_theta, positions, x.scalar_type());
+  cache.valid.narrow(1, cache.length, n).copy_(valid);
+  const auto query = torch::arange(cache.length, total, input_ids.options()).unsqueeze(1);           // [n, 1]
+  const auto key = torch::arange(total, input_ids.options()).unsqueeze(0);                           // [1, L]
+  const auto readable = cache.valid.narrow(1, 0, total).unsqueeze(1) & (key <= query).unsqueeze(0);  // [B, n, L]
+  const DecodingStep step{cache.length, cache.capacity, (readable | (key == query).unsqueeze(0)).unsqueeze(1), valid};
+  for (std::size_t l = 0; l < layers->size(); ++l) {
+    x = layers[l]->as<DecoderLayer>()->forward(x, rotary, router_logits, &cache.layers[l], &step);
+  }
+  cache.length = total;
+  cache.next_position = cache.next_position + counted.select(1, n - 1);
+  return norm(x);
+}
+
 CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config_(c) {
   model = register_module("model", DecoderModel(c));
   if (!c.tie_word_embeddings) {
@@ -160,6 +211,50 @@ CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids) {
   const auto hidden = model->forward(input_ids, output.router_logits);
   output.logits = torch::linear(hidden, output_embedding());
   return output;
+}
+
+CausalLMOutput CausalLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& valid, DecodingCache& cache) {
+  if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kInt64 || input_ids.size(1) == 0 ||
+      !valid.sizes().equals(input_ids.sizes())) {
+    throw Error("a decoding step takes int64 input_ids [batch, new > 0] and a bool mask of that shape, got " +
+                c10::str(input_ids.sizes()) + " and " + c10::str(valid.sizes()));
+  }
+  check_token_ids(input_ids, config_.vocab_size);
+  CausalLMOutput output;
+  const auto hidden = model->forward(input_ids, valid.to(torch::kBool), cache, output.router_logits);
+  output.logits = torch::linear(hidden, output_embedding());
+  return output;
+}
+
+DecodingCache CausalLMImpl::new_cache(std::int64_t batch, std::int64_t capacity) const {
+  return DecodingCache(batch, capacity, config_.num_hidden_layers, output_embedding().device());
+}
+
+std::vector<Routing> token_routing(const CausalLMImpl& model, const std::vector<torch::Tensor>& router_logits) {
+  const std::int64_t sub_layers = architecture_row(model.config().architecture).routed_sub_layers;
+  std::vector<Routing> routing;
+  if (static_cast<std::int64_t>(router_logits.size()) != model.config().num_routers()) {
+    throw Error("token_routing: " + std::to_string(router_logits.size()) + " router outputs for a model with " +
+                std::to_string(model.config().num_routers()) + " routers");
+  }
+  for (std::size_t l = 0; l < model.model->layers->size(); ++l) {
+    const auto* layer = model.model->layers->ptr(l)->as<DecoderLayer>();
+    for (std::int64_t sub = 0; sub < sub_layers; ++sub) {
+      routing.push_back(routing_of_block(layer->router_block(sub), router_logits[routing.size()]));
+    }
+  }
+  return routing;
+}
+
+std::vector<std::string> router_names(const ModelConfig& config) {
+  const std::int64_t sub_layers = architecture_row(config.architecture).routed_sub_layers;
+  std::vector<std::string> names;
+  for (std::int64_t l = 0; l < config.num_hidden_layers; ++l) {
+    for (std::int64_t sub = 0; sub < sub_layers; ++sub) {
+      names.push_back("layer " + std::to_string(l) + (sub_layers > 1 ? std::string(sub == 0 ? ".a" : ".b") : ""));
+    }
+  }
+  return names;
 }
 
 std::vector<torch::Tensor> selection_biases(CausalLMImpl& model) {

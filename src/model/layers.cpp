@@ -16,18 +16,31 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * normalised.to(x.scalar_type());
 }
 
+namespace {
+
+// positions [...] (float32) -> cos and sin [..., D]: angle_i = position * theta^(-2i/D), with
+// inv_freq computed in float32 as transformers does.
+RotaryTables rotary_at(std::int64_t head_dim, double theta, const torch::Tensor& positions, torch::ScalarType dtype) {
+  const auto exponents = torch::arange(0, head_dim, 2, positions.options().dtype(torch::kInt64)).to(torch::kFloat32) /
+                         static_cast<double>(head_dim);
+  const auto inv_freq = 1.0 / torch::pow(theta, exponents);  // [D/2]
+  const auto freqs = positions.unsqueeze(-1) * inv_freq;     // [..., D/2]
+  const auto angles = torch::cat({freqs, freqs}, -1);        // [..., D]
+  return {angles.cos().to(dtype), angles.sin().to(dtype)};
+}
+
+}  // namespace
+
 RotaryTables rotary_tables(std::int64_t head_dim, double theta, std::int64_t length, torch::ScalarType dtype,
                            torch::Device device) {
-  // inv_freq_i = theta^(-2i/D), computed in float32 as transformers does.
-  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
-  const auto exponents =
-      torch::arange(0, head_dim, 2, torch::TensorOptions().dtype(torch::kInt64).device(device)).to(torch::kFloat32) /
-      static_cast<double>(head_dim);
-  const auto inv_freq = 1.0 / torch::pow(theta, exponents);  // [D/2]
-  const auto positions = torch::arange(length, f32);         // [T]
-  const auto freqs = torch::outer(positions, inv_freq);      // [T, D/2]
-  const auto angles = torch::cat({freqs, freqs}, -1);        // [T, D]
-  return {angles.cos().to(dtype), angles.sin().to(dtype)};
+  return rotary_at(head_dim, theta, torch::arange(length, torch::TensorOptions().dtype(torch::kFloat32).device(device)),
+                   dtype);  // [T, D]
+}
+
+RotaryTables rotary_tables_at(std::int64_t head_dim, double theta, const torch::Tensor& positions,
+                              torch::ScalarType dtype) {
+  const auto tables = rotary_at(head_dim, theta, positions.to(torch::kFloat32), dtype);  // [B, T, D]
+  return {tables.cos.unsqueeze(1), tables.sin.unsqueeze(1)};
 }
 
 torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& rotary) {
@@ -48,7 +61,8 @@ SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
   o_proj = register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, c.attention_bias));
 }
 
-torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const RotaryTables& rotary) {
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const RotaryTables& rotary, KeyValueCache* cache,
+                                         const DecodingStep* step) {
   const auto batch = x.size(0);
   const auto length = x.size(1);
   auto split_heads = [&](const torch::Tensor& t, std::int64_t heads) {
@@ -57,11 +71,22 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const RotaryTab
   auto q = apply_rotary(split_heads(q_proj(x), heads_), rotary);
   auto k = apply_rotary(split_heads(k_proj(x), kv_heads_), rotary);
   auto v = split_heads(v_proj(x), kv_heads_);
+  if (cache != nullptr) {  // store the new positions' keys and values, then read all so far
+    if (!cache->key.defined()) {
+      cache->key = torch::zeros({batch, kv_heads_, step->capacity, head_dim_}, k.options());
+      cache->value = torch::zeros_like(cache->key);
+    }
+    cache->key.narrow(2, step->start, length).copy_(k);
+    cache->value.narrow(2, step->start, length).copy_(v);
+    k = cache->key.narrow(2, 0, step->start + length);
+    v = cache->value.narrow(2, 0, step->start + length);
+  }
   if (kv_heads_ != heads_) {  // each KV head serves heads_/kv_heads_ consecutive query heads
     k = k.repeat_interleave(heads_ / kv_heads_, 1);
     v = v.repeat_interleave(heads_ / kv_heads_, 1);
   }
-  const auto attended = compat::causal_attention(q, k, v);  // [B, H, T, D]
+  const auto attended = step != nullptr ? compat::masked_attention(q, k, v, step->attention_mask)
+                                        : compat::causal_attention(q, k, v);  // [B, H, T, D]
   return o_proj(attended.transpose(1, 2).reshape({batch, length, heads_ * head_dim_}));
 }
 

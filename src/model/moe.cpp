@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "svmoe/model/compat.h"
@@ -275,7 +276,7 @@ torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& disp
   return output;
 }
 
-SoftMoeBlockImpl::SoftMoeBlockImpl(const ModelConfig& c) {
+SoftMoeBlockImpl::SoftMoeBlockImpl(const ModelConfig& c) : reported_experts(c.num_experts_per_tok) {
   gate = register_module("gate", router_of(c));
   experts = register_module("experts", experts_of(c));
 }
@@ -286,6 +287,51 @@ MoeOutput SoftMoeBlockImpl::forward(const torch::Tensor& x) {
   const auto logits = (detach_router_input ? router_logits.detach() : router_logits).view({x.size(0), x.size(1), -1});
   const auto combine = torch::softmax(logits, -1).to(x.scalar_type());  // [B, T, S]
   return {soft_moe_mixture(x, causal_soft_dispatch(logits), combine, experts), router_logits};
+}
+
+MoeOutput SoftMoeBlockImpl::forward_step(const torch::Tensor& x, const torch::Tensor& valid, SoftMoeState& state) {
+  const auto batch = x.size(0), length = x.size(1), hidden = x.size(2);
+  const auto router_logits = router_logits_of(x.reshape({-1, hidden}), gate, false);  // [B*n, S]
+  const auto logits = router_logits.view({batch, length, -1});
+  const auto slots_count = logits.size(2);
+  if (!state.max.defined()) {
+    state.max = torch::full({batch, slots_count}, std::numeric_limits<float>::lowest(), logits.options());
+    state.denominator = torch::zeros({batch, slots_count}, logits.options());
+    state.numerator = torch::zeros({batch, slots_count, hidden}, x.options());
+  }
+  // The running softmax, one position at a time: rescale what was summed to the new max.
+  std::vector<torch::Tensor> slots;  // per position [B, S, H]
+  for (std::int64_t t = 0; t < length; ++t) {
+    const auto l = logits.select(1, t);                     // [B, S]
+    const auto is_valid = valid.select(1, t).unsqueeze(1);  // [B, 1]
+    const auto new_max = torch::where(is_valid, torch::maximum(state.max, l), state.max);
+    const auto rescale = torch::exp(state.max - new_max);
+    const auto weight = torch::where(is_valid, torch::exp(l - new_max), torch::zeros_like(l));
+    state.denominator = state.denominator * rescale + weight;
+    state.numerator = state.numerator * rescale.unsqueeze(-1).to(x.scalar_type()) +
+                      weight.unsqueeze(-1).to(x.scalar_type()) * x.select(1, t).unsqueeze(1);
+    state.max = new_max;
+    // A padded row with nothing summed yet has N = 0 and Z = 0: its slots are 0, not NaN.
+    slots.push_back(state.numerator / state.denominator.clamp_min(1e-30).unsqueeze(-1).to(x.scalar_type()));
+  }
+  const auto all_slots = torch::stack(slots, 1);                        // [B, n, S, H]
+  const auto combine = torch::softmax(logits, -1).to(x.scalar_type());  // [B, n, S]
+  auto output = torch::zeros_like(x);
+  for (std::int64_t s = 0; s < slots_count; ++s) {
+    output = output + combine.select(2, s).unsqueeze(-1) * experts[s]->as<Expert>()->forward(all_slots.select(2, s));
+  }
+  return {output, router_logits};
+}
+
+Routing routing_of_block(const torch::nn::Module& block, const torch::Tensor& router_logits) {
+  if (const auto* sparse = block.as<SparseMoeBlock>()) {
+    return route_top_k(router_logits, sparse->top_k(), sparse->selection_bias, sparse->renormalises());
+  }
+  const auto* soft = block.as<SoftMoeBlock>();
+  if (soft == nullptr) throw Error("routing_of_block: not an MoE block");
+  const auto combine = torch::softmax(router_logits.to(torch::kFloat32), -1);
+  auto [weights, experts] = combine.topk(std::clamp<std::int64_t>(soft->reported_experts, 1, combine.size(-1)), -1);
+  return {experts, weights};
 }
 
 CartesianMoeBlockImpl::CartesianMoeBlockImpl(const ModelConfig& c) {

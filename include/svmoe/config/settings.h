@@ -39,6 +39,24 @@ struct ForwardSettings {
   double atol = 1e-4;                           // tolerance for --compare
 };
 
+// svmoe generate (docs/generation.md): text from a checkpoint, for prompts given or read from a file.
+struct GenerateSettings {
+  std::filesystem::path model;
+  std::vector<std::string> prompts;
+  std::filesystem::path prompts_file;  // .jsonl ("prompt" field each line) or text (a prompt a line)
+  std::filesystem::path output;        // optional JSONL of the results
+  std::int64_t max_new_tokens = 64;
+  double temperature = 0.0;  // 0: greedy
+  std::int64_t top_k = 0;
+  double top_p = 1.0;
+  double repetition_penalty = 1.0;
+  std::vector<std::string> stop;
+  std::int64_t batch_size = 8;
+  bool kv_cache = true;
+  bool routing = false;  // print each generated token's experts
+  ForwardDtype dtype = ForwardDtype::kFloat32;
+};
+
 // svmoe prepare (SPEC.md §2): corpus -> subdomains, token shards and the router's TF-IDF targets.
 struct TokenizerTrainSettings {
   bool enabled = false;  // train a SentencePiece tokenizer on the corpus first
@@ -239,6 +257,7 @@ struct RunSettings {
 
 RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
+GenerateSettings parse_generate_settings(const ConfigTree& config);
 PrepareSettings parse_prepare_settings(const ConfigTree& config);
 MergeSettings parse_merge_settings(const ConfigTree& config);
 // The value of a merge method's parameter (config/merge_method.h) in `settings`.

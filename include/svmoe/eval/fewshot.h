@@ -35,7 +35,7 @@ struct FewShotFormat {
   std::string prompt = "{statement}\n答え:";                // {statement} is replaced
   std::vector<std::string> answers = {" 誤り", " 正しい"};  // [label 0, label 1], appended to the prompt
   std::string separator = "\n\n";                           // between shots, and before the item
-  ShotDraw draw = ShotDraw::kPerItem;                        // shots per item, or one set for every item
+  ShotDraw draw = ShotDraw::kPerItem;                       // shots per item, or one set for every item
 };
 
 // The prompt of item `index`: k distinct shots with their answers, then the item's prompt. Per

@@ -89,6 +89,21 @@ inline torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tenso
 #endif
 }
 
+// Attention with an explicit mask [B, 1, Tq, Tk] (bool, true: the query may read the key), as
+// incremental decoding and left-padded batches need. Every query must see at least one key.
+inline torch::Tensor masked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                      const torch::Tensor& mask) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, mask);
+#else
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(3)));
+  auto scores = torch::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, Tq, Tk]
+  scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+  const auto weights = torch::softmax(scores.to(torch::kFloat32), -1).to(q.scalar_type());
+  return torch::matmul(weights, v);
+#endif
+}
+
 // (begin, length) of each group of rows whose cumulative ends are `offsets` (read on the host).
 inline std::vector<std::pair<std::int64_t, std::int64_t>> host_groups(const torch::Tensor& offsets) {
   const auto ends = offsets.to(torch::kCPU, torch::kInt64);

@@ -68,6 +68,9 @@ class SparseMoeBlockImpl : public torch::nn::Module {
   // term only and no graph is kept through the frozen blocks. Values are unchanged.
   bool detach_router_input = false;
 
+  std::int64_t top_k() const { return top_k_; }
+  bool renormalises() const { return norm_topk_prob_; }
+
  private:
   // Both return sum_j weights[t, j] * expert_{experts[t, j]}(hidden[t]) for every token t.
   torch::Tensor run_experts_loop(const torch::Tensor& hidden, const torch::Tensor& experts,
@@ -115,6 +118,15 @@ torch::Tensor causal_soft_dispatch(const torch::Tensor& router_logits);  // [B, 
 torch::Tensor soft_moe_mixture(const torch::Tensor& x, const torch::Tensor& dispatch, const torch::Tensor& combine,
                                torch::nn::ModuleList experts);  // x [B, T, H], combine [B, T, S]
 
+// Incremental decoding of the causal Soft MoE: each slot's dispatch softmax over the prefix as a
+// running softmax (Milakov & Gimelshein 2018), so a new position costs O(S H) whatever the
+// prefix: with m the running max of L_{u,s}, Z = sum_u exp(L_{u,s} - m) and
+// N = sum_u exp(L_{u,s} - m) x_u, the slot is xs_{t,s} = N / Z. m and Z are float32 [B, S] (the
+// router's dtype), N is [B, S, H] in the model's dtype.
+struct SoftMoeState {
+  torch::Tensor max, denominator, numerator;
+};
+
 // The causal Soft MoE block (model_type svmoe_soft_moe): Mixtral's router and experts and
 // Mixtral's names (block_sparse_moe.gate, .experts.{e}.w1/w2/w3), mixed as causal_soft_dispatch
 // and soft_moe_mixture say. No selection bias: no token is routed away, nothing to balance.
@@ -123,10 +135,15 @@ class SoftMoeBlockImpl : public torch::nn::Module {
   explicit SoftMoeBlockImpl(const ModelConfig& config);
   // x [B, T, hidden] (positions are mixed, so the batch and time axes must be there).
   MoeOutput forward(const torch::Tensor& x);
+  // The same for a decoding step's new positions x [B, n, hidden], reading and extending `state`;
+  // positions where `valid` [B, n] is false (left padding) leave the state as it was.
+  MoeOutput forward_step(const torch::Tensor& x, const torch::Tensor& valid, SoftMoeState& state);
 
   torch::nn::Linear gate{nullptr};  // the router: hidden -> slots (one a expert), no bias
   torch::nn::ModuleList experts{nullptr};
   bool detach_router_input = false;  // as SparseMoeBlockImpl's
+  // How many experts routing reports name per token (config num_experts_per_tok; all contribute).
+  std::int64_t reported_experts = 1;
 };
 TORCH_MODULE(SoftMoeBlock);
 
@@ -148,6 +165,12 @@ torch::Tensor expert_load(const Routing& routing, std::int64_t experts);
 // Wang et al. 2024's update after a step: b_n += rate * sign(mean load - load_n), so an
 // overloaded expert becomes less likely to be chosen and an idle one more.
 void update_selection_bias(torch::Tensor& bias, const torch::Tensor& load, double rate);
+
+// The experts each token went to and their weights, from a router's logits [tokens, experts], as
+// the router's block chooses them: route_top_k with its top-k, selection bias and
+// renormalisation, or for a soft block the k largest combine weights softmax(L_t) (every slot
+// contributes; these are the ones that contribute most).
+Routing routing_of_block(const torch::nn::Module& block, const torch::Tensor& router_logits);
 
 // Sets the expert path of every MoE layer in `model` (a no-op for dense models).
 void set_expert_path(torch::nn::Module& model, ExpertPath path);

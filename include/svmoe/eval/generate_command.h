@@ -1,0 +1,21 @@
+// svmoe generate: prompts from the settings and a file, generated in batches (eval/generation.h),
+// printed and optionally written as JSONL (docs/generation.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "svmoe/config/settings.h"
+
+namespace svmoe {
+
+// generate.prompts, then the prompts of generate.prompts_file: a .jsonl file's "prompt" strings,
+// or a text file's non-empty lines. FormatError naming the file and line for a bad one.
+std::vector<std::string> read_prompts(const GenerateSettings& settings);
+
+// Loads the model and its tokenizer, generates for every prompt, prints each completion (and with
+// generate.routing each token's experts) to stdout, logs prompt and generation tokens/s, and writes
+// generate.output when set.
+void run_generate(const GenerateSettings& settings, const RuntimeSettings& runtime);
+
+}  // namespace svmoe

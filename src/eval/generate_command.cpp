@@ -1,0 +1,175 @@
+#include "svmoe/eval/generate_command.h"
+
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "svmoe/eval/generation.h"
+#include "svmoe/io/hf_config.h"
+#include "svmoe/io/inference_model.h"
+#include "svmoe/model/device.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+#include "svmoe/util/strings.h"
+
+namespace svmoe {
+
+std::vector<std::string> read_prompts(const GenerateSettings& settings) {
+  std::vector<std::string> prompts = settings.prompts;
+  if (settings.prompts_file.empty()) return prompts;
+  const auto& file = settings.prompts_file;
+  if (!std::filesystem::is_regular_file(file)) {
+    throw IoError("generate.prompts_file '" + file.string() + "' does not exist", "check the path");
+  }
+  const bool jsonl = ends_with(file.filename().string(), ".jsonl");
+  LineReader reader(file);
+  std::string line;
+  while (reader.next(line)) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (!jsonl) {
+      prompts.push_back(line);
+      continue;
+    }
+    const auto where = "'" + file.string() + "' line " + std::to_string(reader.line_number());
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      throw FormatError(where + " is not JSON (" + e.what() + ")", "write one JSON object a line");
+    }
+    if (!record.is_object() || !record.contains("prompt") || !record["prompt"].is_string()) {
+      throw FormatError(where + " has no \"prompt\" string", "write {\"prompt\": \"...\"} on each line");
+    }
+    prompts.push_back(record["prompt"].get<std::string>());
+  }
+  return prompts;
+}
+
+namespace {
+
+// "3 .61  1 .39" for one router's choice of one token.
+std::string describe_choice(const ExpertChoice& choice) {
+  std::string text;
+  for (std::size_t i = 0; i < choice.experts.size(); ++i) {
+    text += fmt::format("{}{} {:.2f}", i ? "  " : "", choice.experts[i], choice.weights[i]);
+  }
+  return text;
+}
+
+nlohmann::json routing_json(const std::vector<std::int32_t>& tokens,
+                            const std::vector<std::vector<ExpertChoice>>& routing,
+                            const std::vector<std::string>& routers, const Tokenizer& tokenizer) {
+  nlohmann::json out = nlohmann::json::array();
+  for (std::size_t t = 0; t < tokens.size() && t < routing.size(); ++t) {
+    nlohmann::json choices = nlohmann::json::object();
+    for (std::size_t r = 0; r < routers.size(); ++r) {
+      choices[routers[r]] = {{"experts", routing[t][r].experts}, {"weights", routing[t][r].weights}};
+    }
+    out.push_back({{"token", tokens[t]}, {"piece", tokenizer.piece(tokens[t])}, {"routing", choices}});
+  }
+  return out;
+}
+
+void print_routing(const std::vector<std::int32_t>& tokens, const std::vector<std::vector<ExpertChoice>>& routing,
+                   const std::vector<std::string>& routers, const Tokenizer& tokenizer) {
+  for (std::size_t t = 0; t < tokens.size() && t < routing.size(); ++t) {
+    std::string line = fmt::format("    {:<16}", nlohmann::json(tokenizer.piece(tokens[t])).dump());
+    for (std::size_t r = 0; r < routers.size(); ++r) {
+      line += fmt::format("{}{}: {}", r ? " | " : " ", routers[r], describe_choice(routing[t][r]));
+    }
+    std::cout << line << "\n";
+  }
+}
+
+}  // namespace
+
+void run_generate(const GenerateSettings& settings, const RuntimeSettings& runtime) {
+  const std::vector<std::string> prompts = read_prompts(settings);
+  if (prompts.empty()) {
+    throw ConfigError("generate.prompts_file '" + settings.prompts_file.string() + "' holds no prompt",
+                      "write one prompt a line, or give --prompt TEXT");
+  }
+  const torch::Device device = resolve_device(runtime.device);
+  const ModelConfig config = read_model_config(settings.model);
+  const std::string dtype_name = settings.dtype == ForwardDtype::kCheckpoint ? config.dtype : enum_name(settings.dtype);
+  CausalLM model =
+      load_model_for_inference(settings.model, {device, parse_compute_dtype(dtype_name), runtime.expert_path});
+  const auto tokenizer = load_tokenizer(tokenizer_source(settings.model, settings.model));
+  if (tokenizer->vocab_size() > config.vocab_size) {
+    throw FormatError("the tokenizer in '" + settings.model.string() + "' has " +
+                          std::to_string(tokenizer->vocab_size()) + " ids, the model only " +
+                          std::to_string(config.vocab_size),
+                      "is the tokenizer beside the checkpoint the one it was trained with?");
+  }
+  spdlog::info("generate: {} ({}, {} layers) on {} in {}, {} prompt(s), batches of {}, KV cache {}",
+               settings.model.string(), config.model_type(), config.num_hidden_layers, device.str(), dtype_name,
+               prompts.size(), settings.batch_size, settings.kv_cache ? "on" : "off");
+
+  GenerationOptions options{settings.kv_cache, end_of_text_ids(config, *tokenizer)};
+  const auto routers = router_names(config);
+  const bool routing = settings.routing && config.is_moe();
+  if (settings.routing && !config.is_moe()) spdlog::warn("generate.routing: a dense model has no router to report");
+  GenerationTimings timings;
+  std::string jsonl;
+  for (std::size_t begin = 0; begin < prompts.size(); begin += static_cast<std::size_t>(settings.batch_size)) {
+    const std::size_t end = std::min(prompts.size(), begin + static_cast<std::size_t>(settings.batch_size));
+    std::vector<GenerationRequest> requests;
+    for (std::size_t i = begin; i < end; ++i) {
+      GenerationRequest request;
+      request.prompt = encode_prompt(*tokenizer, prompts[i]);
+      if (request.prompt.empty()) {
+        throw ConfigError("prompt " + std::to_string(i + 1) + " encodes to no token", "give a non-empty prompt");
+      }
+      const auto length = static_cast<std::int64_t>(request.prompt.size());
+      if (config.max_position_embeddings > 0 && length + settings.max_new_tokens > config.max_position_embeddings) {
+        throw ConfigError("prompt " + std::to_string(i + 1) + " has " + std::to_string(length) +
+                              " tokens; with generate.max_new_tokens " + std::to_string(settings.max_new_tokens) +
+                              " that passes the model's max_position_embeddings " +
+                              std::to_string(config.max_position_embeddings),
+                          "shorten the prompt or lower --max-new-tokens");
+      }
+      request.max_new_tokens = settings.max_new_tokens;
+      request.stop = settings.stop;
+      request.sampling = {settings.temperature, settings.top_k, settings.top_p, settings.repetition_penalty,
+                          runtime.seed + i};
+      requests.push_back(std::move(request));
+    }
+    const auto results = generate(*model, tokenizer.get(), requests, options, &timings);
+    for (std::size_t j = 0; j < results.size(); ++j) {
+      const std::size_t i = begin + j;
+      const auto& result = results[j];
+      std::cout << fmt::format("[{}/{}] prompt ({} tokens): {}\n", i + 1, prompts.size(), requests[j].prompt.size(),
+                               prompts[i])
+                << fmt::format("[{}/{}] completion ({} tokens, {}): {}\n", i + 1, prompts.size(), result.tokens.size(),
+                               finish_reason_name(result.finish), result.text);
+      nlohmann::json record = {{"index", i},
+                               {"prompt", prompts[i]},
+                               {"completion", result.text},
+                               {"prompt_tokens", requests[j].prompt.size()},
+                               {"completion_tokens", result.tokens.size()},
+                               {"finish_reason", finish_reason_name(result.finish)}};
+      if (routing) {
+        std::vector<std::int32_t> ids = requests[j].prompt;
+        ids.insert(ids.end(), result.tokens.begin(), result.tokens.end());
+        const auto choices = routing_of_tokens(*model, ids, requests[j].prompt.size());
+        print_routing(result.tokens, choices, routers, *tokenizer);
+        record["routing"] = routing_json(result.tokens, choices, routers, *tokenizer);
+      }
+      std::cout.flush();
+      jsonl += record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    }
+  }
+  const auto rate = [](std::int64_t tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; };
+  spdlog::info("prompt: {} tokens in {:.2f} s ({:.1f} tokens/s); generation: {} tokens in {:.2f} s ({:.1f} tokens/s)",
+               timings.prompt_tokens, timings.prompt_seconds, rate(timings.prompt_tokens, timings.prompt_seconds),
+               timings.generated_tokens, timings.generation_seconds,
+               rate(timings.generated_tokens, timings.generation_seconds));
+  if (!settings.output.empty()) {
+    write_file_atomically(settings.output, jsonl);
+    spdlog::info("wrote {}", settings.output.string());
+  }
+}
+
+}  // namespace svmoe
