@@ -20,7 +20,8 @@ TEST(MergeMethod, EveryDescriptorIsComplete) {
     EXPECT_FALSE(spec.description.empty()) << enum_name(method);
     EXPECT_TRUE(labels.insert(spec.label).second) << "two methods are labelled " << spec.label;
     for (const MergeParameter parameter : spec.parameters) {
-      const SettingSpec& setting = setting_spec(std::string(merge_parameter_key(parameter)));
+      const std::string key(merge_parameter_key(parameter));  // a named string: GCC 16 warns of a temporary
+      const SettingSpec& setting = setting_spec(key);
       EXPECT_TRUE(setting.affects_numbers) << setting.key;
     }
   }
