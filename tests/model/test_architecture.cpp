@@ -8,42 +8,14 @@
 
 #include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/model/causal_lm.h"
+#include "tiny_models.h"
 
 namespace svmoe {
 
 namespace {
 
-// A small model of `architecture`: 2 layers, 4 experts top-2, shared experts where it can have them.
-ModelConfig small_config(Architecture architecture) {
-  ModelConfig c;
-  c.architecture = architecture;
-  c.vocab_size = 50;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 4;
-  c.max_position_embeddings = 64;
-  if (is_moe(architecture)) {
-    c.num_local_experts = 4;
-    c.num_experts_per_tok = 2;
-  }
-  switch (architecture) {
-    case Architecture::kLlama:
-    case Architecture::kMixtral:
-    case Architecture::kSoftMoe:
-      break;
-    case Architecture::kQwen2Moe:
-      c.shared_expert_intermediate_size = 24;
-      c.qkv_bias = true;
-      break;
-    case Architecture::kCartesianMoe:
-      c.shared_expert_intermediate_size = 12;
-      break;
-  }
-  return c;
-}
+// The tests' small model of `architecture` (tests/support/tiny_models.h), vocabulary 50.
+ModelConfig small_config(Architecture architecture) { return test::tiny_config(architecture, 50); }
 
 }  // namespace
 

@@ -10,12 +10,12 @@ ModelConfig tiny_config(Architecture architecture, std::int64_t vocab_size) {
   ModelConfig c;
   c.architecture = architecture;
   c.vocab_size = vocab_size;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
+  c.hidden_size = 16;
+  c.intermediate_size = 24;
   c.num_hidden_layers = 2;
   c.num_attention_heads = 4;
   c.num_key_value_heads = 2;
-  c.head_dim = 8;
+  c.head_dim = 4;
   c.max_position_embeddings = 256;
   c.rope_theta = 10000.0;
   if (is_moe(architecture)) {
@@ -28,11 +28,12 @@ ModelConfig tiny_config(Architecture architecture, std::int64_t vocab_size) {
     case Architecture::kSoftMoe:
       break;
     case Architecture::kQwen2Moe:
-      c.shared_expert_intermediate_size = 16;
+      c.shared_expert_intermediate_size = 24;
+      c.qkv_bias = true;
       c.norm_topk_prob = false;
       break;
     case Architecture::kCartesianMoe:
-      c.shared_expert_intermediate_size = 8;
+      c.shared_expert_intermediate_size = 12;
       break;
   }
   return c;
