@@ -19,6 +19,8 @@ packages=(
   libprotobuf-dev protobuf-compiler
   # tokenizer.json: regex patterns (PCRE2) and Unicode normalization (utf8proc)
   libpcre2-dev libutf8proc-dev
+  # svmoe serve's HTTP server (cpp-httplib), and curl for the README's examples of it
+  libcpp-httplib-dev curl
   # reference checks (scikit-learn's TF-IDF and spectral clustering), through /usr/bin/python3
   python3 python3-sklearn
 )

@@ -27,6 +27,7 @@ packages=(
   libspdlog-dev libcli11-dev nlohmann-json3-dev libeigen3-dev libyaml-cpp-dev libgtest-dev zlib1g-dev libzstd-dev zstd
   libprotobuf-dev protobuf-compiler
   libpcre2-dev libutf8proc-dev
+  libcpp-httplib-dev curl
   python3 python3-sklearn nodejs npm
 )
 

@@ -8,6 +8,7 @@
 #include "svmoe/config/settings.h"
 #include "svmoe/eval/forward_check.h"
 #include "svmoe/eval/generate_command.h"
+#include "svmoe/serve/server.h"
 #include "svmoe/stages/stage.h"
 
 namespace svmoe::cli {
@@ -20,6 +21,8 @@ void forward(const ConfigTree& config) {
 void generate(const ConfigTree& config) {
   run_generate(parse_generate_settings(config), parse_runtime_settings(config));
 }
+
+void serve(const ConfigTree& config) { run_serve(parse_serve_settings(config), parse_runtime_settings(config)); }
 
 const std::vector<ConfigCommand>& config_commands() {
   using K = FlagKind;
@@ -52,6 +55,25 @@ const std::vector<ConfigCommand>& config_commands() {
         {"--dtype", "generate.dtype"}},
        false,
        generate},
+      {"serve",
+       "serve a checkpoint over an OpenAI-compatible HTTP API (/v1/completions with log-probs, echo, streaming "
+       "and each token's experts; docs/serving.md)",
+       {{"--model", "serve.model"},
+        {"--model-name", "serve.model_name"},
+        {"--host", "serve.host"},
+        {"--port", "serve.port"},
+        {"--api-key", "serve.api_key"},
+        {"--max-batch-size", "serve.max_batch_size"},
+        {"--max-queued", "serve.max_queued"},
+        {"--max-request-bytes", "serve.max_request_bytes"},
+        {"--max-prompt-tokens", "serve.max_prompt_tokens"},
+        {"--max-tokens", "serve.max_tokens"},
+        {"--max-logprobs", "serve.max_logprobs"},
+        {"--http-threads", "serve.http_threads"},
+        {"--no-kv-cache", "serve.kv_cache", K::kSwitch, "recompute every step instead of caching", false},
+        {"--dtype", "serve.dtype"}},
+       true,
+       serve},
       {"prepare",
        "split a categorised JSONL corpus into subdomains; write token shards and the router's TF-IDF targets",
        {{"--corpus", "prepare.corpus", K::kList},

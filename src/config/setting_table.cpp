@@ -99,6 +99,7 @@ std::vector<SettingSpec> make_setting_table() {
   const TrainRouterSettings router;
   const EvalSettings eval;
   const GenerateSettings generate;
+  const ServeSettings serve;
   const ReportSettings report;
   const RunSettings run;
   Json models = Json::array();
@@ -168,6 +169,33 @@ std::vector<SettingSpec> make_setting_table() {
       boolean("generate.routing", generate.routing,
               "print (and write to `output`) the experts each generated token went to, per layer"),
       choice("generate.dtype", generate.dtype, "compute dtype; `auto`: the checkpoint's"),
+
+      path("serve.model", Need::kRequired, "Hugging Face checkpoint directory to serve (its tokenizer beside it)"),
+      text("serve.model_name", serve.model_name,
+           "the model id clients name in requests and /v1/models lists; empty: the model directory's name"),
+      text("serve.host", serve.host,
+           "address to listen on: 127.0.0.1 (this machine only); 0.0.0.0 to serve other machines (set an API key)"),
+      integer("serve.port", serve.port, 0, 65535, "TCP port; 0: any free port (the log says which)"),
+      text("serve.api_key", serve.api_key,
+           "key clients must send as `Authorization: Bearer KEY`; empty: the SVMOE_API_KEY environment variable's, "
+           "else none"),
+      integer("serve.max_batch_size", serve.max_batch_size, 1, 4096,
+              "sequences (prompts x n) generated together; requests that arrive meanwhile wait for the next batch"),
+      integer("serve.max_queued", serve.max_queued, 1, 1 << 20,
+              "sequences waiting for the model before new requests are refused (503)"),
+      integer("serve.max_request_bytes", serve.max_request_bytes, 1024, std::int64_t{1} << 30,
+              "largest request body accepted (413 beyond it)"),
+      integer("serve.max_prompt_tokens", serve.max_prompt_tokens, 0, 1 << 24,
+              "longest prompt accepted, in tokens; 0: the model's max_position_embeddings"),
+      integer("serve.max_tokens", serve.max_tokens, 1, 1 << 20, "the largest `max_tokens` a request may ask for"),
+      integer("serve.default_max_tokens", serve.default_max_tokens, 1, 1 << 20,
+              "`max_tokens` of a request that gives none (OpenAI's default, 16)"),
+      integer("serve.max_logprobs", serve.max_logprobs, 0, 1000, "the largest `logprobs` a request may ask for"),
+      integer("serve.http_threads", serve.http_threads, 1, 4096,
+              "connections served at once (each waits on the model thread; more queue in the kernel)"),
+      boolean("serve.kv_cache", serve.kv_cache,
+              "keep keys and values between generation steps (false recomputes every step; same tokens)"),
+      choice("serve.dtype", serve.dtype, "compute dtype; `auto`: the checkpoint's"),
 
       list("prepare.corpus", T::kStrings, Json::array(),
            "JSONL files (`.jsonl`, `.jsonl.gz`, `.jsonl.zst`; the compression read from the bytes) or directories of "
@@ -441,6 +469,11 @@ std::vector<SectionDoc> make_section_docs() {
        "`--temperature`, `--top-k`, `--top-p`, `--repetition-penalty`, `--stop` (repeatable), `--batch-size`, "
        "`--no-kv-cache`, `--routing`, `--dtype`. Sampling draws with `runtime.seed` + the prompt's index, so a "
        "prompt's text does not depend on the batch it is in."},
+      {"serve", "`svmoe serve`, docs/serving.md",
+       "Flags: `--model`, `--model-name`, `--host`, `--port`, `--api-key`, `--max-batch-size`, `--max-queued`, "
+       "`--max-request-bytes`, `--max-prompt-tokens`, `--max-tokens`, `--max-logprobs`, `--http-threads`, "
+       "`--no-kv-cache`, `--dtype`. A request without a `seed` samples with one the server draws; with a seed, "
+       "sequence i of the request (prompt p, choice c: i = p n + c) samples with seed + i."},
       {"prepare", "`svmoe prepare`, docs/prepare.md",
        "Flags of `svmoe prepare`: `--corpus`, `--output`, `--tokenizer`, `--subdomains`."},
       {"merge", "`svmoe merge`",

@@ -72,6 +72,32 @@ GenerateSettings parse_generate_settings(const ConfigTree& config) {
   return s;
 }
 
+ServeSettings parse_serve_settings(const ConfigTree& config) {
+  const SettingReader read(config);
+  ServeSettings s;
+  s.model = read.path("serve.model", "give --model DIR (a Hugging Face checkpoint directory)");
+  s.model_name = read.string("serve.model_name");
+  s.host = read.string("serve.host");
+  s.port = read.integer("serve.port");
+  s.api_key = read.string("serve.api_key");
+  s.max_batch_size = read.integer("serve.max_batch_size");
+  s.max_queued = read.integer("serve.max_queued");
+  s.max_request_bytes = read.integer("serve.max_request_bytes");
+  s.max_prompt_tokens = read.integer("serve.max_prompt_tokens");
+  s.max_tokens = read.integer("serve.max_tokens");
+  s.default_max_tokens = read.integer("serve.default_max_tokens");
+  s.max_logprobs = read.integer("serve.max_logprobs");
+  s.http_threads = read.integer("serve.http_threads");
+  s.kv_cache = read.boolean("serve.kv_cache");
+  s.dtype = read.option<ForwardDtype>("serve.dtype");
+  if (s.default_max_tokens > s.max_tokens) {
+    read.fail("serve.default_max_tokens", "at most serve.max_tokens (" + std::to_string(s.max_tokens) + ")",
+              "raise serve.max_tokens or lower serve.default_max_tokens");
+  }
+  if (s.host.empty()) read.fail("serve.host", "an address to bind", "127.0.0.1 (this machine only) or 0.0.0.0 (all)");
+  return s;
+}
+
 PrepareSettings parse_prepare_settings(const ConfigTree& config) {
   const SettingReader read(config);
   PrepareSettings s;

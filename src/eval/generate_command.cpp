@@ -47,6 +47,25 @@ std::vector<std::string> read_prompts(const GenerateSettings& settings) {
   return prompts;
 }
 
+GenerationModel load_generation_model(const std::filesystem::path& directory, ForwardDtype dtype,
+                                      const RuntimeSettings& runtime) {
+  GenerationModel loaded;
+  const torch::Device device = resolve_device(runtime.device);
+  loaded.device_name = device.str();
+  loaded.config = read_model_config(directory);
+  loaded.dtype_name = dtype == ForwardDtype::kCheckpoint ? loaded.config.dtype : enum_name(dtype);
+  loaded.model =
+      load_model_for_inference(directory, {device, parse_compute_dtype(loaded.dtype_name), runtime.expert_path});
+  loaded.tokenizer = load_tokenizer(tokenizer_source(directory, directory));
+  if (loaded.tokenizer->vocab_size() > loaded.config.vocab_size) {
+    throw FormatError("the tokenizer in '" + directory.string() + "' has " +
+                          std::to_string(loaded.tokenizer->vocab_size()) + " ids, the model only " +
+                          std::to_string(loaded.config.vocab_size),
+                      "is the tokenizer beside the checkpoint the one it was trained with?");
+  }
+  return loaded;
+}
+
 namespace {
 
 // "3 .61  1 .39" for one router's choice of one token.
@@ -91,23 +110,18 @@ void run_generate(const GenerateSettings& settings, const RuntimeSettings& runti
     throw ConfigError("generate.prompts_file '" + settings.prompts_file.string() + "' holds no prompt",
                       "write one prompt a line, or give --prompt TEXT");
   }
-  const torch::Device device = resolve_device(runtime.device);
-  const ModelConfig config = read_model_config(settings.model);
-  const std::string dtype_name = settings.dtype == ForwardDtype::kCheckpoint ? config.dtype : enum_name(settings.dtype);
-  CausalLM model =
-      load_model_for_inference(settings.model, {device, parse_compute_dtype(dtype_name), runtime.expert_path});
-  const auto tokenizer = load_tokenizer(tokenizer_source(settings.model, settings.model));
-  if (tokenizer->vocab_size() > config.vocab_size) {
-    throw FormatError("the tokenizer in '" + settings.model.string() + "' has " +
-                          std::to_string(tokenizer->vocab_size()) + " ids, the model only " +
-                          std::to_string(config.vocab_size),
-                      "is the tokenizer beside the checkpoint the one it was trained with?");
-  }
+  GenerationModel loaded = load_generation_model(settings.model, settings.dtype, runtime);
+  const ModelConfig& config = loaded.config;
+  CausalLM& model = loaded.model;
+  const auto& tokenizer = loaded.tokenizer;
   spdlog::info("generate: {} ({}, {} layers) on {} in {}, {} prompt(s), batches of {}, KV cache {}",
-               settings.model.string(), config.model_type(), config.num_hidden_layers, device.str(), dtype_name,
+               settings.model.string(), config.model_type(), config.num_hidden_layers, loaded.device_name,
+               loaded.dtype_name,
                prompts.size(), settings.batch_size, settings.kv_cache ? "on" : "off");
 
-  GenerationOptions options{settings.kv_cache, end_of_text_ids(config, *tokenizer)};
+  GenerationOptions options;
+  options.kv_cache = settings.kv_cache;
+  options.end_of_text = end_of_text_ids(config, *tokenizer);
   const auto routers = router_names(config);
   const bool routing = settings.routing && config.is_moe();
   if (settings.routing && !config.is_moe()) spdlog::warn("generate.routing: a dense model has no router to report");

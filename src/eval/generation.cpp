@@ -72,6 +72,8 @@ const char* finish_reason_name(FinishReason reason) {
       return "length";
     case FinishReason::kStop:
       return "stop";
+    case FinishReason::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -88,7 +90,6 @@ struct Sequence {
   TokenSampler sampler;
   std::vector<std::int32_t> ids;  // prompt, then the generated tokens
   GeneratedText result;
-  bool finished = false;
 };
 
 // Appends `token` to the sequence and decides whether it has finished: an end-of-text id, a stop
@@ -102,7 +103,7 @@ void append_token(Sequence& sequence, std::int32_t token, const Tokenizer* token
   if (tokenizer != nullptr) result.text = tokenizer->decode(result.tokens);
   if (std::find(end_of_text.begin(), end_of_text.end(), token) != end_of_text.end()) {
     result.finish = FinishReason::kStop;
-    sequence.finished = true;
+    result.finished = true;
     return;
   }
   std::size_t cut = std::string::npos;
@@ -112,12 +113,12 @@ void append_token(Sequence& sequence, std::int32_t token, const Tokenizer* token
   if (cut != std::string::npos) {
     result.text.resize(cut);
     result.finish = FinishReason::kStop;
-    sequence.finished = true;
+    result.finished = true;
     return;
   }
   if (static_cast<std::int64_t>(result.tokens.size()) >= sequence.request->max_new_tokens) {
     result.finish = FinishReason::kLength;
-    sequence.finished = true;
+    result.finished = true;
   }
 }
 
@@ -133,19 +134,29 @@ std::vector<std::vector<double>> host_rows(const torch::Tensor& logits) {
   return rows;
 }
 
+// Samples each row's next token (with its log-probs when asked), appends it, and tells
+// options.on_token, which may cancel the row.
 void choose_next_tokens(std::vector<Sequence>& sequences, const torch::Tensor& last_logits, const Tokenizer* tokenizer,
-                        const std::vector<std::int32_t>& end_of_text, const std::vector<std::size_t>& rows) {
+                        const GenerationOptions& options, const std::vector<std::size_t>& rows) {
   auto logits = host_rows(last_logits);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     Sequence& sequence = sequences[rows[i]];
-    append_token(sequence, sequence.sampler.next(std::move(logits[i]), sequence.ids), tokenizer, end_of_text);
+    const auto top = sequence.request->logprobs;
+    const auto token = top >= 0 ? sequence.sampler.next(logits[i], sequence.ids)
+                                : sequence.sampler.next(std::move(logits[i]), sequence.ids);
+    if (top >= 0) sequence.result.logprobs.push_back(token_logprob(logits[i], token, top));
+    append_token(sequence, token, tokenizer, options.end_of_text);
+    if (options.on_token && !options.on_token(rows[i], sequence.result) && !sequence.result.finished) {
+      sequence.result.finish = FinishReason::kCancelled;
+      sequence.result.finished = true;
+    }
   }
 }
 
 std::vector<std::size_t> unfinished(const std::vector<Sequence>& sequences) {
   std::vector<std::size_t> rows;
   for (std::size_t i = 0; i < sequences.size(); ++i) {
-    if (!sequences[i].finished) rows.push_back(i);
+    if (!sequences[i].result.finished) rows.push_back(i);
   }
   return rows;
 }
@@ -176,14 +187,14 @@ void generate_with_cache(CausalLMImpl& model, std::vector<Sequence>& sequences, 
   auto output = model.forward(id_tensor(ids, batch, device), id_tensor(valid, batch, device).to(torch::kBool), cache);
   std::vector<std::size_t> all(sequences.size());
   std::iota(all.begin(), all.end(), 0);
-  choose_next_tokens(sequences, output.logits.select(1, longest - 1), tokenizer, options.end_of_text, all);
+  choose_next_tokens(sequences, output.logits.select(1, longest - 1), tokenizer, options, all);
   timings.prompt_seconds += seconds_since(start);
 
   const auto generation_start = Clock::now();
   while (!unfinished(sequences).empty()) {
     ids.clear();
     valid.clear();
-    for (const auto& s : sequences) ids.push_back(s.ids.back()), valid.push_back(s.finished ? 0 : 1);
+    for (const auto& s : sequences) ids.push_back(s.ids.back()), valid.push_back(s.result.finished ? 0 : 1);
     output = model.forward(id_tensor(ids, batch, device), id_tensor(valid, batch, device).to(torch::kBool), cache);
     const auto rows = unfinished(sequences);
     const auto last = output.logits.select(1, 0);  // [B, V]
@@ -191,7 +202,7 @@ void generate_with_cache(CausalLMImpl& model, std::vector<Sequence>& sequences, 
         sequences,
         last.index_select(0,
                           torch::tensor(std::vector<std::int64_t>(rows.begin(), rows.end()), torch::kInt64).to(device)),
-        tokenizer, options.end_of_text, rows);
+        tokenizer, options, rows);
   }
   timings.generation_seconds += seconds_since(generation_start);
 }
@@ -211,7 +222,7 @@ void generate_by_recomputing(CausalLMImpl& model, std::vector<Sequence>& sequenc
       for (const auto row : group) ids.insert(ids.end(), sequences[row].ids.begin(), sequences[row].ids.end());
       const auto output = model.forward(id_tensor(ids, static_cast<std::int64_t>(group.size()), device));
       choose_next_tokens(sequences, output.logits.select(1, static_cast<std::int64_t>(length) - 1), tokenizer,
-                         options.end_of_text, group);
+                         options, group);
     }
     if (first) {
       timings.prompt_seconds += seconds_since(start);
@@ -233,7 +244,7 @@ std::vector<GeneratedText> generate(CausalLMImpl& model, const Tokenizer* tokeni
   for (const auto& request : requests) {
     if (request.prompt.empty()) throw Error("generate: an empty prompt (it needs at least one token)");
     if (request.max_new_tokens < 1) throw Error("generate: max_new_tokens must be at least 1");
-    sequences.push_back({&request, TokenSampler(request.sampling), request.prompt, {}, false});
+    sequences.push_back({&request, TokenSampler(request.sampling), request.prompt, {}});
     counted.prompt_tokens += static_cast<std::int64_t>(request.prompt.size());
   }
   torch::NoGradGuard no_grad;
@@ -266,7 +277,7 @@ GenerationTimings time_generation(CausalLMImpl& model, std::int64_t batch, std::
     request.max_new_tokens = new_tokens;
   }
   GenerationTimings timings;
-  generate(model, nullptr, requests, {kv_cache, {}}, &timings);
+  generate(model, nullptr, requests, {kv_cache, {}, {}}, &timings);
   return timings;
 }
 
@@ -288,6 +299,61 @@ std::vector<std::vector<ExpertChoice>> routing_of_tokens(CausalLMImpl& model, co
     }
   }
   return choices;
+}
+
+TokenLogprob token_logprob(const std::vector<double>& logits, std::int32_t token, std::int64_t top) {
+  // log p_i = l_i - log sum_j exp l_j, the sum taken from the largest logit for stability.
+  const double largest = *std::max_element(logits.begin(), logits.end());
+  double total = 0;
+  for (const double l : logits) total += std::exp(l - largest);
+  const double log_total = largest + std::log(total);
+  TokenLogprob out;
+  out.token = token;
+  out.logprob = logits[static_cast<std::size_t>(token)] - log_total;
+  const auto k = std::min<std::size_t>(static_cast<std::size_t>(std::max<std::int64_t>(top, 0)), logits.size());
+  std::vector<std::int32_t> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                    [&](std::int32_t a, std::int32_t b) {
+                      const auto la = logits[static_cast<std::size_t>(a)], lb = logits[static_cast<std::size_t>(b)];
+                      return la > lb || (la == lb && a < b);
+                    });
+  for (std::size_t i = 0; i < k; ++i) out.top.emplace_back(order[i], logits[static_cast<std::size_t>(order[i])] - log_total);
+  return out;
+}
+
+std::vector<TokenLogprob> sequence_logprobs(CausalLMImpl& model, const std::vector<std::int32_t>& ids,
+                                            std::int64_t top) {
+  if (ids.size() < 2) return {};
+  torch::NoGradGuard no_grad;
+  const std::vector<std::int64_t> wide(ids.begin(), ids.end());
+  const auto output = model.forward(id_tensor(wide, 1, model.output_embedding().device()));
+  // Position t's logits predict ids[t + 1].
+  const auto rows = host_rows(output.logits[0].slice(0, 0, static_cast<std::int64_t>(ids.size()) - 1));
+  std::vector<TokenLogprob> out;
+  out.reserve(rows.size());
+  for (std::size_t t = 0; t < rows.size(); ++t) out.push_back(token_logprob(rows[t], ids[t + 1], top));
+  return out;
+}
+
+std::vector<std::string> token_texts(const Tokenizer& tokenizer, const std::vector<std::int32_t>& ids,
+                                     std::size_t first) {
+  // Decoding each token with up to kContext tokens before it keeps the spaces and the bytes that
+  // the decoder merges across tokens (SentencePiece's leading space, byte fallback) where they
+  // belong; the token's text is what it adds to the decoded context.
+  constexpr std::size_t kContext = 4;
+  std::vector<std::string> texts;
+  for (std::size_t i = first; i < ids.size(); ++i) {
+    const std::size_t begin = i > kContext ? i - kContext : 0;
+    const std::vector<std::int32_t> before(ids.begin() + static_cast<std::ptrdiff_t>(begin),
+                                           ids.begin() + static_cast<std::ptrdiff_t>(i));
+    std::vector<std::int32_t> with = before;
+    with.push_back(ids[i]);
+    const auto context = tokenizer.decode(before, false);
+    auto text = tokenizer.decode(with, false);
+    texts.push_back(text.compare(0, context.size(), context) == 0 ? text.substr(context.size()) : std::move(text));
+  }
+  return texts;
 }
 
 std::vector<std::int32_t> encode_prompt(const Tokenizer& tokenizer, const std::string& prompt) {

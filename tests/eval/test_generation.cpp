@@ -46,8 +46,8 @@ TEST_P(Generation, CacheGivesTheTokensOfRecomputing) {
     if (sampled) sampling = {1.0, 50, 0.9, 1.1, 7};
     const auto requests = requests_for(*tokenizer, kPrompts, 16, sampling);
     ASSERT_NE(requests[0].prompt.size(), requests[2].prompt.size());  // the batch is padded
-    const auto cached = generate(*model, tokenizer.get(), requests, {true, {}});
-    const auto recomputed = generate(*model, tokenizer.get(), requests, {false, {}});
+    const auto cached = generate(*model, tokenizer.get(), requests, {true, {}, {}});
+    const auto recomputed = generate(*model, tokenizer.get(), requests, {false, {}, {}});
     ASSERT_EQ(cached.size(), kPrompts.size());
     for (std::size_t i = 0; i < cached.size(); ++i) {
       EXPECT_EQ(cached[i].tokens, recomputed[i].tokens) << "prompt " << i << (sampled ? " sampled" : " greedy");
@@ -56,7 +56,7 @@ TEST_P(Generation, CacheGivesTheTokensOfRecomputing) {
       EXPECT_EQ(cached[i].finish, FinishReason::kLength);
     }
     // A prompt alone gives what it gives in the batch (its seed is its own).
-    const auto alone = generate(*model, tokenizer.get(), {requests[2]}, {true, {}});
+    const auto alone = generate(*model, tokenizer.get(), {requests[2]}, {true, {}, {}});
     EXPECT_EQ(alone[0].tokens, cached[2].tokens);
   }
 }
@@ -87,18 +87,18 @@ TEST(Generation, StopsAtAStopStringAndAtEndOfText) {
   const auto tokenizer = fixture_tokenizer();
   CausalLM model = test::tiny_model(Architecture::kMixtral, tokenizer->vocab_size(), 21);
   auto requests = requests_for(*tokenizer, {kPrompts[1]}, 24);
-  const auto free = generate(*model, tokenizer.get(), requests, {true, {}});
+  const auto free = generate(*model, tokenizer.get(), requests, {true, {}, {}});
   const std::string& text = free[0].text;
   ASSERT_GT(text.size(), 8u) << text;
   const std::string stop = text.substr(text.size() / 2, 3);
   requests[0].stop = {"never in the text \x01", stop};
-  const auto stopped = generate(*model, tokenizer.get(), requests, {true, {}});
+  const auto stopped = generate(*model, tokenizer.get(), requests, {true, {}, {}});
   EXPECT_EQ(stopped[0].text, text.substr(0, text.find(stop)));
   EXPECT_EQ(stopped[0].finish, FinishReason::kStop);
   EXPECT_LT(stopped[0].tokens.size(), free[0].tokens.size());
   // The third generated id as end-of-text: generation ends with it.
   const auto ended =
-      generate(*model, tokenizer.get(), requests_for(*tokenizer, {kPrompts[1]}, 24), {true, {free[0].tokens[2]}});
+      generate(*model, tokenizer.get(), requests_for(*tokenizer, {kPrompts[1]}, 24), {true, {free[0].tokens[2]}, {}});
   EXPECT_EQ(ended[0].finish, FinishReason::kStop);
   EXPECT_EQ(ended[0].tokens.size(), 3u);
 }

@@ -35,6 +35,15 @@ svmoe_find_c_library(utf8proc utf8proc.h utf8proc libutf8proc-dev)
 # Zstandard (.jsonl.zst corpora): Debian's libzstd-dev.
 svmoe_find_c_library(zstd zstd.h zstd libzstd-dev)
 
+# cpp-httplib (svmoe serve's HTTP): Debian's libcpp-httplib-dev, a compiled library whose
+# pkg-config file carries the definitions its header must be read with (TLS, compression).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SVMOE_HTTPLIB IMPORTED_TARGET GLOBAL cpp-httplib)
+if(NOT SVMOE_HTTPLIB_FOUND)
+  message(FATAL_ERROR "svmoe: cpp-httplib not found; install libcpp-httplib-dev (scripts/install-deps.sh)")
+endif()
+add_library(svmoe::httplib ALIAS PkgConfig::SVMOE_HTTPLIB)
+
 # Protocol Buffers (TensorBoard event files, src/io/tensorboard_event.proto): Debian's
 # libprotobuf-dev and protoc (protobuf-compiler), through CMake's FindProtobuf. The same
 # libprotobuf that Debian's LibTorch links.

@@ -57,6 +57,25 @@ struct GenerateSettings {
   ForwardDtype dtype = ForwardDtype::kFloat32;
 };
 
+// svmoe serve: an OpenAI-compatible completions server (docs/serving.md).
+struct ServeSettings {
+  std::filesystem::path model;
+  std::string model_name;  // the id clients name; empty: the model directory's name
+  std::string host = "127.0.0.1";
+  std::int64_t port = 8000;
+  std::string api_key;  // empty: no key needed (or the SVMOE_API_KEY environment variable's)
+  std::int64_t max_batch_size = 8;      // sequences generated together
+  std::int64_t max_queued = 256;        // sequences waiting before new requests get 503
+  std::int64_t max_request_bytes = 1 << 20;
+  std::int64_t max_prompt_tokens = 0;   // 0: the model's max_position_embeddings
+  std::int64_t max_tokens = 2048;       // the largest max_tokens a request may ask for
+  std::int64_t default_max_tokens = 16;  // OpenAI's default
+  std::int64_t max_logprobs = 20;
+  std::int64_t http_threads = 32;
+  bool kv_cache = true;
+  ForwardDtype dtype = ForwardDtype::kFloat32;
+};
+
 // svmoe prepare (SPEC.md §2): corpus -> subdomains, token shards and the router's TF-IDF targets.
 struct TokenizerTrainSettings {
   bool enabled = false;  // train a SentencePiece tokenizer on the corpus first
@@ -258,6 +277,7 @@ struct RunSettings {
 RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
 GenerateSettings parse_generate_settings(const ConfigTree& config);
+ServeSettings parse_serve_settings(const ConfigTree& config);
 PrepareSettings parse_prepare_settings(const ConfigTree& config);
 MergeSettings parse_merge_settings(const ConfigTree& config);
 // The value of a merge method's parameter (config/merge_method.h) in `settings`.

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -46,18 +47,31 @@ struct GenerationRequest {
   std::int64_t max_new_tokens = 64;
   std::vector<std::string> stop;  // the text ends before the first of these
   SamplingOptions sampling;
+  // -1: no log-probs; k >= 0: each generated token's log-probability and the k most likely tokens'.
+  std::int64_t logprobs = -1;
+};
+
+// The log-probabilities at one position: log_softmax of the model's raw logits (before the
+// sampler's penalty, temperature and truncation, as OpenAI and vLLM report them).
+struct TokenLogprob {
+  std::int32_t token = 0;  // the token that came next
+  double logprob = 0;
+  std::vector<std::pair<std::int32_t, double>> top;  // the k most likely, most likely first
 };
 
 enum class FinishReason {
-  kLength,  // max_new_tokens reached
-  kStop,    // an end-of-text token or a stop string
+  kLength,     // max_new_tokens reached
+  kStop,       // an end-of-text token or a stop string
+  kCancelled,  // GenerationOptions::on_token asked to stop (a client that went away)
 };
-const char* finish_reason_name(FinishReason reason);  // "length", "stop" (OpenAI's names)
+const char* finish_reason_name(FinishReason reason);  // "length", "stop" (OpenAI's names), "cancelled"
 
 struct GeneratedText {
   std::vector<std::int32_t> tokens;  // the new ids (an end-of-text id included, text after a stop string not)
   std::string text;                  // their text, cut before a stop string
   FinishReason finish = FinishReason::kLength;
+  std::vector<TokenLogprob> logprobs;  // one per token when the request asked (logprobs >= 0)
+  bool finished = false;               // the last token has been made
 };
 
 struct GenerationTimings {
@@ -71,6 +85,9 @@ struct GenerationOptions {
   bool kv_cache = true;
   // Ids that end a sequence (the tokenizer's EOS and config.json's eos_token_id).
   std::vector<std::int32_t> end_of_text;
+  // Called after every token a request gets, with its result so far (streaming); returning false
+  // ends that request with FinishReason::kCancelled (the others go on).
+  std::function<bool(std::size_t request, const GeneratedText& so_far)> on_token;
 };
 
 // Generates for every request as one batch. `tokenizer` decodes the text and finds the stop
@@ -93,6 +110,21 @@ struct ExpertChoice {
 };
 std::vector<std::vector<ExpertChoice>> routing_of_tokens(CausalLMImpl& model, const std::vector<std::int32_t>& ids,
                                                          std::size_t first);
+
+// The log-probabilities of ids[1..] each given the ids before it (one run of the whole sequence):
+// [position - 1], with the `top` most likely tokens at each position. What a scoring request's
+// `echo` reports for its prompt.
+std::vector<TokenLogprob> sequence_logprobs(CausalLMImpl& model, const std::vector<std::int32_t>& ids,
+                                            std::int64_t top);
+
+// The log-probabilities of `token` and the `top` most likely tokens under one position's logits.
+TokenLogprob token_logprob(const std::vector<double>& logits, std::int32_t token, std::int64_t top);
+
+// The own text of each token of ids[first..] within the text of `ids` (decoded with the tokens
+// just before it, so that a word's leading space stays with its token); joined, they give the
+// decoded text where the tokens decode one by one to whole characters.
+std::vector<std::string> token_texts(const Tokenizer& tokenizer, const std::vector<std::int32_t>& ids,
+                                     std::size_t first = 0);
 
 // The prompt's ids as generation wants them: the tokenizer's special tokens at the start (BOS)
 // but no end-of-text after the prompt.
