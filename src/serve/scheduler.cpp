@@ -72,12 +72,16 @@ Scheduler::Admission Scheduler::submit(const std::shared_ptr<CompletionJob>& job
   return Admission::kQueued;
 }
 
-void Scheduler::drain() {
+void Scheduler::stop_accepting() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     draining_ = true;
   }
   wake_.notify_all();
+}
+
+void Scheduler::drain() {
+  stop_accepting();
   if (thread_.joinable()) thread_.join();
 }
 

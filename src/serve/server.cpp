@@ -429,6 +429,7 @@ void run_serve(const ServeSettings& settings, const RuntimeSettings& runtime) {
   std::thread watcher([&] {
     while (!stop_requested() && !listening_ended) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (listening_ended) return;
+    scheduler.stop_accepting();
     const auto counts = scheduler.counts();
     spdlog::info("serve: signal {}: refusing new requests, finishing {} queued and {} running sequence(s)",
                  stop_signal(), counts.queued, counts.running);

@@ -91,7 +91,9 @@ class Scheduler {
   enum class Admission { kQueued, kBusy, kDraining };
   Admission submit(const std::shared_ptr<CompletionJob>& job);
 
-  // Refuses new jobs, finishes the queued ones, stops the model thread. Idempotent.
+  // Refuses new jobs from now on (submit answers kDraining).
+  void stop_accepting();
+  // stop_accepting(), then finishes the queued jobs and stops the model thread. Idempotent.
   void drain();
   bool draining() const { return draining_; }
   SchedulerCounts counts() const;
