@@ -50,6 +50,7 @@ struct StreamCursor {
 };
 
 struct StreamState {
+  std::atomic<bool> abandoned{false};
   std::uint64_t seen = 0;
   std::vector<StreamCursor> cursors;
   Clock::time_point last_write = Clock::now();
@@ -265,9 +266,18 @@ class CompletionServer {
         [this, job, id, state, start](std::size_t, httplib::DataSink& sink) {
           return stream_step(*job, id, *state, start, sink);
         },
-        [job](bool success) {
-          if (!success) job->cancel();
+        // Called when the response ends; unsuccessful: the connection broke (newer cpp-httplib finds
+        // a closed peer before asking the provider for more).
+        [job, state](bool success) {
+          if (!success) abandon(*job, *state);
         });
+  }
+
+  static void abandon(CompletionJob& job, StreamState& state) {
+    job.cancel();
+    if (!state.abandoned.exchange(true)) {
+      spdlog::info("POST /v1/completions (stream): the client went away; its sequences stop");
+    }
   }
 
   bool stream_step(CompletionJob& job, const std::string& id, StreamState& state, Clock::time_point start,
@@ -277,8 +287,7 @@ class CompletionServer {
     state.seen = snapshot.version;
     const auto write = [&](const std::string& text) {
       if (!sink.write(text.data(), text.size())) {
-        job.cancel();
-        spdlog::info("POST /v1/completions (stream): the client went away; its sequences stop");
+        abandon(job, state);
         return false;
       }
       state.last_write = Clock::now();
