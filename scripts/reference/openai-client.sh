@@ -7,16 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 version=5.23.2
 prefix=${SVMOE_REFERENCE_OPENAI_DIR:-$root/build/reference/node-openai}
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "openai-client: node and npm are needed (scripts/install-deps.sh installs them)" >&2
-  exit 1
-fi
-installed=$(node -p "require('$prefix/node_modules/openai/package.json').version" 2>/dev/null || true)
-if [ "$installed" != "$version" ]; then
-  echo "openai-client: installing openai@$version (npm) into $prefix" >&2
-  mkdir -p "$prefix"
-  npm install --prefix "$prefix" --no-save --no-audit --no-fund --loglevel=error "openai@$version" >&2
-fi
+bash "$root/scripts/reference/npm-install.sh" openai "$version" "$prefix"
 [ "${1:-}" = "--install-only" ] && exit 0
 script=$1
 shift

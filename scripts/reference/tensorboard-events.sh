@@ -9,15 +9,6 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 version=0.2.0
 prefix=${SVMOE_REFERENCE_TENSORBOARD_DIR:-$root/build/reference/node-tensorboard}
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "tensorboard-events: node and npm are needed (scripts/install-deps.sh installs them)" >&2
-  exit 1
-fi
-installed=$(node -p "require('$prefix/node_modules/tfrecord/package.json').version" 2>/dev/null || true)
-if [ "$installed" != "$version" ]; then
-  echo "tensorboard-events: installing tfrecord@$version (npm) into $prefix" >&2
-  mkdir -p "$prefix"
-  npm install --prefix "$prefix" --no-save --no-audit --no-fund --loglevel=error "tfrecord@$version" >&2
-fi
+bash "$root/scripts/reference/npm-install.sh" tfrecord "$version" "$prefix"
 [ "${1:-}" = "--install-only" ] && exit 0
 NODE_PATH="$prefix/node_modules" exec node "$root/scripts/reference/tensorboard_events_reader.js" "$@"
