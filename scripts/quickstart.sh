@@ -26,4 +26,6 @@ build/svmoe run -c configs/quickstart/experiment.yaml "$@"
 svmoe_model=runs/quickstart/models/svmoe_lb/final
 if [ -d "$svmoe_model" ]; then
   build/svmoe generate --model "$svmoe_model" --prompt "The kernel" --max-new-tokens 24 --routing
+  { set +x; } 2>/dev/null
+  echo "quickstart: serve it to OpenAI clients and lm-evaluation-harness with: build/svmoe serve --model $svmoe_model (docs/serving.md)"
 fi

@@ -7,6 +7,7 @@
 #   bash scripts/gpu/checks.sh transformers # transformers loads what svmoe writes, and svmoe what it writes
 #   bash scripts/gpu/checks.sh bench        # svmoe bench: tiny and reference presets, both expert paths
 #   bash scripts/gpu/checks.sh memory       # the largest reference-shape model whose step fits
+#   bash scripts/gpu/checks.sh generation   # svmoe bench --generate: tokens/s with and without the KV cache
 # (or `all`). Logs and JSON go to $OUT (the device tool's folder) or runs/gpu-checks/. Each
 # phase ends with a PASS/FAIL line per check; the exit code is the number of failures.
 set -uo pipefail
@@ -74,6 +75,19 @@ phase_bench() {
     --activation-checkpointing --json "$out/bench-reference-checkpointing.json"
 }
 
+# Generation speed with and without the KV cache (docs/generation.md's table, for docs/gpu.md):
+# the tiny preset and llm-jp-3-1.8b's shape (24 blocks, one expert = the dense FFN), batch 1 and 8;
+# the figures are in each check's log.
+phase_generation() {
+  local batch
+  for batch in 1 8; do
+    check "generate-tiny-b$batch" "$build/svmoe" bench --generate --preset tiny --device cuda --new-tokens 256 \
+      --batch "$batch"
+    check "generate-1p8b-b$batch" "$build/svmoe" bench --generate --preset reference --blocks 24 --experts 1 --top-k 1 \
+      --device cuda --new-tokens 256 --batch "$batch"
+  done
+}
+
 # The largest reference-shape model whose training step fits: blocks at 8 experts, then experts
 # at 4 blocks, each with and without activation checkpointing. A step that does not fit ends
 # in CUDA's out-of-memory error (recorded, not a failure).
@@ -108,9 +122,10 @@ case "$phase" in
   transformers) phase_transformers ;;
   bench) phase_bench ;;
   memory) phase_memory ;;
-  all) phase_build && phase_tests && phase_transformers && phase_bench && phase_memory ;;
+  generation) phase_generation ;;
+  all) phase_build && phase_tests && phase_transformers && phase_bench && phase_memory && phase_generation ;;
   *)
-    echo "checks: unknown phase '$phase': use build, tests, transformers, bench, memory or all" >&2
+    echo "checks: unknown phase '$phase': use build, tests, transformers, bench, memory, generation or all" >&2
     exit 2
     ;;
 esac

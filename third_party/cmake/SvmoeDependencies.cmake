@@ -35,14 +35,23 @@ svmoe_find_c_library(utf8proc utf8proc.h utf8proc libutf8proc-dev)
 # Zstandard (.jsonl.zst corpora): Debian's libzstd-dev.
 svmoe_find_c_library(zstd zstd.h zstd libzstd-dev)
 
-# cpp-httplib (svmoe serve's HTTP): Debian's libcpp-httplib-dev, a compiled library whose
-# pkg-config file carries the definitions its header must be read with (TLS, compression).
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(SVMOE_HTTPLIB IMPORTED_TARGET GLOBAL cpp-httplib)
-if(NOT SVMOE_HTTPLIB_FOUND)
-  message(FATAL_ERROR "svmoe: cpp-httplib not found; install libcpp-httplib-dev (scripts/install-deps.sh)")
+# cpp-httplib (svmoe serve's HTTP): Debian's libcpp-httplib-dev, a compiled library whose header
+# must be read with the definitions it was built with (TLS, compression). Through its pkg-config
+# file where pkg-config finds it; else by its files (the .debs unpacked on the GPU machine, found
+# through CMAKE_PREFIX_PATH), with the definitions Debian builds it with.
+find_package(PkgConfig QUIET)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(SVMOE_HTTPLIB QUIET IMPORTED_TARGET GLOBAL cpp-httplib)
 endif()
-add_library(svmoe::httplib ALIAS PkgConfig::SVMOE_HTTPLIB)
+if(TARGET PkgConfig::SVMOE_HTTPLIB)
+  add_library(svmoe::httplib ALIAS PkgConfig::SVMOE_HTTPLIB)
+else()
+  svmoe_find_c_library(httplib httplib.h cpp-httplib libcpp-httplib-dev)
+  find_package(OpenSSL REQUIRED)
+  set_target_properties(svmoe::httplib PROPERTIES
+    INTERFACE_COMPILE_DEFINITIONS "CPPHTTPLIB_OPENSSL_SUPPORT;CPPHTTPLIB_ZLIB_SUPPORT;CPPHTTPLIB_BROTLI_SUPPORT"
+    INTERFACE_LINK_LIBRARIES "OpenSSL::SSL;ZLIB::ZLIB")
+endif()
 
 # Protocol Buffers (TensorBoard event files, src/io/tensorboard_event.proto): Debian's
 # libprotobuf-dev and protoc (protobuf-compiler), through CMake's FindProtobuf. The same
