@@ -213,16 +213,17 @@ class CompletionServer {
     }
   }
 
+  // One line a request, for the log: "POST /v1/completions 200: 2 prompt(s) x 1, 10 prompt + 10
+  // completion tokens, 42 ms".
   void log_done(const CompletionJob& job, const CompletionJob::Snapshot& snapshot, Clock::time_point start,
                 const char* how) const {
-    const auto& r = job.request();
-    std::int64_t prompt_tokens = 0, completion_tokens = 0;
-    for (const auto& p : r.prompts) prompt_tokens += static_cast<std::int64_t>(p.ids.size());
-    for (const auto& g : snapshot.progress) completion_tokens += static_cast<std::int64_t>(g.tokens.size());
+    const auto usage = usage_of(job, snapshot);
     spdlog::info("POST /v1/completions {}: {} prompt(s) x {}, {} prompt + {} completion tokens, {:.0f} ms", how,
-                 r.prompts.size(), r.n, prompt_tokens, completion_tokens, milliseconds_since(start));
+                 job.request().prompts.size(), job.request().n, usage["prompt_tokens"].get<std::int64_t>(),
+                 usage["completion_tokens"].get<std::int64_t>(), milliseconds_since(start));
   }
 
+  // OpenAI's usage: each prompt's tokens once (whatever n), every generated token.
   Json usage_of(const CompletionJob& job, const CompletionJob::Snapshot& snapshot) const {
     const auto& r = job.request();
     std::int64_t prompt_tokens = 0, completion_tokens = 0;
