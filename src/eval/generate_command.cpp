@@ -116,8 +116,7 @@ void run_generate(const GenerateSettings& settings, const RuntimeSettings& runti
   const auto& tokenizer = loaded.tokenizer;
   spdlog::info("generate: {} ({}, {} layers) on {} in {}, {} prompt(s), batches of {}, KV cache {}",
                settings.model.string(), config.model_type(), config.num_hidden_layers, loaded.device_name,
-               loaded.dtype_name,
-               prompts.size(), settings.batch_size, settings.kv_cache ? "on" : "off");
+               loaded.dtype_name, prompts.size(), settings.batch_size, settings.kv_cache ? "on" : "off");
 
   GenerationOptions options;
   options.kv_cache = settings.kv_cache;

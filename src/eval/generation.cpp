@@ -221,8 +221,8 @@ void generate_by_recomputing(CausalLMImpl& model, std::vector<Sequence>& sequenc
       std::vector<std::int64_t> ids;
       for (const auto row : group) ids.insert(ids.end(), sequences[row].ids.begin(), sequences[row].ids.end());
       const auto output = model.forward(id_tensor(ids, static_cast<std::int64_t>(group.size()), device));
-      choose_next_tokens(sequences, output.logits.select(1, static_cast<std::int64_t>(length) - 1), tokenizer,
-                         options, group);
+      choose_next_tokens(sequences, output.logits.select(1, static_cast<std::int64_t>(length) - 1), tokenizer, options,
+                         group);
     }
     if (first) {
       timings.prompt_seconds += seconds_since(start);
@@ -318,7 +318,8 @@ TokenLogprob token_logprob(const std::vector<double>& logits, std::int32_t token
                       const auto la = logits[static_cast<std::size_t>(a)], lb = logits[static_cast<std::size_t>(b)];
                       return la > lb || (la == lb && a < b);
                     });
-  for (std::size_t i = 0; i < k; ++i) out.top.emplace_back(order[i], logits[static_cast<std::size_t>(order[i])] - log_total);
+  for (std::size_t i = 0; i < k; ++i)
+    out.top.emplace_back(order[i], logits[static_cast<std::size_t>(order[i])] - log_total);
   return out;
 }
 

@@ -96,8 +96,8 @@ class Fields {
     if (!v.is_number()) refuse(key, "'" + key + "' must be a number, not " + type_name(v));
     const auto x = v.get<double>();
     if (!(x >= min && x <= max)) {
-      refuse(key, "'" + key + "' is " + v.dump() + "; it must be between " + Json(min).dump() + " and " +
-                      Json(max).dump());
+      refuse(key,
+             "'" + key + "' is " + v.dump() + "; it must be between " + Json(min).dump() + " and " + Json(max).dump());
     }
     return x;
   }
@@ -145,8 +145,8 @@ std::int32_t checked_id(const Json& v, const ServeLimits& limits, const std::str
   if (!v.is_number_integer()) refuse("prompt", where + " must be a token id (an integer), not " + type_name(v));
   if (v.is_number_unsigned() ? v.get<std::uint64_t>() >= static_cast<std::uint64_t>(limits.vocab_size)
                              : (v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= limits.vocab_size)) {
-    refuse("prompt", where + " is " + v.dump() + ", outside the vocabulary [0, " + std::to_string(limits.vocab_size) +
-                         ")");
+    refuse("prompt",
+           where + " is " + v.dump() + ", outside the vocabulary [0, " + std::to_string(limits.vocab_size) + ")");
   }
   return static_cast<std::int32_t>(v.get<std::int64_t>());
 }
@@ -214,8 +214,8 @@ std::vector<std::string> read_stop(const Fields& fields, const ServeLimits& limi
     refuse("stop", "'stop' must be a string or a list of strings, not " + type_name(stop));
   }
   if (static_cast<std::int64_t>(stops.size()) > limits.max_stops) {
-    refuse("stop", "'stop' holds " + std::to_string(stops.size()) + " strings; at most " +
-                       std::to_string(limits.max_stops));
+    refuse("stop",
+           "'stop' holds " + std::to_string(stops.size()) + " strings; at most " + std::to_string(limits.max_stops));
   }
   for (const auto& s : stops) {
     if (s.empty()) refuse("stop", "'stop' holds an empty string");
@@ -327,8 +327,8 @@ Json logprobs_json(const Tokenizer& tokenizer, const std::vector<std::int32_t>& 
     if (!top.contains(texts[i])) top[texts[i]] = entry->logprob;
     top_logprobs.push_back(std::move(top));
   }
-  return {{"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top_logprobs},
-          {"text_offset", offsets}};
+  return {
+      {"tokens", tokens}, {"token_logprobs", token_logprobs}, {"top_logprobs", top_logprobs}, {"text_offset", offsets}};
 }
 
 Json routing_json(const Tokenizer& tokenizer, const std::vector<std::int32_t>& ids, std::size_t first,

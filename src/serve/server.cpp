@@ -77,9 +77,8 @@ class CompletionServer {
     });
     http.Get("/health", [this](const httplib::Request&, httplib::Response& response) { health(response); });
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& response) { models(response); });
-    http.Post("/v1/completions", [this](const httplib::Request& request, httplib::Response& response) {
-      completions(request, response);
-    });
+    http.Post("/v1/completions",
+              [this](const httplib::Request& request, httplib::Response& response) { completions(request, response); });
     http.Post("/tokenize", [this](const httplib::Request& request, httplib::Response& response) {
       answer(response, [&] { return tokenize_response(request.body, limits_, tokenizer_); });
     });
@@ -154,13 +153,14 @@ class CompletionServer {
                   {"created", created_},
                   {"owned_by", "svmoe"},
                   {"max_model_len", limits_.context_length},
-                  {"svmoe", {{"model_type", c.model_type()},
-                             {"layers", c.num_hidden_layers},
-                             {"experts", c.num_local_experts},
-                             {"experts_per_token", c.num_experts_per_tok},
-                             {"routers", routers_},
-                             {"dtype", loaded_.dtype_name},
-                             {"device", loaded_.device_name}}}};
+                  {"svmoe",
+                   {{"model_type", c.model_type()},
+                    {"layers", c.num_hidden_layers},
+                    {"experts", c.num_local_experts},
+                    {"experts_per_token", c.num_experts_per_tok},
+                    {"routers", routers_},
+                    {"dtype", loaded_.dtype_name},
+                    {"device", loaded_.device_name}}}};
     send_json(response, 200, {{"object", "list"}, {"data", Json::array({model})}});
   }
 
@@ -179,8 +179,9 @@ class CompletionServer {
     try {
       CompletionRequest request = parse_completion_request(http_request.body, limits_, tokenizer_);
       if (request.stream && request.echo && request.logprobs >= 0) {
-        throw ProtocolError(400, "'echo' with 'logprobs' is not streamed (the prompt's log-probs come in one piece): "
-                                 "send it without 'stream'",
+        throw ProtocolError(400,
+                            "'echo' with 'logprobs' is not streamed (the prompt's log-probs come in one piece): "
+                            "send it without 'stream'",
                             "stream");
       }
       const auto seed = request.seed ? *request.seed : server_seed();
@@ -345,7 +346,8 @@ class CompletionServer {
       } else {
         all_finished = false;
       }
-      if (!write(server_sent_event(completion_json(id, unix_time(), limits_.model_name, Json::array({choice}), nullptr)))) {
+      if (!write(server_sent_event(
+              completion_json(id, unix_time(), limits_.model_name, Json::array({choice}), nullptr)))) {
         return false;
       }
     }
@@ -354,8 +356,8 @@ class CompletionServer {
       return true;
     }
     if (r.include_usage) {
-      if (!write(server_sent_event(completion_json(id, unix_time(), limits_.model_name, Json::array(),
-                                                   usage_of(job, snapshot))))) {
+      if (!write(server_sent_event(
+              completion_json(id, unix_time(), limits_.model_name, Json::array(), usage_of(job, snapshot))))) {
         return false;
       }
     }
@@ -379,8 +381,9 @@ class CompletionServer {
 
 ServeLimits serve_limits(const ServeSettings& settings, const GenerationModel& loaded) {
   ServeLimits limits;
-  limits.model_name = settings.model_name.empty() ? std::filesystem::absolute(settings.model).lexically_normal().filename().string()
-                                                  : settings.model_name;
+  limits.model_name = settings.model_name.empty()
+                          ? std::filesystem::absolute(settings.model).lexically_normal().filename().string()
+                          : settings.model_name;
   if (limits.model_name.empty()) limits.model_name = "svmoe";
   limits.vocab_size = loaded.tokenizer->vocab_size();
   limits.context_length = loaded.config.max_position_embeddings;
@@ -421,16 +424,18 @@ void run_serve(const ServeSettings& settings, const RuntimeSettings& runtime) {
   int port = static_cast<int>(settings.port);
   if (port == 0) {
     port = http.bind_to_any_port(settings.host);
-    if (port < 0) throw IoError("serve: cannot listen on " + settings.host, "is serve.host an address of this machine?");
+    if (port < 0)
+      throw IoError("serve: cannot listen on " + settings.host, "is serve.host an address of this machine?");
   } else if (!http.bind_to_port(settings.host, port)) {
     throw IoError("serve: cannot listen on " + settings.host + ":" + std::to_string(port),
                   "is the port in use (another svmoe serve?) or serve.host not an address of this machine? Choose "
                   "another --port, or --port 0 for any free one");
   }
-  spdlog::info("serve: {} ({}, {} layers, {} in {}) as '{}', max {} tokens of context; batches of up to {}, KV cache {}{}",
-               settings.model.string(), loaded.config.model_type(), loaded.config.num_hidden_layers,
-               loaded.device_name, loaded.dtype_name, limits.model_name, limits.context_length,
-               settings.max_batch_size, settings.kv_cache ? "on" : "off", api_key.empty() ? "" : ", API key required");
+  spdlog::info(
+      "serve: {} ({}, {} layers, {} in {}) as '{}', max {} tokens of context; batches of up to {}, KV cache {}{}",
+      settings.model.string(), loaded.config.model_type(), loaded.config.num_hidden_layers, loaded.device_name,
+      loaded.dtype_name, limits.model_name, limits.context_length, settings.max_batch_size,
+      settings.kv_cache ? "on" : "off", api_key.empty() ? "" : ", API key required");
   spdlog::info("serve: listening on http://{}:{}/v1 (SIGTERM or Ctrl-C: finish queued requests and stop)",
                settings.host, port);
 
@@ -456,9 +461,10 @@ void run_serve(const ServeSettings& settings, const RuntimeSettings& runtime) {
   scheduler.drain();
   const auto counts = scheduler.counts();
   const auto rate = [](std::int64_t tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; };
-  spdlog::info("serve: stopped after {} sequence(s) in {} batch(es); prompt {:.1f} tokens/s, generation {:.1f} tokens/s",
-               counts.sequences, counts.batches, rate(counts.timings.prompt_tokens, counts.timings.prompt_seconds),
-               rate(counts.timings.generated_tokens, counts.timings.generation_seconds));
+  spdlog::info(
+      "serve: stopped after {} sequence(s) in {} batch(es); prompt {:.1f} tokens/s, generation {:.1f} tokens/s",
+      counts.sequences, counts.batches, rate(counts.timings.prompt_tokens, counts.timings.prompt_seconds),
+      rate(counts.timings.generated_tokens, counts.timings.generation_seconds));
   if (!listened && !stop_requested()) throw IoError("serve: the HTTP server stopped unexpectedly", "see the log above");
 }
 

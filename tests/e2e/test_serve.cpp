@@ -68,8 +68,10 @@ std::string leave_mid_stream(int port, const std::string& body) {
   address.sin_port = htons(static_cast<std::uint16_t>(port));
   ::inet_pton(AF_INET, "127.0.0.1", &address.sin_addr);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) return "";
-  const std::string request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                              "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string request =
+      "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
   ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   std::string received;
   char buffer[4096];
@@ -161,7 +163,8 @@ TEST_F(E2EServe, AnswersEveryRouteAndRefusesBadInputStayingUp) {
   EXPECT_NE(chat.text.find("/v1/completions only"), std::string::npos) << chat.text;
 
   // A client that leaves mid-stream: its sequences stop, the server goes on.
-  const auto first = leave_mid_stream(port, R"({"prompt": "Hello", "max_tokens": 64, "temperature": 0, "stream": true})");
+  const auto first =
+      leave_mid_stream(port, R"({"prompt": "Hello", "max_tokens": 64, "temperature": 0, "stream": true})");
   EXPECT_NE(first.find("text/event-stream"), std::string::npos) << first;
   for (int i = 0; i < 100 && server.log().find("the client went away") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -228,8 +231,9 @@ TEST_F(E2EServe, EchoLogprobsEqualSvmoeForwardsLogits) {
   EXPECT_TRUE(logprobs["token_logprobs"][0].is_null());
 
   write_safetensors(dir / "ids.safetensors", {{"input_ids", torch::tensor(ids).view({1, -1})}});
-  const auto forward = test::run_svmoe("forward --model " + quoted(moe_) + " --input " + quoted(dir / "ids.safetensors") +
-                                       " --output " + quoted(dir / "logits.safetensors") + " --device cpu");
+  const auto forward =
+      test::run_svmoe("forward --model " + quoted(moe_) + " --input " + quoted(dir / "ids.safetensors") + " --output " +
+                      quoted(dir / "logits.safetensors") + " --device cpu");
   ASSERT_EQ(forward.exit_code, 0) << forward.output;
   const auto logits = SafetensorsFile::open(dir / "logits.safetensors").tensor("logits")[0].to(torch::kFloat64);
   const auto expected = torch::log_softmax(logits, -1);
@@ -242,9 +246,8 @@ TEST_F(E2EServe, EchoLogprobsEqualSvmoeForwardsLogits) {
 
 TEST_F(E2EServe, ChecksTheApiKeyAndDrainsOnSigterm) {
   test::ScratchDir dir;
-  test::ServerProcess server({"--model", moe_.string(), "--api-key", "sesame", "--max-batch-size", "1",
-                              "--no-kv-cache"},
-                             dir / "serve.log");
+  test::ServerProcess server(
+      {"--model", moe_.string(), "--api-key", "sesame", "--max-batch-size", "1", "--no-kv-cache"}, dir / "serve.log");
   const int port = server.port();
   ASSERT_NE(port, 0);
   const std::string body = R"({"prompt": "Hello", "max_tokens": 4})";

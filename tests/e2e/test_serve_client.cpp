@@ -26,7 +26,8 @@ std::string run_client(const std::string& arguments, const fs::path& output) {
                               arguments + " > '" + output.string() + "'";
   const int status = std::system(command.c_str());
   const auto text = fs::exists(output) ? read_text_file(output) : std::string();
-  if (status != 0) ADD_FAILURE() << "the OpenAI client script failed (node and npm are needed): " << command << "\n" << text;
+  if (status != 0)
+    ADD_FAILURE() << "the OpenAI client script failed (node and npm are needed): " << command << "\n" << text;
   return text;
 }
 
@@ -59,10 +60,11 @@ TEST(OpenAIClientReference, TheOfficialClientScoresStreamsAndGetsOpenAIsErrors) 
   EXPECT_TRUE(score["token_logprobs"][0].is_null());
   CausalLM model = load_model_for_inference(moe, {});
   torch::NoGradGuard no_grad;
-  const auto expected = torch::log_softmax(model->forward(torch::tensor(ids).view({1, -1})).logits[0].to(torch::kFloat64), -1);
+  const auto expected =
+      torch::log_softmax(model->forward(torch::tensor(ids).view({1, -1})).logits[0].to(torch::kFloat64), -1);
   for (std::size_t t = 1; t < ids.size(); ++t) {
-    EXPECT_NEAR(score["token_logprobs"][t].get<double>(), expected[static_cast<std::int64_t>(t) - 1][ids[t]].item<double>(),
-                1e-4)
+    EXPECT_NEAR(score["token_logprobs"][t].get<double>(),
+                expected[static_cast<std::int64_t>(t) - 1][ids[t]].item<double>(), 1e-4)
         << "token " << t;
   }
   // lm-evaluation-harness's is_greedy reads top_logprobs: the greedy token is the likeliest.
@@ -93,10 +95,10 @@ TEST(OpenAIClientReference, ABoundedLoadTestHasNoFailedRequest) {
   const fs::path moe = test::tiny_moe(dir.path(), 4, 2);
   test::ServerProcess server({"--model", moe.string()}, dir / "serve.log");
   ASSERT_NE(server.port(), 0);
-  const auto text = run_client("'" + std::string(SVMOE_SOURCE_DIR) + "/scripts/serve_load.js' --url " + server.url() +
-                                   " --model moe --clients 4 --seconds 6 --max-tokens 32 --pid " +
-                                   std::to_string(server.pid()),
-                               dir / "load.txt");
+  const auto text =
+      run_client("'" + std::string(SVMOE_SOURCE_DIR) + "/scripts/serve_load.js' --url " + server.url() +
+                     " --model moe --clients 4 --seconds 6 --max-tokens 32 --pid " + std::to_string(server.pid()),
+                 dir / "load.txt");
   std::cout << text;
   std::smatch match;
   ASSERT_TRUE(std::regex_search(text, match, std::regex("serve_load: (\\{.*\\})"))) << text;

@@ -53,15 +53,27 @@ TEST_F(Protocol, EveryPromptFormReadsAsTheModelsIds) {
   ASSERT_EQ(lists.prompts.size(), 2u);
   EXPECT_EQ(lists.prompts[1].ids, (std::vector<std::int32_t>{5, 6}));
   EXPECT_EQ(lists.sequences(), 4u);
-  const auto strings = parse({{"prompt", {"a b", "c"}}, {"model", "tiny"}, {"stop", "\n"}, {"logprobs", 3},
-                              {"echo", true}, {"max_tokens", 0}, {"seed", -5}, {"user", "me"},
-                              {"presence_penalty", 0}, {"best_of", 1}, {"logit_bias", Json::object()}});
+  const auto strings = parse({{"prompt", {"a b", "c"}},
+                              {"model", "tiny"},
+                              {"stop", "\n"},
+                              {"logprobs", 3},
+                              {"echo", true},
+                              {"max_tokens", 0},
+                              {"seed", -5},
+                              {"user", "me"},
+                              {"presence_penalty", 0},
+                              {"best_of", 1},
+                              {"logit_bias", Json::object()}});
   EXPECT_EQ(strings.prompts.size(), 2u);
   EXPECT_EQ(strings.stop, std::vector<std::string>{"\n"});
   EXPECT_EQ(strings.logprobs, 3);
   EXPECT_EQ(*strings.seed, static_cast<std::uint64_t>(-5));
-  const auto streamed = parse({{"prompt", "x"}, {"stream", true}, {"stream_options", {{"include_usage", true}}},
-                               {"svmoe_routing", true}, {"top_k", 5}, {"repetition_penalty", 1.2}});
+  const auto streamed = parse({{"prompt", "x"},
+                               {"stream", true},
+                               {"stream_options", {{"include_usage", true}}},
+                               {"svmoe_routing", true},
+                               {"top_k", 5},
+                               {"repetition_penalty", 1.2}});
   EXPECT_TRUE(streamed.stream && streamed.include_usage && streamed.routing);
   EXPECT_EQ(parse({{"prompt", "x"}, {"max_tokens", nullptr}}).max_tokens, limits.default_max_tokens);  // null: absent
 }
@@ -85,7 +97,8 @@ TEST_F(Protocol, BadRequestsAreRefusedNamingTheField) {
       {R"({"prompt": "x", "max_tokens": "5"})", "400 max_tokens: 'max_tokens' must be an integer, not a string"},
       {R"({"prompt": "x", "max_tokens": -1})", "400 max_tokens: 'max_tokens' is -1, below 0"},
       {R"({"prompt": "x", "max_tokens": 33})", "400 max_tokens: 'max_tokens' is 33, above 32 (this server's limit"},
-      {R"({"prompt": "x", "max_tokens": 18446744073709551615})", "400 max_tokens: 'max_tokens' is 18446744073709551615, above 32"},
+      {R"({"prompt": "x", "max_tokens": 18446744073709551615})",
+       "400 max_tokens: 'max_tokens' is 18446744073709551615, above 32"},
       {R"({"prompt": "x", "max_tokens": 0})", "400 max_tokens: 'max_tokens' is 0 without 'echo'"},
       {R"({"prompt": "x", "temperature": 3})", "400 temperature: 'temperature' is 3; it must be between 0.0 and 2.0"},
       {R"({"prompt": "x", "top_p": 0})", "400 top_p: 'top_p' must be above 0"},
@@ -97,13 +110,15 @@ TEST_F(Protocol, BadRequestsAreRefusedNamingTheField) {
       {R"({"prompt": "x", "stop": ["a", 1]})", "400 stop: 'stop' must hold strings, not an integer"},
       {R"({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]})", "400 stop: 'stop' holds 5 strings; at most 4"},
       {R"({"prompt": "x", "stop": [""]})", "400 stop: 'stop' holds an empty string"},
-      {R"({"prompt": "x", "stream_options": {"include_usage": true}})", "400 stream_options: 'stream_options' is only for"},
+      {R"({"prompt": "x", "stream_options": {"include_usage": true}})",
+       "400 stream_options: 'stream_options' is only for"},
       {R"({"prompt": "x", "stream": true, "stream_options": {"usage": 1}})", "400 usage: unknown field 'usage'"},
       {R"({"prompt": "x", "frequency_penalty": 0.5})", "400 frequency_penalty: 'frequency_penalty' is not offered"},
       {R"({"prompt": "x", "best_of": 3})", "400 best_of: 'best_of' other than 'n' is not offered"},
       {R"({"prompt": "x", "logit_bias": {"5": 100}})", "400 logit_bias: 'logit_bias' is not offered"},
       {R"({"prompt": "x", "suffix": "end"})", "400 suffix: 'suffix' (insertion) is not offered"},
-      {R"({"prompt": "x", "model": "other"})", "404 model: The model 'other' does not exist; this server serves 'tiny'"},
+      {R"({"prompt": "x", "model": "other"})",
+       "404 model: The model 'other' does not exist; this server serves 'tiny'"},
   };
   for (const auto& [body, expected] : cases) {
     EXPECT_EQ(refusal(body).rfind(expected, 0), 0u) << body << "\n  gave: " << refusal(body);
@@ -112,7 +127,8 @@ TEST_F(Protocol, BadRequestsAreRefusedNamingTheField) {
 
 TEST_F(Protocol, PromptsPastTheLimitsOrTheContextAreRefused) {
   const std::vector<std::int32_t> long_prompt(49, 5);
-  EXPECT_EQ(refusal(Json{{"prompt", long_prompt}}).rfind("400 prompt: the prompt has 49 tokens; this server takes at most 48", 0),
+  EXPECT_EQ(refusal(Json{{"prompt", long_prompt}})
+                .rfind("400 prompt: the prompt has 49 tokens; this server takes at most 48", 0),
             0u);
   const std::vector<std::int32_t> prompt(40, 5);
   EXPECT_EQ(refusal(Json{{"prompt", prompt}, {"max_tokens", 25}})
@@ -168,8 +184,8 @@ TEST_F(Protocol, LogprobsNameEachTokensTextAndTheMostLikelyAlternatives) {
   std::string joined;
   for (const auto& t : json["tokens"]) joined += t.get<std::string>();
   EXPECT_EQ(joined, tokenizer->decode(ids, false));
-  EXPECT_EQ(json["text_offset"][2].get<std::size_t>(), json["tokens"][0].get<std::string>().size() +
-                                                           json["tokens"][1].get<std::string>().size());
+  EXPECT_EQ(json["text_offset"][2].get<std::size_t>(),
+            json["tokens"][0].get<std::string>().size() + json["tokens"][1].get<std::string>().size());
 }
 
 // No body, however mangled, gets anything but an accepted request or a ProtocolError (under the
@@ -188,10 +204,18 @@ TEST_F(Protocol, MangledBodiesAreRefusedNeverCrash) {
     for (int edits = 1 + static_cast<int>(random() % 4); edits > 0 && !body.empty(); --edits) {
       const auto at = random() % body.size();
       switch (random() % 4) {
-        case 0: body[at] = alphabet[random() % alphabet.size()]; break;
-        case 1: body.erase(at, 1 + random() % 8); break;
-        case 2: body.insert(at, body.substr(at, 1 + random() % 8)); break;
-        default: body.resize(at); break;
+        case 0:
+          body[at] = alphabet[random() % alphabet.size()];
+          break;
+        case 1:
+          body.erase(at, 1 + random() % 8);
+          break;
+        case 2:
+          body.insert(at, body.substr(at, 1 + random() % 8));
+          break;
+        default:
+          body.resize(at);
+          break;
       }
     }
     try {

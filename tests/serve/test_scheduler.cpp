@@ -83,8 +83,11 @@ TEST_F(SchedulerTest, BatchedRequestsGetTheTokensTheyGetAlone) {
 // same ids; a generated token's are those of its position.
 TEST_F(SchedulerTest, EchoLogprobsAreTheLogSoftmaxOfTheModelsLogits) {
   Scheduler scheduler(*model, *tokenizer, {8, 256, {}, true});
-  const auto j = job({{"prompt", "The quick brown fox jumps over the lazy dog"}, {"max_tokens", 1}, {"echo", true},
-                      {"logprobs", 3}, {"temperature", 0}});
+  const auto j = job({{"prompt", "The quick brown fox jumps over the lazy dog"},
+                      {"max_tokens", 1},
+                      {"echo", true},
+                      {"logprobs", 3},
+                      {"temperature", 0}});
   ASSERT_EQ(scheduler.submit(j), Scheduler::Admission::kQueued);
   const auto snapshot = wait(*j);
   const auto& result = *snapshot.results[0];
@@ -99,9 +102,11 @@ TEST_F(SchedulerTest, EchoLogprobsAreTheLogSoftmaxOfTheModelsLogits) {
   for (std::size_t t = 0; t + 1 < ids.size(); ++t) {
     const auto& entry = t + 1 < ids.size() - 1 ? result.prompt_logprobs[t] : result.generated.logprobs[0];
     EXPECT_EQ(entry.token, ids[t + 1]);
-    EXPECT_NEAR(entry.logprob, expected[static_cast<std::int64_t>(t)][ids[t + 1]].item<double>(), 1e-5) << "position " << t;
+    EXPECT_NEAR(entry.logprob, expected[static_cast<std::int64_t>(t)][ids[t + 1]].item<double>(), 1e-5)
+        << "position " << t;
     const auto top = std::get<1>(expected[static_cast<std::int64_t>(t)].topk(3));
-    for (std::size_t k = 0; k < 3; ++k) EXPECT_EQ(entry.top[k].first, top[static_cast<std::int64_t>(k)].item<std::int64_t>());
+    for (std::size_t k = 0; k < 3; ++k)
+      EXPECT_EQ(entry.top[k].first, top[static_cast<std::int64_t>(k)].item<std::int64_t>());
   }
   // Greedy: the generated token is the most likely one.
   EXPECT_EQ(result.generated.logprobs[0].top[0].first, result.generated.tokens[0]);
@@ -156,8 +161,14 @@ TEST_P(SchedulerArchitecture, ServesARequestAskingForEverything) {
   limits.model_name = "tiny";
   limits.vocab_size = tokenizer->vocab_size();
   Scheduler scheduler(*model, *tokenizer, {8, 256, {}, is_moe(GetParam())});
-  const nlohmann::json body = {{"prompt", {"Once upon a time", "In"}}, {"max_tokens", 6}, {"temperature", 0.8},
-                               {"n", 2}, {"echo", true}, {"logprobs", 2}, {"svmoe_routing", true}, {"seed", 1}};
+  const nlohmann::json body = {{"prompt", {"Once upon a time", "In"}},
+                               {"max_tokens", 6},
+                               {"temperature", 0.8},
+                               {"n", 2},
+                               {"echo", true},
+                               {"logprobs", 2},
+                               {"svmoe_routing", true},
+                               {"seed", 1}};
   const auto job = std::make_shared<CompletionJob>(parse_completion_request(body.dump(), limits, *tokenizer), 1);
   ASSERT_EQ(scheduler.submit(job), Scheduler::Admission::kQueued);
   auto snapshot = job->snapshot();

@@ -63,12 +63,12 @@ struct ServeSettings {
   std::string model_name;  // the id clients name; empty: the model directory's name
   std::string host = "127.0.0.1";
   std::int64_t port = 8000;
-  std::string api_key;  // empty: no key needed (or the SVMOE_API_KEY environment variable's)
-  std::int64_t max_batch_size = 8;      // sequences generated together
-  std::int64_t max_queued = 256;        // sequences waiting before new requests get 503
+  std::string api_key;              // empty: no key needed (or the SVMOE_API_KEY environment variable's)
+  std::int64_t max_batch_size = 8;  // sequences generated together
+  std::int64_t max_queued = 256;    // sequences waiting before new requests get 503
   std::int64_t max_request_bytes = 1 << 20;
-  std::int64_t max_prompt_tokens = 0;   // 0: the model's max_position_embeddings
-  std::int64_t max_tokens = 2048;       // the largest max_tokens a request may ask for
+  std::int64_t max_prompt_tokens = 0;    // 0: the model's max_position_embeddings
+  std::int64_t max_tokens = 2048;        // the largest max_tokens a request may ask for
   std::int64_t default_max_tokens = 16;  // OpenAI's default
   std::int64_t max_logprobs = 20;
   std::int64_t http_threads = 32;

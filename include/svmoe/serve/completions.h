@@ -48,9 +48,9 @@ nlohmann::json error_body(const ProtocolError& error);
 
 // What a request may ask for (ServeSettings, with the model's numbers filled in).
 struct ServeLimits {
-  std::string model_name;             // the id requests must name (when they name one)
-  std::int64_t vocab_size = 0;        // token ids must be below it
-  std::int64_t context_length = 0;    // prompt + max_tokens at most (0: no limit)
+  std::string model_name;           // the id requests must name (when they name one)
+  std::int64_t vocab_size = 0;      // token ids must be below it
+  std::int64_t context_length = 0;  // prompt + max_tokens at most (0: no limit)
   std::int64_t max_prompt_tokens = 0;
   std::int64_t max_tokens = 2048;
   std::int64_t default_max_tokens = 16;

@@ -34,10 +34,10 @@ class CompletionJob {
   // What the HTTP thread sees at one moment.
   struct Snapshot {
     std::uint64_t version = 0;
-    std::vector<GeneratedText> progress;             // per sequence, so far
+    std::vector<GeneratedText> progress;               // per sequence, so far
     std::vector<std::optional<ChoiceResult>> results;  // per sequence, once finished
-    bool done = false;                               // every sequence finished (or the job failed)
-    std::string failure;                             // an error of the model thread
+    bool done = false;                                 // every sequence finished (or the job failed)
+    std::string failure;                               // an error of the model thread
   };
   Snapshot snapshot() const;
   // Waits until the version passes `seen` or `timeout` passes; returns the version.
@@ -69,13 +69,13 @@ class CompletionJob {
 struct SchedulerOptions {
   std::int64_t max_batch_size = 8;
   std::int64_t max_queued = 256;
-  GenerationOptions generation;     // kv_cache and end-of-text ids (on_token is the scheduler's)
-  bool routing_available = false;   // an MoE: svmoe_routing has something to report
+  GenerationOptions generation;    // kv_cache and end-of-text ids (on_token is the scheduler's)
+  bool routing_available = false;  // an MoE: svmoe_routing has something to report
 };
 
 struct SchedulerCounts {
-  std::int64_t queued = 0;    // sequences waiting
-  std::int64_t running = 0;   // sequences in the batch now
+  std::int64_t queued = 0;   // sequences waiting
+  std::int64_t running = 0;  // sequences in the batch now
   std::int64_t batches = 0;
   std::int64_t sequences = 0;  // finished
   GenerationTimings timings;
