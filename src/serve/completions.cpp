@@ -170,8 +170,8 @@ CompletionPrompt text_prompt(const std::string& text, const Tokenizer& tokenizer
 }
 
 // "prompt": a string, a list of strings, a list of ids, or a list of lists of ids.
-std::vector<CompletionPrompt> read_prompts(const Fields& fields, const ServeLimits& limits,
-                                           const Tokenizer& tokenizer) {
+std::vector<CompletionPrompt> request_prompts(const Fields& fields, const ServeLimits& limits,
+                                              const Tokenizer& tokenizer) {
   if (!fields.present("prompt")) refuse("prompt", "'prompt' is missing (a string, a list of strings or token ids)");
   const Json& prompt = fields.at("prompt");
   if (prompt.is_string()) return {text_prompt(prompt.get<std::string>(), tokenizer, "the prompt")};
@@ -280,7 +280,7 @@ CompletionRequest parse_completion_request(const std::string& body, const ServeL
     refuse("n", "'n' above 1 with temperature 0 would give n copies of the same text; sample (temperature > 0)");
   }
 
-  r.prompts = read_prompts(fields, limits, tokenizer);
+  r.prompts = request_prompts(fields, limits, tokenizer);
   if (static_cast<std::int64_t>(r.sequences()) > limits.max_prompts) {
     refuse("n", "prompts x n is " + std::to_string(r.sequences()) + "; at most " + std::to_string(limits.max_prompts) +
                     " sequences a request");
