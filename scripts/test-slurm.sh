@@ -5,9 +5,11 @@
 # CPUs, and checks the DAG it makes (docs/slurm.md):
 #   1. the experts run as one job array, every other step after the jobs of the steps it reads
 #      (afterok), and every job completes; `svmoe status` then says every step is done;
-#   2. a requeue: the base model's job gets SIGUSR1 after its first checkpoint, checkpoints,
-#      requeues itself and resumes, and its final weights equal, byte for byte, those of the same
-#      step run without Slurm and without interruption;
+#   2. a requeue: the base model's job gets SIGUSR1 after its first checkpoint, while it still
+#      trains (the step is long enough, ~1,000 steps, to be caught running on a slow machine;
+#      the old checkpoints are pruned as it goes, so the test waits for any checkpoint, not one),
+#      checkpoints, requeues itself and resumes, and its final weights equal, byte for byte,
+#      those of the same step run without Slurm and without interruption;
 #   3. a failed step (merge, made to fail by a stand-in executable) stops the jobs that depend on
 #      it (Slurm cancels them: DependencyNeverSatisfied), and svmoe run's plan submits it again.
 # Shuts Slurm down afterwards (and on failure). Skips, saying why, where the daemons cannot run.
@@ -100,7 +102,7 @@ done
 say "Slurm $(slurmctld -V | awk '{print $2}') up on $host ($(nproc) CPUs) in $work"
 
 # A tiny experiment (as tests/e2e/test_pipeline.cpp's): 2 subdomains, the fixture Llama pretrained
-# from scratch for the base, long enough to be signalled after its first checkpoint.
+# from scratch for the base, long enough (~20 s on 2 cores) to be signalled while it trains.
 corpus=$root/data/example/ci.jsonl
 [ -f "$corpus" ] || bash "$root/scripts/get-example-corpus.sh" >/dev/null
 cat >"$work/experiment.yaml" <<EOF
@@ -108,7 +110,7 @@ runtime: {threads: 1}
 run:
   dir: $work/exp
   base_model: $root/tests/data/models/llama_mha_untied
-  pretrain_base: {enabled: true, train: {steps: 120, save_every: 20}}
+  pretrain_base: {enabled: true, train: {steps: 1000, save_every: 20}}
 prepare:
   corpus: $corpus
   tokenizer: $root/tests/data/tokenizers/unigram
@@ -156,12 +158,16 @@ while read -r step id; do job[$step]=$id; done < <(jobs_of "$work/submit.log")
 [[ "$(job_field "${job[base]}" Dependency)" == *"afterok:${job[prepare]}"* ]] || fail "base does not wait for prepare"
 say "submitted ${#job[@]} jobs; the experts as array job ${job[experts]}; merge after it"
 
-# 2. The requeue: SIGUSR1 to the base's job once it has a checkpoint.
-for _ in $(seq 600); do
-  [ -e "$work/exp/base/checkpoint-20/trainer_state.json" ] && break
-  sleep 0.5
+# 2. The requeue: SIGUSR1 to the base's job once it has a checkpoint (any: older ones are pruned
+# as newer ones are saved) and before its final weights.
+first_checkpoint() { compgen -G "$work/exp/base/checkpoint-*/trainer_state.json" | head -n 1; }
+for _ in $(seq 1500); do
+  [ -n "$(first_checkpoint)" ] && break
+  sleep 0.2
 done
-[ -e "$work/exp/base/checkpoint-20/trainer_state.json" ] || fail "the base step wrote no checkpoint"
+[ -n "$(first_checkpoint)" ] || fail "the base step wrote no checkpoint in 300 s: job ${job[base]} is $(job_field "${job[base]}" JobState); its log ends: $(tail -n 5 "$work"/logs/svmoe-base-*.out 2>/dev/null)"
+[ ! -e "$work/exp/base/final" ] ||
+  fail "the base step finished before the test could signal it (it is meant to train for ~20 s): raise pretrain_base.train.steps here"
 scancel --signal=USR1 "${job[base]}"
 wait_for_jobs 1500
 [ "$(job_field "${job[base]}" Restarts)" -ge 1 ] || fail "the base job was not requeued (Restarts=$(job_field "${job[base]}" Restarts))"
