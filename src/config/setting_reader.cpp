@@ -130,7 +130,8 @@ std::map<std::string, std::int64_t> SettingReader::integer_mapping(const std::st
 }
 
 std::filesystem::path SettingReader::path(const std::string& key_path, const std::string& hint) const {
-  return path(key_path, setting_spec(key_path).required, hint);
+  const SettingSpec& row = setting_spec(key_path);
+  return path(key_path, row.required, hint.empty() ? row.missing_hint : hint);
 }
 
 std::filesystem::path SettingReader::path(const std::string& key_path, bool required, const std::string& hint) const {

@@ -1,5 +1,5 @@
 // The enum-like settings, each with the names a config file spells it by. A setting is parsed
-// into its enum once (config/settings.cpp, from the choices in config/setting_table.cpp); code
+// into its enum once (by its row in config/setting_rows.cpp, whose choices are the enum's names); code
 // past config/ switches on the enum and never compares the spelling.
 #pragma once
 

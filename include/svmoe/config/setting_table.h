@@ -2,7 +2,8 @@
 // help text, and whether it changes the numbers a stage produces. From this one table come the
 // defaults (and so the valid keys), the ranges the parser checks, --print-config, the keys that
 // svmoe run's step hashes count, and docs/config.md (svmoe config-reference; checked in CI).
-// The defaults themselves are the settings structs' member initialisers (config/settings.h).
+// The rows are written in config/setting_rows.cpp, each bound to the settings struct member that
+// holds its value (config/setting_rows.h); the defaults are those members' initialisers.
 #pragma once
 
 #include <string>
@@ -35,7 +36,8 @@ struct SettingSpec {
   std::vector<std::string> choices;
   Json minimum, maximum;
   bool required = false;
-  std::string help;  // one line for docs/config.md
+  std::string help;          // one line for docs/config.md
+  std::string missing_hint;  // a required path: what the error says to give when it is not set
   // false for settings about how or where a stage runs (threads, logging, checkpoint cadence):
   // svmoe run's step hash leaves them out, so changing them never re-runs a step.
   bool affects_numbers = true;

@@ -1,7 +1,9 @@
 // Typed settings for each part of an experiment, parsed from the ConfigTree in one place.
 // One experiment file holds all sections; each subcommand reads the sections it needs.
-// The member initialisers below are the defaults; config/setting_table.cpp declares each key
-// (type, range, help) once, and default_config() builds the tree of valid keys from both.
+// The member initialisers below are the defaults; config/setting_rows.cpp declares each key
+// (type, range, help) once, bound to its member, and default_config() builds the tree of valid
+// keys from the rows. Each parse_*_settings reads the section's rows (read_settings<S>), then
+// checks the rules that relate keys.
 #pragma once
 
 #include <cstdint>

@@ -1,0 +1,146 @@
+// Laws of the setting rows bound to struct members (config/setting_rows.h): each row reads its
+// key into its own member and no other, its default is its member's initialiser, and every row
+// but records, mappings and stage `train` sections is bound.
+#include "svmoe/config/setting_rows.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <set>
+#include <type_traits>
+
+#include "svmoe/util/error.h"
+
+namespace svmoe {
+namespace {
+
+// A valid value for the row that differs from its default.
+Json another_value(const SettingSpec& row) {
+  const Json& current = row.default_value;
+  switch (row.type) {
+    case SettingType::kString:
+      return current.get<std::string>() + "-changed";
+    case SettingType::kChoice:
+      for (const auto& option : row.choices) {
+        if (option != current.get<std::string>()) return option;
+      }
+      return nullptr;
+    case SettingType::kInteger: {
+      const auto minimum = row.minimum.get<std::int64_t>();
+      return current.get<std::int64_t>() != minimum ? minimum : minimum + 1;
+    }
+    case SettingType::kNumber: {
+      const double minimum = row.minimum.get<double>();
+      const double maximum = std::min(row.maximum.get<double>(), minimum + 1.0);
+      return current.get<double>() != maximum ? maximum : (minimum + maximum) / 2;
+    }
+    case SettingType::kBoolean:
+      return !current.get<bool>();
+    case SettingType::kPath:
+      return "/tmp/changed/" + row.key;
+    case SettingType::kStrings: {
+      if (row.choices.empty()) return Json::array({"one", "two"});
+      for (const auto& option : row.choices) {
+        if (current != Json::array({option})) return Json::array({option});
+      }
+      return nullptr;
+    }
+    case SettingType::kIntegers:
+      return Json::array({1, 2});
+    case SettingType::kNumbers:
+      return Json::array({0.5, 2.0});
+    case SettingType::kRecords:
+    case SettingType::kMapping:
+    case SettingType::kTrainOverrides:
+      break;
+  }
+  return nullptr;
+}
+
+// Every required path set, so that read_settings<S> reads.
+ConfigTree config_with_required_paths() {
+  ConfigTree config(default_config());
+  for (const auto& row : setting_table()) {
+    if (row.type == SettingType::kPath && row.required) config.set(row.key, "/tmp/given/" + row.key, "test");
+  }
+  return config;
+}
+
+template <typename S>
+std::vector<Json> values_of(const S& settings) {
+  std::vector<Json> values;
+  for (const auto& row : bound_settings<S>()) values.push_back(row.read ? row.value(settings) : Json());
+  return values;
+}
+
+// For every bound row of S: a config that changes only that key parses into a struct whose
+// member for that row holds the new value and whose other members hold what they held.
+template <typename S>
+void each_row_reads_its_own_member() {
+  const ConfigTree base = config_with_required_paths();
+  const std::vector<Json> before = values_of(read_settings<S>(SettingReader(base)));
+  const auto& rows = bound_settings<S>();
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    if (!rows[i].read) continue;
+    const Json changed = another_value(rows[i].spec);
+    ASSERT_FALSE(changed.is_null()) << rows[i].spec.key << " has no second value to try";
+    ConfigTree config = base;
+    config.set(rows[i].spec.key, changed, "test");
+    const std::vector<Json> after = values_of(read_settings<S>(SettingReader(config)));
+    for (std::size_t j = 0; j < rows.size(); ++j) {
+      if (j == i) {
+        EXPECT_EQ(after[j], changed) << rows[i].spec.key << " does not reach its member";
+      } else {
+        EXPECT_EQ(after[j], before[j]) << "setting " << rows[i].spec.key << " changed the member of "
+                                       << rows[j].spec.key;
+      }
+    }
+  }
+}
+
+template <typename S>
+void defaults_are_the_initialisers() {
+  const S defaults;
+  for (const auto& row : bound_settings<S>()) {
+    if (row.read) {
+      EXPECT_EQ(row.value(defaults), row.spec.default_value) << row.spec.key;
+    }
+  }
+}
+
+}  // namespace
+
+TEST(SettingRows, EachRowReadsItsOwnMemberAndNoOther) {
+  for_each_settings_struct([](auto* tag) { each_row_reads_its_own_member<std::remove_pointer_t<decltype(tag)>>(); });
+}
+
+TEST(SettingRows, DefaultsAreTheStructsInitialisers) {
+  for_each_settings_struct([](auto* tag) { defaults_are_the_initialisers<std::remove_pointer_t<decltype(tag)>>(); });
+}
+
+TEST(SettingRows, OnlyRecordsMappingsAndStageTrainSectionsAreReadByHand) {
+  std::set<std::string> unbound;
+  for_each_settings_struct([&](auto* tag) {
+    for (const auto& row : bound_settings<std::remove_pointer_t<decltype(tag)>>()) {
+      if (!row.read) unbound.insert(row.spec.key);
+    }
+  });
+  for (const auto& row : setting_table()) {
+    const bool by_hand = row.type == SettingType::kRecords || row.type == SettingType::kMapping ||
+                         row.type == SettingType::kTrainOverrides;
+    EXPECT_EQ(unbound.count(row.key), by_hand ? 1u : 0u) << row.key;
+  }
+}
+
+TEST(SettingRows, ARequiredPathsErrorGivesItsRowsHint) {
+  ConfigTree config(default_config());
+  try {
+    read_settings<ServeSettings>(SettingReader(config));
+    FAIL() << "serve.model is required";
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("serve.model"), std::string::npos) << error.what();
+    EXPECT_NE(error.hint().find("--model DIR"), std::string::npos) << error.hint();
+  }
+}
+
+}  // namespace svmoe
