@@ -86,9 +86,12 @@ torch::Tensor from_fused_experts(const std::string& name, const HfCheckpoint& ch
 
 }  // namespace
 
-const std::vector<std::string>& tokenizer_file_names() {
-  static const std::vector<std::string> names = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
-                                                 "special_tokens_map.json", "generation_config.json"};
+const std::vector<std::string>& files_kept_from_the_source_model() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> files = tokenizer_file_names();
+    files.push_back("generation_config.json");
+    return files;
+  }();
   return names;
 }
 
@@ -332,7 +335,7 @@ void HfCheckpointWriter::write_svmoe_state(const std::vector<NamedTensor>& buffe
 }
 
 void HfCheckpointWriter::copy_tokenizer(const fs::path& from) {
-  for (const auto& name : tokenizer_file_names()) {
+  for (const auto& name : files_kept_from_the_source_model()) {
     const fs::path source = from / name;
     if (fs::exists(source)) fs::copy_file(source, partial_ / name, fs::copy_options::overwrite_existing);
   }

@@ -9,6 +9,11 @@
 namespace svmoe {
 namespace fs = std::filesystem;
 
+fs::path RunDirectory::optimizer_state(const fs::path& checkpoint, int rank, int shards) {
+  if (shards == 0) return checkpoint / "optimizer.safetensors";
+  return checkpoint / ("optimizer.shard-" + std::to_string(rank) + "-of-" + std::to_string(shards) + ".safetensors");
+}
+
 std::int64_t checkpoint_step(const fs::path& checkpoint) {
   static const std::regex pattern(R"(checkpoint-(\d+))");
   std::smatch match;

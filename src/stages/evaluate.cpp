@@ -328,10 +328,10 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
                                          markdown_table(accuracy_table(results), 2) + "\n"
                                    : std::string();
   write_file_atomically(eval_tables_file(s.output), tables + accuracy);
-  if (fewshot) write_file_atomically(s.output / "table_fewshot.csv", csv_table(accuracy_table(results)));
+  if (fewshot) write_file_atomically(eval_fewshot_table_file(s.output), csv_table(accuracy_table(results)));
   for (const DataSplit split : s.splits) {
     const std::string name = enum_name(split);
-    write_file_atomically(s.output / ("table_" + name + ".csv"), csv_table(metrics_table(results, name)));
+    write_file_atomically(eval_split_table_file(s.output, name), csv_table(metrics_table(results, name)));
   }
   std::string selection = "model,split,layer,expert,count,fraction\n";
   for (const auto& model : results["models"]) {
@@ -347,7 +347,7 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
       }
     }
   }
-  write_file_atomically(s.output / "expert_selection.csv", selection);
+  write_file_atomically(eval_expert_selection_file(s.output), selection);
   spdlog::info("eval: wrote {} (tables.md, table_SPLIT.csv, expert_selection.csv, results.json)", s.output.string());
 }
 

@@ -10,6 +10,7 @@
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/parameter_names.h"
 #include "svmoe/stages/upcycling.h"
+#include "svmoe/text/tokenizer.h"
 #include "svmoe/util/directory_lock.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
@@ -57,7 +58,6 @@ void check_experts_agree(const std::vector<HfCheckpoint>& experts) {
       }
     }
     for (const auto& name : tokenizer_file_names()) {
-      if (name == "generation_config.json") continue;
       const bool in_first = fs::exists(first.directory / name);
       const bool in_other = fs::exists(other.directory / name);
       if (in_first != in_other ||

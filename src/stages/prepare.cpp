@@ -56,7 +56,7 @@ fs::path train_tokenizer(const PrepareSettings& s, const RuntimeSettings& runtim
   train_sentencepiece(options);
   fs::remove(partial / "tokenizer.vocab");
   fs::remove(sentences);
-  return partial / "tokenizer.model";
+  return partial / kSentencePieceFile;
 }
 
 // The tokenizer files copied into the dataset, so that it names exactly what tokenised it.
@@ -64,13 +64,13 @@ fs::path copy_tokenizer(const fs::path& tokenizer, const fs::path& partial) {
   const fs::path target = partial / "tokenizer";
   fs::create_directories(target);
   if (fs::is_directory(tokenizer)) {
-    for (const char* name : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"}) {
+    for (const auto& name : tokenizer_file_names()) {
       if (fs::exists(tokenizer / name)) fs::copy_file(tokenizer / name, target / name);
     }
   } else {
     fs::copy_file(tokenizer, target / tokenizer.filename());
-    if (fs::exists(tokenizer.parent_path() / "tokenizer_config.json")) {
-      fs::copy_file(tokenizer.parent_path() / "tokenizer_config.json", target / "tokenizer_config.json");
+    if (fs::exists(tokenizer.parent_path() / kTokenizerConfigFile)) {
+      fs::copy_file(tokenizer.parent_path() / kTokenizerConfigFile, target / kTokenizerConfigFile);
     }
   }
   return fs::is_directory(tokenizer) ? target : target / tokenizer.filename();
@@ -451,7 +451,7 @@ Json manifest_json(const PrepareResult& result, const PrepareSettings& s, const 
         {"eos_id", tokenizer.eos_id() ? Json(*tokenizer.eos_id()) : Json()}}},
       {"shards",
        {{"layout", "subdomain_N/{train,valid,test}.{bin,idx}"}, {"add_bos", s.add_bos}, {"add_eos", s.add_eos}}},
-      {"tfidf", {{"file", "tfidf.safetensors"}, {"tokens_without_target", untargeted}}},
+      {"tfidf", {{"file", dataset_tfidf_path(partial).filename().string()}, {"tokens_without_target", untargeted}}},
       {"corpus",
        {{"files", corpus.files},
         {"lines", corpus.stats.lines},

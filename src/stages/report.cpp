@@ -94,7 +94,7 @@ fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const Run
   if (!fs::exists(results_path)) {
     throw IoError("'" + results_path.string() + "' does not exist", "run svmoe eval with this config first");
   }
-  const fs::path output = r.output.empty() ? eval.output / "report.html" : r.output;
+  const fs::path output = r.output.empty() ? eval_report_file(eval.output) : r.output;
   const DirectoryLock lock = DirectoryLock::acquire(output, "report");  // REPORT.html.lock beside it
   const Json results = Json::parse(read_text_file(results_path));
   ReportContent content;

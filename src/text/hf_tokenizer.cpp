@@ -445,7 +445,7 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer(const std::filesystem::path& tokeni
   Json config = Json::object();
   try {
     json = Json::parse(read_text_file(tokenizer_json));
-    const auto config_path = tokenizer_json.parent_path() / "tokenizer_config.json";
+    const auto config_path = tokenizer_json.parent_path() / kTokenizerConfigFile;
     if (std::filesystem::exists(config_path)) config = Json::parse(read_text_file(config_path));
   } catch (const Json::parse_error& e) {
     throw FormatError("'" + tokenizer_json.string() +

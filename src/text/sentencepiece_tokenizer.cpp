@@ -245,7 +245,7 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const fs::path& tokenize
   if (!fs::exists(tokenizer_model)) throw IoError("'" + tokenizer_model.string() + "' does not exist");
   bool add_bos = true;
   bool add_eos = false;
-  const auto config_path = tokenizer_model.parent_path() / "tokenizer_config.json";
+  const auto config_path = tokenizer_model.parent_path() / kTokenizerConfigFile;
   if (fs::exists(config_path)) {
     try {
       const auto config = nlohmann::json::parse(read_text_file(config_path));

@@ -40,14 +40,21 @@ std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, 
   return ids;
 }
 
+const std::vector<std::string>& tokenizer_file_names() {
+  static const std::vector<std::string> names = {kHfTokenizerFile, kSentencePieceFile, kTokenizerConfigFile,
+                                                 kSpecialTokensMapFile};
+  return names;
+}
+
 fs::path tokenizer_source(const fs::path& model_dir, const fs::path& fallback) {
-  return fs::exists(model_dir / "tokenizer.json") || fs::exists(model_dir / "tokenizer.model") ? model_dir : fallback;
+  const bool has_tokenizer = fs::exists(model_dir / kHfTokenizerFile) || fs::exists(model_dir / kSentencePieceFile);
+  return has_tokenizer ? model_dir : fallback;
 }
 
 fs::path tokenizer_file(const fs::path& path) {
   if (fs::is_directory(path)) {
-    if (fs::exists(path / "tokenizer.json")) return path / "tokenizer.json";
-    if (fs::exists(path / "tokenizer.model")) return path / "tokenizer.model";
+    if (fs::exists(path / kHfTokenizerFile)) return path / kHfTokenizerFile;
+    if (fs::exists(path / kSentencePieceFile)) return path / kSentencePieceFile;
     throw IoError("'" + path.string() + "' holds neither tokenizer.json nor tokenizer.model",
                   "give the model's directory, or the tokenizer file itself");
   }
@@ -63,11 +70,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
 }
 
 std::vector<std::string> tokenizer_report(const fs::path& directory) {
-  const bool has_json = fs::exists(directory / "tokenizer.json");
-  const bool has_model = fs::exists(directory / "tokenizer.model");
+  const bool has_json = fs::exists(directory / kHfTokenizerFile);
+  const bool has_model = fs::exists(directory / kSentencePieceFile);
   if (!has_json && !has_model) return {"none (no tokenizer.json or tokenizer.model)"};
   std::vector<std::string> lines;
-  const fs::path file = has_json ? directory / "tokenizer.json" : directory / "tokenizer.model";
+  const fs::path file = has_json ? directory / kHfTokenizerFile : directory / kSentencePieceFile;
   lines.push_back(file.filename().string() +
                   (has_json && has_model
                        ? " (tokenizer.model is there too; svmoe reads tokenizer.json, as transformers "

@@ -50,11 +50,6 @@ SamplerPosition position_from_json(const Json& data) {
   return position;
 }
 
-// A sharded optimizer's state file of `rank` (ZeRO-1): each rank writes its own.
-std::string optimizer_shard_name(int rank, int shards) {
-  return "optimizer.shard-" + std::to_string(rank) + "-of-" + std::to_string(shards) + ".safetensors";
-}
-
 // Every rank calls it: rank 0 writes the model, each rank its shard of a sharded optimizer.
 void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampler& sampler, std::int64_t step,
                      const TrainSettings& settings) {
@@ -66,10 +61,11 @@ void save_checkpoint(TrainingJob& job, const AdamW& optimizer, const WindowSampl
   // complete only once trainer_state.json, written last, exists.
   if (optimizer.sharded()) {
     group.barrier();  // the directory exists
-    write_safetensors(directory / optimizer_shard_name(group.rank(), group.world_size()), optimizer.state());
+    // ZeRO-1: each rank writes the shard of the state it holds.
+    write_safetensors(RunDirectory::optimizer_state(directory, group.rank(), group.world_size()), optimizer.state());
     group.barrier();  // every shard is written
   } else if (group.is_main()) {
-    write_safetensors(directory / "optimizer.safetensors", optimizer.state());
+    write_safetensors(RunDirectory::optimizer_state(directory), optimizer.state());
   }
   if (!group.is_main()) return;
   const Json state = {{"version", kTrainerStateVersion},
@@ -114,9 +110,9 @@ std::int64_t resume(TrainingJob& job, AdamW& optimizer, WindowSampler& sampler, 
   // Whole, or in the shards of any number of ranks: each rank takes the state of its parameters.
   std::vector<SafetensorsFile> optimizer_files;
   const int shards = state.value("optimizer_shards", 0);
-  if (shards == 0) optimizer_files.push_back(SafetensorsFile::open(checkpoint / "optimizer.safetensors"));
+  if (shards == 0) optimizer_files.push_back(SafetensorsFile::open(RunDirectory::optimizer_state(checkpoint)));
   for (int r = 0; r < shards; ++r) {
-    optimizer_files.push_back(SafetensorsFile::open(checkpoint / optimizer_shard_name(r, shards)));
+    optimizer_files.push_back(SafetensorsFile::open(RunDirectory::optimizer_state(checkpoint, r, shards)));
   }
   optimizer.load_state(optimizer_files);
   sampler.set_position(position_from_json(state.at("data")));

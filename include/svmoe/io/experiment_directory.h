@@ -23,6 +23,22 @@
 
 namespace svmoe {
 
+// eval's output directory: the results every model got (eval/report.h reads them), the tables
+// (Markdown, and CSV per split and for the few-shot accuracy), each model's expert selection.
+inline std::filesystem::path eval_results_file(const std::filesystem::path& eval) { return eval / "results.json"; }
+inline std::filesystem::path eval_tables_file(const std::filesystem::path& eval) { return eval / "tables.md"; }
+inline std::filesystem::path eval_split_table_file(const std::filesystem::path& eval, const std::string& split) {
+  return eval / ("table_" + split + ".csv");
+}
+inline std::filesystem::path eval_fewshot_table_file(const std::filesystem::path& eval) {
+  return eval / "table_fewshot.csv";
+}
+inline std::filesystem::path eval_expert_selection_file(const std::filesystem::path& eval) {
+  return eval / "expert_selection.csv";
+}
+// svmoe report's page where report.output does not say otherwise.
+inline std::filesystem::path eval_report_file(const std::filesystem::path& eval) { return eval / "report.html"; }
+
 class ExperimentDirectory {
  public:
   explicit ExperimentDirectory(std::filesystem::path root) : root_(std::move(root)) {}
@@ -39,7 +55,7 @@ class ExperimentDirectory {
   }
   std::filesystem::path model(const std::string& name) const { return root_ / "models" / name; }
   std::filesystem::path eval() const { return root_ / "eval"; }
-  std::filesystem::path report() const { return eval() / "report.html"; }
+  std::filesystem::path report() const { return eval_report_file(eval()); }
   std::filesystem::path pipeline() const { return root_ / "pipeline"; }
   // The experiment's config as svmoe run last read it (what `svmoe status` plans from).
   std::filesystem::path recorded_config() const { return pipeline() / "config.json"; }
@@ -66,9 +82,5 @@ inline std::filesystem::path expert_directory(const std::filesystem::path& exper
 inline std::filesystem::path expert_run_directory(const std::filesystem::path& experts, std::int64_t expert) {
   return experts / "runs" / ("expert_" + std::to_string(expert));
 }
-
-// eval's output directory: the results every model got (eval/report.h reads them) and the tables.
-inline std::filesystem::path eval_results_file(const std::filesystem::path& eval) { return eval / "results.json"; }
-inline std::filesystem::path eval_tables_file(const std::filesystem::path& eval) { return eval / "tables.md"; }
 
 }  // namespace svmoe

@@ -89,7 +89,7 @@ class HfCheckpointWriter {
   void write_tensors(const std::vector<TensorSpec>& specs,
                      const std::function<torch::Tensor(const TensorSpec&)>& produce, std::uint64_t max_shard_bytes);
   void write_svmoe_state(const std::vector<NamedTensor>& buffers);  // kSvmoeStateFile
-  // The tokenizer files `from` holds (those of tokenizer_file_names()).
+  // The tokenizer files and generation config `from` holds (files_kept_from_the_source_model()).
   void copy_tokenizer(const std::filesystem::path& from);
   // Another JSON file of the directory (kMergeProvenanceFile).
   void write_json(const std::string& name, const nlohmann::json& content);
@@ -116,7 +116,8 @@ void write_sharded_safetensors(const std::filesystem::path& directory, const std
                                const std::function<torch::Tensor(const TensorSpec&)>& produce,
                                std::uint64_t max_shard_bytes);
 
-// The tokenizer files a Hugging Face directory may hold.
-const std::vector<std::string>& tokenizer_file_names();
+// The files a checkpoint takes over from the model it was made from: its tokenizer files
+// (text/tokenizer.h) and generation_config.json.
+const std::vector<std::string>& files_kept_from_the_source_model();
 
 }  // namespace svmoe

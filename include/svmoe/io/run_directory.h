@@ -1,7 +1,9 @@
 // A training run's directory, the one owner of its layout: train/trainer.cpp writes it; the
 // pipeline, train-experts, report and `svmoe status` read it (docs/training.md, "Checkpoints,
 // resume, signals").
-//   RUN/checkpoint-STEP/             a Hugging Face directory, the optimizer state and
+//   RUN/checkpoint-STEP/             a Hugging Face directory, the optimizer state
+//                                    (optimizer.safetensors, or with ZeRO-1 one
+//                                    optimizer.shard-R-of-S.safetensors per rank) and
 //                                    trainer_state.json, written last: a checkpoint without it
 //                                    is incomplete and ignored
 //   RUN/metrics.jsonl                one JSON object a logging or validation step ({"step": ...})
@@ -32,6 +34,8 @@ class RunDirectory {
   static std::filesystem::path trainer_state(const std::filesystem::path& checkpoint) {
     return checkpoint / "trainer_state.json";
   }
+  // The optimizer's state in a checkpoint: whole (shards == 0), or shard `rank` of `shards`.
+  static std::filesystem::path optimizer_state(const std::filesystem::path& checkpoint, int rank = 0, int shards = 0);
 
   // The TensorBoard event files, by name.
   std::vector<std::filesystem::path> tensorboard_event_files() const;

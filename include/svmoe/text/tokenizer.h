@@ -14,6 +14,14 @@
 
 namespace svmoe {
 
+// The tokenizer files of a Hugging Face model directory, as transformers names them.
+inline constexpr const char* kHfTokenizerFile = "tokenizer.json";             // Hugging Face tokenizers
+inline constexpr const char* kSentencePieceFile = "tokenizer.model";          // SentencePiece's model
+inline constexpr const char* kTokenizerConfigFile = "tokenizer_config.json";  // add_bos_token, ...
+inline constexpr const char* kSpecialTokensMapFile = "special_tokens_map.json";
+// All four: what a copy of a model's tokenizer takes.
+const std::vector<std::string>& tokenizer_file_names();
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
