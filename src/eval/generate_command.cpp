@@ -1,3 +1,7 @@
+// svmoe generate: prompts from the flags and a file, generated in batches of generate.batch_size
+// (eval/generation.h), each completion printed as it is done and written to a JSONL file at the
+// end (atomically: an interrupted run leaves no half file). Also the model loading that svmoe
+// serve shares.
 #include "svmoe/eval/generate_command.h"
 
 #include <spdlog/spdlog.h>
@@ -16,6 +20,8 @@
 
 namespace svmoe {
 
+// The --prompt texts, then the file's: a .jsonl file's "prompt" strings (an error names the line
+// without one), any other file's non-empty lines.
 std::vector<std::string> read_prompts(const GenerateSettings& settings) {
   std::vector<std::string> prompts = settings.prompts;
   if (settings.prompts_file.empty()) return prompts;
@@ -47,6 +53,9 @@ std::vector<std::string> read_prompts(const GenerateSettings& settings) {
   return prompts;
 }
 
+// The model in the asked dtype ("auto": its config.json's), on runtime.device, and the tokenizer
+// beside it; a tokenizer with more ids than the embedding has rows is refused here, before an
+// out-of-range id could reach the model.
 GenerationModel load_generation_model(const std::filesystem::path& directory, ForwardDtype dtype,
                                       const RuntimeSettings& runtime) {
   GenerationModel loaded;
@@ -77,6 +86,7 @@ std::string describe_choice(const ExpertChoice& choice) {
   return text;
 }
 
+// The JSONL record's "routing": for each generated token, each router's experts and weights.
 nlohmann::json routing_json(const std::vector<std::int32_t>& tokens,
                             const std::vector<std::vector<ExpertChoice>>& routing,
                             const std::vector<std::string>& routers, const Tokenizer& tokenizer) {
@@ -145,6 +155,7 @@ void run_generate(const GenerateSettings& settings, const RuntimeSettings& runti
       }
       request.max_new_tokens = settings.max_new_tokens;
       request.stop = settings.stop;
+      // Prompt i samples with seed + i: its text does not depend on the batch it is in.
       request.sampling = {settings.temperature, settings.top_k, settings.top_p, settings.repetition_penalty,
                           runtime.seed + i};
       requests.push_back(std::move(request));
@@ -163,6 +174,7 @@ void run_generate(const GenerateSettings& settings, const RuntimeSettings& runti
                                {"prompt_tokens", requests[j].prompt.size()},
                                {"completion_tokens", result.tokens.size()},
                                {"finish_reason", finish_reason_name(result.finish)}};
+      // The routing is one more forward pass over prompt + completion (the cache holds no routing).
       if (routing) {
         std::vector<std::int32_t> ids = requests[j].prompt;
         ids.insert(ids.end(), result.tokens.begin(), result.tokens.end());

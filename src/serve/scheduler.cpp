@@ -15,6 +15,9 @@ CompletionJob::CompletionJob(CompletionRequest request, std::uint64_t seed)
       results_(request_.sequences()),
       remaining_(request_.sequences()) {}
 
+// A job is shared by the HTTP thread that waits on it and the model thread that fills it: every
+// change bumps `version_` under the mutex and wakes the waiters, so a reader that saw version v
+// waits only for v + 1 (a stream sends what changed; a plain request waits for `done`).
 CompletionJob::Snapshot CompletionJob::snapshot() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return {version_, progress_, results_, remaining_ == 0 || !failure_.empty(), failure_};
@@ -57,6 +60,9 @@ Scheduler::Scheduler(CausalLMImpl& model, const Tokenizer& tokenizer, SchedulerO
 
 Scheduler::~Scheduler() { drain(); }
 
+// A request's sequences (prompts x n) join the queue whole or not at all: the bound counts
+// sequences, not requests, so one request with n = 64 cannot overfill it. An empty queue takes
+// any request, so a request larger than the bound still runs (alone) rather than never.
 Scheduler::Admission Scheduler::submit(const std::shared_ptr<CompletionJob>& job) {
   const auto sequences = job->request().sequences();
   {
@@ -90,6 +96,9 @@ SchedulerCounts Scheduler::counts() const {
   return counts_;
 }
 
+// The model thread's loop: sleep until there is work or a drain, take the oldest sequences up to
+// max_batch_size (static batching: the batch runs to its end before the next one is formed),
+// run them, count them. Draining ends the loop only once the queue is empty.
 void Scheduler::run() {
   torch::NoGradGuard no_grad;
   for (;;) {
@@ -113,6 +122,9 @@ void Scheduler::run() {
   }
 }
 
+// One batch: the sequences still wanted become generation requests (a cancelled job's, or
+// max_tokens 0 with echo, generate nothing); sequence i of a request samples with seed + i, so
+// its tokens do not depend on the batch it lands in (SchedulerTest's batched = alone law).
 void Scheduler::run_batch(std::vector<Item>& batch) {
   std::vector<GenerationRequest> requests;
   std::vector<std::size_t> generating;  // requests[i] is batch[generating[i]]
@@ -130,6 +142,8 @@ void Scheduler::run_batch(std::vector<Item>& batch) {
     generating.push_back(i);
   }
   try {
+    // Every new token is posted to its job (what a stream sends); returning false stops that
+    // row (its client went away) while the rest of the batch goes on.
     GenerationOptions options = options_.generation;
     options.on_token = [&](std::size_t row, const GeneratedText& so_far) {
       const Item& item = batch[generating[row]];
@@ -163,6 +177,9 @@ void Scheduler::run_batch(std::vector<Item>& batch) {
   }
 }
 
+// What a choice needs beyond its tokens, each one more forward pass over the whole sequence:
+// echo's prompt log-probs (log_softmax of the logits at each prompt position) and the routing of
+// every token (of the prompt too with echo).
 ChoiceResult Scheduler::finish_sequence(const CompletionJob& job, std::size_t sequence, GeneratedText generated) {
   const auto& r = job.request();
   const auto& prompt = r.prompts[sequence / static_cast<std::size_t>(r.n)].ids;

@@ -1,3 +1,9 @@
+// svmoe run's plan: for each step, compare what it would compute now (its hash: settings and
+// its inputs' hashes, stages/pipeline.h) with its marker (EXPERIMENT/pipeline/STEP.json, written
+// when it starts and when it is done, with a fingerprint of its output) and with the disk, and
+// decide: done, run, resume (started, not done), rerun (something it reads changed, an input
+// reruns, or its output changed on disk) or not selected. The markers are the only record of
+// what svmoe wrote: an output without one is never touched.
 #include "svmoe/stages/pipeline_plan.h"
 
 #include <spdlog/spdlog.h>
@@ -61,6 +67,8 @@ bool fingerprinted(const fs::path& file) {
   return extension != ".lock" && extension != ".log";
 }
 
+// Size, and the SHA-256 of files up to kHashedFileLimit (hashing multi-GB weights at every plan
+// would cost minutes; a changed weight file of the same size is then not noticed).
 Json file_fingerprint(const fs::path& file) {
   const std::uintmax_t size = fs::file_size(file);
   Json entry = {{"size", size}};
@@ -86,6 +94,7 @@ Json output_fingerprint(const fs::path& output) {
   return files;
 }
 
+// The first recorded file that is gone or differs, as a reason; "" when all match.
 std::string output_difference(const fs::path& output, const Json& fingerprint) {
   if (!fs::exists(output)) return "output missing: " + output.string();
   if (!fingerprint.is_object()) return "";  // a marker from before fingerprints: presence is all it can say
@@ -102,6 +111,8 @@ std::string output_difference(const fs::path& output, const Json& fingerprint) {
   return "";
 }
 
+// The marker records the settings themselves, not only their hash, so that a later plan can say
+// which key changed (change_reason).
 void write_step_marker(const fs::path& dir, const PipelineStep& step, const std::vector<const PipelineStep*>& needs,
                        StepState state) {
   Json inputs = Json::object();
@@ -179,6 +190,8 @@ std::vector<PlannedStep> plan_pipeline(const std::vector<PipelineStep>& steps, c
   std::vector<PlannedStep> plan;
   std::set<std::string> runs;  // steps this plan (re)runs from scratch or resumes
   bool from_reached = false;
+  // Steps come in dependency order, so `runs` already holds every input that runs again. The
+  // tests below go from the strongest reason to the weakest; the first that holds decides.
   for (const auto& step : steps) {
     PlannedStep planned{&step, StepAction::kSkip, ""};
     const auto marker = read_marker(ExperimentDirectory(dir).step_marker(step.name));
@@ -270,6 +283,8 @@ std::string plan_tsv(const std::vector<PlannedStep>& plan) {
   return out.str();
 }
 
+// A step that reruns starts from nothing: its old output (which svmoe wrote: it has a marker) and
+// its marker go, so a resume cannot mix the old run's checkpoints into the new one.
 void reset_changed_steps(const std::vector<PlannedStep>& plan, const fs::path& dir) {
   for (const auto& p : plan) {
     if (!p.from_scratch) continue;

@@ -29,6 +29,9 @@ std::string slice_name(const std::string& name, const ParameterSlice& slice, con
 
 }  // namespace
 
+// Walks every row of every parameter in order; a row whose first element is the o-th of T goes
+// to shard floor(o * shards / T), so shards get runs of about T / shards elements, cut only at
+// row boundaries. Consecutive rows of one parameter in one shard make one slice.
 std::vector<ParameterSlice> shard_slices(const std::vector<std::vector<std::int64_t>>& shapes, int shards) {
   std::int64_t total = 0;
   for (const auto& shape : shapes) {
@@ -155,6 +158,8 @@ void AdamW::step(double learning_rate) {
     fused_step(learning_rate);
     return;
   }
+  // The header's update, one owned slice at a time, on the float32 master copy where there is
+  // one: decoupled decay first (matrices only), then the moments, then the bias-corrected step.
   const double correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   for (std::size_t k = 0; k < owned_.size(); ++k) {
@@ -169,7 +174,7 @@ void AdamW::step(double learning_rate) {
     const auto denominator = (exp_avg_sq_[k].sqrt() / std::sqrt(correction2)).add_(options_.eps);
     const auto update = exp_avg_[k] / denominator * (learning_rate / correction1);
     p.sub_(update.to(p.scalar_type()));
-    if (master_[k].defined()) param.copy_(master_[k]);
+    if (master_[k].defined()) param.copy_(master_[k]);  // rounded into the bf16 parameter
   }
 }
 
