@@ -10,52 +10,10 @@
 #include <type_traits>
 
 #include "svmoe/util/error.h"
+#include "test_support.h"
 
 namespace svmoe {
 namespace {
-
-// A valid value for the row that differs from its default.
-Json another_value(const SettingSpec& row) {
-  const Json& current = row.default_value;
-  switch (row.type) {
-    case SettingType::kString:
-      return current.get<std::string>() + "-changed";
-    case SettingType::kChoice:
-      for (const auto& option : row.choices) {
-        if (option != current.get<std::string>()) return option;
-      }
-      return nullptr;
-    case SettingType::kInteger: {
-      const auto minimum = row.minimum.get<std::int64_t>();
-      return current.get<std::int64_t>() != minimum ? minimum : minimum + 1;
-    }
-    case SettingType::kNumber: {
-      const double minimum = row.minimum.get<double>();
-      const double maximum = std::min(row.maximum.get<double>(), minimum + 1.0);
-      return current.get<double>() != maximum ? maximum : (minimum + maximum) / 2;
-    }
-    case SettingType::kBoolean:
-      return !current.get<bool>();
-    case SettingType::kPath:
-      return "/tmp/changed/" + row.key;
-    case SettingType::kStrings: {
-      if (row.choices.empty()) return Json::array({"one", "two"});
-      for (const auto& option : row.choices) {
-        if (current != Json::array({option})) return Json::array({option});
-      }
-      return nullptr;
-    }
-    case SettingType::kIntegers:
-      return Json::array({1, 2});
-    case SettingType::kNumbers:
-      return Json::array({0.5, 2.0});
-    case SettingType::kRecords:
-    case SettingType::kMapping:
-    case SettingType::kTrainOverrides:
-      break;
-  }
-  return nullptr;
-}
 
 // Every required path set, so that read_settings<S> reads.
 ConfigTree config_with_required_paths() {
@@ -82,7 +40,7 @@ void each_row_reads_its_own_member() {
   const auto& rows = bound_settings<S>();
   for (std::size_t i = 0; i < rows.size(); ++i) {
     if (!rows[i].read) continue;
-    const Json changed = another_value(rows[i].spec);
+    const Json changed = test::another_valid_value(rows[i].spec);
     ASSERT_FALSE(changed.is_null()) << rows[i].spec.key << " has no second value to try";
     ConfigTree config = base;
     config.set(rows[i].spec.key, changed, "test");

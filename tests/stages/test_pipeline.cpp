@@ -2,9 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
+#include <set>
 
 #include "svmoe/config/merge_method.h"
+#include "svmoe/config/setting_table.h"
+#include "svmoe/stages/stage.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 #include "test_support.h"
@@ -90,6 +94,88 @@ TEST(PipelineSteps, AStepsHashChangesWithItsSettingsAndInputsOnly) {
                                       dir.path(), {"train.log_every=1", "train.save_every=5", "runtime.device=cpu"})))
                   .empty());
   EXPECT_TRUE(changed_steps(base, pipeline_steps(test::pipeline_experiment(dir.path() / "elsewhere"))).empty());
+}
+
+namespace {
+
+// The section of the experiment config that a step of `stage` parses (stages/stage.h).
+std::string section_read_by(Stage stage) {
+  switch (stage) {
+    case Stage::kPrepare:
+      return "prepare";
+    case Stage::kFinetune:
+      return "finetune";
+    case Stage::kTrainExperts:
+      return "train_experts";
+    case Stage::kMerge:
+      return "merge";
+    case Stage::kTrainRouter:
+      return "train_router";
+    case Stage::kEval:
+      return "eval";
+    case Stage::kReport:
+      return "report";
+  }
+  return "";
+}
+
+// Whether a step of `stage` reads the setting `key`: its own section, `train` if it trains, and
+// the runtime's seed (every step draws with it).
+bool step_reads(Stage stage, const std::string& key) {
+  const std::string section = key.substr(0, key.find('.'));
+  if (section == "runtime") return true;
+  if (section == "train") return is_training_stage(stage);
+  return section == section_read_by(stage);
+}
+
+}  // namespace
+
+// The law, for every row of the setting table rather than a hand list: a setting that changes
+// numbers re-runs some step that reads it, and a step re-runs only if it reads the setting or
+// an input of it re-runs; a setting that does not change numbers re-runs nothing.
+TEST(PipelineSteps, EverySettingReRunsTheStepsThatReadItAndWhatFollowsOnly) {
+  test::ScratchDir dir;
+  // An experiment in which every setting is read by some step: merges that read each merge
+  // parameter (noise, drop_upcycling) and the BTM ensemble's row in eval.
+  const std::vector<std::string> experiment = {
+      "run.models=[dense, btx, btx_lb, svmoe, svmoe_lb, noise, drop_upcycling]", "run.btm_ensemble=true"};
+  const auto base = pipeline_steps(test::pipeline_experiment(dir.path(), experiment));
+  int checked = 0;
+  for (const auto& row : setting_table()) {
+    const Json value = test::another_valid_value(row);
+    // svmoe run sets the laid-out keys itself, and run.* keys shape the pipeline (which steps).
+    // Sections no step reads (forward, generate, serve) are other subcommands'.
+    if (value.is_null() || row.set_by_run || row.key.rfind("run.", 0) == 0) continue;
+    if (std::none_of(base.begin(), base.end(), [&](const PipelineStep& s) { return step_reads(s.stage, row.key); })) {
+      continue;
+    }
+    std::vector<PipelineStep> steps;
+    try {
+      std::vector<std::string> changed_experiment = experiment;
+      changed_experiment.push_back(row.key + "=" + value.dump());
+      steps = pipeline_steps(test::pipeline_experiment(dir.path(), changed_experiment));
+    } catch (const ConfigError&) {
+      // A value another key's rule refuses (the split fractions must sum to 1, a soft MoE has no
+      // LB rows, ...): those rules have their own tests.
+      continue;
+    }
+    ++checked;
+    const std::vector<std::string> changed = changed_steps(base, steps);
+    if (!row.affects_numbers) {
+      EXPECT_TRUE(changed.empty()) << row.key << " changes no number but re-runs " << changed.front();
+      continue;
+    }
+    EXPECT_FALSE(changed.empty()) << row.key << " changes numbers but re-runs nothing";
+    std::set<std::string> rerun(changed.begin(), changed.end());
+    for (const auto& step : steps) {
+      if (rerun.count(step.name) == 0) continue;
+      const bool input_reruns =
+          std::any_of(step.needs.begin(), step.needs.end(), [&](const std::string& need) { return rerun.count(need); });
+      EXPECT_TRUE(step_reads(step.stage, row.key) || input_reruns)
+          << row.key << " re-runs " << step.name << ", which neither reads it nor has an input that re-runs";
+    }
+  }
+  EXPECT_GT(checked, 75);  // 78 of the rows: the rest are refused by a rule between keys
 }
 
 TEST(PipelineSteps, OnlyTheModelsAskedForAndNoRouterWithoutSvMoE) {

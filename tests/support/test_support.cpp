@@ -135,6 +135,48 @@ fs::path tiny_moe(const fs::path& dir, int experts, int top_k) {
 }
 
 // An experiment as a user writes it: sections without paths, `run` naming the directory.
+Json another_valid_value(const SettingSpec& row) {
+  const Json& current = row.default_value;
+  switch (row.type) {
+    case SettingType::kString:
+      return current.get<std::string>() + "-changed";
+    case SettingType::kChoice:
+      for (const auto& option : row.choices) {
+        if (option != current.get<std::string>()) return option;
+      }
+      return nullptr;
+    case SettingType::kInteger: {  // the next integer: the likeliest to pass rules between keys
+      const auto value = current.get<std::int64_t>();
+      return value < row.maximum.get<std::int64_t>() ? value + 1 : value - 1;
+    }
+    case SettingType::kNumber: {
+      const double minimum = row.minimum.get<double>();
+      const double maximum = std::min(row.maximum.get<double>(), minimum + 1.0);
+      return current.get<double>() != maximum ? maximum : (minimum + maximum) / 2;
+    }
+    case SettingType::kBoolean:
+      return !current.get<bool>();
+    case SettingType::kPath:
+      return "/tmp/changed/" + row.key;
+    case SettingType::kStrings: {
+      if (row.choices.empty()) return Json::array({"one", "two"});
+      for (const auto& option : row.choices) {
+        if (current != Json::array({option})) return Json::array({option});
+      }
+      return nullptr;
+    }
+    case SettingType::kIntegers:
+      return Json::array({1, 2});
+    case SettingType::kNumbers:
+      return Json::array({0.5, 2.0});
+    case SettingType::kRecords:
+    case SettingType::kMapping:
+    case SettingType::kTrainOverrides:
+      break;
+  }
+  return nullptr;
+}
+
 ConfigTree pipeline_experiment(const std::filesystem::path& dir, const std::vector<std::string>& overrides) {
   ConfigTree config(default_config());
   config.merge(Json::parse(R"({

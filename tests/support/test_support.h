@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "svmoe/config/config_tree.h"
+#include "svmoe/config/setting_table.h"
 
 namespace svmoe::test {
 
@@ -77,6 +78,10 @@ std::filesystem::path tiny_moe(const std::filesystem::path& dir, int experts, in
 
 // An svmoe run experiment as a user writes it (sections without paths, run.dir = `dir`): a base
 // model of the llama_mha_untied fixture's shape pretrained first, 3 subdomains, short training.
+// A value for the setting row that its checks accept and that differs from its default (null for
+// records, mappings and stage `train` sections).
+nlohmann::json another_valid_value(const SettingSpec& row);
+
 ConfigTree pipeline_experiment(const std::filesystem::path& dir, const std::vector<std::string>& overrides = {});
 
 }  // namespace svmoe::test
