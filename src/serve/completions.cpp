@@ -141,11 +141,12 @@ void check_model(const Fields& fields, const ServeLimits& limits) {
   }
 }
 
-std::int32_t checked_id(const Json& v, const ServeLimits& limits, const std::string& where) {
-  if (!v.is_number_integer()) refuse("prompt", where + " must be a token id (an integer), not " + type_name(v));
+// A token id of the request's field `param` ("prompt", or /detokenize's "tokens"), in the vocabulary.
+std::int32_t checked_id(const Json& v, const ServeLimits& limits, const std::string& param, const std::string& where) {
+  if (!v.is_number_integer()) refuse(param, where + " must be a token id (an integer), not " + type_name(v));
   if (v.is_number_unsigned() ? v.get<std::uint64_t>() >= static_cast<std::uint64_t>(limits.vocab_size)
                              : (v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= limits.vocab_size)) {
-    refuse("prompt",
+    refuse(param,
            where + " is " + v.dump() + ", outside the vocabulary [0, " + std::to_string(limits.vocab_size) + ")");
   }
   return static_cast<std::int32_t>(v.get<std::int64_t>());
@@ -156,7 +157,7 @@ CompletionPrompt ids_prompt(const Json& ids, const ServeLimits& limits, const To
   if (ids.empty()) refuse("prompt", where + " is an empty list of token ids");
   CompletionPrompt prompt;
   for (std::size_t i = 0; i < ids.size(); ++i) {
-    prompt.ids.push_back(checked_id(ids[i], limits, where + " token " + std::to_string(i)));
+    prompt.ids.push_back(checked_id(ids[i], limits, "prompt", where + " token " + std::to_string(i)));
   }
   prompt.text = tokenizer.decode(prompt.ids);
   return prompt;
@@ -429,7 +430,7 @@ Json detokenize_response(const std::string& body, const ServeLimits& limits, con
   }
   std::vector<std::int32_t> ids;
   for (std::size_t i = 0; i < fields.at("tokens").size(); ++i) {
-    ids.push_back(checked_id(fields.at("tokens")[i], limits, "token " + std::to_string(i)));
+    ids.push_back(checked_id(fields.at("tokens")[i], limits, "tokens", "token " + std::to_string(i)));
   }
   return {{"prompt", tokenizer.decode(ids)}};
 }

@@ -139,6 +139,22 @@ TEST_F(Protocol, PromptsPastTheLimitsOrTheContextAreRefused) {
   EXPECT_EQ(refusal(Json{{"prompt", prompt}, {"max_tokens", 24}}), "accepted");
 }
 
+TEST_F(Protocol, DetokenizeNamesItsTokensFieldInItsErrors) {
+  const std::vector<std::int32_t> ids = tokenizer->encode("hello", false);
+  EXPECT_EQ(detokenize_response(Json{{"tokens", ids}}.dump(), limits, *tokenizer)["prompt"].get<std::string>(),
+            tokenizer->decode(ids));
+  for (const Json& tokens : {Json::array({1, limits.vocab_size}), Json::array({1, "two"})}) {
+    try {
+      detokenize_response(Json{{"tokens", tokens}}.dump(), limits, *tokenizer);
+      ADD_FAILURE() << tokens.dump() << " was accepted";
+    } catch (const ProtocolError& e) {
+      EXPECT_EQ(e.status(), 400);
+      EXPECT_EQ(e.param(), "tokens") << e.what();
+      EXPECT_NE(std::string(e.what()).find("token 1"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST_F(Protocol, ErrorBodiesAreOpenAIs) {
   const auto body = error_body(ProtocolError(400, "'n' is 0, below 1", "n"));
   EXPECT_EQ(body["error"]["message"].get<std::string>(), "'n' is 0, below 1");
