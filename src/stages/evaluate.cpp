@@ -1,3 +1,6 @@
+// svmoe eval (SPEC.md §5): every listed model, then the BTM ensemble if asked, scored on each
+// split's documents; the numbers go to results.json and the tables are written from it, so the
+// tables never hold a number that results.json lacks.
 #include "svmoe/stages/evaluate.h"
 
 #include <spdlog/spdlog.h>
@@ -27,6 +30,7 @@ namespace svmoe {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
+// The split's documents, subdomain by subdomain in order, the first max_documents of each.
 std::vector<std::vector<std::int32_t>> split_documents(const fs::path& dataset, DataSplit split,
                                                        std::int64_t max_documents) {
   const auto subdomains = static_cast<int>(dataset_shards(dataset, {}).train.size());
@@ -42,6 +46,8 @@ std::vector<std::vector<std::int32_t>> split_documents(const fs::path& dataset, 
   return documents;
 }
 
+// Consecutive windows of `context` predicted tokens, each starting afresh (no context carried
+// over), so every token but the first is predicted once (docs/eval.md, PPL).
 void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std::int64_t context,
                       const WindowVisitor& visit) {
   torch::NoGradGuard no_grad;
@@ -58,6 +64,10 @@ void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std
   }
 }
 
+// One model on one split. PPL is per document (exp of its mean NLL), then averaged over
+// documents (mean and std); for an MoE, every router's logits of every window also feed CMR_k
+// (against the TF-IDF targets of the input tokens), S_RL (the routers' entropy) and the expert
+// counts, all SPEC.md §5.
 Json evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, std::int64_t context,
                     std::int64_t max_documents) {
   torch::NoGradGuard no_grad;
@@ -118,6 +128,7 @@ Json evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, s
   return result;
 }
 
+// Each document's weights over the ensemble's experts, from its token counts (eval/ensemble_weights.h).
 std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::int32_t>>& documents,
                                              const torch::Tensor& subdomain_tfidf, ExpertCoverage coverage,
                                              EnsembleWeighting weighting) {
@@ -134,6 +145,8 @@ std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::
   return weights;
 }
 
+// The BTM ensemble: p(token) = sum_n w_n(document) p_n(token), each dense expert scored on every
+// document first (one expert in memory at a time), then mixed per token in log space.
 Json evaluate_btm_ensemble(const BtmSettings& btm, const fs::path& dataset, DataSplit split, std::int64_t context,
                            std::int64_t max_documents, const torch::Device& device) {
   const std::vector<fs::path>& experts = btm.experts;
