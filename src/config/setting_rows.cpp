@@ -101,15 +101,15 @@ SettingSpec spec(std::string key, SettingType type, std::string help) {
   return s;
 }
 
-// The row bound to its member: default from a default S, read into S's member.
+// The row bound to its member: read into S's member; its default is the member's value in a
+// default S. (read_value needs only the row's key and type, which the flags chained on after
+// this, .without_effect_on_numbers() and the like, leave as they are.)
 template <typename S, typename M>
 BoundSetting<S> bound(const Field<S, M>& field, SettingSpec row) {
-  row.default_value = config_value(field.look(S{}));
   BoundSetting<S> result;
-  result.read = [field, key = row.key](const SettingReader& read, S& settings) {
-    read_value(read, setting_spec(key), field.get(settings));
-  };
   result.value = [field](const S& settings) { return config_value(field.look(settings)); };
+  row.default_value = result.value(S{});
+  result.read = [field, row](const SettingReader& read, S& settings) { read_value(read, row, field.get(settings)); };
   result.spec = std::move(row);
   return result;
 }

@@ -26,22 +26,27 @@ bool is_training_stage(Stage stage) {
   return false;
 }
 
-std::string own_train_section(Stage stage) {
+std::string settings_section(Stage stage) {
   switch (stage) {
+    case Stage::kPrepare:
+      return "prepare";
     case Stage::kFinetune:
       return "finetune";
     case Stage::kTrainExperts:
       return "train_experts";
+    case Stage::kMerge:
+      return "merge";
     case Stage::kTrainRouter:
       return "train_router";
-    case Stage::kPrepare:
-    case Stage::kMerge:
     case Stage::kEval:
+      return "eval";
     case Stage::kReport:
-      return "";
+      return "report";
   }
   return "";
 }
+
+std::string own_train_section(Stage stage) { return is_training_stage(stage) ? settings_section(stage) : ""; }
 
 StageOutcome run_stage(Stage stage, const ConfigTree& config, const StageRequest& request,
                        std::optional<TrainingContext>& training) {

@@ -98,34 +98,13 @@ TEST(PipelineSteps, AStepsHashChangesWithItsSettingsAndInputsOnly) {
 
 namespace {
 
-// The section of the experiment config that a step of `stage` parses (stages/stage.h).
-std::string section_read_by(Stage stage) {
-  switch (stage) {
-    case Stage::kPrepare:
-      return "prepare";
-    case Stage::kFinetune:
-      return "finetune";
-    case Stage::kTrainExperts:
-      return "train_experts";
-    case Stage::kMerge:
-      return "merge";
-    case Stage::kTrainRouter:
-      return "train_router";
-    case Stage::kEval:
-      return "eval";
-    case Stage::kReport:
-      return "report";
-  }
-  return "";
-}
-
 // Whether a step of `stage` reads the setting `key`: its own section, `train` if it trains, and
 // the runtime's seed (every step draws with it).
 bool step_reads(Stage stage, const std::string& key) {
   const std::string section = key.substr(0, key.find('.'));
   if (section == "runtime") return true;
   if (section == "train") return is_training_stage(stage);
-  return section == section_read_by(stage);
+  return section == settings_section(stage);
 }
 
 }  // namespace

@@ -27,8 +27,11 @@ struct EnumNames<Stage> {
 
 // Stages that train (and so resume, take a device and a process group, and stop on signals).
 bool is_training_stage(Stage stage);
-// The section whose `train` keys override `train` for a training stage run on its own:
-// finetune, train_experts, train_router ("" for the others).
+// The config section a stage's settings come from (prepare, finetune, train_experts, merge,
+// train_router, eval, report).
+std::string settings_section(Stage stage);
+// The section whose `train` keys override `train` for a training stage run on its own: its
+// settings section ("" for a stage that does not train).
 std::string own_train_section(Stage stage);
 
 struct StageRequest {
