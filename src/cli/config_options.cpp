@@ -100,8 +100,8 @@ void add_config_command(CLI::App& app, const ConfigCommand& row) {
     if (!resolve_config(given->config, flags, config)) return;
     if (const auto* stage = std::get_if<Stage>(&row.run)) {
       std::optional<TrainingContext> training;
-      StageRequest request{parse_runtime_settings(config), own_train_section(*stage), std::nullopt};
-      const StageOutcome outcome = run_stage(*stage, config, request, training);
+      const StageRequest request{parse_runtime_settings(config), std::nullopt};
+      const StageOutcome outcome = run_stage(parse_stage_inputs(*stage, config), request, training);
       std::cout << outcome.summary << std::flush;
       if (outcome.interrupted) throw ExitRequest{kExitRequeue};  // Slurm's scripts requeue on it
     } else {

@@ -134,10 +134,14 @@ std::filesystem::path SettingReader::path(const std::string& key_path, const std
   return path(key_path, row.required, hint.empty() ? row.missing_hint : hint);
 }
 
+void SettingReader::require(const std::string& key_path, bool given, const std::string& hint) const {
+  if (!given) throw ConfigError("config key '" + key_path + "' is required but not set", hint);
+}
+
 std::filesystem::path SettingReader::path(const std::string& key_path, bool required, const std::string& hint) const {
   const Json& value = config_.at(key_path);
   if (value.is_null() || (value.is_string() && value.get<std::string>().empty())) {
-    if (required) throw ConfigError("config key '" + key_path + "' is required but not set", hint);
+    require(key_path, !required, hint);
     return {};
   }
   if (!value.is_string()) fail(key_path, "a path (a string)", hint);

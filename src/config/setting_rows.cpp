@@ -3,6 +3,8 @@
 #include <limits>
 #include <type_traits>
 
+#include "svmoe/util/strings.h"
+
 namespace svmoe {
 namespace {
 
@@ -47,6 +49,7 @@ Json config_value(E option) {
   return enum_name(option);
 }
 Json config_value(const RunModel& model) { return run_model_name(model); }
+Json config_value(const std::map<std::string, int>& mapping) { return mapping.empty() ? Json() : Json(mapping); }
 template <typename Item>
 Json config_value(const std::vector<Item>& items) {
   Json list = Json::array();
@@ -179,6 +182,16 @@ BoundSetting<S> unbound_list(std::string key, SettingType type, Json default_val
   BoundSetting<S> result;
   result.spec = spec(std::move(key), type, std::move(help));
   result.spec.default_value = std::move(default_value);
+  return result;
+}
+
+// A mapping whose values' range depends on another key: its section's parser reads it; its value
+// is the member's (for the step hash).
+template <typename S, typename M>
+BoundSetting<S> mapping(const Field<S, M>& field, std::string key, std::string help) {
+  BoundSetting<S> result = unbound_list<S>(std::move(key), T::kMapping, nullptr, std::move(help));
+  result.value = [field](const S& settings) { return config_value(field.look(settings)); };
+  result.spec.default_value = result.value(S{});
   return result;
 }
 
@@ -349,11 +362,10 @@ const BoundSettings<PrepareSettings>& bound_settings<PrepareSettings>() {
            "manifest (and warned about); a listed category without documents is an error"),
       list(at(&S::pinned_categories), "prepare.pinned_categories", T::kStrings,
            "categories that are subdomains of their own (0..P-1, in this order)"),
-      unbound_list<S>(
-          "prepare.subdomain_of", T::kMapping, nullptr,
-          "`{category: subdomain ID}` with IDs 1..N as the paper's Table 4 numbers them: the subdomains given, "
-          "every category named once, instead of clustering (`pinned_categories` then stays empty); unset: "
-          "clustering")
+      mapping(at(&S::subdomain_of), "prepare.subdomain_of",
+              "`{category: subdomain ID}` with IDs 1..N as the paper's Table 4 numbers them: the subdomains given, "
+              "every category named once, instead of clustering (`pinned_categories` then stays empty); unset: "
+              "clustering")
           .hashed_only_away_from_default(),
       integer(at(&S::neighbors), "prepare.neighbors", 0, 1 << 20,
               "k of the clustering's nearest-neighbour graph; 0: round(sqrt(M)) + 1"),
@@ -669,6 +681,29 @@ const BoundSettings<RunSettings>& bound_settings<RunSettings>() {
              "per pair of subdomains, as Monju does)"),
   };
   return rows;
+}
+
+std::vector<std::string> unread_setting_keys(const MergeSettings& settings) {
+  std::vector<std::string> keys;
+  for (const MergeParameter parameter : all_merge_parameters()) {
+    if (!merge_method_spec(settings.method).reads(parameter)) keys.emplace_back(merge_parameter_key(parameter));
+  }
+  return keys;
+}
+
+std::vector<std::string> unread_setting_keys(const FinetuneSettings& settings) {
+  std::vector<std::string> keys;
+  if (settings.load_balancing.method != LoadBalancingMethod::kNone) return keys;
+  for (const auto& row : bound_settings<FinetuneSettings>()) {
+    const std::string& key = row.spec.key;
+    if (starts_with(key, "finetune.load_balancing.") && key != "finetune.load_balancing.method") keys.push_back(key);
+  }
+  return keys;
+}
+
+std::vector<std::string> unread_setting_keys(const EvalSettings& settings) {
+  if (!settings.btm.experts.empty()) return {};
+  return {"eval.btm.weighting"};
 }
 
 std::vector<SettingSpec> every_setting_row() {

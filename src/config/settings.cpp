@@ -60,16 +60,24 @@ ServeSettings parse_serve_settings(const ConfigTree& config) {
   return s;
 }
 
-PrepareSettings parse_prepare_settings(const ConfigTree& config) {
+PrepareSettings parse_prepare_settings(const ConfigTree& config, PathsFrom paths) {
   const SettingReader read(config);
-  PrepareSettings s = read_settings<PrepareSettings>(read);
+  PrepareSettings s = read_settings<PrepareSettings>(read, paths);
+  for (const auto& [category, id] : read.integer_mapping("prepare.subdomain_of", 1, s.num_subdomains)) {
+    s.subdomain_of[category] = static_cast<int>(id);
+  }
+  if (paths == PathsFrom::kConfig) check_prepare_settings(s, read);
+  return s;
+}
+
+void check_prepare_settings(const PrepareSettings& s, const SettingReader& read) {
   if (s.corpus.empty()) {
     throw ConfigError("config key 'prepare.corpus' is empty", "list the corpus's JSONL files or directories");
   }
   // The tokenizer is required unless one is trained.
-  read.path("prepare.tokenizer", !s.tokenizer_train.enabled,
-            "give the model's tokenizer (a directory, tokenizer.json or tokenizer.model), or set "
-            "prepare.tokenizer_train.enabled: true to train one on the corpus");
+  read.require("prepare.tokenizer", !s.tokenizer.empty() || s.tokenizer_train.enabled,
+               "give the model's tokenizer (a directory, tokenizer.json or tokenizer.model), or set "
+               "prepare.tokenizer_train.enabled: true to train one on the corpus");
   if (s.tokenizer_train.enabled && !s.tokenizer.empty()) {
     throw ConfigError("both prepare.tokenizer and prepare.tokenizer_train.enabled are set",
                       "use the given tokenizer, or train one: not both");
@@ -79,9 +87,6 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
       throw ConfigError("pinned category '" + pinned + "' is not in prepare.categories",
                         "add it to prepare.categories, or leave prepare.categories empty to keep every category");
     }
-  }
-  for (const auto& [category, id] : read.integer_mapping("prepare.subdomain_of", 1, s.num_subdomains)) {
-    s.subdomain_of[category] = static_cast<int>(id);
   }
   if (!s.subdomain_of.empty() && !s.pinned_categories.empty()) {
     throw ConfigError("both prepare.subdomain_of and prepare.pinned_categories are set",
@@ -100,7 +105,6 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config) {
                           Json(total).dump(),
                       "they must sum to 1 with a positive train fraction, e.g. 0.8 / 0.1 / 0.1");
   }
-  return s;
 }
 
 double merge_parameter_value(const MergeSettings& settings, MergeParameter parameter) {
@@ -113,9 +117,14 @@ double merge_parameter_value(const MergeSettings& settings, MergeParameter param
   return settings.noise_std;
 }
 
-MergeSettings parse_merge_settings(const ConfigTree& config) {
+MergeSettings parse_merge_settings(const ConfigTree& config, PathsFrom paths) {
   const SettingReader read(config);
-  MergeSettings s = read_settings<MergeSettings>(read);
+  MergeSettings s = read_settings<MergeSettings>(read, paths);
+  if (paths == PathsFrom::kConfig) check_merge_settings(s, read);
+  return s;
+}
+
+void check_merge_settings(MergeSettings& s, const SettingReader& read) {
   const std::string method = enum_name(s.method);
   if (merge_method_spec(s.method).merges_trained_experts()) {
     if (s.experts.size() < 2) {
@@ -125,9 +134,9 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
                         "or upcycle one dense model with merge.method naive, noise or drop_upcycling");
     }
     if (s.shared_expert == SharedExpertInit::kBase) {
-      read.path("merge.base_model", true,
-                "merge.shared_expert base copies the FFN of the dense model the experts were "
-                "trained from: give it (merge.base_model or --base-model)");
+      read.require("merge.base_model", !s.base_model.empty(),
+                   "merge.shared_expert base copies the FFN of the dense model the experts were "
+                   "trained from: give it (merge.base_model or --base-model)");
     } else if (!s.base_model.empty()) {
       read.fail("merge.base_model", "unset with merge.method " + method + ", which merges merge.experts",
                 "remove it, pick merge.method naive, noise or drop_upcycling to upcycle that model, or set "
@@ -139,10 +148,10 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
     }
     s.num_experts = static_cast<std::int64_t>(s.experts.size());
   } else {
-    read.path("merge.base_model", true,
-              "merge.method " + method +
-                  " copies one dense model: give it (merge.base_model or "
-                  "--base-model)");
+    read.require("merge.base_model", !s.base_model.empty(),
+                 "merge.method " + method +
+                     " copies one dense model: give it (merge.base_model or "
+                     "--base-model)");
     if (!s.experts.empty()) {
       read.fail("merge.experts", "empty with merge.method " + method + ", which copies merge.base_model",
                 "remove the list, or pick merge.method btx or btx_drop_upcycling to merge trained experts");
@@ -158,7 +167,6 @@ MergeSettings parse_merge_settings(const ConfigTree& config) {
   if (s.num_experts_per_tok > s.num_experts) {
     read.fail("merge.num_experts_per_tok", "at most the number of experts (" + std::to_string(s.num_experts) + ")");
   }
-  return s;
 }
 
 namespace {
@@ -177,8 +185,10 @@ ConfigTree with_stage_train(const ConfigTree& stage_config, const std::string& s
 }
 }  // namespace
 
-Json resolved_train_section(const ConfigTree& config, const std::string& stage) {
-  return with_stage_train(config, stage).at("train");
+Json hashed_train_settings(const ConfigTree& config, const std::string& stage) {
+  const ConfigTree resolved = with_stage_train(config, stage);
+  const TrainSettings train = read_settings<TrainSettings>(SettingReader(resolved));
+  return hashed_settings(train, train, [&](const std::string& key) { return resolved.at(key); });
 }
 
 TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::string& stage) {
@@ -186,28 +196,32 @@ TrainSettings parse_train_settings(const ConfigTree& stage_config, const std::st
   return read_settings<TrainSettings>(SettingReader(config));
 }
 
-FinetuneSettings parse_finetune_settings(const ConfigTree& config) {
-  const SettingReader read(config);
-  const FinetuneSettings s = read_settings<FinetuneSettings>(read);
+FinetuneSettings parse_finetune_settings(const ConfigTree& config, PathsFrom paths) {
+  const FinetuneSettings s = read_settings<FinetuneSettings>(SettingReader(config), paths);
+  if (paths == PathsFrom::kConfig) check_finetune_settings(s);
+  return s;
+}
+
+void check_finetune_settings(const FinetuneSettings& s) {
   if (!s.subdomain_weights.empty() && s.subdomain_weights.size() != s.subdomains.size()) {
     throw ConfigError("config key 'finetune.subdomain_weights' has " + std::to_string(s.subdomain_weights.size()) +
                           " weights for " + std::to_string(s.subdomains.size()) + " subdomains",
                       "list the subdomains in finetune.subdomains and one weight for each");
   }
-  return s;
 }
 
-TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config) {
-  return read_settings<TrainExpertsSettings>(SettingReader(config));
+TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config, PathsFrom paths) {
+  return read_settings<TrainExpertsSettings>(SettingReader(config), paths);
 }
 
-TrainRouterSettings parse_train_router_settings(const ConfigTree& config) {
-  return read_settings<TrainRouterSettings>(SettingReader(config));
+TrainRouterSettings parse_train_router_settings(const ConfigTree& config, PathsFrom paths) {
+  return read_settings<TrainRouterSettings>(SettingReader(config), paths);
 }
 
-EvalSettings parse_eval_settings(const ConfigTree& config) {
-  const SettingReader read(config);
-  EvalSettings s = read_settings<EvalSettings>(read);
+namespace {
+// eval.models: records of {name, path, lb}, at least one.
+std::vector<EvalModel> read_eval_models(const ConfigTree& config) {
+  std::vector<EvalModel> out;
   const Json& models = config.at("eval.models");
   const std::string origin = config.origin("eval.models");
   const std::string shape = "a list of {name: ..., path: DIR, lb: yes|no|-}";
@@ -239,26 +253,40 @@ EvalSettings parse_eval_settings(const ConfigTree& config) {
         throw ConfigError("config key '" + where + ".lb' (from " + origin + ") is " + lb.dump() +
                           "; expected yes, no or -");
     }
-    s.models.push_back(model);
+    out.push_back(model);
   }
-  const FewShotSettings& f = s.fewshot;
-  read.path("eval.fewshot.shot_file", !f.items.empty(),
-            "few-shot items need a file of solved shots (eval.fewshot.shot_file)");
-  if (f.prompt.find("{statement}") == std::string::npos) {
-    throw ConfigError(
-        "config key 'eval.fewshot.prompt' (from " + config.origin("eval.fewshot.prompt") + ") has no {statement}",
-        "write where the statement goes, e.g. \"{statement}\\n答え:\"");
-  }
-  if (f.answers.size() != 2 || f.answers[0] == f.answers[1]) {
-    throw ConfigError("config key 'eval.fewshot.answers' (from " + config.origin("eval.fewshot.answers") +
-                      ") must be two different strings: the answer for false (label 0), then for true (label 1)");
+  return out;
+}
+}  // namespace
+
+EvalSettings parse_eval_settings(const ConfigTree& config, PathsFrom paths) {
+  const SettingReader read(config);
+  EvalSettings s = read_settings<EvalSettings>(read, paths);
+  if (paths == PathsFrom::kConfig) {
+    s.models = read_eval_models(config);
+    check_eval_settings(s, read);
   }
   return s;
 }
 
-ReportSettings parse_report_settings(const ConfigTree& config) {
-  const SettingReader read(config);
-  ReportSettings s = read_settings<ReportSettings>(read);
+void check_eval_settings(const EvalSettings& s, const SettingReader& read) {
+  const FewShotSettings& f = s.fewshot;
+  read.require("eval.fewshot.shot_file", f.items.empty() || !f.shot_file.empty(),
+               "few-shot items need a file of solved shots (eval.fewshot.shot_file)");
+  if (f.prompt.find("{statement}") == std::string::npos) {
+    throw ConfigError(
+        "config key 'eval.fewshot.prompt' (from " + read.origin("eval.fewshot.prompt") + ") has no {statement}",
+        "write where the statement goes, e.g. \"{statement}\\n答え:\"");
+  }
+  if (f.answers.size() != 2 || f.answers[0] == f.answers[1]) {
+    throw ConfigError("config key 'eval.fewshot.answers' (from " + read.origin("eval.fewshot.answers") +
+                      ") must be two different strings: the answer for false (label 0), then for true (label 1)");
+  }
+}
+
+ReportSettings parse_report_settings(const ConfigTree& config, PathsFrom paths) {
+  ReportSettings s = read_settings<ReportSettings>(SettingReader(config), paths);
+  if (paths == PathsFrom::kRunLayout) return s;  // report.runs: the run's models
   const Json& runs = config.at("report.runs");
   const std::string origin = config.origin("report.runs");
   if (!runs.is_array())

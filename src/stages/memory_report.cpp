@@ -26,9 +26,9 @@ std::string memory_report(const ConfigTree& experiment, const GpuBudget& budget)
   const RunSettings run = parse_run_settings(experiment);
   const std::vector<PipelineStep> steps = pipeline_steps(experiment);
   const ModelConfig base = read_model_config(run.base_model);
-  const ConfigTree& resolved = steps.front().config;
   const ModelConfig moe =
-      merged_moe_config(base, parse_prepare_settings(resolved).num_subdomains, parse_merge_settings(resolved));
+      merged_moe_config(base, parse_prepare_settings(experiment, PathsFrom::kRunLayout).num_subdomains,
+                        parse_merge_settings(experiment, PathsFrom::kRunLayout));
   const double usable = budget.gpu_memory_gb * budget.usable * 1024.0 * 1024.0 * 1024.0;
 
   out << fmt::format("svmoe plan: GiB per GPU for each training step ({} GiB GPUs, {:.0f}% usable: {} GiB)\n",
@@ -42,7 +42,7 @@ std::string memory_report(const ConfigTree& experiment, const GpuBudget& budget)
   std::vector<std::pair<std::string, std::string>> notes;  // steps, what they need and the advice
   for (const auto& step : steps) {
     if (!step.is_training()) continue;
-    const TrainSettings train = parse_train_settings(step.config, step.train_section);
+    const TrainSettings& train = *train_settings_of(step.inputs);
     const ModelConfig& model = step.trains_moe ? moe : base;
     const bool routers_only = step.stage == Stage::kTrainRouter;
     const int ranks = step.stage == Stage::kFinetune ? budget.world_size : 1;

@@ -7,7 +7,7 @@
 #include "svmoe/config/expert_coverage.h"
 #include "svmoe/config/merge_method.h"
 #include "svmoe/config/setting_reader.h"
-#include "svmoe/config/setting_table.h"
+#include "svmoe/config/setting_rows.h"
 #include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/run_directory.h"
@@ -21,8 +21,6 @@ namespace svmoe {
 namespace fs = std::filesystem;
 
 namespace {
-
-constexpr const char* kLayoutOrigin = "svmoe run (the run.dir layout)";
 
 // The dense model the experts and Dense start from: the pretrained base, or the given one.
 fs::path base_model_of(const RunSettings& run) {
@@ -86,28 +84,21 @@ std::vector<RouterTraining> router_trainings_of(const std::vector<RunModel>& mod
   return trainings;
 }
 
-// The settings of `section` that a step's result depends on (setting_table.h): not those that
-// change only how or where it runs, nor the paths svmoe run lays out (an input's identity is
-// its step's hash); a stage's own `train` keys are added resolved (add_train_settings).
-Json hashed_settings(const ConfigTree& config, const std::string& section) {
-  Json out = Json::object();
-  for (const auto& spec : setting_table()) {
-    if (!starts_with(spec.key, section + ".") || !spec.affects_numbers || spec.set_by_run ||
-        spec.type == SettingType::kTrainOverrides) {
-      continue;
-    }
-    if (!spec.hashed_at_default && config.at(spec.key) == spec.default_value) continue;
-    out[spec.key] = config.at(spec.key);
+// Whether a stage's numbers depend on runtime.seed: the split and clustering, every training's
+// sampling and initialisation, the merge's noise, dropped neurons and router initialisation.
+bool reads_seed(Stage stage) {
+  switch (stage) {
+    case Stage::kPrepare:
+    case Stage::kFinetune:
+    case Stage::kTrainExperts:
+    case Stage::kMerge:
+    case Stage::kTrainRouter:
+      return true;
+    case Stage::kEval:
+    case Stage::kReport:
+      return false;
   }
-  return out;
-}
-
-// The training keys a step's result depends on, resolved as the step reads them.
-void add_train_settings(Json& settings, const ConfigTree& config, const std::string& section) {
-  const Json train = resolved_train_section(config, section);
-  for (auto it = train.begin(); it != train.end(); ++it) {
-    if (setting_spec("train." + it.key()).affects_numbers) settings["train." + it.key()] = it.value();
-  }
+  return true;
 }
 
 std::string step_hash(const PipelineStep& step, const std::vector<PipelineStep>& earlier) {
@@ -117,99 +108,6 @@ std::string step_hash(const PipelineStep& step, const std::vector<PipelineStep>&
     text += need + "=" + it->hash + "\n";
   }
   return sha256_hex(text);
-}
-
-PipelineStep new_step(std::string name, Stage stage, std::string train_section, std::vector<std::string> needs,
-                      fs::path output, const ConfigTree& config) {
-  return {std::move(name),
-          stage,
-          std::move(train_section),
-          std::move(needs),
-          std::move(output),
-          config,
-          Json::object(),
-          {},
-          1,
-          false};
-}
-
-// The experiment config with every stage's input and output paths set to the layout (merge and
-// router as for BTX; method_config sets another method's).
-ConfigTree layout_config(const ConfigTree& experiment, const RunSettings& run, std::int64_t num_experts) {
-  const ExperimentDirectory layout(run.dir);
-  ConfigTree config = experiment;
-  const auto set = [&](const std::string& key, Json value) { config.set(key, std::move(value), kLayoutOrigin); };
-  const fs::path base_model = base_model_of(run);
-  set("prepare.output", layout.dataset().string());
-  const SettingReader read(config);
-  const bool tokenizer_given = !read.path("prepare.tokenizer").empty();
-  if (!tokenizer_given && !read.boolean("prepare.tokenizer_train.enabled")) {
-    set("prepare.tokenizer", run.base_model.string());  // the base model's own tokenizer, as the paper uses
-  }
-  set("train_experts.base_model", base_model.string());
-  set("train_experts.dataset", layout.dataset().string());
-  set("train_experts.output", layout.experts().string());
-  set("train_experts.coverage", enum_name(ExpertCoverage::kSubdomains));
-  set("train_experts.experts", Json::array());
-  Json experts = Json::array();
-  for (std::int64_t n = 0; n < num_experts; ++n) experts.push_back(expert_directory(layout.experts(), n).string());
-  Json pair_experts = Json::array();
-  const auto pairs = expert_subdomains(ExpertCoverage::kPairs, num_experts).size();
-  for (std::size_t k = 0; k < pairs; ++k) {
-    pair_experts.push_back(expert_directory(layout.pair_experts(), static_cast<std::int64_t>(k)).string());
-  }
-  set("merge.method", enum_name(MergeMethod::kBtx));
-  set("merge.experts", experts);
-  set("merge.base_model", "");
-  set("merge.num_experts", 0);
-  set("merge.output", layout.moe(MergeMethod::kBtx).string());
-  set("train_router.model", layout.moe(MergeMethod::kBtx).string());
-  set("train_router.dataset", layout.dataset().string());
-  set("train_router.output", layout.router(MergeMethod::kBtx).string());
-  set("finetune.dataset", layout.dataset().string());
-  Json models = Json::array(), runs = Json::array();
-  for (const RunModel& model : run.models) {
-    const ModelRole role = model_role(model);
-    const fs::path dir = layout.model(run_model_name(model));
-    models.push_back({{"name", role.table_name}, {"path", RunDirectory(dir).final_model().string()}, {"lb", role.lb}});
-    runs.push_back({{"name", role.label}, {"path", dir.string()}});
-  }
-  set("eval.models", models);
-  set("eval.dataset", layout.dataset().string());
-  set("eval.output", layout.eval().string());
-  const bool btm_pairs = run.btm_coverage == ExpertCoverage::kPairs;
-  set("eval.btm.experts", run.btm_ensemble ? (btm_pairs ? pair_experts : experts) : Json::array());
-  set("eval.btm.coverage", enum_name(run.btm_coverage));
-  set("report.runs", runs);
-  set("report.output", (layout.report()).string());
-  return config;
-}
-
-// Whether merging trained experts also reads the base model: to start the shared expert from its
-// FFN (merge.shared_expert base).
-bool reads_base_model_beside_experts(const ConfigTree& config) {
-  return SettingReader(config).option<SharedExpertInit>("merge.shared_expert") == SharedExpertInit::kBase;
-}
-
-// The config with merge and router paths set for `method`'s MoE: an upcycling method copies the
-// base model num_experts times, one expert per subdomain as BTX has.
-ConfigTree method_config(const ConfigTree& config, const RunSettings& run, MergeMethod method,
-                         std::int64_t num_experts) {
-  const ExperimentDirectory layout(run.dir);
-  ConfigTree out = config;
-  const auto set = [&](const std::string& key, Json value) { out.set(key, std::move(value), kLayoutOrigin); };
-  set("merge.method", enum_name(method));
-  if (!merge_method_spec(method).merges_trained_experts()) {
-    set("merge.experts", Json::array());
-    set("merge.base_model", base_model_of(run).string());
-    set("merge.num_experts", num_experts);
-  } else if (reads_base_model_beside_experts(out)) {
-    set("merge.base_model", base_model_of(run).string());
-  }
-  set("merge.output", layout.moe(method).string());
-  set("train_router.model", layout.moe(method).string());
-  set("train_router.output", layout.router(method).string());
-  return out;
 }
 
 // Reads a base model's config.json for the base step's settings (its architecture is what the
@@ -223,42 +121,81 @@ Json base_model_config(const fs::path& base_model) {
   return read_model_config_json(base_model);
 }
 
+// The experiment config parsed once: each stage's section without the paths svmoe run lays out
+// (PathsFrom::kRunLayout), and each training section's `train` as that stage resolves it. An
+// add_* step copies the section its stage reads, sets the layout's paths and checks the result.
+struct ExperimentSettings {
+  explicit ExperimentSettings(const ConfigTree& config)
+      : run(parse_run_settings(config)),
+        runtime(parse_runtime_settings(config)),
+        prepare(parse_prepare_settings(config, PathsFrom::kRunLayout)),
+        train_experts(parse_train_experts_settings(config, PathsFrom::kRunLayout)),
+        merge(parse_merge_settings(config, PathsFrom::kRunLayout)),
+        train_router(parse_train_router_settings(config, PathsFrom::kRunLayout)),
+        finetune(parse_finetune_settings(config, PathsFrom::kRunLayout)),
+        eval(parse_eval_settings(config, PathsFrom::kRunLayout)),
+        report(parse_report_settings(config, PathsFrom::kRunLayout)) {}
+
+  RunSettings run;
+  RuntimeSettings runtime;
+  PrepareSettings prepare;
+  TrainExpertsSettings train_experts;
+  MergeSettings merge;
+  TrainRouterSettings train_router;
+  FinetuneSettings finetune;
+  EvalSettings eval;
+  ReportSettings report;
+};
+
+// The section whose `train` keys the base model's pretraining reads over `train`.
+constexpr const char* kBaseTrainSection = "run.pretrain_base";
+
 // The steps of one experiment, one add_* per kind of step, in the order they run. Each step
-// gets its config (the experiment's, with the layout's paths), the settings its result depends
-// on (hashed with its needs' hashes: step_hash) and is checked now, so that a bad key stops the
-// run before hours of work.
+// gets its stage's inputs (the experiment's settings with the layout's paths), checked now so
+// that a bad key stops the run before hours of work, and the settings its result depends on
+// (hashed with its needs' hashes: step_hash).
 class PipelineBuilder {
  public:
-  PipelineBuilder(const ConfigTree& config, const RunSettings& run, std::int64_t num_experts)
-      : config_(config), run_(run), layout_(run.dir), num_experts_(num_experts), seed_(config.at("runtime.seed")) {}
+  PipelineBuilder(const ConfigTree& experiment, const ExperimentSettings& settings, std::int64_t num_experts)
+      : experiment_(experiment),
+        read_(experiment),
+        e_(settings),
+        run_(settings.run),
+        layout_(settings.run.dir),
+        num_experts_(num_experts) {}
 
   std::vector<PipelineStep> take_steps() { return std::move(steps_); }
 
   void add_prepare() {
-    PipelineStep prepare = new_step("prepare", Stage::kPrepare, "", {}, layout_.dataset(), config_);
-    parse_prepare_settings(config_);
-    prepare.settings = hashed_settings(config_, "prepare");
-    prepare.settings["runtime.seed"] = seed_;
-    add(std::move(prepare));
+    PrepareSettings prepare = e_.prepare;
+    prepare.output = layout_.dataset();
+    // The base model's own tokenizer, as the paper uses, unless one is given or trained.
+    if (prepare.tokenizer.empty() && !prepare.tokenizer_train.enabled) prepare.tokenizer = run_.base_model;
+    check_prepare_settings(prepare, read_);
+    Json settings = hashed(prepare, e_.prepare);
+    // The dataset records the experiment's config, less the unrelated forward check.
+    Json recorded = experiment_.root();
+    recorded.erase("forward");
+    add("prepare", {}, layout_.dataset(), PrepareStageInputs{prepare, recorded}, std::move(settings));
   }
 
-  // The base model pretrained from scratch on all subdomains (run.pretrain_base).
+  // The base model pretrained from scratch on all subdomains (run.pretrain_base): a fine-tune of
+  // a random initialisation, without LB, on every subdomain.
   void add_base() {
-    ConfigTree base_config = config_;
-    base_config.set("finetune.model", run_.base_model.string(), kLayoutOrigin);
-    base_config.set("finetune.init", enum_name(ModelInit::kRandom), kLayoutOrigin);
-    base_config.set("finetune.subdomains", Json::array(), kLayoutOrigin);
-    base_config.set("finetune.subdomain_weights", Json::array(), kLayoutOrigin);
-    base_config.set("finetune.load_balancing.method", enum_name(LoadBalancingMethod::kNone), kLayoutOrigin);
-    base_config.set("finetune.output", layout_.base().string(), kLayoutOrigin);
-    PipelineStep base =
-        new_step("base", Stage::kFinetune, "run.pretrain_base", {"prepare"}, layout_.base(), base_config);
-    parse_train_settings(base_config, base.train_section);
-    base.settings["run.base_model"] = run_.base_model.string();
-    base.settings["run.base_model/config.json"] = base_model_config(run_.base_model);
-    add_train_settings(base.settings, base_config, base.train_section);
-    base.settings["runtime.seed"] = seed_;
-    add(std::move(base));
+    FinetuneSettings base = e_.finetune;
+    base.model = run_.base_model;
+    base.init = ModelInit::kRandom;
+    base.dataset = layout_.dataset();
+    base.subdomains.clear();
+    base.subdomain_weights.clear();
+    base.output = layout_.base();
+    base.load_balancing.method = LoadBalancingMethod::kNone;
+    check_finetune_settings(base);
+    Json settings = hashed_train_settings(experiment_, kBaseTrainSection);
+    settings["run.base_model"] = run_.base_model.string();
+    settings["run.base_model/config.json"] = base_model_config(run_.base_model);
+    const TrainSettings train = parse_train_settings(experiment_, kBaseTrainSection);
+    add("base", {"prepare"}, layout_.base(), FinetuneStageInputs{base, train}, std::move(settings));
     base_needs_.push_back("base");
   }
 
@@ -270,77 +207,89 @@ class PipelineBuilder {
   // Stage 1: one expert per subdomain (or per pair of subdomains, the BTM ensemble's), as one
   // step of array tasks.
   void add_experts(const std::string& name, ExpertCoverage coverage, const fs::path& output) {
-    ConfigTree experts_config = config_;
-    experts_config.set("train_experts.coverage", enum_name(coverage), kLayoutOrigin);
-    experts_config.set("train_experts.output", output.string(), kLayoutOrigin);
-    PipelineStep experts = new_step(name, Stage::kTrainExperts, "train_experts", {"prepare"}, output, experts_config);
-    experts.needs.insert(experts.needs.end(), base_needs_.begin(), base_needs_.end());
-    experts.tasks = static_cast<std::int64_t>(expert_subdomains(coverage, num_experts_).size());
-    parse_train_experts_settings(experts_config);
-    parse_train_settings(experts_config, experts.train_section);
-    experts.settings = hashed_settings(experts_config, "train_experts");
-    if (coverage != ExpertCoverage::kSubdomains) experts.settings["train_experts.coverage"] = enum_name(coverage);
-    add_train_settings(experts.settings, experts_config, experts.train_section);
-    base_identity(experts.settings);
-    experts.settings["runtime.seed"] = seed_;
-    add(std::move(experts));
+    TrainExpertsSettings experts = e_.train_experts;
+    experts.base_model = base_model_of(run_);
+    experts.dataset = layout_.dataset();
+    experts.output = output;
+    experts.coverage = coverage;
+    experts.experts.clear();
+    Json settings = hashed(experts, e_.train_experts);
+    if (coverage != ExpertCoverage::kSubdomains) settings["train_experts.coverage"] = enum_name(coverage);
+    settings.update(hashed_train_settings(experiment_, own_train_section(Stage::kTrainExperts)));
+    base_identity(settings);
+    std::vector<std::string> needs = {"prepare"};
+    needs.insert(needs.end(), base_needs_.begin(), base_needs_.end());
+    const TrainSettings train = parse_train_settings(experiment_, own_train_section(Stage::kTrainExperts));
+    add(name, needs, output, TrainExpertsStageInputs{experts, train}, std::move(settings),
+        static_cast<std::int64_t>(expert_subdomains(coverage, num_experts_).size()));
   }
 
-  // Stage 2: the MoE of one merge method, with only the parameters that method reads hashed.
+  // Stage 2: the MoE of one merge method, with only the parameters that method reads hashed. A
+  // method that merges trained experts reads stage 1's (and the base model's FFN for a shared
+  // expert that starts from it); an upcycling method copies the base model num_experts times,
+  // one expert per subdomain as BTX has.
   void add_merge(MergeMethod method) {
-    const ConfigTree& moe_config =
-        method_configs_.emplace(method, method_config(config_, run_, method, num_experts_)).first->second;
-    const MergeMethodSpec& spec = merge_method_spec(method);
-    const bool trained = spec.merges_trained_experts();
-    const bool reads_base = !trained || reads_base_model_beside_experts(moe_config);
-    std::vector<std::string> merge_needs = reads_base ? base_needs_ : std::vector<std::string>{};
-    if (trained) merge_needs.push_back("experts");
-    PipelineStep merge = new_step(ExperimentDirectory::method_step("merge", method), Stage::kMerge, "", merge_needs,
-                                  layout_.moe(method), moe_config);
-    parse_merge_settings(moe_config);
-    merge.settings = hashed_settings(moe_config, "merge");
-    merge.settings["merge.method"] = enum_name(method);
-    if (!trained) merge.settings["merge.num_experts"] = num_experts_;
-    for (const MergeParameter parameter : all_merge_parameters()) {
-      if (!spec.reads(parameter)) merge.settings.erase(std::string(merge_parameter_key(parameter)));
+    MergeSettings merge = e_.merge;
+    const bool trained = merge_method_spec(method).merges_trained_experts();
+    const bool reads_base = !trained || merge.shared_expert == SharedExpertInit::kBase;
+    merge.method = method;
+    merge.output = layout_.moe(method);
+    merge.experts.clear();
+    merge.num_experts = 0;
+    if (trained) {
+      for (std::int64_t n = 0; n < num_experts_; ++n) merge.experts.push_back(expert_directory(layout_.experts(), n));
+    } else {
+      merge.num_experts = num_experts_;
     }
-    if (reads_base) base_identity(merge.settings);
-    merge.settings["runtime.seed"] = seed_;
-    add(std::move(merge));
+    if (reads_base) merge.base_model = base_model_of(run_);
+    check_merge_settings(merge, read_);
+    Json settings = hashed(merge, e_.merge);
+    settings["merge.method"] = enum_name(method);
+    if (!trained) settings["merge.num_experts"] = num_experts_;
+    if (reads_base) base_identity(settings);
+    std::vector<std::string> needs = reads_base ? base_needs_ : std::vector<std::string>{};
+    if (trained) needs.push_back("experts");
+    add(ExperimentDirectory::method_step("merge", method), needs, layout_.moe(method), MergeStageInputs{merge},
+        std::move(settings));
   }
 
   // Stage 3: the routers of `method`'s MoE (add_merge first), trained with train_router.loss or,
   // where a row names one, `loss`.
   void add_router(MergeMethod method, std::optional<RouterLoss> loss) {
-    ConfigTree router_config = method_configs_.at(method);
-    if (loss) router_config.set("train_router.loss", enum_name(*loss), kLayoutOrigin);
-    router_config.set("train_router.output", layout_.router(method, loss).string(), kLayoutOrigin);
-    PipelineStep router = new_step(ExperimentDirectory::router_step(method, loss), Stage::kTrainRouter, "train_router",
-                                   {ExperimentDirectory::method_step("merge", method), "prepare"},
-                                   layout_.router(method, loss), router_config);
-    router.trains_moe = true;
-    parse_train_router_settings(router_config);
-    parse_train_settings(router_config, router.train_section);
-    router.settings = hashed_settings(router_config, "train_router");
-    add_train_settings(router.settings, router_config, router.train_section);
-    router.settings["runtime.seed"] = seed_;
-    add(std::move(router));
+    TrainRouterSettings router = e_.train_router;
+    router.model = layout_.moe(method);
+    router.dataset = layout_.dataset();
+    router.output = layout_.router(method, loss);
+    if (loss) router.loss = *loss;
+    Json settings = hashed(router, e_.train_router);
+    settings.update(hashed_train_settings(experiment_, own_train_section(Stage::kTrainRouter)));
+    const TrainSettings train = parse_train_settings(experiment_, own_train_section(Stage::kTrainRouter));
+    PipelineStep& step = add(ExperimentDirectory::router_step(method, loss),
+                             {ExperimentDirectory::method_step("merge", method), "prepare"},
+                             layout_.router(method, loss), TrainRouterStageInputs{router, train}, std::move(settings));
+    step.trains_moe = true;
   }
 
-  // Stage 4 (or Dense): the fine-tune of one run.models row, from the base, the MoE or its routers.
+  // Stage 4 (or Dense): the fine-tune of one run.models row, from the base, the MoE or its
+  // routers; with the run's LB method where the row asks for LB.
   void add_model(const RunModel& model) {
     const std::string name = run_model_name(model);
-    ConfigTree model_config = config_;
-    const fs::path from =
-        model.dense
-            ? base_model_of(run_)
-            : (model.supervised_router ? RunDirectory(layout_.router(model.method, model.router_loss)).final_model()
-                                       : layout_.moe(model.method));
-    const LoadBalancingMethod lb = model.load_balanced ? run_.lb_method : LoadBalancingMethod::kNone;
-    model_config.set("finetune.model", from.string(), kLayoutOrigin);
-    model_config.set("finetune.init", enum_name(ModelInit::kPretrained), kLayoutOrigin);
-    model_config.set("finetune.output", layout_.model(name).string(), kLayoutOrigin);
-    model_config.set("finetune.load_balancing.method", enum_name(lb), kLayoutOrigin);
+    FinetuneSettings finetune = e_.finetune;
+    finetune.model = model.dense ? base_model_of(run_)
+                                 : (model.supervised_router
+                                        ? RunDirectory(layout_.router(model.method, model.router_loss)).final_model()
+                                        : layout_.moe(model.method));
+    finetune.init = ModelInit::kPretrained;
+    finetune.dataset = layout_.dataset();
+    finetune.output = layout_.model(name);
+    finetune.load_balancing.method = model.load_balanced ? run_.lb_method : LoadBalancingMethod::kNone;
+    check_finetune_settings(finetune);
+    // The step's name says its init; its LB method is hashed (the LB parameters only where LB
+    // is on: unread_setting_keys).
+    Json settings = hashed(finetune, e_.finetune);
+    settings["finetune.load_balancing.method"] = enum_name(finetune.load_balancing.method);
+    settings.update(hashed_train_settings(experiment_, own_train_section(Stage::kFinetune)));
+    if (model.dense) base_identity(settings);
     std::vector<std::string> needs = {"prepare"};
     if (model.dense) {
       needs.insert(needs.end(), base_needs_.begin(), base_needs_.end());
@@ -348,52 +297,77 @@ class PipelineBuilder {
       needs.push_back(model.supervised_router ? ExperimentDirectory::router_step(model.method, model.router_loss)
                                               : ExperimentDirectory::method_step("merge", model.method));
     }
-    PipelineStep step = new_step(name, Stage::kFinetune, "finetune", needs, layout_.model(name), model_config);
+    const TrainSettings train = parse_train_settings(experiment_, own_train_section(Stage::kFinetune));
+    PipelineStep& step =
+        add(name, needs, layout_.model(name), FinetuneStageInputs{finetune, train}, std::move(settings));
     step.trains_moe = !model.dense;
-    parse_finetune_settings(model_config);
-    parse_train_settings(model_config, step.train_section);
-    step.settings = hashed_settings(model_config, "finetune");
-    // The step's name says its init; its LB method is hashed, and the LB parameters only where LB is on.
-    step.settings["finetune.load_balancing.method"] = enum_name(lb);
-    if (!model.load_balanced) {
-      for (const char* key : {"alpha", "pooling", "aux_free_rate"}) {
-        step.settings.erase(std::string("finetune.load_balancing.") + key);
-      }
-    }
-    add_train_settings(step.settings, model_config, step.train_section);
-    if (model.dense) base_identity(step.settings);
-    step.settings["runtime.seed"] = seed_;
-    add(std::move(step));
     model_steps_.push_back(name);
   }
 
-  // §5: every model's metrics (and the BTM ensemble's experts, `ensemble_experts`, if any).
+  // §5: every model's metrics, and the BTM ensemble's (of `ensemble_experts`' experts, if any).
   void add_eval(const std::string& ensemble_experts) {
-    PipelineStep eval = new_step("eval", Stage::kEval, "", model_steps_, layout_.eval(), config_);
-    eval.needs.push_back("prepare");
-    if (!ensemble_experts.empty()) eval.needs.push_back(ensemble_experts);
-    parse_eval_settings(config_);
-    eval.settings = hashed_settings(config_, "eval");
-    eval.settings["run.models"] = model_steps_;
-    eval.settings["run.btm_ensemble"] = run_.btm_ensemble;
-    if (ensemble_experts == "pair_experts") eval.settings["run.btm_coverage"] = enum_name(run_.btm_coverage);
-    if (!run_.btm_ensemble) eval.settings.erase("eval.btm.weighting");
-    add(std::move(eval));
+    eval_ = e_.eval;
+    for (const RunModel& model : run_.models) {
+      const ModelRole role = model_role(model);
+      eval_.models.push_back(
+          {role.table_name, RunDirectory(layout_.model(run_model_name(model))).final_model(), role.lb});
+    }
+    eval_.dataset = layout_.dataset();
+    eval_.output = layout_.eval();
+    eval_.btm.experts.clear();
+    const fs::path experts_dir = ensemble_experts == "pair_experts" ? layout_.pair_experts() : layout_.experts();
+    const ExpertCoverage coverage =
+        ensemble_experts == "pair_experts" ? ExpertCoverage::kPairs : ExpertCoverage::kSubdomains;
+    if (!ensemble_experts.empty()) {
+      const auto count = static_cast<std::int64_t>(expert_subdomains(coverage, num_experts_).size());
+      for (std::int64_t k = 0; k < count; ++k) eval_.btm.experts.push_back(expert_directory(experts_dir, k));
+    }
+    eval_.btm.coverage = run_.btm_coverage;
+    check_eval_settings(eval_, read_);
+    Json settings = hashed(eval_, e_.eval);
+    settings["run.models"] = model_steps_;
+    settings["run.btm_ensemble"] = run_.btm_ensemble;
+    if (ensemble_experts == "pair_experts") settings["run.btm_coverage"] = enum_name(run_.btm_coverage);
+    std::vector<std::string> needs = model_steps_;
+    needs.push_back("prepare");
+    if (!ensemble_experts.empty()) needs.push_back(ensemble_experts);
+    add("eval", needs, layout_.eval(), EvalStageInputs{eval_}, std::move(settings));
   }
 
   // The report lives in eval/ (report.html) and reads the runs' metrics and the eval's numbers.
   void add_report() {
-    PipelineStep report = new_step("report", Stage::kReport, "", {"eval"}, layout_.report(), config_);
-    report.needs.insert(report.needs.end(), model_steps_.begin(), model_steps_.end());
-    parse_report_settings(config_);
-    report.settings = hashed_settings(config_, "report");
-    add(std::move(report));
+    ReportSettings report = e_.report;
+    for (const RunModel& model : run_.models) {
+      report.runs.push_back({model_role(model).label, layout_.model(run_model_name(model))});
+    }
+    report.output = layout_.report();
+    Json settings = hashed(report, e_.report);
+    std::vector<std::string> needs = {"eval"};
+    needs.insert(needs.end(), model_steps_.begin(), model_steps_.end());
+    add("report", needs, layout_.report(), ReportStageInputs{report, eval_}, std::move(settings));
   }
 
  private:
-  void add(PipelineStep step) {
+  PipelineStep& add(std::string name, std::vector<std::string> needs, fs::path output, StageInputs inputs,
+                    Json settings, std::int64_t tasks = 1) {
+    PipelineStep step;
+    step.name = std::move(name);
+    step.stage = stage_of(inputs);
+    step.needs = std::move(needs);
+    step.output = std::move(output);
+    step.inputs = std::move(inputs);
+    step.settings = std::move(settings);
+    if (reads_seed(step.stage)) step.settings["runtime.seed"] = e_.runtime.seed;
+    step.tasks = tasks;
     step.hash = step_hash(step, steps_);
     steps_.push_back(std::move(step));
+    return steps_.back();
+  }
+  // The step's own settings against the configured ones (config/setting_rows.h's hashed_settings),
+  // each value as the experiment config wrote it where the step keeps it.
+  template <typename Settings>
+  Json hashed(const Settings& used, const Settings& configured) const {
+    return hashed_settings(used, configured, [this](const std::string& key) { return experiment_.at(key); });
   }
   // A given base model is an input of the experts, of a merge that reads it and of Dense: named
   // by its path and config (a pretrained base is a step, in their needs instead).
@@ -403,25 +377,25 @@ class PipelineBuilder {
     settings["run.base_model/config.json"] = given_base_;
   }
 
-  const ConfigTree& config_;
+  const ConfigTree& experiment_;
+  const SettingReader read_;  // names a key and where it came from in the checks' errors
+  const ExperimentSettings& e_;
   const RunSettings& run_;
   const ExperimentDirectory layout_;
   const std::int64_t num_experts_;
-  const Json seed_;
   Json given_base_;  // a given base model's config.json (read_given_base)
   std::vector<PipelineStep> steps_;
   std::vector<std::string> base_needs_;  // what a step that trains the base model's weights needs
   std::vector<std::string> model_steps_;
-  std::map<MergeMethod, ConfigTree> method_configs_;
+  EvalSettings eval_;  // the eval step's, which the report reads too
 };
 
 // The _lb rows need an MoE whose architecture balances something (not a soft MoE).
-void check_load_balanced_rows(const ConfigTree& config, const RunSettings& run) {
-  const MoeKind moe_kind = SettingReader(config).option<MoeKind>("merge.moe_kind");
-  const Architecture merged = merged_architecture(
-      moe_kind, SettingReader(config).option<SharedExpertInit>("merge.shared_expert") != SharedExpertInit::kNone);
+void check_load_balanced_rows(const ExperimentSettings& e) {
+  const MoeKind moe_kind = e.merge.moe_kind;
+  const Architecture merged = merged_architecture(moe_kind, e.merge.shared_expert != SharedExpertInit::kNone);
   if (architecture_row(merged).load_balances) return;
-  for (const RunModel& model : run.models) {
+  for (const RunModel& model : e.run.models) {
     if (model.load_balanced) {
       throw ConfigError("run.models asks for '" + run_model_name(model) +
                             "', with load balancing, but merge.moe_kind is " + enum_name(moe_kind) + " (a " +
@@ -433,10 +407,9 @@ void check_load_balanced_rows(const ConfigTree& config, const RunSettings& run) 
 }
 
 // A row naming the stage-3 loss that train_router.loss already gives every SvMoE row.
-void check_router_loss_rows(const ConfigTree& config, const RunSettings& run) {
-  const RouterLoss configured_loss = SettingReader(config).option<RouterLoss>("train_router.loss");
-  for (const auto& [method, loss] : router_trainings_of(run.models)) {
-    if (loss == configured_loss) {
+void check_router_loss_rows(const ExperimentSettings& e) {
+  for (const auto& [method, loss] : router_trainings_of(e.run.models)) {
+    if (loss == e.train_router.loss) {
       const RunModel plain{false, method, true, false, std::nullopt};
       throw ConfigError("run.models names the stage-3 loss " + std::string(enum_name(*loss)) +
                             ", which train_router.loss already gives every SvMoE row",
@@ -448,16 +421,15 @@ void check_router_loss_rows(const ConfigTree& config, const RunSettings& run) {
 }  // namespace
 
 std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
-  const RunSettings run = parse_run_settings(experiment);
-  const std::int64_t num_experts = SettingReader(experiment).integer("prepare.num_subdomains");
+  const ExperimentSettings settings(experiment);
+  const RunSettings& run = settings.run;
+  const std::int64_t num_experts = settings.prepare.num_subdomains;
   if (num_experts < 2) {
     throw ConfigError("config key 'prepare.num_subdomains' is " + std::to_string(num_experts) +
                           "; svmoe run builds a mixture of experts, one per subdomain",
                       "set prepare.num_subdomains to 2 or more");
   }
-  const ConfigTree config = layout_config(experiment, run, num_experts);
-  parse_runtime_settings(config);
-  PipelineBuilder pipeline(config, run, num_experts);
+  PipelineBuilder pipeline(experiment, settings, num_experts);
 
   pipeline.add_prepare();
   if (run.pretrain_base) pipeline.add_base();
@@ -472,11 +444,11 @@ std::vector<PipelineStep> pipeline_steps(const ConfigTree& experiment) {
   const ExperimentDirectory layout(run.dir);
   if (needs_experts) pipeline.add_experts("experts", ExpertCoverage::kSubdomains, layout.experts());
   if (btm_pairs) pipeline.add_experts("pair_experts", ExpertCoverage::kPairs, layout.pair_experts());
-  check_load_balanced_rows(config, run);
+  check_load_balanced_rows(settings);
   // Stage 2, one MoE per merge method the models use; stage 3, for each MoE (and loss, where a
   // row names one) that a model with a supervised router starts from.
   for (const MergeMethod method : methods_of(run.models)) pipeline.add_merge(method);
-  check_router_loss_rows(config, run);
+  check_router_loss_rows(settings);
   for (const auto& [method, loss] : router_trainings_of(run.models)) pipeline.add_router(method, loss);
   for (const RunModel& model : run.models) pipeline.add_model(model);
   if (!run.models.empty()) {

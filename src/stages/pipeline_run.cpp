@@ -22,9 +22,9 @@ namespace {
 // The step's work, as its subcommand does it (stages/stage.h); false when a signal stopped it.
 bool execute_step(const PipelineStep& step, const RuntimeSettings& runtime, const PipelineOptions& options,
                   std::optional<TrainingContext>& training) {
-  StageRequest request{runtime, step.train_section, std::nullopt};
+  StageRequest request{runtime, std::nullopt};
   if (options.expert >= 0) request.only_expert = options.expert;
-  const StageOutcome outcome = run_stage(step.stage, step.config, request, training);
+  const StageOutcome outcome = run_stage(step.inputs, request, training);
   if (!outcome.summary.empty()) spdlog::info("{}: {}", step.name, outcome.summary);
   return !outcome.interrupted;
 }

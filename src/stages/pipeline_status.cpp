@@ -86,7 +86,7 @@ void started_step_status(const PipelineStep& step, StepStatus& status) {
   if (writers.size() > 1) status.detail += fmt::format(" and {} more", writers.size() - 1);
   if (!step.is_training()) return;
 
-  const std::int64_t total = parse_train_settings(step.config, step.train_section).steps;
+  const std::int64_t total = train_settings_of(step.inputs)->steps;
   if (!experts) {
     const RunProgress run = run_progress(step.output);
     status.progress = fmt::format("{}/{} steps", run.step, total);

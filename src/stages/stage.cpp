@@ -1,5 +1,7 @@
 #include "svmoe/stages/stage.h"
 
+#include <stdexcept>
+
 #include "svmoe/stages/evaluate.h"
 #include "svmoe/stages/finetune.h"
 #include "svmoe/stages/merge.h"
@@ -48,50 +50,88 @@ std::string settings_section(Stage stage) {
 
 std::string own_train_section(Stage stage) { return is_training_stage(stage) ? settings_section(stage) : ""; }
 
-StageOutcome run_stage(Stage stage, const ConfigTree& config, const StageRequest& request,
-                       std::optional<TrainingContext>& training) {
-  // Training stages share one device and process group per process (a second rendezvous would
-  // wait for ranks that have moved on).
-  if (is_training_stage(stage) && !training) training = start_training(request.runtime);
-  const auto train_settings = [&] { return parse_train_settings(config, request.train_section); };
-  StageOutcome outcome;
+Stage stage_of(const StageInputs& inputs) { return static_cast<Stage>(inputs.index()); }
+
+const TrainSettings* train_settings_of(const StageInputs& inputs) {
+  if (const auto* finetune = std::get_if<FinetuneStageInputs>(&inputs)) return &finetune->train;
+  if (const auto* experts = std::get_if<TrainExpertsStageInputs>(&inputs)) return &experts->train;
+  if (const auto* router = std::get_if<TrainRouterStageInputs>(&inputs)) return &router->train;
+  return nullptr;
+}
+
+StageInputs parse_stage_inputs(Stage stage, const ConfigTree& config) {
+  const auto train = [&] { return parse_train_settings(config, own_train_section(stage)); };
   switch (stage) {
     case Stage::kPrepare: {
       // The dataset records the config it was prepared with, less the unrelated forward check.
       Json recorded = config.root();
       recorded.erase("forward");
-      const PrepareResult result = run_prepare(parse_prepare_settings(config), request.runtime, recorded);
-      outcome.summary = "\nTable 1: tokens per subdomain and split\n\n" + result.table1_markdown +
-                        "\nTable 4: categories of each subdomain\n\n" + result.table4_markdown;
-      break;
+      return PrepareStageInputs{parse_prepare_settings(config), recorded};
     }
     case Stage::kFinetune:
-      outcome.interrupted =
-          run_finetune(parse_finetune_settings(config), train_settings(), request.runtime, *training).interrupted;
-      break;
-    case Stage::kTrainExperts: {
-      TrainExpertsSettings settings = parse_train_experts_settings(config);
-      if (request.only_expert) settings.experts = {*request.only_expert};
-      outcome.interrupted = run_train_experts(settings, train_settings(), request.runtime, *training).interrupted;
-      break;
-    }
+      return FinetuneStageInputs{parse_finetune_settings(config), train()};
+    case Stage::kTrainExperts:
+      return TrainExpertsStageInputs{parse_train_experts_settings(config), train()};
     case Stage::kMerge:
-      run_merge(parse_merge_settings(config), request.runtime);
-      break;
+      return MergeStageInputs{parse_merge_settings(config)};
     case Stage::kTrainRouter:
-      outcome.interrupted =
-          run_train_router(parse_train_router_settings(config), train_settings(), request.runtime, *training)
-              .interrupted;
-      break;
+      return TrainRouterStageInputs{parse_train_router_settings(config), train()};
     case Stage::kEval:
-      run_eval(parse_eval_settings(config), request.runtime);
-      break;
+      return EvalStageInputs{parse_eval_settings(config)};
     case Stage::kReport:
-      outcome.summary =
-          run_report(parse_report_settings(config), parse_eval_settings(config), request.runtime).string() + "\n";
-      break;
+      return ReportStageInputs{parse_report_settings(config), parse_eval_settings(config)};
   }
-  return outcome;
+  throw std::logic_error("parse_stage_inputs: a Stage without a case");
+}
+
+namespace {
+
+// One overload per alternative of StageInputs: a stage left out is a compile error in std::visit.
+struct StageRunner {
+  const StageRequest& request;
+  std::optional<TrainingContext>& training;
+
+  StageOutcome operator()(const PrepareStageInputs& in) const {
+    const PrepareResult result = run_prepare(in.prepare, request.runtime, in.recorded_config);
+    return {false, "\nTable 1: tokens per subdomain and split\n\n" + result.table1_markdown +
+                       "\nTable 4: categories of each subdomain\n\n" + result.table4_markdown};
+  }
+  StageOutcome operator()(const FinetuneStageInputs& in) const {
+    return {run_finetune(in.finetune, in.train, request.runtime, started()).interrupted, ""};
+  }
+  StageOutcome operator()(const TrainExpertsStageInputs& in) const {
+    TrainExpertsSettings settings = in.train_experts;
+    if (request.only_expert) settings.experts = {*request.only_expert};
+    return {run_train_experts(settings, in.train, request.runtime, started()).interrupted, ""};
+  }
+  StageOutcome operator()(const MergeStageInputs& in) const {
+    run_merge(in.merge, request.runtime);
+    return {};
+  }
+  StageOutcome operator()(const TrainRouterStageInputs& in) const {
+    return {run_train_router(in.train_router, in.train, request.runtime, started()).interrupted, ""};
+  }
+  StageOutcome operator()(const EvalStageInputs& in) const {
+    run_eval(in.eval, request.runtime);
+    return {};
+  }
+  StageOutcome operator()(const ReportStageInputs& in) const {
+    return {false, run_report(in.report, in.eval, request.runtime).string() + "\n"};
+  }
+
+  // Training stages share one device and process group per process (a second rendezvous would
+  // wait for ranks that have moved on).
+  TrainingContext& started() const {
+    if (!training) training = start_training(request.runtime);
+    return *training;
+  }
+};
+
+}  // namespace
+
+StageOutcome run_stage(const StageInputs& inputs, const StageRequest& request,
+                       std::optional<TrainingContext>& training) {
+  return std::visit(StageRunner{request, training}, inputs);
 }
 
 }  // namespace svmoe

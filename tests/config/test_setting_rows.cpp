@@ -90,6 +90,40 @@ TEST(SettingRows, OnlyRecordsMappingsAndStageTrainSectionsAreReadByHand) {
   }
 }
 
+// svmoe run's step hash shows each row it counts by the row's value (hashed_settings).
+TEST(SettingRows, EveryRowAStepHashCountsHasAValue) {
+  for_each_settings_struct([&](auto* tag) {
+    for (const auto& row : bound_settings<std::remove_pointer_t<decltype(tag)>>()) {
+      const SettingSpec& spec = row.spec;
+      const bool hashed = spec.affects_numbers && !spec.set_by_run && spec.type != SettingType::kTrainOverrides;
+      if (hashed) {
+        EXPECT_TRUE(static_cast<bool>(row.value)) << spec.key;
+      }
+    }
+  });
+}
+
+// A value the step keeps from the config is hashed as written (an integer stays an integer);
+// one the step sets is hashed as its typed value; an unread parameter is not hashed.
+TEST(SettingRows, AHashShowsAKeptValueAsWrittenAndASetOneAsTyped) {
+  ConfigTree config(default_config());
+  config.set("finetune.load_balancing.alpha", 1, "test");
+  config.set("prepare.corpus", "one.jsonl", "test");
+  const auto written = [&](const std::string& key) { return config.at(key); };
+  FinetuneSettings configured = parse_finetune_settings(config, PathsFrom::kRunLayout);
+  configured.load_balancing.method = LoadBalancingMethod::kSwitch;
+  const Json kept = hashed_settings(configured, configured, written);
+  EXPECT_TRUE(kept.at("finetune.load_balancing.alpha").is_number_integer()) << kept.dump();
+  FinetuneSettings used = configured;
+  used.load_balancing.alpha = 2.0;
+  const Json set = hashed_settings(used, configured, written);
+  EXPECT_TRUE(set.at("finetune.load_balancing.alpha").is_number_float()) << set.dump();
+  used.load_balancing.method = LoadBalancingMethod::kNone;
+  EXPECT_FALSE(hashed_settings(used, configured, written).contains("finetune.load_balancing.alpha"));
+  const PrepareSettings prepare = parse_prepare_settings(config, PathsFrom::kRunLayout);
+  EXPECT_EQ(hashed_settings(prepare, prepare, written).at("prepare.corpus"), "one.jsonl");
+}
+
 TEST(SettingRows, ARequiredPathsErrorGivesItsRowsHint) {
   ConfigTree config(default_config());
   try {

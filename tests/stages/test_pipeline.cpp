@@ -24,6 +24,22 @@ std::map<std::string, std::string> hashes(const std::vector<PipelineStep>& steps
   return out;
 }
 
+// A step's stage settings, as its stage runs them.
+const PrepareSettings& prepare_of(const PipelineStep& step) {
+  return std::get<PrepareStageInputs>(step.inputs).prepare;
+}
+const TrainExpertsSettings& experts_of(const PipelineStep& step) {
+  return std::get<TrainExpertsStageInputs>(step.inputs).train_experts;
+}
+const MergeSettings& merge_of(const PipelineStep& step) { return std::get<MergeStageInputs>(step.inputs).merge; }
+const TrainRouterSettings& router_of(const PipelineStep& step) {
+  return std::get<TrainRouterStageInputs>(step.inputs).train_router;
+}
+const FinetuneSettings& finetune_of(const PipelineStep& step) {
+  return std::get<FinetuneStageInputs>(step.inputs).finetune;
+}
+const EvalSettings& eval_of(const PipelineStep& step) { return std::get<EvalStageInputs>(step.inputs).eval; }
+
 // The steps whose hash differs between two configs.
 std::vector<std::string> changed_steps(const std::vector<PipelineStep>& a, const std::vector<PipelineStep>& b) {
   const auto hb = hashes(b);
@@ -46,21 +62,21 @@ TEST(PipelineSteps, TheRecipeInOrderWithTheLayoutsPaths) {
   const auto& experts = steps[2];
   EXPECT_EQ(experts.tasks, 3);
   EXPECT_EQ(experts.needs, (std::vector<std::string>{"prepare", "base"}));
-  EXPECT_EQ(steps[3].config.at("merge.experts").size(), 3u);
-  EXPECT_EQ(steps[3].config.at("merge.experts")[2], (dir.path() / "experts" / "expert_2").string());
+  EXPECT_EQ(merge_of(steps[3]).experts.size(), 3u);
+  EXPECT_EQ(merge_of(steps[3]).experts[2], dir.path() / "experts" / "expert_2");
   // Each model from what the paper fine-tunes: Dense from the base, BTX from the merge, SvMoE from the router.
-  EXPECT_EQ(steps[5].config.at("finetune.model"), (dir.path() / "base" / "final").string());
-  EXPECT_EQ(steps[6].config.at("finetune.model"), (dir.path() / "moe").string());
-  EXPECT_EQ(steps[8].config.at("finetune.model"), (dir.path() / "router" / "final").string());
-  EXPECT_EQ(steps[7].config.at("finetune.load_balancing.method"), "switch");
-  EXPECT_EQ(steps[9].config.at("finetune.load_balancing.method"), "switch");
-  EXPECT_EQ(steps[8].config.at("finetune.load_balancing.method"), "none");
+  EXPECT_EQ(finetune_of(steps[5]).model, dir.path() / "base" / "final");
+  EXPECT_EQ(finetune_of(steps[6]).model, dir.path() / "moe");
+  EXPECT_EQ(finetune_of(steps[8]).model, dir.path() / "router" / "final");
+  EXPECT_EQ(finetune_of(steps[7]).load_balancing.method, LoadBalancingMethod::kSwitch);
+  EXPECT_EQ(finetune_of(steps[9]).load_balancing.method, LoadBalancingMethod::kSwitch);
+  EXPECT_EQ(finetune_of(steps[8]).load_balancing.method, LoadBalancingMethod::kNone);
   // The pretraining's own steps, the experts' own, stage 4's own.
-  EXPECT_EQ(parse_train_settings(steps[1].config, steps[1].train_section).steps, 20);
-  EXPECT_EQ(parse_train_settings(steps[2].config, steps[2].train_section).steps, 10);
-  EXPECT_EQ(parse_train_settings(steps[4].config, steps[4].train_section).steps, 50);
-  EXPECT_EQ(parse_train_settings(steps[6].config, steps[6].train_section).steps, 10);
-  const auto eval = parse_eval_settings(steps[10].config);
+  EXPECT_EQ(train_settings_of(steps[1].inputs)->steps, 20);
+  EXPECT_EQ(train_settings_of(steps[2].inputs)->steps, 10);
+  EXPECT_EQ(train_settings_of(steps[4].inputs)->steps, 50);
+  EXPECT_EQ(train_settings_of(steps[6].inputs)->steps, 10);
+  const auto eval = eval_of(steps[10]);
   ASSERT_EQ(eval.models.size(), 5u);
   EXPECT_EQ(eval.models[2].name, "BTX");
   EXPECT_EQ(eval.models[2].lb, "yes");
@@ -165,8 +181,8 @@ TEST(PipelineSteps, OnlyTheModelsAskedForAndNoRouterWithoutSvMoE) {
   for (const auto& s : steps) names.push_back(s.name);
   EXPECT_EQ(names, (std::vector<std::string>{"prepare", "experts", "merge", "dense", "btx_lb", "eval", "report"}));
   // A given base model: the experts and Dense start from it, and prepare uses its tokenizer.
-  EXPECT_EQ(steps[1].config.at("train_experts.base_model"), test::model_fixture("llama_mha_untied").string());
-  EXPECT_EQ(steps[0].config.at("prepare.tokenizer"), test::model_fixture("llama_mha_untied").string());
+  EXPECT_EQ(experts_of(steps[1]).base_model, test::model_fixture("llama_mha_untied"));
+  EXPECT_EQ(prepare_of(steps[0]).tokenizer, test::model_fixture("llama_mha_untied"));
   const std::string message = test::error_message<ConfigError>(
       [&] { pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[dense, moe]"})); });
   EXPECT_NE(message.find("run.models"), std::string::npos) << message;
@@ -198,18 +214,18 @@ TEST(PipelineSteps, ExtraRowsAddTheirOwnMergeAndRouterSteps) {
                                       "drop_upcycling_svmoe_lb", "svmoe", "btx_drop_upcycling", "eval", "report"}));
   const PipelineStep& naive = step_named(steps, "merge_naive");
   EXPECT_EQ(naive.needs, (std::vector<std::string>{"base"}));
-  EXPECT_EQ(naive.config.at("merge.base_model"), (dir.path() / "base" / "final").string());
-  EXPECT_EQ(naive.config.at("merge.num_experts"), 3);
-  EXPECT_EQ(naive.config.at("merge.output"), (dir.path() / "moe_naive").string());
+  EXPECT_EQ(merge_of(naive).base_model, dir.path() / "base" / "final");
+  EXPECT_EQ(merge_of(naive).num_experts, 3);
+  EXPECT_EQ(merge_of(naive).output, dir.path() / "moe_naive");
   EXPECT_EQ(step_named(steps, "merge_btx_drop_upcycling").needs, (std::vector<std::string>{"experts"}));
   const PipelineStep& router = step_named(steps, "router_drop_upcycling");
   EXPECT_EQ(router.needs, (std::vector<std::string>{"merge_drop_upcycling", "prepare"}));
-  EXPECT_EQ(router.config.at("train_router.model"), (dir.path() / "moe_drop_upcycling").string());
+  EXPECT_EQ(router_of(router).model, dir.path() / "moe_drop_upcycling");
   const PipelineStep& model = step_named(steps, "drop_upcycling_svmoe_lb");
-  EXPECT_EQ(model.config.at("finetune.model"), (dir.path() / "router_drop_upcycling" / "final").string());
-  EXPECT_EQ(model.config.at("finetune.load_balancing.method"), "switch");
+  EXPECT_EQ(finetune_of(model).model, dir.path() / "router_drop_upcycling" / "final");
+  EXPECT_EQ(finetune_of(model).load_balancing.method, LoadBalancingMethod::kSwitch);
   EXPECT_EQ(step_named(steps, "naive").needs, (std::vector<std::string>{"prepare", "merge_naive"}));
-  const auto eval = parse_eval_settings(step_named(steps, "eval").config);
+  const auto eval = eval_of(step_named(steps, "eval"));
   ASSERT_EQ(eval.models.size(), 5u);
   EXPECT_EQ(eval.models[1].name, "Naive");
   EXPECT_EQ(eval.models[2].name, "SvMoE (Drop-Upcycling)");
@@ -260,16 +276,16 @@ TEST(PipelineSteps, ARowNamingARouterLossTrainsItsOwnRouters) {
                 "prepare", "base", "experts", "merge", "router", "router_softmax_then_cross_entropy", "btx", "svmoe",
                 "svmoe_softmax_then_cross_entropy", "svmoe_softmax_then_cross_entropy_lb", "eval", "report"}));
   const PipelineStep& literal = step_named(steps, "router_softmax_then_cross_entropy");
-  EXPECT_EQ(literal.config.at("train_router.loss"), "softmax_then_cross_entropy");
-  EXPECT_EQ(literal.config.at("train_router.model"), (dir.path() / "moe").string());
-  EXPECT_EQ(literal.config.at("train_router.output"), (dir.path() / "router_softmax_then_cross_entropy").string());
+  EXPECT_EQ(router_of(literal).loss, RouterLoss::kSoftmaxThenCrossEntropy);
+  EXPECT_EQ(router_of(literal).model, dir.path() / "moe");
+  EXPECT_EQ(router_of(literal).output, dir.path() / "router_softmax_then_cross_entropy");
   EXPECT_EQ(literal.settings.at("train_router.loss"), "softmax_then_cross_entropy");
   // The configured (default) loss is not in the plain router's hash: experiment directories made
   // before the key existed keep their router step.
   EXPECT_FALSE(step_named(steps, "router").settings.contains("train_router.loss"));
-  EXPECT_EQ(step_named(steps, "svmoe_softmax_then_cross_entropy_lb").config.at("finetune.model"),
-            (dir.path() / "router_softmax_then_cross_entropy" / "final").string());
-  const auto eval = parse_eval_settings(step_named(steps, "eval").config);
+  EXPECT_EQ(finetune_of(step_named(steps, "svmoe_softmax_then_cross_entropy_lb")).model,
+            dir.path() / "router_softmax_then_cross_entropy" / "final");
+  const auto eval = eval_of(step_named(steps, "eval"));
   ASSERT_EQ(eval.models.size(), 4u);
   EXPECT_EQ(eval.models[1].name, "SvMoE");
   EXPECT_EQ(eval.models[2].name, "SvMoE (softmax+CE)");
@@ -278,7 +294,7 @@ TEST(PipelineSteps, ARowNamingARouterLossTrainsItsOwnRouters) {
       pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[btx, svmoe, svmoe_soft_cross_entropy]",
                                                             "train_router.loss=softmax_then_cross_entropy"}));
   EXPECT_EQ(step_named(other, "router").settings.at("train_router.loss"), "softmax_then_cross_entropy");
-  EXPECT_EQ(step_named(other, "router_soft_cross_entropy").config.at("train_router.loss"), "soft_cross_entropy");
+  EXPECT_EQ(router_of(step_named(other, "router_soft_cross_entropy")).loss, RouterLoss::kSoftCrossEntropy);
   // Naming the loss train_router.loss already gives is a clear error.
   const std::string message = test::error_message<ConfigError>(
       [&] { pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[svmoe, svmoe_soft_cross_entropy]"})); });
@@ -331,13 +347,13 @@ TEST(PipelineSteps, AnEnsembleOfPairExpertsHasItsOwnStep) {
                                                          "merge_naive", "dense", "btx", "naive", "eval", "report"}));
   const PipelineStep& pairs = step_named(steps, "pair_experts");
   EXPECT_EQ(pairs.tasks, 3);  // 3 subdomains: {0,1}, {0,2}, {1,2}
-  EXPECT_EQ(pairs.config.at("train_experts.coverage"), "pairs");
-  EXPECT_EQ(pairs.config.at("train_experts.output"), (dir.path() / "pair_experts").string());
-  EXPECT_EQ(step_named(steps, "experts").config.at("train_experts.coverage"), "subdomains");
+  EXPECT_EQ(experts_of(pairs).coverage, ExpertCoverage::kPairs);
+  EXPECT_EQ(experts_of(pairs).output, dir.path() / "pair_experts");
+  EXPECT_EQ(experts_of(step_named(steps, "experts")).coverage, ExpertCoverage::kSubdomains);
   EXPECT_NE(pairs.hash, step_named(steps, "experts").hash);
   const PipelineStep& eval = step_named(steps, "eval");
   EXPECT_EQ(eval.needs.back(), "pair_experts");
-  const EvalSettings settings = parse_eval_settings(eval.config);
+  const EvalSettings settings = eval_of(eval);
   ASSERT_EQ(settings.btm.experts.size(), 3u);
   EXPECT_EQ(settings.btm.experts[2], dir.path() / "pair_experts" / "expert_2");
   EXPECT_EQ(settings.btm.coverage, ExpertCoverage::kPairs);
@@ -350,11 +366,20 @@ TEST(PipelineSteps, AnEnsembleOfPairExpertsHasItsOwnStep) {
 }
 
 // merge.moe_kind: soft makes every MoE row a soft MoE; rows with LB are refused before anything runs.
+// A step's settings are checked with its laid-out paths, by the rules its subcommand checks.
+TEST(PipelineSteps, AStepsRulesAreCheckedWithTheLayoutsValues) {
+  test::ScratchDir dir;
+  const std::string message = test::error_message<ConfigError>(
+      [&] { pipeline_steps(test::pipeline_experiment(dir.path(), {"merge.num_experts_per_tok=4"})); });
+  EXPECT_NE(message.find("merge.num_experts_per_tok"), std::string::npos) << message;
+  EXPECT_NE(message.find("at most the number of experts (3)"), std::string::npos) << message;
+}
+
 TEST(PipelineSteps, ASoftMoeExperimentRefusesLoadBalancedRows) {
   test::ScratchDir dir;
   const auto steps =
       pipeline_steps(test::pipeline_experiment(dir.path(), {"run.models=[dense, btx, svmoe]", "merge.moe_kind=soft"}));
-  EXPECT_EQ(step_named(steps, "merge").config.at("merge.moe_kind"), "soft");
+  EXPECT_EQ(merge_of(step_named(steps, "merge")).moe_kind, MoeKind::kSoft);
   EXPECT_EQ(step_named(steps, "merge").settings.at("merge.moe_kind"), "soft");
   const std::string message = test::error_message<ConfigError>(
       [&] { pipeline_steps(test::pipeline_experiment(dir.path(), {"merge.moe_kind=soft"})); });
@@ -371,10 +396,10 @@ TEST(PipelineSteps, ASharedExpertFromTheBaseGivesBtxItsBaseModel) {
   with_base.push_back("merge.shared_expert=base");
   const auto shared = pipeline_steps(test::pipeline_experiment(dir.path(), with_base));
   const PipelineStep& merge = step_named(shared, "merge");
-  EXPECT_FALSE(merge.config.at("merge.base_model").get<std::string>().empty());
+  EXPECT_FALSE(merge_of(merge).base_model.empty());
   EXPECT_EQ(merge.settings.at("merge.shared_expert"), "base");
   EXPECT_EQ(merge.needs, (std::vector<std::string>{"base", "experts"}));  // the experiment pretrains its base
-  EXPECT_TRUE(step_named(plain, "merge").config.at("merge.base_model").get<std::string>().empty());
+  EXPECT_TRUE(merge_of(step_named(plain, "merge")).base_model.empty());
   EXPECT_EQ(step_named(shared, "merge_naive").settings.at("merge.shared_expert"), "base");
   const auto changed = changed_steps(plain, shared);
   EXPECT_EQ(std::count(changed.begin(), changed.end(), "experts"), 0);

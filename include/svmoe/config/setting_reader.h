@@ -46,6 +46,11 @@ class SettingReader {
   // As path(), required or not as the caller says (a requirement that depends on other keys).
   std::filesystem::path path(const std::string& key_path, bool required, const std::string& hint) const;
 
+  // Where the key's value came from (a file, --set, a flag, the default).
+  std::string origin(const std::string& key_path) const { return config_.origin(key_path); }
+  // The error of a required path that is not set, unless `given` (a typed check after reading).
+  void require(const std::string& key_path, bool given, const std::string& hint) const;
+
   [[noreturn]] void fail(const std::string& key_path, const std::string& expected, const std::string& hint = {}) const;
 
  private:

@@ -11,6 +11,7 @@
 // stage's own `train` section (read by parse_train_settings).
 #pragma once
 
+#include <algorithm>
 #include <functional>
 #include <type_traits>
 #include <vector>
@@ -98,14 +99,59 @@ void for_each_settings_struct(Visit&& visit) {
 // Every row of every section, in docs order: what setting_table() holds.
 std::vector<SettingSpec> every_setting_row();
 
-// A default struct with every bound row's value read from the config (checked by its row).
+// A default struct with every bound row's value read from the config (checked by its row). With
+// PathsFrom::kRunLayout the rows svmoe run lays out are not read: they keep their defaults, for
+// the pipeline to set (stages/pipeline.cpp).
 template <typename Settings>
-Settings read_settings(const SettingReader& read) {
+Settings read_settings(const SettingReader& read, PathsFrom paths = PathsFrom::kConfig) {
   Settings settings;
   for (const auto& row : bound_settings<Settings>()) {
+    if (paths == PathsFrom::kRunLayout && row.spec.set_by_run) continue;
     if (row.read) row.read(read, settings);
   }
   return settings;
 }
+
+// The keys of `settings`' rows that the stage ignores for these values (it computes the same
+// with any value of them): the merge parameters its method does not read (config/merge_method.h),
+// the load-balancing parameters of a fine-tune without LB, the BTM weighting without BTM experts.
+std::vector<std::string> unread_setting_keys(const MergeSettings& settings);
+std::vector<std::string> unread_setting_keys(const FinetuneSettings& settings);
+std::vector<std::string> unread_setting_keys(const EvalSettings& settings);
+template <typename Settings>
+std::vector<std::string> unread_setting_keys(const Settings&) {
+  return {};
+}
+
+// The settings a step's result depends on, {key: value}, for svmoe run's step hash
+// (stages/pipeline.cpp): every row of `used` that changes numbers and that the stage reads,
+// less the rows svmoe run lays out (an input's identity is its step's hash) and a stage's own
+// `train` section (hashed resolved, as TrainSettings). A row that is hashed only away from its
+// default is left out at its default.
+//
+// Each value is shown as the config wrote it (`written(key)`) where the step uses the configured
+// value (`configured`), and as the step's own typed value where svmoe run set another: so a
+// hash is what it was when steps were hashed from the config's text (`alpha: 1` stays 1, not
+// 1.0; a corpus of one path stays a string), and finished steps stay done (docs/pipeline.md).
+template <typename Settings>
+Json hashed_settings(const Settings& used, const Settings& configured,
+                     const std::function<Json(const std::string& key)>& written) {
+  Json out = Json::object();
+  const std::vector<std::string> unread = unread_setting_keys(used);
+  for (const auto& row : bound_settings<Settings>()) {
+    const SettingSpec& spec = row.spec;
+    if (!spec.affects_numbers || spec.set_by_run || spec.type == SettingType::kTrainOverrides) continue;
+    if (std::find(unread.begin(), unread.end(), spec.key) != unread.end()) continue;
+    const Json value = row.value(used);
+    const Json hashed = value == row.value(configured) ? written(spec.key) : value;
+    if (!spec.hashed_at_default && hashed == spec.default_value) continue;
+    out[spec.key] = hashed;
+  }
+  return out;
+}
+
+// hashed_settings of the `train` section as parse_train_settings(config, stage) resolves it (a
+// stage's own keys in place of `train`'s), each as written: {"train.steps": 10, ...}.
+Json hashed_train_settings(const ConfigTree& config, const std::string& stage);
 
 }  // namespace svmoe

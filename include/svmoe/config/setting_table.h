@@ -29,6 +29,10 @@ enum class SettingType {
   kTrainOverrides,  // a stage's own `train` section: every `train` key, null = as in `train`
 };
 
+// Where a stage's paths come from when its section is read: the config (a subcommand), or svmoe
+// run's layout (the rows marked set_by_run are then left for the pipeline to set).
+enum class PathsFrom { kConfig, kRunLayout };
+
 struct SettingSpec {
   std::string key;  // dotted path, e.g. "train.steps"
   SettingType type = SettingType::kString;

@@ -20,6 +20,8 @@
 
 namespace svmoe {
 
+class SettingReader;  // config/setting_reader.h
+
 // How and where the process runs (every subcommand).
 struct RuntimeSettings {
   std::string device = "auto";  // auto | cpu | cuda | cuda:N
@@ -280,20 +282,33 @@ RuntimeSettings parse_runtime_settings(const ConfigTree& config);
 ForwardSettings parse_forward_settings(const ConfigTree& config);
 GenerateSettings parse_generate_settings(const ConfigTree& config);
 ServeSettings parse_serve_settings(const ConfigTree& config);
-PrepareSettings parse_prepare_settings(const ConfigTree& config);
-MergeSettings parse_merge_settings(const ConfigTree& config);
+
+// The stages' sections. A subcommand parses its section from its config (PathsFrom::kConfig):
+// every row read, then the rules between keys checked. svmoe run parses each section once with
+// PathsFrom::kRunLayout: the rows it lays out (docs/config.md, "laid out by run") are not read,
+// nor are the rules checked; it sets those rows for each step, then checks the step's settings
+// with the same check_*_settings a subcommand's parse runs (stages/pipeline.cpp).
+PrepareSettings parse_prepare_settings(const ConfigTree& config, PathsFrom paths = PathsFrom::kConfig);
+MergeSettings parse_merge_settings(const ConfigTree& config, PathsFrom paths = PathsFrom::kConfig);
+FinetuneSettings parse_finetune_settings(const ConfigTree& config, PathsFrom paths = PathsFrom::kConfig);
+TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config, PathsFrom paths = PathsFrom::kConfig);
+TrainRouterSettings parse_train_router_settings(const ConfigTree& config, PathsFrom paths = PathsFrom::kConfig);
+EvalSettings parse_eval_settings(const ConfigTree& config, PathsFrom paths = PathsFrom::kConfig);
+ReportSettings parse_report_settings(const ConfigTree& config, PathsFrom paths = PathsFrom::kConfig);
+RunSettings parse_run_settings(const ConfigTree& config);
+
+// The rules between keys of a section, on its typed settings (`read` names the keys and where
+// they came from in an error). check_merge_settings also completes num_experts (the experts'
+// count, when they are merged).
+void check_prepare_settings(const PrepareSettings& s, const SettingReader& read);
+void check_merge_settings(MergeSettings& s, const SettingReader& read);
+void check_finetune_settings(const FinetuneSettings& s);
+void check_eval_settings(const EvalSettings& s, const SettingReader& read);
+
 // The value of a merge method's parameter (config/merge_method.h) in `settings`.
 double merge_parameter_value(const MergeSettings& settings, MergeParameter parameter);
 // The `train` section, with the keys a stage's own `STAGE.train` section sets (non-null) in
 // their place: one experiment file can give each stage its own steps, learning rate, ...
 TrainSettings parse_train_settings(const ConfigTree& config, const std::string& stage = {});
-FinetuneSettings parse_finetune_settings(const ConfigTree& config);
-TrainExpertsSettings parse_train_experts_settings(const ConfigTree& config);
-TrainRouterSettings parse_train_router_settings(const ConfigTree& config);
-EvalSettings parse_eval_settings(const ConfigTree& config);
-ReportSettings parse_report_settings(const ConfigTree& config);
-RunSettings parse_run_settings(const ConfigTree& config);
-// The `train` section as parse_train_settings(config, stage) resolves it, as {key: value}.
-Json resolved_train_section(const ConfigTree& config, const std::string& stage);
 
 }  // namespace svmoe

@@ -4,9 +4,9 @@
 // another merge method (run.models: naive, drop_upcycling_svmoe_lb, ...) add their own merge_M
 // and router_M steps; the experts step runs only where a model or the BTM ensemble reads it.
 //
-// This file: the steps of an experiment and their hashes (of the settings each step's result
-// depends on, and of its inputs' hashes). pipeline_plan.h compares them with the markers of
-// earlier runs; pipeline_run.h runs the plan.
+// This file: the steps of an experiment, each with its stage's typed inputs, and their hashes
+// (of the settings each step's result depends on, and of its inputs' hashes). pipeline_plan.h compares them with the
+// markers of earlier runs; pipeline_run.h runs the plan.
 #pragma once
 
 #include <filesystem>
@@ -22,11 +22,10 @@ namespace svmoe {
 
 struct PipelineStep {
   std::string name;  // prepare, base, experts, pair_experts, merge[_M], router[_M], each run.models name, eval, report
-  Stage stage = Stage::kPrepare;   // the subcommand it runs (stages/stage.h)
-  std::string train_section;       // training steps: the section whose `train` keys override `train`
+  Stage stage = Stage::kPrepare;   // the subcommand it runs (stages/stage.h): stage_of(inputs)
   std::vector<std::string> needs;  // the steps whose outputs it reads
   std::filesystem::path output;    // what it writes (removed when it must run again from scratch)
-  ConfigTree config;               // the experiment's config with this step's paths set
+  StageInputs inputs;              // its stage's settings, with the layout's paths
   Json settings = Json::object();  // {key path: value}: the settings its result depends on
   std::string hash;                // of `settings` and the needs' hashes
   std::int64_t tasks = 1;          // independent tasks (experts: one per subdomain, a Slurm array)

@@ -1,14 +1,17 @@
-// The stages (SPEC.md §4; docs/pipeline.md): the one table of how each is parsed from the
-// experiment config and run. A stage's subcommand (cli/config_commands.cpp) and svmoe run's
-// step of that stage (stages/pipeline_run.cpp) both call run_stage, so a stage runs one way
-// whichever asked; a new stage is a case in run_stage's switch (no default: the compiler lists
-// it) plus a cli row and, for svmoe run, an add_* step in stages/pipeline.cpp.
+// The stages (SPEC.md §4; docs/pipeline.md): what each runs on (its typed inputs), how a
+// subcommand parses them from its config, and how each is run. A stage's subcommand
+// (cli/config_options.cpp) parses its inputs with parse_stage_inputs; svmoe run builds each
+// step's inputs from the experiment's settings parsed once (stages/pipeline.cpp); both call
+// run_stage, so a stage runs one way whichever asked. A new stage is an enum value, an inputs
+// struct in StageInputs (in the same order), a case in parse_stage_inputs' switch and an overload
+// in run_stage's visit (the compiler lists both), a cli row and, for svmoe run, an add_* step.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <variant>
 
 #include "svmoe/config/config_tree.h"
 #include "svmoe/config/enums.h"
@@ -34,9 +37,49 @@ std::string settings_section(Stage stage);
 // settings section ("" for a stage that does not train).
 std::string own_train_section(Stage stage);
 
+// Each stage's inputs: its section's settings and, for a training stage, the `train` section
+// as its own keys resolve it (parse_train_settings).
+struct PrepareStageInputs {
+  PrepareSettings prepare;
+  Json recorded_config;  // what the dataset's manifest records as the config it was prepared with
+};
+struct FinetuneStageInputs {
+  FinetuneSettings finetune;
+  TrainSettings train;
+};
+struct TrainExpertsStageInputs {
+  TrainExpertsSettings train_experts;
+  TrainSettings train;
+};
+struct MergeStageInputs {
+  MergeSettings merge;
+};
+struct TrainRouterStageInputs {
+  TrainRouterSettings train_router;
+  TrainSettings train;
+};
+struct EvalStageInputs {
+  EvalSettings eval;
+};
+struct ReportStageInputs {
+  ReportSettings report;
+  EvalSettings eval;  // where the eval's tables are (the report shows them)
+};
+// In Stage's order: stage_of(inputs) is its index.
+using StageInputs = std::variant<PrepareStageInputs, FinetuneStageInputs, TrainExpertsStageInputs, MergeStageInputs,
+                                 TrainRouterStageInputs, EvalStageInputs, ReportStageInputs>;
+static_assert(std::variant_size_v<StageInputs> == EnumNames<Stage>::names.size(), "one inputs struct per Stage");
+
+Stage stage_of(const StageInputs& inputs);
+// A training stage's `train` settings; null for a stage that does not train.
+const TrainSettings* train_settings_of(const StageInputs& inputs);
+
+// A stage's inputs as its subcommand reads them from `config` (its own `STAGE.train` keys over
+// `train`), every rule checked.
+StageInputs parse_stage_inputs(Stage stage, const ConfigTree& config);
+
 struct StageRequest {
   RuntimeSettings runtime;
-  std::string train_section;  // where the `train` overrides come from (svmoe run's base: run.pretrain_base)
   std::optional<std::int64_t> only_expert;  // train-experts: this expert alone (svmoe run --expert)
 };
 
@@ -45,9 +88,9 @@ struct StageOutcome {
   std::string summary;       // what it shows at its end: prepare's Tables 1 and 4, report's path
 };
 
-// Parses the stage's settings from `config` and runs it. A training stage starts the device and
-// process group in `training` when it is empty (svmoe run keeps one for all its steps).
-StageOutcome run_stage(Stage stage, const ConfigTree& config, const StageRequest& request,
+// Runs the stage on its inputs. A training stage starts the device and process group in
+// `training` when it is empty (svmoe run keeps one for all its steps).
+StageOutcome run_stage(const StageInputs& inputs, const StageRequest& request,
                        std::optional<TrainingContext>& training);
 
 }  // namespace svmoe
