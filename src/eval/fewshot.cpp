@@ -128,12 +128,13 @@ double continuation_log_likelihood(CausalLM& model, const Tokenizer& tokenizer, 
   return log_p.narrow(0, first - 1, targets.size(0)).gather(1, targets.unsqueeze(1)).sum().item<double>();
 }
 
-nlohmann::json evaluate_true_false(CausalLM& model, const Tokenizer& tokenizer, const std::vector<TrueFalseItem>& items,
-                                   const std::vector<TrueFalseItem>& shots, const FewShotFormat& format) {
+TrueFalseScores evaluate_true_false(CausalLM& model, const Tokenizer& tokenizer,
+                                    const std::vector<TrueFalseItem>& items, const std::vector<TrueFalseItem>& shots,
+                                    const FewShotFormat& format) {
   model->eval();
   const std::int64_t max_tokens = std::max<std::int64_t>(1, model->config().max_position_embeddings);
   std::int64_t correct = 0, correct_norm = 0;
-  nlohmann::json predictions = nlohmann::json::array();
+  TrueFalseScores scores;
   for (std::size_t i = 0; i < items.size(); ++i) {
     const std::string prompt = few_shot_prompt(items, i, shots, format);
     double ll[2], normalised[2];
@@ -148,13 +149,13 @@ nlohmann::json evaluate_true_false(CausalLM& model, const Tokenizer& tokenizer, 
     const int prediction_norm = normalised[1] > normalised[0] ? 1 : 0;
     correct += prediction == items[i].label ? 1 : 0;
     correct_norm += prediction_norm == items[i].label ? 1 : 0;
-    predictions.push_back({{"label", items[i].label},
-                           {"acc_prediction", prediction},
-                           {"acc_norm_prediction", prediction_norm},
-                           {"log_likelihoods", {ll[0], ll[1]}}});
+    scores.predictions.push_back({items[i].label, prediction, prediction_norm, {ll[0], ll[1]}});
   }
   const double n = static_cast<double>(items.size());
-  return {{"acc", correct / n}, {"acc_norm", correct_norm / n}, {"items", items.size()}, {"predictions", predictions}};
+  scores.acc = static_cast<double>(correct) / n;
+  scores.acc_norm = static_cast<double>(correct_norm) / n;
+  scores.items = static_cast<std::int64_t>(items.size());
+  return scores;
 }
 
 }  // namespace svmoe

@@ -14,6 +14,7 @@
 #include "svmoe/eval/metrics.h"
 #include "svmoe/eval/tables.h"
 #include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/eval_results.h"
 #include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/inference_model.h"
@@ -29,6 +30,19 @@
 namespace svmoe {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
+
+namespace {
+// A metric's mean +- std over its items, as results.json records it.
+MetricStats stats_of(const MeanStd& metric) {
+  MetricStats stats;
+  stats.count = metric.count();
+  if (metric.count() > 0) {
+    stats.mean = metric.mean();
+    stats.std = metric.std();
+  }
+  return stats;
+}
+}  // namespace
 
 // The split's documents, subdomain by subdomain in order, the first max_documents of each.
 std::vector<std::vector<std::int32_t>> split_documents(const fs::path& dataset, DataSplit split,
@@ -68,8 +82,8 @@ void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std
 // documents (mean and std); for an MoE, every router's logits of every window also feed CMR_k
 // (against the TF-IDF targets of the input tokens), S_RL (the routers' entropy) and the expert
 // counts, all SPEC.md §5.
-Json evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, std::int64_t context,
-                    std::int64_t max_documents) {
+SplitMetrics evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, std::int64_t context,
+                            std::int64_t max_documents) {
   torch::NoGradGuard no_grad;
   model->eval();
   const ModelConfig& config = model->config();
@@ -109,21 +123,18 @@ Json evaluate_split(CausalLM& model, const fs::path& dataset, DataSplit split, s
     tokens += predicted;
   }
   progress.clear();
-  Json result = {{"documents", documents.size()}, {"tokens", tokens}, {"ppl", ppl.to_json()}};
+  SplitMetrics result{static_cast<std::int64_t>(documents.size()), tokens, stats_of(ppl), std::nullopt};
   if (moe) {
-    result["cmr_1"] = cmr.cmr(1).to_json();
-    result["cmr_2"] = cmr.cmr(2).to_json();
-    result["s_rl"] = entropy.to_json();
-    const auto counts = routing.load();
-    Json per_layer = Json::array();
+    RoutingMetrics metrics{stats_of(cmr.cmr(1)), stats_of(cmr.cmr(2)), stats_of(entropy), {}, {}};
+    const auto counts = routing.load();  // [layer, expert]
     for (std::int64_t l = 0; l < counts.size(0); ++l) {
-      Json row = Json::array();
+      std::vector<std::int64_t> row;
       for (std::int64_t e = 0; e < counts.size(1); ++e)
         row.push_back(static_cast<std::int64_t>(counts[l][e].item<double>()));
-      per_layer.push_back(row);
+      metrics.expert_counts.push_back(row);
     }
-    result["expert_counts"] = per_layer;
-    result["expert_fraction"] = routing.to_json()["expert_fraction"];
+    metrics.expert_fraction = routing.to_json()["expert_fraction"].get<std::vector<std::vector<double>>>();
+    result.routing = std::move(metrics);
   }
   return result;
 }
@@ -147,8 +158,8 @@ std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::
 
 // The BTM ensemble: p(token) = sum_n w_n(document) p_n(token), each dense expert scored on every
 // document first (one expert in memory at a time), then mixed per token in log space.
-Json evaluate_btm_ensemble(const BtmSettings& btm, const fs::path& dataset, DataSplit split, std::int64_t context,
-                           std::int64_t max_documents, const torch::Device& device) {
+SplitMetrics evaluate_btm_ensemble(const BtmSettings& btm, const fs::path& dataset, DataSplit split,
+                                   std::int64_t context, std::int64_t max_documents, const torch::Device& device) {
   const std::vector<fs::path>& experts = btm.experts;
   const auto documents = split_documents(dataset, split, max_documents);
   const auto subdomain_tfidf = load_subdomain_tfidf(dataset);
@@ -192,7 +203,7 @@ Json evaluate_btm_ensemble(const BtmSettings& btm, const fs::path& dataset, Data
     ppl.add(std::exp(nll / static_cast<double>(count)));
     tokens += static_cast<std::int64_t>(count);
   }
-  return {{"documents", documents.size()}, {"tokens", tokens}, {"ppl", ppl.to_json()}};
+  return {static_cast<std::int64_t>(documents.size()), tokens, stats_of(ppl), std::nullopt};
 }
 
 namespace {
@@ -202,16 +213,16 @@ std::int64_t scoring_context(std::int64_t configured, const ModelConfig& config)
   return configured > 0 ? configured : std::max<std::int64_t>(1, config.max_position_embeddings);
 }
 
-TableCell metric_cell(const Json& metric) {
-  if (!metric.is_object() || metric["mean"].is_null()) return {};
-  return {"", metric["mean"].get<double>(), metric["std"].get<double>()};
+TableCell metric_cell(const MetricStats& metric) {
+  if (!metric.mean) return {};
+  return {"", *metric.mean, metric.std};
 }
 
 TableCell text_cell(const std::string& text) { return {text, std::nullopt, std::nullopt}; }
 
 }  // namespace
 
-Table metrics_table(const Json& results, const std::string& split) {
+Table metrics_table(const EvalResults& results, DataSplit split) {
   Table table;
   // CMR_k is better the closer it is to k (routing follows TF-IDF exactly at k; SPEC.md §5).
   table.columns = {{"model"},
@@ -220,26 +231,28 @@ Table metrics_table(const Json& results, const std::string& split) {
                    {"CMR_1", Better::kCloserToTarget, 1.0},
                    {"CMR_2", Better::kCloserToTarget, 2.0},
                    {"S_RL", Better::kLower}};
-  for (const auto& model : results["models"]) {
-    if (!model["splits"].contains(split)) continue;
-    const Json& r = model["splits"][split];
-    table.rows.push_back({text_cell(model["name"].get<std::string>()), text_cell(model["lb"].get<std::string>()),
-                          metric_cell(r["ppl"]), metric_cell(r.value("cmr_1", Json())),
-                          metric_cell(r.value("cmr_2", Json())), metric_cell(r.value("s_rl", Json()))});
+  for (const ModelResults& model : results.models) {
+    const auto found = model.splits.find(split);
+    if (found == model.splits.end()) continue;
+    const SplitMetrics& r = found->second;
+    // A dense model's routing cells are empty (shown as -).
+    const RoutingMetrics routing = r.routing.value_or(RoutingMetrics{});
+    table.rows.push_back({text_cell(model.name), text_cell(model.lb), metric_cell(r.ppl), metric_cell(routing.cmr_1),
+                          metric_cell(routing.cmr_2), metric_cell(routing.s_rl)});
   }
   return table;
 }
 
-Table accuracy_table(const Json& results) {
+Table accuracy_table(const EvalResults& results) {
   Table table;
   // Two answers: 50% is chance, and no score at or below it is marked best.
   table.columns = {{"model"}, {"LB"}, {"acc", Better::kHigher, 0.0, 50.0}, {"acc_norm", Better::kHigher, 0.0, 50.0}};
-  for (const auto& model : results["models"]) {
-    if (!model.contains("fewshot")) continue;
-    table.rows.push_back({text_cell(model["name"].get<std::string>()),
-                          text_cell(model["lb"].get<std::string>()),
-                          {"", 100.0 * model["fewshot"]["acc"].get<double>(), std::nullopt},
-                          {"", 100.0 * model["fewshot"]["acc_norm"].get<double>(), std::nullopt}});
+  for (const ModelResults& model : results.models) {
+    if (!model.fewshot) continue;
+    table.rows.push_back({text_cell(model.name),
+                          text_cell(model.lb),
+                          {"", 100.0 * model.fewshot->acc, std::nullopt},
+                          {"", 100.0 * model.fewshot->acc_norm, std::nullopt}});
   }
   return table;
 }
@@ -276,66 +289,53 @@ struct FewShotTask {
 };
 
 // One model on every split (Table 2's metrics) and, with items, few-shot true/false (Table 3).
-Json evaluate_model(const EvalModel& entry, const EvalSettings& s, const RuntimeSettings& runtime,
-                    const torch::Device& device, const DatasetShards& shards, const FewShotTask& fewshot) {
+ModelResults evaluate_model(const EvalModel& entry, const EvalSettings& s, const RuntimeSettings& runtime,
+                            const torch::Device& device, const DatasetShards& shards, const FewShotTask& fewshot) {
   const auto& items = fewshot.items;
   CausalLM model = load_model_for_inference(entry.path, {device, torch::kFloat32, runtime.expert_path});
   const std::int64_t context = scoring_context(s.context_length, model->config());
-  Json splits = Json::object();
+  ModelResults result{entry.name, entry.path, entry.lb, model->config().is_moe(), std::nullopt, {}, std::nullopt};
   for (const DataSplit split : s.splits) {
-    const std::string name = enum_name(split);
-    spdlog::info("eval: {} on the {} split", entry.name, name);
-    splits[name] = evaluate_split(model, s.dataset, split, context, s.max_documents);
-    const Json& r = splits[name];
-    spdlog::info("eval: {} {}: {} documents, PPL {:.3f}{}", entry.name, name, r["documents"].get<std::int64_t>(),
-                 r["ppl"]["mean"].is_null() ? 0.0 : r["ppl"]["mean"].get<double>(),
-                 r.contains("cmr_1") && !r["cmr_1"]["mean"].is_null()
-                     ? fmt::format(", CMR_1 {:.3f}, CMR_2 {:.3f}, S_RL {:.3f}", r["cmr_1"]["mean"].get<double>(),
-                                   r["cmr_2"]["mean"].get<double>(), r["s_rl"]["mean"].get<double>())
+    spdlog::info("eval: {} on the {} split", entry.name, enum_name(split));
+    const SplitMetrics& r = result.splits[split] = evaluate_split(model, s.dataset, split, context, s.max_documents);
+    spdlog::info("eval: {} {}: {} documents, PPL {:.3f}{}", entry.name, enum_name(split), r.documents,
+                 r.ppl.mean.value_or(0.0),
+                 r.routing && r.routing->cmr_1.mean
+                     ? fmt::format(", CMR_1 {:.3f}, CMR_2 {:.3f}, S_RL {:.3f}", *r.routing->cmr_1.mean,
+                                   r.routing->cmr_2.mean.value_or(0.0), r.routing->s_rl.mean.value_or(0.0))
                      : std::string());
   }
-  Json model_result = {{"name", entry.name},
-                       {"path", entry.path.string()},
-                       {"lb", entry.lb},
-                       {"moe", model->config().is_moe()},
-                       {"splits", splits}};
   if (!items.empty()) {
     const auto tokenizer = load_tokenizer(tokenizer_source(entry.path, shards.tokenizer));
-    model_result["fewshot"] = evaluate_true_false(model, *tokenizer, items, fewshot.shots, fewshot.format);
+    result.fewshot = evaluate_true_false(model, *tokenizer, items, fewshot.shots, fewshot.format);
     spdlog::info("eval: {} few-shot true/false ({} items, {} shots): acc {:.2f}%, acc_norm {:.2f}%", entry.name,
-                 items.size(), s.fewshot.k, 100.0 * model_result["fewshot"]["acc"].get<double>(),
-                 100.0 * model_result["fewshot"]["acc_norm"].get<double>());
+                 items.size(), s.fewshot.k, 100.0 * result.fewshot->acc, 100.0 * result.fewshot->acc_norm);
   }
-  return model_result;
+  return result;
 }
 
 // The BTM ensemble baseline's row (docs/eval.md).
-Json evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
-  Json splits = Json::object();
+ModelResults evaluate_btm_row(const EvalSettings& s, const torch::Device& device) {
+  ModelResults result{s.btm.name, "", "-", false, EnsembleRecord{s.btm.coverage, s.btm.weighting}, {}, std::nullopt};
   const std::int64_t context = scoring_context(s.context_length, read_model_config(s.btm.experts.front()));
   for (const DataSplit split : s.splits) {
     const std::string name = enum_name(split);
     spdlog::info("eval: {} ({} dense experts on {}, mixed per document by {} weights) on the {} split", s.btm.name,
                  s.btm.experts.size(), enum_name(s.btm.coverage), enum_name(s.btm.weighting), name);
-    splits[name] = evaluate_btm_ensemble(s.btm, s.dataset, split, context, s.max_documents, device);
-    spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, name, splits[name]["ppl"]["mean"].get<double>());
+    const SplitMetrics& r = result.splits[split] =
+        evaluate_btm_ensemble(s.btm, s.dataset, split, context, s.max_documents, device);
+    spdlog::info("eval: {} {}: PPL {:.3f}", s.btm.name, name, r.ppl.mean.value_or(0.0));
   }
-  return {{"name", s.btm.name},
-          {"path", ""},
-          {"lb", "-"},
-          {"moe", false},
-          {"ensemble",
-           {{"kind", "btm"}, {"coverage", enum_name(s.btm.coverage)}, {"weighting", enum_name(s.btm.weighting)}}},
-          {"splits", splits}};
+  return result;
 }
 
 // results.json, tables.md, table_SPLIT.csv, table_fewshot.csv and expert_selection.csv.
-void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot) {
+void write_eval_outputs(const EvalResults& results, const EvalSettings& s, bool fewshot) {
   fs::create_directories(s.output);
-  write_file_atomically(eval_results_file(s.output), results.dump(2) + "\n");
+  write_eval_results(s.output, results);
   std::string tables = "# Evaluation\n\nDataset `" + s.dataset.string() + "`. " + kTablesLegend + "\n\n";
   for (const DataSplit split : s.splits)
-    tables += "## " + table_title(split) + "\n\n" + markdown_table(metrics_table(results, enum_name(split))) + "\n";
+    tables += "## " + table_title(split) + "\n\n" + markdown_table(metrics_table(results, split)) + "\n";
   const std::string accuracy = fewshot
                                    ? "## Few-shot true/false accuracy, % (the paper's Table 3; higher is better)\n\n" +
                                          markdown_table(accuracy_table(results), 2) + "\n"
@@ -344,18 +344,17 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
   if (fewshot) write_file_atomically(eval_fewshot_table_file(s.output), csv_table(accuracy_table(results)));
   for (const DataSplit split : s.splits) {
     const std::string name = enum_name(split);
-    write_file_atomically(eval_split_table_file(s.output, name), csv_table(metrics_table(results, name)));
+    write_file_atomically(eval_split_table_file(s.output, name), csv_table(metrics_table(results, split)));
   }
   std::string selection = "model,split,layer,expert,count,fraction\n";
-  for (const auto& model : results["models"]) {
+  for (const ModelResults& model : results.models) {
     for (const DataSplit split : s.splits) {
-      const Json& r = model["splits"][enum_name(split)];
-      if (!r.contains("expert_counts")) continue;
-      for (std::size_t l = 0; l < r["expert_counts"].size(); ++l) {
-        for (std::size_t e = 0; e < r["expert_counts"][l].size(); ++e) {
-          selection +=
-              fmt::format("{},{},{},{},{},{}\n", model["name"].get<std::string>(), enum_name(split), l, e,
-                          r["expert_counts"][l][e].get<std::int64_t>(), r["expert_fraction"][l][e].get<double>());
+      const std::optional<RoutingMetrics>& r = model.splits.at(split).routing;
+      if (!r) continue;
+      for (std::size_t l = 0; l < r->expert_counts.size(); ++l) {
+        for (std::size_t e = 0; e < r->expert_counts[l].size(); ++e) {
+          selection += fmt::format("{},{},{},{},{},{}\n", model.name, enum_name(split), l, e, r->expert_counts[l][e],
+                                   r->expert_fraction[l][e]);
         }
       }
     }
@@ -366,32 +365,25 @@ void write_eval_outputs(const Json& results, const EvalSettings& s, bool fewshot
 
 }  // namespace
 
-Json run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
+EvalResults run_eval(const EvalSettings& s, const RuntimeSettings& runtime) {
   const DirectoryLock lock = DirectoryLock::acquire(s.output, "eval");
   const DatasetShards shards = dataset_shards(s.dataset, {});
   const torch::Device device = resolve_device(runtime.device);
-  Json split_names = Json::array();
-  for (const DataSplit split : s.splits) split_names.push_back(enum_name(split));
-  Json results = {{"dataset", s.dataset.string()}, {"splits", split_names}, {"models", Json::array()}};
+  EvalResults results{s.dataset, s.splits, std::nullopt, {}};
   FewShotTask fewshot;
   if (!s.fewshot.items.empty()) {
     fewshot.items = read_true_false_items(s.fewshot.items);
     fewshot.shots = read_true_false_items(s.fewshot.shot_file);
     fewshot.format = {static_cast<int>(s.fewshot.k), runtime.seed,  s.fewshot.prompt, s.fewshot.answers,
                       s.fewshot.separator,           s.fewshot.draw};
-    results["fewshot"] = {{"items", s.fewshot.items.string()},
-                          {"shot_file", s.fewshot.shot_file.string()},
-                          {"k", s.fewshot.k},
-                          {"seed", runtime.seed},
-                          {"prompt", s.fewshot.prompt},
-                          {"answers", s.fewshot.answers},
-                          {"draw", enum_name(s.fewshot.draw)}};
+    results.fewshot = FewShotRecord{s.fewshot.items,  s.fewshot.shot_file, s.fewshot.k,   runtime.seed,
+                                    s.fewshot.prompt, s.fewshot.answers,   s.fewshot.draw};
   }
   check_models(s, shards);
   for (const EvalModel& entry : s.models) {
-    results["models"].push_back(evaluate_model(entry, s, runtime, device, shards, fewshot));
+    results.models.push_back(evaluate_model(entry, s, runtime, device, shards, fewshot));
   }
-  if (!s.btm.experts.empty()) results["models"].push_back(evaluate_btm_row(s, device));
+  if (!s.btm.experts.empty()) results.models.push_back(evaluate_btm_row(s, device));
   write_eval_outputs(results, s, !fewshot.items.empty());
   return results;
 }

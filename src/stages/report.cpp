@@ -8,6 +8,7 @@
 
 #include "svmoe/eval/report.h"
 #include "svmoe/io/dataset_directory.h"
+#include "svmoe/io/eval_results.h"
 #include "svmoe/io/experiment_directory.h"
 #include "svmoe/io/hf_config.h"
 #include "svmoe/io/inference_model.h"
@@ -26,6 +27,8 @@ using Json = nlohmann::json;
 
 namespace {
 
+// A run's logged lines, for its loss curve; a run that never logged is the config's mistake
+// (a path that is not a run directory), said as such.
 std::vector<Json> read_metrics(const fs::path& run) {
   const RunDirectory directory(run);
   if (!fs::exists(directory.metrics())) {
@@ -33,17 +36,6 @@ std::vector<Json> read_metrics(const fs::path& run) {
                   "report.runs lists run directories (what finetune, train-router or train-experts --output wrote)");
   }
   return directory.read_metrics();
-}
-
-// A split name read back from results.json.
-DataSplit split_named(const Json& name, const fs::path& results_path) {
-  const auto split = name.is_string() ? enum_from_name<DataSplit>(name.get<std::string>()) : std::nullopt;
-  if (!split) {
-    throw FormatError(
-        "'" + results_path.string() + "' lists the split " + name.dump() + "; expected train, valid or test",
-        "run svmoe eval again to rewrite it");
-  }
-  return *split;
 }
 
 // The routing of `text` by an MoE model at `layer`, beside the TF-IDF argmax of each token.
@@ -82,52 +74,50 @@ RoutedText route_text(const std::string& name, const fs::path& model_dir, const 
 
 }  // namespace
 
-std::string fig3_split(const std::vector<std::string>& splits) {
-  if (std::find(splits.begin(), splits.end(), enum_name(DataSplit::kTest)) != splits.end()) {
-    return enum_name(DataSplit::kTest);
-  }
-  return splits.empty() ? std::string() : splits.front();
+std::optional<DataSplit> fig3_split(const std::vector<DataSplit>& splits) {
+  if (std::find(splits.begin(), splits.end(), DataSplit::kTest) != splits.end()) return DataSplit::kTest;
+  if (splits.empty()) return std::nullopt;
+  return splits.front();
 }
 
+// The report's parts, in page order: the eval's tables (read from results.json, never
+// recomputed), the loss curves of report.runs, one expert-selection heatmap per MoE model
+// (Fig. 3), and report.text routed by each MoE model. The page is one file with its SVG inline
+// (eval/report.h), written atomically under a lock beside it.
 fs::path run_report(const ReportSettings& r, const EvalSettings& eval, const RuntimeSettings& runtime) {
-  const fs::path results_path = eval_results_file(eval.output);
-  if (!fs::exists(results_path)) {
-    throw IoError("'" + results_path.string() + "' does not exist", "run svmoe eval with this config first");
-  }
+  const EvalResults results = read_eval_results(eval.output);
   const fs::path output = r.output.empty() ? eval_report_file(eval.output) : r.output;
   const DirectoryLock lock = DirectoryLock::acquire(output, "report");  // REPORT.html.lock beside it
-  const Json results = Json::parse(read_text_file(results_path));
   ReportContent content;
   content.title = "svmoe report";
-  std::vector<std::string> splits = results["splits"].get<std::vector<std::string>>();
-  content.subtitle = "Dataset " + results.value("dataset", std::string()) + "; evaluated on the " + join(splits, ", ") +
-                     " split" + (splits.size() > 1 ? "s" : "") + " (" + results_path.string() + ").";
-  for (const auto& split : results["splits"]) {
-    content.tables.push_back(
-        {table_title(split_named(split, results_path)), metrics_table(results, split.get<std::string>()), 3});
+  std::vector<std::string> split_names;
+  for (const DataSplit split : results.splits) split_names.push_back(enum_name(split));
+  content.subtitle = "Dataset " + results.dataset.string() + "; evaluated on the " + join(split_names, ", ") +
+                     " split" + (split_names.size() > 1 ? "s" : "") + " (" + eval_results_file(eval.output).string() +
+                     ").";
+  for (const DataSplit split : results.splits) {
+    content.tables.push_back({table_title(split), metrics_table(results, split), 3});
   }
-  bool fewshot = false;
-  for (const auto& model : results["models"]) fewshot = fewshot || model.contains("fewshot");
+  const bool fewshot = std::any_of(results.models.begin(), results.models.end(),
+                                   [](const ModelResults& model) { return model.fewshot.has_value(); });
   if (fewshot)
     content.tables.push_back({"few-shot true/false accuracy, % (the paper's Table 3)", accuracy_table(results), 2});
   for (const auto& run : r.runs) content.curves.push_back(loss_curve_from_metrics(run.name, read_metrics(run.path)));
   // Fig. 3 counts the test split's choices: the test split wherever it is listed, else the first.
-  const std::string heatmap_split = fig3_split(results["splits"].get<std::vector<std::string>>());
-  for (const auto& model : results["models"]) {
-    if (!model.value("moe", false)) continue;
-    const Json& split = model["splits"][heatmap_split];
-    SelectionHeatmap heatmap{
-        model["name"].get<std::string>() + " (LB " + model["lb"].get<std::string>() + "), " + heatmap_split,
-        split["expert_fraction"].get<std::vector<std::vector<double>>>()};
-    content.heatmaps.push_back(heatmap);
+  const std::optional<DataSplit> heatmap_split = fig3_split(results.splits);
+  for (const ModelResults& model : results.models) {
+    if (!model.moe || !heatmap_split) continue;
+    const auto split = model.splits.find(*heatmap_split);
+    if (split == model.splits.end() || !split->second.routing) continue;
+    content.heatmaps.push_back(
+        {model.name + " (LB " + model.lb + "), " + enum_name(*heatmap_split), split->second.routing->expert_fraction});
   }
   if (!r.text.empty()) {
     const InferenceOptions inference{resolve_device(runtime.device), torch::kFloat32, runtime.expert_path};
-    for (const auto& model : results["models"]) {
-      if (!model.value("moe", false)) continue;
+    for (const ModelResults& model : results.models) {
+      if (!model.moe) continue;
       content.routed.push_back(
-          route_text(model["name"].get<std::string>() + " (LB " + model["lb"].get<std::string>() + ")",
-                     model["path"].get<std::string>(), eval.dataset, r.text, r.layer, inference));
+          route_text(model.name + " (LB " + model.lb + ")", model.path, eval.dataset, r.text, r.layer, inference));
     }
   }
   if (output.has_parent_path()) fs::create_directories(output.parent_path());

@@ -134,16 +134,16 @@ TEST(FewShot, AccuracyCountsTheHigherLikelihoodAnswer) {
   format.prompt = "{statement}\nTrue or false?";
   format.answers = {" false", " true"};
   const auto result = evaluate_true_false(model, *tokenizer, items, shots, format);
-  EXPECT_EQ(result["items"].get<int>(), 6);
+  EXPECT_EQ(result.items, 6);
   int correct = 0, correct_norm = 0;
   for (std::size_t i = 0; i < items.size(); ++i) {
-    const auto& p = result["predictions"][i];
-    const double ll0 = p["log_likelihoods"][0].get<double>(), ll1 = p["log_likelihoods"][1].get<double>();
+    const auto& p = result.predictions[i];
+    const double ll0 = p.log_likelihoods[0], ll1 = p.log_likelihoods[1];
     correct += (ll1 > ll0 ? 1 : 0) == items[i].label ? 1 : 0;
     correct_norm += (ll1 / 5 > ll0 / 6 ? 1 : 0) == items[i].label ? 1 : 0;  // " true" 5 characters, " false" 6
   }
-  EXPECT_DOUBLE_EQ(result["acc"].get<double>(), correct / 6.0);
-  EXPECT_DOUBLE_EQ(result["acc_norm"].get<double>(), correct_norm / 6.0);
+  EXPECT_DOUBLE_EQ(result.acc, correct / 6.0);
+  EXPECT_DOUBLE_EQ(result.acc_norm, correct_norm / 6.0);
 }
 
 }  // namespace svmoe

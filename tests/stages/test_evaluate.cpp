@@ -33,8 +33,8 @@ TEST(Evaluate, PerplexityPerDocumentInWindows) {
   const fs::path dataset = test::ci_dataset(dir.path(), 2);
   CausalLM model = load_model(test::model_fixture("llama_mha_untied"));
   const std::int64_t context = 16;
-  const Json result = evaluate_split(model, dataset, DataSplit::kTest, context, /*max_documents=*/2);
-  EXPECT_FALSE(result.contains("cmr_1"));  // a dense model
+  const SplitMetrics result = evaluate_split(model, dataset, DataSplit::kTest, context, /*max_documents=*/2);
+  EXPECT_FALSE(result.routing.has_value());  // a dense model
 
   std::vector<double> ppl;
   std::int64_t tokens = 0;
@@ -58,9 +58,9 @@ TEST(Evaluate, PerplexityPerDocumentInWindows) {
     }
   }
   const double mean = (ppl[0] + ppl[1] + ppl[2] + ppl[3]) / 4;
-  EXPECT_EQ(result["documents"].get<int>(), 4);
-  EXPECT_EQ(result["tokens"].get<std::int64_t>(), tokens);
-  EXPECT_NEAR(result["ppl"]["mean"].get<double>(), mean, 1e-3 * mean);
+  EXPECT_EQ(result.documents, 4);
+  EXPECT_EQ(result.tokens, tokens);
+  EXPECT_NEAR(*result.ppl.mean, mean, 1e-3 * mean);
 }
 
 // The whole stage on a dense model and an MoE: the files, the table rows, CMR and S_RL within
@@ -75,19 +75,22 @@ TEST(Evaluate, WritesTablesAndRawNumbers) {
   s.output = dir / "eval";
   s.context_length = 64;
   s.max_documents = 3;
-  const Json results = run_eval(s, RuntimeSettings{});
+  const EvalResults results = run_eval(s, RuntimeSettings{});
   for (const char* file : {"results.json", "tables.md", "table_valid.csv", "table_test.csv", "expert_selection.csv"}) {
     EXPECT_TRUE(fs::exists(dir / "eval" / file)) << file;
   }
-  const Json& moe = results["models"][1]["splits"]["test"];
-  const double cmr1 = moe["cmr_1"]["mean"].get<double>();
+  const SplitMetrics& moe = results.models[1].splits.at(DataSplit::kTest);
+  ASSERT_TRUE(moe.routing.has_value());
+  const double cmr1 = *moe.routing->cmr_1.mean;
   EXPECT_GE(cmr1, 1.0);
   EXPECT_LE(cmr1, 2.0);  // 2 experts: ranks 1 .. 2
-  EXPECT_GT(moe["s_rl"]["mean"].get<double>(), 0.0);
-  EXPECT_LE(moe["s_rl"]["mean"].get<double>(), std::log(2.0) + 1e-9);
+  EXPECT_GT(*moe.routing->s_rl.mean, 0.0);
+  EXPECT_LE(*moe.routing->s_rl.mean, std::log(2.0) + 1e-9);
   std::int64_t choices = 0;
-  for (const auto& count : moe["expert_counts"][0]) choices += count.get<std::int64_t>();
-  EXPECT_EQ(choices, moe["tokens"].get<std::int64_t>());  // top-1: one choice per predicted position
+  for (const std::int64_t count : moe.routing->expert_counts[0]) choices += count;
+  EXPECT_EQ(choices, moe.tokens);  // top-1: one choice per predicted position
+  // results.json reads back as what was written.
+  EXPECT_EQ(to_json(read_eval_results(dir / "eval")), to_json(results));
   const std::string tables = read_text_file(dir / "eval" / "tables.md");
   EXPECT_NE(tables.find("## test split (the paper's Table 2)"), std::string::npos) << tables;
   EXPECT_NE(tables.find("## valid split (the paper's Table 5)"), std::string::npos) << tables;
@@ -117,13 +120,12 @@ TEST(Evaluate, BtmEnsembleOfCopiesIsTheModelAndWeightsFollowTfidf) {
   const fs::path dataset = test::ci_dataset(dir.path(), 2);
   const fs::path dense = test::model_fixture("llama_mha_untied");
   CausalLM model = load_model(dense);
-  const Json single = evaluate_split(model, dataset, DataSplit::kTest, 32, 2);
+  const SplitMetrics single = evaluate_split(model, dataset, DataSplit::kTest, 32, 2);
   BtmSettings btm;
   btm.experts = {dense, dense};
-  const Json mixed = evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
-  EXPECT_EQ(mixed["tokens"], single["tokens"]);
-  EXPECT_NEAR(mixed["ppl"]["mean"].get<double>(), single["ppl"]["mean"].get<double>(),
-              1e-4 * single["ppl"]["mean"].get<double>());
+  const SplitMetrics mixed = evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
+  EXPECT_EQ(mixed.tokens, single.tokens);
+  EXPECT_NEAR(*mixed.ppl.mean, *single.ppl.mean, 1e-4 * *single.ppl.mean);
 
   // Token 1 only in subdomain 0's row, token 2 in both: a document of token 1 goes to expert 0.
   const auto rows = torch::tensor({{0.0, 0.6, 0.8}, {0.0, 0.0, 1.0}});
@@ -137,9 +139,8 @@ TEST(Evaluate, BtmEnsembleOfCopiesIsTheModelAndWeightsFollowTfidf) {
   // Distance weighting of the same copies: the same mixture; with pairs coverage, one expert per pair.
   btm.experts = {dense, dense};
   btm.weighting = EnsembleWeighting::kDistance;
-  const Json by_distance = evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
-  EXPECT_NEAR(by_distance["ppl"]["mean"].get<double>(), single["ppl"]["mean"].get<double>(),
-              1e-4 * single["ppl"]["mean"].get<double>());
+  const SplitMetrics by_distance = evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 2, torch::kCPU);
+  EXPECT_NEAR(*by_distance.ppl.mean, *single.ppl.mean, 1e-4 * *single.ppl.mean);
   btm.coverage = ExpertCoverage::kPairs;
   const std::string message = test::error_message<ConfigError>(
       [&] { evaluate_btm_ensemble(btm, dataset, DataSplit::kTest, 32, 1, torch::kCPU); });

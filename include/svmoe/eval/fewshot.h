@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "svmoe/config/enums.h"
+#include "svmoe/io/eval_results.h"
 #include "svmoe/model/causal_lm.h"
 #include "svmoe/text/tokenizer.h"
 
@@ -51,9 +52,9 @@ std::string few_shot_prompt(const std::vector<TrueFalseItem>& items, std::size_t
 double continuation_log_likelihood(CausalLM& model, const Tokenizer& tokenizer, const std::string& context,
                                    const std::string& continuation, std::int64_t max_tokens);
 
-// {"acc", "acc_norm", "items", "predictions": [{"label", "acc_prediction", "acc_norm_prediction",
-// "log_likelihoods": [ll0, ll1]}]}
-nlohmann::json evaluate_true_false(CausalLM& model, const Tokenizer& tokenizer, const std::vector<TrueFalseItem>& items,
-                                   const std::vector<TrueFalseItem>& shots, const FewShotFormat& format);
+// Accuracy over the items, and each item's prediction (io/eval_results.h's TrueFalseScores).
+TrueFalseScores evaluate_true_false(CausalLM& model, const Tokenizer& tokenizer,
+                                    const std::vector<TrueFalseItem>& items, const std::vector<TrueFalseItem>& shots,
+                                    const FewShotFormat& format);
 
 }  // namespace svmoe

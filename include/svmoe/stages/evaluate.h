@@ -10,19 +10,20 @@
 
 #include "svmoe/config/settings.h"
 #include "svmoe/eval/tables.h"
+#include "svmoe/io/eval_results.h"
 #include "svmoe/model/causal_lm.h"
 
 namespace svmoe {
 using Json = nlohmann::json;
 
-nlohmann::json run_eval(const EvalSettings& settings, const RuntimeSettings& runtime);
+// Evaluates every model (and the BTM ensemble), writes results.json and the tables from it.
+EvalResults run_eval(const EvalSettings& settings, const RuntimeSettings& runtime);
 
-// The metrics of one model on one split: {"documents", "tokens", "ppl", and for MoE models
-// "cmr_1", "cmr_2", "s_rl" (each {"mean", "std", "count"}), "expert_counts", "expert_fraction"}.
-// Documents longer than `context` tokens are scored in consecutive windows; at most
-// `max_documents` per subdomain (0: all).
-nlohmann::json evaluate_split(CausalLM& model, const std::filesystem::path& dataset, DataSplit split,
-                              std::int64_t context, std::int64_t max_documents);
+// The metrics of one model on one split: documents, tokens, PPL and, for MoE models, CMR_1,
+// CMR_2, S_RL and the expert counts and fractions (io/eval_results.h). Documents longer than `context` tokens are
+// scored in consecutive windows; at most `max_documents` per subdomain (0: all).
+SplitMetrics evaluate_split(CausalLM& model, const std::filesystem::path& dataset, DataSplit split,
+                            std::int64_t context, std::int64_t max_documents);
 
 // The documents of a split that evaluation reads (at most `max_documents` per subdomain, 0: all;
 // documents of fewer than 2 tokens left out), subdomain by subdomain in file order.
@@ -39,17 +40,17 @@ void score_in_windows(CausalLM& model, const std::vector<std::int32_t>& ids, std
 
 // The BTM ensemble baseline: per document, the dense experts' next-token probabilities mixed
 // with weights from the document's token counts and the subdomains' TF-IDF rows
-// (eval/ensemble_weights.h: btm.weighting, btm.coverage). Returns {"documents", "tokens", "ppl"}.
-Json evaluate_btm_ensemble(const BtmSettings& btm, const std::filesystem::path& dataset, DataSplit split,
-                           std::int64_t context, std::int64_t max_documents, const torch::Device& device);
+// (eval/ensemble_weights.h: btm.weighting, btm.coverage): documents, tokens and PPL.
+SplitMetrics evaluate_btm_ensemble(const BtmSettings& btm, const std::filesystem::path& dataset, DataSplit split,
+                                   std::int64_t context, std::int64_t max_documents, const torch::Device& device);
 std::vector<std::vector<double>> btm_weights(const std::vector<std::vector<std::int32_t>>& documents,
                                              const torch::Tensor& subdomain_tfidf, ExpertCoverage coverage,
                                              EnsembleWeighting weighting);
 
 // The paper's Table 2 / Table 5 (model, LB, PPL, CMR_1, CMR_2, S_RL) for one split, and Table 3
 // (few-shot accuracy in percent), from run_eval's results.
-Table metrics_table(const nlohmann::json& results, const std::string& split);
-Table accuracy_table(const nlohmann::json& results);
+Table metrics_table(const EvalResults& results, DataSplit split);
+Table accuracy_table(const EvalResults& results);
 std::string table_title(DataSplit split);  // "test split (the paper's Table 2)"
 inline constexpr const char* kTablesLegend =
     "Mean ± std over documents (PPL), (position, layer, expert) items (CMR_k) and (position, layer) items "

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -12,8 +13,8 @@
 namespace svmoe {
 
 // The split whose expert selection the report draws (the paper's Fig. 3 counts the test split's):
-// "test" wherever eval.splits lists it, else the first listed; "" for none.
-std::string fig3_split(const std::vector<std::string>& splits);
+// the test split wherever eval.splits lists it, else the first listed; none when none is.
+std::optional<DataSplit> fig3_split(const std::vector<DataSplit>& splits);
 
 // Returns the path of the written report.
 std::filesystem::path run_report(const ReportSettings& report, const EvalSettings& eval,

@@ -1,0 +1,235 @@
+#include "svmoe/io/eval_results.h"
+
+#include "svmoe/io/experiment_directory.h"
+#include "svmoe/util/error.h"
+#include "svmoe/util/files.h"
+
+namespace svmoe {
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace {
+
+// Writing: each struct as the header's comment lays it out (nlohmann orders an object's keys).
+
+Json stats_json(const MetricStats& stats) {
+  if (!stats.mean) return {{"mean", nullptr}, {"std", nullptr}, {"count", stats.count}};
+  return {{"mean", *stats.mean}, {"std", stats.std.value_or(0.0)}, {"count", stats.count}};
+}
+
+Json split_json(const SplitMetrics& split) {
+  Json out = {{"documents", split.documents}, {"tokens", split.tokens}, {"ppl", stats_json(split.ppl)}};
+  if (split.routing) {
+    out["cmr_1"] = stats_json(split.routing->cmr_1);
+    out["cmr_2"] = stats_json(split.routing->cmr_2);
+    out["s_rl"] = stats_json(split.routing->s_rl);
+    out["expert_counts"] = split.routing->expert_counts;
+    out["expert_fraction"] = split.routing->expert_fraction;
+  }
+  return out;
+}
+
+Json fewshot_scores_json(const TrueFalseScores& scores) {
+  Json predictions = Json::array();
+  for (const auto& p : scores.predictions) {
+    predictions.push_back({{"label", p.label},
+                           {"acc_prediction", p.acc_prediction},
+                           {"acc_norm_prediction", p.acc_norm_prediction},
+                           {"log_likelihoods", {p.log_likelihoods[0], p.log_likelihoods[1]}}});
+  }
+  return {{"acc", scores.acc}, {"acc_norm", scores.acc_norm}, {"items", scores.items}, {"predictions", predictions}};
+}
+
+Json model_json(const ModelResults& model) {
+  Json splits = Json::object();
+  for (const auto& [split, metrics] : model.splits) splits[enum_name(split)] = split_json(metrics);
+  Json out = {
+      {"name", model.name}, {"path", model.path.string()}, {"lb", model.lb}, {"moe", model.moe}, {"splits", splits}};
+  if (model.ensemble) {
+    out["ensemble"] = {{"kind", "btm"},
+                       {"coverage", enum_name(model.ensemble->coverage)},
+                       {"weighting", enum_name(model.ensemble->weighting)}};
+  }
+  if (model.fewshot) out["fewshot"] = fewshot_scores_json(*model.fewshot);
+  return out;
+}
+
+// Reading: every field checked, an error naming the file and the field's path in it.
+class FieldReader {
+ public:
+  explicit FieldReader(const fs::path& file) : file_(file) {}
+
+  const Json& field(const Json& object, const std::string& key, const std::string& where) const {
+    if (!object.is_object() || !object.contains(key)) fail(where + "." + key, "missing", "a value");
+    return object.at(key);
+  }
+  template <typename T>
+  T get(const Json& object, const std::string& key, const std::string& where, const char* expected) const {
+    const Json& value = field(object, key, where);
+    try {
+      return value.get<T>();
+    } catch (const Json::exception&) {
+      fail(where + "." + key, value.dump(), expected);
+    }
+  }
+  template <typename E>
+  E option(const Json& object, const std::string& key, const std::string& where) const {
+    const auto name = get<std::string>(object, key, where, "a string");
+    const auto value = enum_from_name<E>(name);
+    if (!value) fail(where + "." + key, "'" + name + "'", "one of " + join_names<E>());
+    return *value;
+  }
+  MetricStats stats(const Json& object, const std::string& key, const std::string& where) const {
+    const Json& value = field(object, key, where);
+    const std::string path = where + "." + key;
+    MetricStats out;
+    out.count = get<std::uint64_t>(value, "count", path, "a count");
+    if (!field(value, "mean", path).is_null()) {
+      out.mean = get<double>(value, "mean", path, "a number or null");
+      out.std = get<double>(value, "std", path, "a number");
+    }
+    return out;
+  }
+  [[noreturn]] void fail(const std::string& where, const std::string& found, const std::string& expected) const {
+    throw FormatError("'" + file_.string() + "' has " + where + " " + found + "; expected " + expected,
+                      "it is svmoe eval's results.json: run svmoe eval again to write it");
+  }
+
+ private:
+  template <typename E>
+  static std::string join_names() {
+    std::string out;
+    for (const auto& name : enum_names<E>()) out += (out.empty() ? "" : ", ") + name;
+    return out;
+  }
+  const fs::path& file_;
+};
+
+SplitMetrics read_split(const FieldReader& read, const Json& json, const std::string& where) {
+  SplitMetrics out;
+  out.documents = read.get<std::int64_t>(json, "documents", where, "a count");
+  out.tokens = read.get<std::int64_t>(json, "tokens", where, "a count");
+  out.ppl = read.stats(json, "ppl", where);
+  if (json.contains("cmr_1")) {
+    RoutingMetrics routing;
+    routing.cmr_1 = read.stats(json, "cmr_1", where);
+    routing.cmr_2 = read.stats(json, "cmr_2", where);
+    routing.s_rl = read.stats(json, "s_rl", where);
+    routing.expert_counts =
+        read.get<std::vector<std::vector<std::int64_t>>>(json, "expert_counts", where, "[layer][expert] counts");
+    routing.expert_fraction =
+        read.get<std::vector<std::vector<double>>>(json, "expert_fraction", where, "[layer][expert] fractions");
+    out.routing = std::move(routing);
+  }
+  return out;
+}
+
+TrueFalseScores read_fewshot_scores(const FieldReader& read, const Json& json, const std::string& where) {
+  TrueFalseScores out;
+  out.acc = read.get<double>(json, "acc", where, "a fraction");
+  out.acc_norm = read.get<double>(json, "acc_norm", where, "a fraction");
+  out.items = read.get<std::int64_t>(json, "items", where, "a count");
+  const Json& predictions = read.field(json, "predictions", where);
+  if (!predictions.is_array()) read.fail(where + ".predictions", predictions.dump(), "a list");
+  for (std::size_t i = 0; i < predictions.size(); ++i) {
+    const std::string at = where + ".predictions[" + std::to_string(i) + "]";
+    TrueFalsePrediction p;
+    p.label = read.get<int>(predictions[i], "label", at, "0 or 1");
+    p.acc_prediction = read.get<int>(predictions[i], "acc_prediction", at, "0 or 1");
+    p.acc_norm_prediction = read.get<int>(predictions[i], "acc_norm_prediction", at, "0 or 1");
+    p.log_likelihoods = read.get<std::array<double, 2>>(predictions[i], "log_likelihoods", at, "two numbers");
+    out.predictions.push_back(p);
+  }
+  return out;
+}
+
+ModelResults read_model(const FieldReader& read, const Json& json, const std::string& where) {
+  ModelResults out;
+  out.name = read.get<std::string>(json, "name", where, "a string");
+  out.path = read.get<std::string>(json, "path", where, "a string");
+  out.lb = read.get<std::string>(json, "lb", where, "yes, no or -");
+  out.moe = read.get<bool>(json, "moe", where, "true or false");
+  if (json.contains("ensemble")) {
+    const Json& ensemble = json.at("ensemble");
+    out.ensemble = EnsembleRecord{read.option<ExpertCoverage>(ensemble, "coverage", where + ".ensemble"),
+                                  read.option<EnsembleWeighting>(ensemble, "weighting", where + ".ensemble")};
+  }
+  const Json& splits = read.field(json, "splits", where);
+  if (!splits.is_object()) read.fail(where + ".splits", splits.dump(), "{split: metrics}");
+  for (auto it = splits.begin(); it != splits.end(); ++it) {
+    const auto split = enum_from_name<DataSplit>(it.key());
+    if (!split) read.fail(where + ".splits", "the split '" + it.key() + "'", "train, valid or test");
+    out.splits[*split] = read_split(read, it.value(), where + ".splits." + it.key());
+  }
+  if (json.contains("fewshot")) out.fewshot = read_fewshot_scores(read, json.at("fewshot"), where + ".fewshot");
+  return out;
+}
+
+}  // namespace
+
+Json to_json(const EvalResults& results) {
+  Json splits = Json::array();
+  for (const DataSplit split : results.splits) splits.push_back(enum_name(split));
+  Json out = {{"dataset", results.dataset.string()}, {"splits", splits}, {"models", Json::array()}};
+  if (results.fewshot) {
+    const FewShotRecord& f = *results.fewshot;
+    out["fewshot"] = {{"items", f.items.string()},
+                      {"shot_file", f.shot_file.string()},
+                      {"k", f.k},
+                      {"seed", f.seed},
+                      {"prompt", f.prompt},
+                      {"answers", f.answers},
+                      {"draw", enum_name(f.draw)}};
+  }
+  for (const auto& model : results.models) out["models"].push_back(model_json(model));
+  return out;
+}
+
+EvalResults eval_results_from_json(const Json& json, const fs::path& file) {
+  const FieldReader read(file);
+  EvalResults out;
+  out.dataset = read.get<std::string>(json, "dataset", "results", "a path");
+  const Json& splits = read.field(json, "splits", "results");
+  if (!splits.is_array()) read.fail("results.splits", splits.dump(), "a list of splits");
+  for (const auto& name : splits) {
+    const auto split = name.is_string() ? enum_from_name<DataSplit>(name.get<std::string>()) : std::nullopt;
+    if (!split) read.fail("results.splits", "the split " + name.dump(), "train, valid or test");
+    out.splits.push_back(*split);
+  }
+  if (json.contains("fewshot")) {
+    const Json& f = json.at("fewshot");
+    const std::string where = "results.fewshot";
+    out.fewshot = FewShotRecord{read.get<std::string>(f, "items", where, "a path"),
+                                read.get<std::string>(f, "shot_file", where, "a path"),
+                                read.get<std::int64_t>(f, "k", where, "a count"),
+                                read.get<std::uint64_t>(f, "seed", where, "a seed"),
+                                read.get<std::string>(f, "prompt", where, "a string"),
+                                read.get<std::vector<std::string>>(f, "answers", where, "two strings"),
+                                read.option<ShotDraw>(f, "draw", where)};
+  }
+  const Json& models = read.field(json, "models", "results");
+  if (!models.is_array()) read.fail("results.models", models.dump(), "a list of models");
+  for (std::size_t i = 0; i < models.size(); ++i) {
+    out.models.push_back(read_model(read, models[i], "results.models[" + std::to_string(i) + "]"));
+  }
+  return out;
+}
+
+void write_eval_results(const fs::path& eval_dir, const EvalResults& results) {
+  write_file_atomically(eval_results_file(eval_dir), to_json(results).dump(2) + "\n");
+}
+
+EvalResults read_eval_results(const fs::path& eval_dir) {
+  const fs::path file = eval_results_file(eval_dir);
+  if (!fs::exists(file))
+    throw IoError("'" + file.string() + "' does not exist", "run svmoe eval with this config first");
+  Json json;
+  try {
+    json = Json::parse(read_text_file(file));
+  } catch (const Json::parse_error& e) {
+    throw FormatError("'" + file.string() + "' is not valid JSON: " + e.what(), "run svmoe eval again to write it");
+  }
+  return eval_results_from_json(json, file);
+}
+
+}  // namespace svmoe
