@@ -195,11 +195,13 @@ std::vector<std::string> step_names(const std::vector<PipelineStep>& steps) {
   return names;
 }
 
-const PipelineStep& step_named(const std::vector<PipelineStep>& steps, const std::string& name) {
+// The name is a string_view so that GCC's -Wdangling-reference does not take the returned step
+// for a reference into a temporary string.
+const PipelineStep& step_named(const std::vector<PipelineStep>& steps, std::string_view name) {
   for (const auto& s : steps) {
     if (s.name == name) return s;
   }
-  throw std::runtime_error("no step " + name);
+  throw std::runtime_error("no step " + std::string(name));
 }
 
 // Rows built by other merge methods: one merge (and router) step per method; an upcycled MoE

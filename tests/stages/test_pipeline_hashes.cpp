@@ -74,7 +74,8 @@ TEST(PipelineHashes, TheBundledConfigsKeepTheStepHashesOfTheConfigTreePipeline) 
   for (auto experiment = expected.begin(); experiment != expected.end(); ++experiment) {
     ASSERT_TRUE(actual.contains(experiment.key())) << experiment.key();
     for (auto step = experiment->begin(); step != experiment->end(); ++step) {
-      EXPECT_EQ(actual[experiment.key()].value(step.key(), std::string("(no such step)")), step.value())
+      EXPECT_EQ(actual[experiment.key()].value(step.key(), std::string("(no such step)")),
+                step.value().get<std::string>())
           << experiment.key() << ": step " << step.key();
     }
     EXPECT_EQ(actual[experiment.key()].size(), experiment->size()) << experiment.key();
