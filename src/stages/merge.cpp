@@ -8,6 +8,7 @@
 #include "svmoe/config/merge_method.h"
 #include "svmoe/io/hf_checkpoint.h"
 #include "svmoe/io/hf_config.h"
+#include "svmoe/io/merge_provenance.h"
 #include "svmoe/io/parameter_names.h"
 #include "svmoe/stages/upcycling.h"
 #include "svmoe/text/tokenizer.h"
@@ -286,30 +287,29 @@ torch::Tensor expert_ffn_weight(const torch::Tensor& source, const ExpertFfnSlot
   return drop_upcycled(source, slot, s.drop_ratio);
 }
 
-// The MoE's provenance beside its weights (kMergeProvenanceFile).
-Json merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettings& s, double router_std,
-                      std::uint64_t seed) {
+// The MoE's provenance beside its weights (io/merge_provenance.h).
+MergeProvenance merge_provenance(const std::vector<HfCheckpoint>& inputs, const MergeSettings& s, double router_std,
+                                 std::uint64_t seed) {
   const MergeMethodSpec& spec = merge_method_spec(s.method);
-  Json provenance = {
-      {"producer", "svmoe merge"},
-      {"method", enum_name(s.method)},
-      {"description", spec.description},
-      {"num_experts", s.num_experts},
-      {"router_init", {{"distribution", enum_name(s.router_init)}, {"std", router_std}, {"seed", seed}}}};
+  MergeProvenance provenance;
+  provenance.method = s.method;
+  provenance.description = std::string(spec.description);
+  provenance.num_experts = s.num_experts;
+  provenance.router_init = s.router_init;
+  provenance.router_std = router_std;
+  provenance.seed = seed;
   for (const MergeParameter parameter : spec.parameters) {
-    provenance[std::string(merge_parameter_name(parameter))] = merge_parameter_value(s, parameter);
+    provenance.parameters[parameter] = merge_parameter_value(s, parameter);
   }
   if (spec.merges_trained_experts()) {
-    provenance["experts"] = Json::array();
-    for (const auto& input : inputs) provenance["experts"].push_back(input.directory.string());
+    provenance.experts.emplace();
+    for (const auto& input : inputs) provenance.experts->push_back(input.directory);
   }
-  if (!s.base_model.empty()) provenance["base_model"] = s.base_model.string();
-  if (s.moe_kind != MoeKind::kSparse) provenance["moe_kind"] = enum_name(s.moe_kind);
+  if (!s.base_model.empty()) provenance.base_model = s.base_model;
+  provenance.moe_kind = s.moe_kind;
   if (s.shared_expert != SharedExpertInit::kNone) {
-    provenance["shared_expert"] = {
-        {"init", enum_name(s.shared_expert)},
-        {"gate",
-         architecture_row(merged_architecture(s.moe_kind, true)).gated_shared_expert ? "zero (sigmoid 1/2)" : "none"}};
+    const bool gated = architecture_row(merged_architecture(s.moe_kind, true)).gated_shared_expert;
+    provenance.shared_expert = SharedExpertRecord{s.shared_expert, gated ? "zero (sigmoid 1/2)" : "none"};
   }
   return provenance;
 }
@@ -394,7 +394,7 @@ MergeResult run_merge(const MergeSettings& s, const RuntimeSettings& runtime) {
   writer.write_tensors(plan.specs, produce, static_cast<std::uint64_t>(s.max_shard_mb) << 20);
   release_previous();
   writer.copy_tokenizer(inputs.front().directory);
-  writer.write_json(kMergeProvenanceFile, merge_provenance(inputs, s, router_std, runtime.seed));
+  writer.write_json(kMergeProvenanceFile, to_json(merge_provenance(inputs, s, router_std, runtime.seed)));
   writer.commit();
 
   MergeResult result;
