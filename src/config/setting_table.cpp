@@ -15,6 +15,9 @@ namespace {
 
 constexpr double kUnbounded = std::numeric_limits<double>::max();
 
+// Each section's heading in docs/config.md: its name, who reads it, and the prose that follows
+// its table (flags, and what a single row cannot say). The rows themselves are in
+// config/setting_rows.cpp; this is only their documentation's frame.
 std::vector<SectionDoc> make_section_docs() {
   return {
       {"runtime", "every subcommand", ""},
@@ -88,6 +91,8 @@ std::string default_cell(const SettingSpec& s) {
   return "`[" + markdown_cell(join(items, ", ")) + "]`";
 }
 
+// A range's bound as docs/config.md writes it: large powers of two as 2^k, so that "[1, 2^40]"
+// reads as the "no practical limit" it is.
 std::string bound_text(const Json& bound) {
   if (bound.is_number_integer()) {
     const std::int64_t v = bound.get<std::int64_t>();
@@ -102,6 +107,7 @@ std::string bound_text(const Json& bound) {
   return bound.dump();
 }
 
+// The "type" column: the row's type with its range or choices, as a reader checks it.
 std::string type_cell(const SettingSpec& s) {
   const auto quoted = [](const std::vector<std::string>& words) {
     std::vector<std::string> out;
@@ -158,6 +164,8 @@ SettingSpec SettingSpec::laid_out_by_run() const {
   return copy;
 }
 
+// Built once from the rows (every_setting_row, in docs order) and never changed: the table is
+// what --print-config, docs/config.md, the readers' checks and the step hashes share.
 const std::vector<SettingSpec>& setting_table() {
   static const std::vector<SettingSpec> table = every_setting_row();
   return table;
@@ -197,6 +205,9 @@ std::vector<std::string> train_keys() {
   return keys;
 }
 
+// The tree of every valid key at its default: a config file is merged onto it, so a key that is
+// not here is unknown (config_tree.h suggests the nearest), and every read finds a value. A
+// stage's own `train` section holds every train key as null, meaning "as in `train`".
 Json default_config() {
   Json stage_train = Json::object();
   for (const auto& key : train_keys()) stage_train[key] = nullptr;
@@ -209,6 +220,8 @@ Json default_config() {
   return tree;
 }
 
+// docs/config.md, byte for byte: SettingTable.DocsConfigMdIsTheTableRendered fails when the committed
+// file and this differ, so the docs cannot drift from the rows.
 std::string config_reference_markdown() {
   std::ostringstream out;
   out << "# Experiment configs\n\n"

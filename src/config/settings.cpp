@@ -17,6 +17,7 @@ namespace svmoe {
 RuntimeSettings parse_runtime_settings(const ConfigTree& config) {
   const SettingReader read(config);
   RuntimeSettings s = read_settings<RuntimeSettings>(read);
+  // A free string rather than an enum row because "cuda:N" carries the device index.
   if (s.device != "auto" && s.device != "cpu" && !starts_with(s.device, "cuda")) {
     throw ConfigError(
         "config key 'runtime.device' (from " + config.origin("runtime.device") + ") is '" + s.device + "'",
@@ -63,6 +64,7 @@ ServeSettings parse_serve_settings(const ConfigTree& config) {
 PrepareSettings parse_prepare_settings(const ConfigTree& config, PathsFrom paths) {
   const SettingReader read(config);
   PrepareSettings s = read_settings<PrepareSettings>(read, paths);
+  // Read here, not by its row: the valid subdomain ids, 1..num_subdomains, depend on another key.
   for (const auto& [category, id] : read.integer_mapping("prepare.subdomain_of", 1, s.num_subdomains)) {
     s.subdomain_of[category] = static_cast<int>(id);
   }
@@ -70,6 +72,8 @@ PrepareSettings parse_prepare_settings(const ConfigTree& config, PathsFrom paths
   return s;
 }
 
+// The parse_* functions run these with PathsFrom::kConfig; svmoe run calls them itself after
+// the experiment layout has set the paths (stages/pipeline.cpp), so both check the same rules.
 void check_prepare_settings(const PrepareSettings& s, const SettingReader& read) {
   if (s.corpus.empty()) {
     throw ConfigError("config key 'prepare.corpus' is empty", "list the corpus's JSONL files or directories");
@@ -98,6 +102,7 @@ void check_prepare_settings(const PrepareSettings& s, const SettingReader& read)
         "config key 'prepare.equity_fraction' is " + std::to_string(s.equity_fraction) + ", expected a value in (0, 1]",
         "0.3 is the cited implementation's default; 1 asks for sizes as equal as possible");
   }
+  // Compared with a tolerance: 0.8 + 0.1 + 0.1 is not exactly 1 in binary floating point.
   const double total = s.train_fraction + s.valid_fraction + s.test_fraction;
   if (std::abs(total - 1.0) > 1e-9 || s.train_fraction <= 0) {
     throw ConfigError("prepare.split fractions (train " + Json(s.train_fraction).dump() + ", valid " +
@@ -124,6 +129,10 @@ MergeSettings parse_merge_settings(const ConfigTree& config, PathsFrom paths) {
   return s;
 }
 
+// The method's descriptor (config/merge_method.h) says which inputs it reads: trained experts
+// (btx, btx_drop_upcycling) or N copies of one dense model (naive, noise, drop_upcycling). The
+// other input must be absent, so that a config never names a model the merge ignores. It also
+// sets num_experts from merge.experts when the experts give the count.
 void check_merge_settings(MergeSettings& s, const SettingReader& read) {
   const std::string method = enum_name(s.method);
   if (merge_method_spec(s.method).merges_trained_experts()) {
@@ -185,6 +194,8 @@ ConfigTree with_stage_train(const ConfigTree& stage_config, const std::string& s
 }
 }  // namespace
 
+// The step hash's view of a stage's training settings: resolved the same way as the stage reads
+// them, each kept value as the config wrote it (config/setting_rows.h, hashed_settings).
 Json hashed_train_settings(const ConfigTree& config, const std::string& stage) {
   const ConfigTree resolved = with_stage_train(config, stage);
   const TrainSettings train = read_settings<TrainSettings>(SettingReader(resolved));
@@ -273,6 +284,8 @@ void check_eval_settings(const EvalSettings& s, const SettingReader& read) {
   const FewShotSettings& f = s.fewshot;
   read.require("eval.fewshot.shot_file", f.items.empty() || !f.shot_file.empty(),
                "few-shot items need a file of solved shots (eval.fewshot.shot_file)");
+  // The prompt template is filled per shot and per item; without the placeholder every prompt
+  // would be the same string and the score meaningless.
   if (f.prompt.find("{statement}") == std::string::npos) {
     throw ConfigError(
         "config key 'eval.fewshot.prompt' (from " + read.origin("eval.fewshot.prompt") + ") has no {statement}",

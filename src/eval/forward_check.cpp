@@ -11,6 +11,10 @@
 
 namespace svmoe {
 
+// svmoe forward: one forward pass on given ids, the logits (and every router's logits) out in
+// float32, whatever the compute dtype. This is what the Hugging Face reference fixtures are
+// compared with (tests/data/models, scripts/gpu/checks.sh): the same ids, the same checkpoint,
+// transformers' outputs on one side and these on the other.
 std::vector<NamedTensor> run_forward(const ForwardSettings& settings, const RuntimeSettings& runtime) {
   const torch::Device device = resolve_device(runtime.device);
   const ModelConfig config = read_model_config(settings.model);
@@ -23,7 +27,7 @@ std::vector<NamedTensor> run_forward(const ForwardSettings& settings, const Runt
                       "write the token ids as int64 input_ids [batch, length]");
   }
   torch::Tensor input_ids = input.tensor("input_ids");
-  if (input_ids.dim() == 1) input_ids = input_ids.unsqueeze(0);
+  if (input_ids.dim() == 1) input_ids = input_ids.unsqueeze(0);  // one sequence: a batch of one
   if (input_ids.dim() != 2 || input_ids.scalar_type() != torch::kInt64) {
     throw FormatError("'" + settings.input.string() + "': input_ids must be int64 [batch, length], found " +
                       std::string(c10::toString(input_ids.scalar_type())) + " " + c10::str(input_ids.sizes()));
@@ -42,7 +46,9 @@ std::vector<NamedTensor> run_forward(const ForwardSettings& settings, const Runt
   return tensors;
 }
 
-// Max |difference| per output present in both; true if all are within atol.
+// Max |difference| per output present in both; true if all are within atol. An output the
+// expected file lacks is skipped (a dense reference has no router logits), but one of them at
+// least must be compared.
 bool compare_outputs(const std::vector<NamedTensor>& outputs, const std::filesystem::path& expected_path, double atol) {
   const SafetensorsFile expected = SafetensorsFile::open(expected_path);
   bool all_close = true;

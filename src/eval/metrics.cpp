@@ -6,6 +6,7 @@
 
 namespace svmoe {
 
+// Welford's update: one pass, no catastrophic cancellation over millions of router items.
 void MeanStd::add(double value) {
   ++count_;
   const double delta = value - mean_;
@@ -13,6 +14,8 @@ void MeanStd::add(double value) {
   m2_ += delta * (value - mean_);
 }
 
+// Chan et al.'s pairwise merge of two streams' (count, mean, M2): the same result as adding
+// the other's values one by one, up to rounding.
 void MeanStd::add(const MeanStd& other) {
   if (other.count_ == 0) return;
   const double total = static_cast<double>(count_ + other.count_);
@@ -39,6 +42,9 @@ torch::Tensor average_ranks(const torch::Tensor& scores) {
   return larger + (equal + 1.0) / 2.0;
 }
 
+// For one layer: rank the experts by router logit and by TF-IDF target at every kept position;
+// where the router ranks an expert k-th (ties share an average rank, so a tie at the top is
+// 1.5 and counts for neither k), add that expert's TF-IDF rank to CMR_k's items (SPEC.md §5).
 void ConditionalMeanRank::add(const torch::Tensor& router_logits, const torch::Tensor& targets,
                               const torch::Tensor& has_target) {
   const auto keep = has_target.to(torch::kBool).to(torch::kCPU);
@@ -53,6 +59,7 @@ void ConditionalMeanRank::add(const torch::Tensor& router_logits, const torch::T
   }
 }
 
+// H = -sum_n p_n log p_n of p = softmax(logits), in float64 (nats; at most log N).
 void add_router_entropy(const torch::Tensor& router_logits, MeanStd& entropy) {
   const auto log_p = torch::log_softmax(router_logits.to(torch::kFloat64), -1);
   const auto h = (-(log_p.exp() * log_p).sum(-1)).to(torch::kCPU).contiguous();

@@ -7,6 +7,9 @@
 
 #include "svmoe/util/strings.h"
 
+// report.html is one self-contained file (inline SVG and CSS, no script, no fetched asset) so that
+// it opens from a cluster's file share or an e-mail attachment. The pictures are the paper's
+// figures: loss curves (Fig. 2), expert selection per layer (Fig. 3), routed text (Fig. 1).
 namespace svmoe {
 
 namespace {
@@ -17,7 +20,8 @@ const char* const kPalette[] = {"#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59
 
 std::string colour(int index) { return kPalette[((index % 10) + 10) % 10]; }
 
-// About five round tick values covering [low, high].
+// About five round tick values covering [low, high]: the step is 1, 2 or 5 times a power of ten,
+// the smallest such step that gives at most about five intervals.
 std::vector<double> ticks(double low, double high) {
   const double span = high > low ? high - low : 1.0;
   const double raw = span / 5.0;
@@ -38,6 +42,8 @@ std::string number(double v) { return fmt::format("{:g}", std::abs(v) < 1e-12 ? 
 
 }  // namespace
 
+// A run logs its objective ("loss", auxiliary losses included) and the LM loss alone ("lm_loss");
+// the curve shows the LM loss where a line has one, since that is what compares across runs.
 LossCurve loss_curve_from_metrics(const std::string& name, const std::vector<nlohmann::json>& lines) {
   LossCurve curve{name, {}, {}};
   for (const auto& line : lines) {
@@ -70,6 +76,7 @@ std::string loss_curves_svg(const std::vector<LossCurve>& curves) {
   // 180: the two notes under the names ("solid: training (LM loss)" at 11 px).
   const double height = 360, left = 60, top = 20, bottom = 45, right = std::max(180.0, legend_width);
   const double width = left + plot_width + right;
+  // One shared scale for all runs, x from step 0, y over every point with a 5% margin.
   double x_max = 1, y_min = 1e300, y_max = -1e300;
   for (const auto& c : curves) {
     for (const auto* series : {&c.train, &c.valid}) {
@@ -111,6 +118,8 @@ std::string loss_curves_svg(const std::vector<LossCurve>& curves) {
       "<text x=\"14\" y=\"{0}\" text-anchor=\"middle\" class=\"axis\" transform=\"rotate(-90 14 {0})\">loss "
       "(nats/token)</text>\n",
       top + plot_h / 2);
+  // Per run, one colour: training as a solid line, validation dashed with a dot at each
+  // evaluation (there are few), and its legend entry.
   for (std::size_t i = 0; i < curves.size(); ++i) {
     const auto& c = curves[i];
     const std::string stroke = colour(static_cast<int>(i));
@@ -144,6 +153,9 @@ std::string loss_curves_svg(const std::vector<LossCurve>& curves) {
   return svg + "</svg>\n";
 }
 
+// Layers as rows, experts as columns, each cell's shade the fraction of routing choices that
+// went to that expert, scaled to the largest cell (so that an uneven choice shows even when all
+// fractions are small); the number in the cell is the percentage.
 std::string heatmap_svg(const SelectionHeatmap& heatmap) {
   const std::size_t layers = heatmap.fractions.size();
   const std::size_t experts = layers > 0 ? heatmap.fractions[0].size() : 0;
@@ -189,6 +201,8 @@ std::string heatmap_svg(const SelectionHeatmap& heatmap) {
   return svg + "</svg>\n";
 }
 
+// Two rows of the same tokens, coloured by the router's top-1 expert and by the TF-IDF argmax
+// the router was taught (SPEC.md section 4, the router stage), so agreement reads at a glance.
 std::string routed_text_html(const RoutedText& routed) {
   auto row = [&](const std::vector<int>& ids, const std::string& label) {
     std::string html = "<div class=\"routed\"><span class=\"label\">" + html_escape(label) + "</span>";

@@ -12,6 +12,7 @@ namespace svmoe {
 
 namespace {
 
+// RFC 4180: a field with a comma, quote or newline is quoted, its quotes doubled.
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\n") == std::string::npos) return text;
   std::string quoted = "\"";
@@ -39,6 +40,8 @@ double goodness(const TableColumn& column, double shown) {
 // tie gets no mark, and values at or below the column's chance level none either.
 std::vector<std::vector<std::string>> rank_marks(const Table& table, int digits) {
   std::vector<std::vector<std::string>> marks(table.rows.size(), std::vector<std::string>(table.columns.size()));
+  // Ranked by the value as printed: two models that print the same number tie, as a reader
+  // would judge them, even if the unrounded means differ in the fifth digit.
   const auto shown = [&](double value) { return std::stod(fmt::format("{:.{}f}", value, digits)); };
   for (std::size_t c = 0; c < table.columns.size(); ++c) {
     const TableColumn& column = table.columns[c];
@@ -67,6 +70,8 @@ std::vector<std::vector<std::string>> rank_marks(const Table& table, int digits)
   return marks;
 }
 
+// "mean±std" as the paper's tables print them; a text cell (a model's name, LB yes/no) as
+// written; an empty metric as "-".
 std::string cell_text(const TableCell& cell, int digits) {
   if (!cell.mean) return cell.text.empty() ? "-" : cell.text;
   std::string text = fmt::format("{:.{}f}", *cell.mean, digits);
@@ -114,6 +119,9 @@ std::string html_table(const Table& table, int digits) {
   return out + "</table>\n";
 }
 
+// For spreadsheets and plotting scripts, not people: a metric column becomes two, NAME_mean and
+// NAME_std, with every digit ({} is the shortest text that reads back as the same double) and
+// no marks.
 std::string csv_table(const Table& table) {
   std::vector<bool> metric(table.columns.size(), false);
   for (const auto& row : table.rows) {

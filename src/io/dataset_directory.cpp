@@ -17,6 +17,9 @@ fs::path shard_prefix(const fs::path& dataset, int subdomain, const std::string&
   return dataset / ("subdomain_" + std::to_string(subdomain)) / split;
 }
 
+// The manifest says what the directory is: its format name (so that a model directory given
+// as a dataset is refused by name), its version (newer than this svmoe reads: refused, not
+// misread) and the two numbers every reader needs before opening a shard.
 DatasetManifest read_dataset_manifest(const fs::path& dataset) {
   const fs::path path = dataset_manifest_path(dataset);
   if (!fs::exists(path)) {
@@ -51,6 +54,8 @@ void write_dataset_manifest(const fs::path& dataset, nlohmann::json manifest) {
   write_file_atomically(dataset_manifest_path(dataset), manifest.dump(2) + "\n");
 }
 
+// The shard prefixes of the chosen subdomains (all when none are chosen), checked against the
+// manifest's count; the tokenizer is the dataset's own copy when prepare made one.
 DatasetShards dataset_shards(const fs::path& dataset, const std::vector<std::int64_t>& subdomains) {
   const DatasetManifest manifest = read_dataset_manifest(dataset);
   const std::int64_t n = manifest.num_subdomains;
@@ -91,6 +96,8 @@ SafetensorsFile open_tfidf_file(const fs::path& dataset, const std::vector<const
 
 }  // namespace
 
+// text/tfidf.h's targets (row-major [vocab][subdomains] floats and a has-target flag per token)
+// as tensors the router's loss indexes by token id.
 TfidfTargetTensors teacher_tensors(const TfidfTargets& teacher, std::int64_t subdomains) {
   const auto vocab = static_cast<std::int64_t>(teacher.has_target.size());
   TfidfTargetTensors tensors{
@@ -108,7 +115,8 @@ namespace {
 TfidfTargetTensors teacher_from_counts(const SafetensorsFile& file, const fs::path& path,
                                        const TeacherSettings& teacher) {
   if (!file.contains("token_counts")) {
-    throw FormatError("'" + path.string() + "' has no token_counts: it was written by an older svmoe prepare, so "
+    throw FormatError("'" + path.string() +
+                          "' has no token_counts: it was written by an older svmoe prepare, so "
                           "only the default teacher (train_router.teacher_split: train, teacher_tf: raw) can be read",
                       "prepare the dataset again (svmoe run: delete the dataset directory or run with --from "
                       "prepare), or use the default teacher");
@@ -136,12 +144,15 @@ TfidfTargetTensors teacher_from_counts(const SafetensorsFile& file, const fs::pa
 
 }  // namespace
 
-TfidfTargetTensors load_tfidf_targets(const fs::path& dataset, std::int64_t vocab_size, const TeacherSettings& teacher) {
+// The paper's teacher (training split, raw tf) is stored as prepare computed it; the other
+// variants are computed here from the stored token counts, so they need no second prepare.
+TfidfTargetTensors load_tfidf_targets(const fs::path& dataset, std::int64_t vocab_size,
+                                      const TeacherSettings& teacher) {
   const SafetensorsFile file = open_tfidf_file(dataset, {"tfidf_target", "has_target"});
   const bool stored = teacher.split == TeacherSplit::kTrain && teacher.tf == TermFrequency::kRaw;
-  TfidfTargetTensors tfidf = stored ? TfidfTargetTensors{file.tensor("tfidf_target").clone(),
-                                                         file.tensor("has_target").clone()}
-                                    : teacher_from_counts(file, dataset_tfidf_path(dataset), teacher);
+  TfidfTargetTensors tfidf =
+      stored ? TfidfTargetTensors{file.tensor("tfidf_target").clone(), file.tensor("has_target").clone()}
+             : teacher_from_counts(file, dataset_tfidf_path(dataset), teacher);
   const std::int64_t rows = tfidf.targets.size(0);
   if (vocab_size > rows) {
     // Ids beyond the tokenizer's vocabulary (padding rows of the embedding) have no target.

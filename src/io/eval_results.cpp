@@ -12,6 +12,8 @@ namespace {
 
 // Writing: each struct as the header's comment lays it out (nlohmann orders an object's keys).
 
+// A metric no document produced (no routed token in a split, say) is written with null mean and
+// std so that tables print "-" instead of a 0 that reads like a measurement.
 Json stats_json(const MetricStats& stats) {
   if (!stats.mean) return {{"mean", nullptr}, {"std", nullptr}, {"count", stats.count}};
   return {{"mean", *stats.mean}, {"std", stats.std.value_or(0.0)}, {"count", stats.count}};
@@ -19,6 +21,8 @@ Json stats_json(const MetricStats& stats) {
 
 Json split_json(const SplitMetrics& split) {
   Json out = {{"documents", split.documents}, {"tokens", split.tokens}, {"ppl", stats_json(split.ppl)}};
+  // Routing metrics exist for MoE models only; a dense model's split has no such keys, and the
+  // reader takes the presence of cmr_1 as the sign of the rest.
   if (split.routing) {
     out["cmr_1"] = stats_json(split.routing->cmr_1);
     out["cmr_2"] = stats_json(split.routing->cmr_2);
@@ -35,6 +39,7 @@ Json fewshot_scores_json(const TrueFalseScores& scores) {
     predictions.push_back({{"label", p.label},
                            {"acc_prediction", p.acc_prediction},
                            {"acc_norm_prediction", p.acc_norm_prediction},
+                           // [answer 0, answer 1]: the summed log-likelihoods acc compares
                            {"log_likelihoods", {p.log_likelihoods[0], p.log_likelihoods[1]}}});
   }
   return {{"acc", scores.acc}, {"acc_norm", scores.acc_norm}, {"items", scores.items}, {"predictions", predictions}};
@@ -54,7 +59,9 @@ Json model_json(const ModelResults& model) {
   return out;
 }
 
-// Reading: every field checked, an error naming the file and the field's path in it.
+// Reading: every field checked, an error naming the file and the field's path in it
+// ("results.models[2].splits.test.ppl.mean"), so that a hand-edited or truncated file says where
+// it went wrong. `where` is the path of `object` itself; each accessor appends its key.
 class FieldReader {
  public:
   explicit FieldReader(const fs::path& file) : file_(file) {}
@@ -82,6 +89,7 @@ class FieldReader {
   MetricStats stats(const Json& object, const std::string& key, const std::string& where) const {
     const Json& value = field(object, key, where);
     const std::string path = where + "." + key;
+    // The writer's two shapes: {mean, std, count} or {mean: null, std: null, count}.
     MetricStats out;
     out.count = get<std::uint64_t>(value, "count", path, "a count");
     if (!field(value, "mean", path).is_null()) {
@@ -156,6 +164,8 @@ ModelResults read_model(const FieldReader& read, const Json& json, const std::st
   }
   const Json& splits = read.field(json, "splits", where);
   if (!splits.is_object()) read.fail(where + ".splits", splits.dump(), "{split: metrics}");
+  // The splits are keyed by name; an unknown name is an error rather than skipped, since the
+  // tables would otherwise silently miss a column.
   for (auto it = splits.begin(); it != splits.end(); ++it) {
     const auto split = enum_from_name<DataSplit>(it.key());
     if (!split) read.fail(where + ".splits", "the split '" + it.key() + "'", "train, valid or test");
@@ -167,6 +177,8 @@ ModelResults read_model(const FieldReader& read, const Json& json, const std::st
 
 }  // namespace
 
+// The top level: {dataset, splits, models: [...], fewshot?}. The few-shot record (its items,
+// shots, seed and prompt) is written once here; each model carries only its scores.
 Json to_json(const EvalResults& results) {
   Json splits = Json::array();
   for (const DataSplit split : results.splits) splits.push_back(enum_name(split));
@@ -215,6 +227,8 @@ EvalResults eval_results_from_json(const Json& json, const fs::path& file) {
   return out;
 }
 
+// Atomically (temporary file, then rename): an interrupted eval leaves the previous results.json,
+// never half of a new one.
 void write_eval_results(const fs::path& eval_dir, const EvalResults& results) {
   write_file_atomically(eval_results_file(eval_dir), to_json(results).dump(2) + "\n");
 }

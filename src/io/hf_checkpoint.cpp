@@ -95,6 +95,10 @@ const std::vector<std::string>& files_kept_from_the_source_model() {
   return names;
 }
 
+// Either layout transformers saves: one model.safetensors, or shards listed by
+// model.safetensors.index.json's weight_map (tensor -> file). Every shard is opened (mapped, its
+// header checked) once, and each listed tensor must be in the shard the index names, so a
+// mismatched index fails here rather than as a missing weight later.
 CheckpointTensors CheckpointTensors::open(const fs::path& directory) {
   CheckpointTensors result;
   const fs::path index_path = directory / kIndexFile;
@@ -114,6 +118,7 @@ CheckpointTensors CheckpointTensors::open(const fs::path& directory) {
       if (!it.value().is_string())
         throw FormatError("'" + index_path.string() + "': weight_map[\"" + it.key() + "\"] is not a file name");
       const std::string file = it.value().get<std::string>();
+      // A shard name is a file beside the index: no path may lead out of the checkpoint.
       if (file.find('/') != std::string::npos || file == ".." || file.empty()) {
         throw FormatError("'" + index_path.string() + "': shard name '" + file + "' is not a plain file name");
       }
@@ -179,6 +184,11 @@ HfCheckpoint load_hf_checkpoint(const fs::path& directory) {
   return checkpoint;
 }
 
+// Three passes, each strict so that a wrong checkpoint fails loudly instead of running with
+// initial weights: every parameter the module registered must be found (by its Hugging Face
+// name, or in the fused expert layout) with its shape; svmoe_state.safetensors fills the
+// buffers; and every tensor of the checkpoint must have been used (known leftovers such as
+// rotary inverse frequencies, and a tied lm_head, excepted).
 void load_weights(torch::nn::Module& module, const HfCheckpoint& checkpoint) {
   torch::NoGradGuard no_grad;
   const auto parameters = module.named_parameters(/*recurse=*/true);
@@ -262,6 +272,10 @@ std::vector<NamedTensor> named_tensors(const torch::nn::Module& module) {
 void write_sharded_safetensors(const fs::path& directory, const std::vector<TensorSpec>& specs,
                                const std::function<torch::Tensor(const TensorSpec&)>& produce,
                                std::uint64_t max_shard_bytes) {
+  // Shards are filled in name order up to max_shard_bytes each (a tensor larger than that gets a
+  // shard of its own), named model-0000K-of-0000N.safetensors beside an index; a single shard is
+  // model.safetensors without an index. `produce` makes each tensor when its shard is written, so the
+  // merge never holds the whole MoE in memory.
   std::vector<TensorSpec> ordered = specs;
   std::sort(ordered.begin(), ordered.end(), [](const TensorSpec& a, const TensorSpec& b) { return a.name < b.name; });
   std::vector<std::vector<TensorSpec>> shards(1);
@@ -307,6 +321,9 @@ void write_sharded_safetensors(const fs::path& directory, const std::vector<Name
       directory, specs, [&](const TensorSpec& spec) { return *by_name.at(spec.name); }, max_shard_bytes);
 }
 
+// Everything is written into a partial directory beside the target (util/files.h,
+// begin_directory) and renamed into place by commit(); a writer destroyed before commit (by an
+// exception) removes the partial one, so the target is the old directory or the whole new one.
 HfCheckpointWriter::HfCheckpointWriter(fs::path directory)
     : directory_(std::move(directory)), partial_(begin_directory(directory_)) {}
 

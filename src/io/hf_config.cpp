@@ -9,6 +9,8 @@ namespace {
 
 using Json = nlohmann::json;
 
+// Typed reads of config.json's fields, each error naming the file and the field. A null field
+// counts as absent: transformers writes null for unset optional ids and windows.
 class ConfigJsonReader {
  public:
   ConfigJsonReader(const Json& json, std::string source) : json_(json), source_(std::move(source)) {}
@@ -121,6 +123,11 @@ void read_architecture_fields(const ConfigJsonReader& read, const Json& json, Mo
 
 }  // namespace
 
+// model_type picks the architecture row, which names the keys that differ between
+// architectures (the expert FFN's size, the expert count); then the fields every supported
+// architecture shares, with transformers' defaults where a field may be absent; then the
+// architecture's own fields. Anything svmoe's model would compute differently from transformers
+// (another activation, a sliding window, router jitter) is refused rather than ignored.
 ModelConfig parse_model_config(const Json& json, const std::string& source) {
   if (!json.is_object()) throw FormatError("'" + source + "' is not a JSON object");
   const ConfigJsonReader read(json, source);
@@ -160,6 +167,7 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
   c.mlp_bias = read.boolean_or("mlp_bias", false);
   c.bos_token_id = read.optional_id("bos_token_id");
   c.pad_token_id = read.optional_id("pad_token_id");
+  // eos_token_id is one id or a list of them (Llama 3 style); generation stops at any.
   if (read.has("eos_token_id")) {
     const Json& eos = json.at("eos_token_id");
     if (eos.is_array()) {
@@ -171,6 +179,7 @@ ModelConfig parse_model_config(const Json& json, const std::string& source) {
       c.eos_token_ids.push_back(read.integer("eos_token_id", 0));
     }
   }
+  // Newer transformers writes dtype, older torch_dtype; either is read, dtype first.
   c.dtype = read.string_or("dtype", read.string_or("torch_dtype", "float32"));
   if (c.dtype != "float32" && c.dtype != "bfloat16" && c.dtype != "float16") {
     read.unsupported("dtype", "is '" + c.dtype + "'", "svmoe stores models as float32, bfloat16 or float16");
@@ -223,6 +232,9 @@ ModelConfig read_model_config(const std::filesystem::path& model_directory) {
   return parse_model_config(read_model_config_json(model_directory), model_config_file(model_directory).string());
 }
 
+// `base` is the input checkpoint's config.json: fields svmoe does not model (say, a
+// quantization or generation note) are kept, the modelled ones overwritten, and the spellings
+// that would contradict them (torch_dtype, the old rope keys) erased.
 Json model_config_to_json(const ModelConfig& c, const Json& base) {
   Json json = base.is_object() ? base : Json::object();
   json.erase("torch_dtype");
@@ -256,6 +268,8 @@ Json model_config_to_json(const ModelConfig& c, const Json& base) {
     json["eos_token_id"] = nullptr;
   }
   json["dtype"] = c.dtype;
+  // Each architecture's own keys, as its transformers class reads them; the keys of the other
+  // architectures that `base` may hold (a dense Llama's biases in an MoE) are erased.
   switch (c.architecture) {
     case Architecture::kLlama:
       json["attention_bias"] = c.attention_bias;

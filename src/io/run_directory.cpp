@@ -14,6 +14,7 @@ fs::path RunDirectory::optimizer_state(const fs::path& checkpoint, int rank, int
   return checkpoint / ("optimizer.shard-" + std::to_string(rank) + "-of-" + std::to_string(shards) + ".safetensors");
 }
 
+// -1 for a name that is not checkpoint-N (final/, checkpoint-N.partial being written).
 std::int64_t checkpoint_step(const fs::path& checkpoint) {
   static const std::regex pattern(R"(checkpoint-(\d+))");
   std::smatch match;
@@ -44,6 +45,8 @@ std::vector<std::pair<std::int64_t, fs::path>> RunDirectory::checkpoints() const
   return found;
 }
 
+// trainer_state.json is written last into a checkpoint, so a checkpoint without it was cut off
+// (a kill during the save) and the one before it is where training resumes.
 std::optional<fs::path> RunDirectory::latest_complete_checkpoint() const {
   const auto all = checkpoints();
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
@@ -52,6 +55,8 @@ std::optional<fs::path> RunDirectory::latest_complete_checkpoint() const {
   return std::nullopt;
 }
 
+// Every complete line of metrics.jsonl; a crash can leave the last one cut, which is skipped
+// (the trainer truncates it on resume, io/metrics_log.h).
 std::vector<nlohmann::json> RunDirectory::read_metrics() const {
   std::vector<nlohmann::json> lines;
   std::ifstream in(metrics());

@@ -22,6 +22,7 @@ std::uint32_t masked_crc32c(std::string_view bytes) {
   return ((c >> 15) | (c << 17)) + 0xA282EAD8U;
 }
 
+// TFRecord's integers are little-endian whatever the machine's byte order.
 template <typename Unsigned>
 std::string little_endian(Unsigned value) {
   std::string bytes(sizeof(Unsigned), '\0');
@@ -36,6 +37,8 @@ TensorBoardEventWriter::TensorBoardEventWriter(fs::path path, std::ios::openmode
   if (!out_) throw IoError("cannot open '" + path_.string() + "' for writing", "check that the directory is writable");
 }
 
+// A new event file starts with an Event holding only file_version; TensorBoard's reader takes
+// "brain.Event:2" as the version of the summaries that follow.
 TensorBoardEventWriter TensorBoardEventWriter::create(const fs::path& path, double wall_time) {
   TensorBoardEventWriter writer(path, std::ios::trunc);
   tensorboard::Event event;
@@ -45,10 +48,14 @@ TensorBoardEventWriter TensorBoardEventWriter::create(const fs::path& path, doub
   return writer;
 }
 
+// The metrics log first replays metrics.jsonl's kept lines into a new file, then appends the
+// run's next steps to it (io/metrics_log.cpp), so TensorBoard shows each step once.
 TensorBoardEventWriter TensorBoardEventWriter::append_to(const fs::path& path) {
   return TensorBoardEventWriter(path, std::ios::app);
 }
 
+// One Event per step with all its scalars as Summary values; simple_value is a float in the
+// schema, so a value is rounded to float here (metrics.jsonl keeps the double).
 void TensorBoardEventWriter::write(std::int64_t step, double wall_time, const std::vector<TensorBoardScalar>& scalars) {
   tensorboard::Event event;
   event.set_wall_time(wall_time);
@@ -62,6 +69,8 @@ void TensorBoardEventWriter::write(std::int64_t step, double wall_time, const st
   write_record(event.SerializeAsString());
 }
 
+// A TFRecord: uint64 length, masked CRC32C of the length's 8 bytes, the data, masked CRC32C of
+// the data. The length's own CRC lets a reader stop cleanly at a torn last record.
 void TensorBoardEventWriter::write_record(const std::string& data) {
   const std::string length = little_endian<std::uint64_t>(data.size());
   out_ << length << little_endian<std::uint32_t>(masked_crc32c(length)) << data
@@ -71,6 +80,9 @@ void TensorBoardEventWriter::write_record(const std::string& data) {
     throw IoError("cannot write to '" + path_.string() + "'", "check free disk space, then run again to resume");
 }
 
+// TensorBoard's naming, events.out.tfevents.SECONDS.HOST.PID: TensorBoard only reads files whose
+// names contain "tfevents", and the time, host and pid keep two writers (say, two resumes of a
+// run on different nodes) from naming one file.
 std::string tensorboard_event_file_name(double wall_time) {
   std::array<char, 256> host{};
   if (::gethostname(host.data(), host.size() - 1) != 0) host = {'l', 'o', 'c', 'a', 'l', 'h', 'o', 's', 't'};

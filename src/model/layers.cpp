@@ -10,6 +10,8 @@ RMSNormImpl::RMSNormImpl(std::int64_t size, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({size}));
 }
 
+// y = w * x / sqrt(mean(x^2) + eps), with the statistics in float32 and the product cast back
+// before the weight, in transformers' LlamaRMSNorm order (so bf16 outputs match it bit for bit).
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   const auto x32 = x.to(torch::kFloat32);
   const auto normalised = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
@@ -43,12 +45,17 @@ RotaryTables rotary_tables_at(std::int64_t head_dim, double theta, const torch::
   return {tables.cos.unsqueeze(1), tables.sin.unsqueeze(1)};
 }
 
+// RoPE in the "rotate half" layout of the Hugging Face Llama: dimension i pairs with i + D/2
+// (not the interleaved pairs of the original paper), x' = x cos + rotate_half(x) sin.
 torch::Tensor apply_rotary(const torch::Tensor& x, const RotaryTables& rotary) {
   const auto half = x.size(-1) / 2;
   const auto rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * rotary.cos + rotated * rotary.sin;  // tables broadcast over [B, H]
 }
 
+// Grouped-query attention: heads query heads, kv_heads key/value heads (kv_heads == heads is
+// plain multi-head attention). attention_bias puts biases on all four projections (Llama's
+// key); qkv_bias on q, k and v only (Qwen2's).
 SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
     : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
   const auto linear = [&](std::int64_t in, std::int64_t out, bool bias) {
@@ -61,6 +68,10 @@ SelfAttentionImpl::SelfAttentionImpl(const ModelConfig& c)
   o_proj = register_module("o_proj", linear(heads_ * head_dim_, c.hidden_size, c.attention_bias));
 }
 
+// x [B, T, hidden] -> [B, T, hidden]. Without a decoding step: causal attention over x's own
+// positions (training, scoring). With one: x holds the new positions from step->start on; their
+// keys and values go into the cache (sized for step->capacity positions on first use), and the
+// queries attend to every cached position under step->attention_mask (padding of batched prompts).
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& x, const RotaryTables& rotary, KeyValueCache* cache,
                                          const DecodingStep* step) {
   const auto batch = x.size(0);
@@ -99,6 +110,7 @@ MlpImpl::MlpImpl(std::int64_t hidden_size, std::int64_t intermediate_size, bool 
                               torch::nn::Linear(torch::nn::LinearOptions(intermediate_size, hidden_size).bias(bias)));
 }
 
+// SwiGLU: down(silu(gate(x)) * up(x)), Llama's FFN and each expert's.
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return down_proj(torch::silu(gate_proj(x)) * up_proj(x)); }
 
 }  // namespace svmoe

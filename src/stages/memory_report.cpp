@@ -21,6 +21,11 @@ std::string billions(std::int64_t count) {
 
 }  // namespace
 
+// svmoe plan: the experiment's training steps as svmoe run lays them out, each planned
+// (train/memory_plan.h) on the model it trains: the base's architecture for the base, the
+// experts and Dense, the merged MoE's (as merge would build it, without reading weights) for
+// the router and the MoE models. Only the fine-tunes run on every rank (data parallel); the
+// experts are array tasks of one rank each and the router trains on one rank.
 std::string memory_report(const ConfigTree& experiment, const GpuBudget& budget) {
   std::ostringstream out;
   const RunSettings run = parse_run_settings(experiment);

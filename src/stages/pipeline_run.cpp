@@ -39,6 +39,11 @@ bool all_experts_written(const PipelineStep& step) {
 
 }  // namespace
 
+// The plan (stages/pipeline_plan.h) has already decided each step's action; this runs them in
+// order. First it refuses what several processes (torchrun ranks, Slurm array tasks) cannot do
+// safely: a reset from scratch, which would race with the other processes, and a non-training
+// step, which runs on one process only. Then each step is marked started, run, and marked done,
+// so that `svmoe status` and the next plan see where it stopped.
 PipelineResult run_pipeline(const std::vector<PlannedStep>& plan, const fs::path& dir, const RuntimeSettings& runtime,
                             const PipelineOptions& options) {
   const DistributedEnvironment environment = detect_distributed_environment();
@@ -71,9 +76,12 @@ PipelineResult run_pipeline(const std::vector<PlannedStep>& plan, const fs::path
     throw UsageError("--expert " + std::to_string(options.expert) + " is out of range",
                      "this experiment has experts 0 to " + std::to_string(work[0]->step->tasks - 1));
   }
+  // Rank 0 alone writes markers and removes outputs; the other ranks only train.
   const bool writer = environment.rank == 0;
   if (writer) reset_changed_steps(plan, dir);
 
+  // Created by the first training step and kept for the next ones: the process group (and the
+  // device) is set up once per process, not once per step.
   std::optional<TrainingContext> training;
   const auto started = std::chrono::steady_clock::now();
   for (std::size_t i = 0; i < work.size(); ++i) {
@@ -97,6 +105,8 @@ PipelineResult run_pipeline(const std::vector<PlannedStep>& plan, const fs::path
       result.interrupted = true;
       return result;
     }
+    // An array task trains one expert; the step is done only when the last task finds all of
+    // them written (whichever task finishes last marks it).
     const bool done = options.expert < 0 || all_experts_written(step);
     if (writer && done) write_step_marker(dir, step, needs, StepState::kDone);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();

@@ -8,6 +8,11 @@
 #include "svmoe/text/unicode.h"
 #include "svmoe/util/error.h"
 
+// The two subword models of Hugging Face tokenizers that llm-jp and Llama-family checkpoints use:
+// Unigram (SentencePiece's, a Viterbi search over scored pieces) and BPE (ranked merges). Each
+// follows the Rust implementation's choices where the algorithms leave room (ties, unknown
+// characters, byte fallback), since the ids must match `tokenizers`' byte for byte
+// (tests/text, reference fixtures made by npm `tokenizers`).
 namespace svmoe {
 
 void Vocabulary::add(std::string piece, std::int32_t id) {
@@ -36,6 +41,8 @@ const std::string& Vocabulary::piece(std::int32_t id) const {
   return has_id(id) ? pieces_[id] : empty;
 }
 
+// Byte fallback: every byte of `text` as its <0xHH> piece, or nothing when the vocabulary lacks
+// one of them (then the caller falls back to the unknown token).
 std::optional<std::vector<std::int32_t>> Vocabulary::byte_pieces(std::string_view text) const {
   std::vector<std::int32_t> ids;
   for (const char c : text) {
@@ -46,6 +53,8 @@ std::optional<std::vector<std::int32_t>> Vocabulary::byte_pieces(std::string_vie
   return ids;
 }
 
+// A byte trie whose children are kept sorted by byte, so that lookups are binary searches and
+// the trie stays small for vocabularies of 100k pieces (no 256-slot arrays per node).
 void PieceTrie::insert(std::string_view piece, std::int32_t id) {
   std::int32_t node = 0;
   for (const char c : piece) {
@@ -82,6 +91,10 @@ UnigramModel::UnigramModel(std::vector<std::pair<std::string, double>> pieces, s
   unk_score_ = min_score - 10.0;  // tokenizers' K_UNK_PENALTY
 }
 
+// The Viterbi search over character boundaries: every vocabulary piece starting at a boundary
+// (found with the trie) extends the best path ending there by its log-probability. A character
+// that starts no single-character piece gets an unknown piece scored unk_score_, so that a path
+// always exists. A tie keeps the path found first (its last piece starts earliest).
 std::vector<std::string_view> UnigramModel::segment(std::string_view text) const {
   // best[i]: the best path over text[0, i): its score, where its last piece starts, and its id.
   struct Node {
@@ -136,6 +149,7 @@ std::vector<std::string_view> UnigramModel::segment(std::string_view text) const
   return pieces;
 }
 
+// Pieces to ids: an unknown piece becomes its bytes' pieces with byte_fallback, else unk_id.
 void UnigramModel::tokenize(std::string_view text, std::vector<std::int32_t>& ids) const {
   for (const auto piece : segment(text)) {
     if (const auto id = vocabulary_.find(piece)) {
@@ -160,6 +174,8 @@ BpeModel::BpeModel(Vocabulary vocabulary, const std::vector<std::pair<std::strin
       fuse_unk_(fuse_unk),
       byte_fallback_(byte_fallback),
       ignore_merges_(ignore_merges) {
+  // The merges as (left id, right id) -> (rank, merged id): the rank is the merge's line in the
+  // merges list, and a lower rank merges first.
   for (std::size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
     const auto left_id = vocabulary_.find(left);
@@ -173,6 +189,9 @@ BpeModel::BpeModel(Vocabulary vocabulary, const std::vector<std::pair<std::strin
   }
 }
 
+// One pre-tokenized word: start from its characters (or their byte pieces, or unk), then apply
+// merges lowest rank first with a priority queue, O(n log n) rather than rescanning the word
+// after each merge. With ignore_merges a word that is itself in the vocabulary is one token.
 void BpeModel::tokenize(std::string_view text, std::vector<std::int32_t>& ids) const {
   if (text.empty()) return;
   if (ignore_merges_) {
@@ -234,6 +253,8 @@ void BpeModel::tokenize(std::string_view text, std::vector<std::int32_t>& ids) c
   };
   for (std::int64_t i = 0; i + 1 < static_cast<std::int64_t>(symbols.size()); ++i) push_pair(i);
   while (!queue.empty()) {
+    // An entry is stale when an earlier merge consumed its left symbol or changed its right
+    // neighbour; it is recognised by looking the pair up again.
     const Candidate top = queue.top();
     queue.pop();
     Symbol& left = symbols[top.position];

@@ -9,6 +9,9 @@
 namespace svmoe {
 namespace fs = std::filesystem;
 
+// Tokenisation is the CPU cost of prepare (a paper-size corpus is billions of characters):
+// the texts are encoded on `threads` threads, each its own slice, the tokenizer shared read-only.
+// An exception on a thread is kept and rethrown here after every thread has joined.
 std::vector<std::vector<std::int32_t>> encode_batch(const Tokenizer& tokenizer, const std::vector<std::string>& texts,
                                                     bool add_special_tokens, unsigned threads) {
   std::vector<std::vector<std::int32_t>> ids(texts.size());
@@ -46,11 +49,14 @@ const std::vector<std::string>& tokenizer_file_names() {
   return names;
 }
 
+// A model directory carries its tokenizer when it was trained or merged by svmoe (the files are
+// copied along); a checkpoint-N/ or a bare config does not, and the dataset's tokenizer serves.
 fs::path tokenizer_source(const fs::path& model_dir, const fs::path& fallback) {
   const bool has_tokenizer = fs::exists(model_dir / kHfTokenizerFile) || fs::exists(model_dir / kSentencePieceFile);
   return has_tokenizer ? model_dir : fallback;
 }
 
+// tokenizer.json first, as transformers' AutoTokenizer prefers the fast tokenizer.
 fs::path tokenizer_file(const fs::path& path) {
   if (fs::is_directory(path)) {
     if (fs::exists(path / kHfTokenizerFile)) return path / kHfTokenizerFile;
@@ -69,6 +75,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   throw UsageError("'" + file.string() + "' is neither a tokenizer.json nor a SentencePiece .model file");
 }
 
+// svmoe inspect's tokenizer lines: which file is read, what it is, its special tokens; a file
+// svmoe cannot read is reported, not thrown, so that inspect still describes the weights.
 std::vector<std::string> tokenizer_report(const fs::path& directory) {
   const bool has_json = fs::exists(directory / kHfTokenizerFile);
   const bool has_model = fs::exists(directory / kSentencePieceFile);

@@ -7,8 +7,13 @@
 
 #include "svmoe/util/error.h"
 
+// Each predicate here reproduces one Rust standard-library or regex-crate class, because the
+// tokenizers we match (Hugging Face tokenizers, written in Rust) split and normalize with those;
+// utf8proc supplies the Unicode tables (general categories, case mapping, decompositions).
 namespace svmoe::unicode {
 
+// The lead byte's high bits give the sequence length: 0xxxxxxx 1, 110xxxxx 2, 1110xxxx 3,
+// 11110xxx 4 (RFC 3629).
 std::size_t char_length(unsigned char lead) {
   if (lead < 0x80) return 1;
   if ((lead >> 5) == 0x6) return 2;
@@ -31,6 +36,8 @@ void append_utf8(std::string& out, char32_t code_point) {
   out.append(reinterpret_cast<const char*>(buffer), static_cast<std::size_t>(length));
 }
 
+// The White_Space property (PropList.txt) listed by code point: it is the general categories
+// Zs, Zl and Zp plus the controls U+0009..U+000D and U+0085, which no category test gives.
 bool is_whitespace(char32_t c) {
   switch (c) {
     case 0x09:
@@ -53,12 +60,16 @@ bool is_whitespace(char32_t c) {
   }
 }
 
+// ASCII first: most text is, and the digits are the only ASCII numerics.
 bool is_numeric(char32_t c) {
   if (c < 0x80) return c >= '0' && c <= '9';
   const auto category = utf8proc_category(static_cast<utf8proc_int32_t>(c));
   return category == UTF8PROC_CATEGORY_ND || category == UTF8PROC_CATEGORY_NL || category == UTF8PROC_CATEGORY_NO;
 }
 
+// Rust regex's \w is UTS #18's word class: Alphabetic, marks, decimal digits, connector
+// punctuation and Join_Control. Alphabetic is the letter categories plus Nl plus
+// Other_Alphabetic; the marks of Other_Alphabetic are covered by Mn/Mc, the rest are listed.
 bool is_word_character(char32_t c) {
   if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
   if (c == 0x200C || c == 0x200D) return true;  // Join_Control
@@ -91,6 +102,8 @@ bool is_combining_mark(char32_t c) {
   return category == UTF8PROC_CATEGORY_MN || category == UTF8PROC_CATEGORY_MC || category == UTF8PROC_CATEGORY_ME;
 }
 
+// One code point at a time: utf8proc_tolower is the simple (one-to-one) mapping, which equals
+// the full mapping everywhere except U+0130, handled by hand.
 std::string lowercase(std::string_view text) {
   std::string out;
   out.reserve(text.size());
@@ -110,6 +123,8 @@ std::string lowercase(std::string_view text) {
 
 std::string normalize(std::string_view text, NormalizationForm form) {
   if (text.empty()) return {};
+  // STABLE keeps unassigned code points as they are (Unicode's stability policy), as Rust's
+  // unicode-normalization does; COMPAT picks the K forms.
   int options = UTF8PROC_STABLE;
   switch (form) {
     case NormalizationForm::kNfc:
@@ -129,6 +144,7 @@ std::string normalize(std::string_view text, NormalizationForm form) {
   const auto length =
       utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
                    &mapped, static_cast<utf8proc_option_t>(options));
+  // utf8proc_map allocates the result with malloc; the caller frees it.
   std::unique_ptr<utf8proc_uint8_t, decltype(&std::free)> owner(mapped, &std::free);
   if (length < 0) {
     throw FormatError(std::string("Unicode normalization failed: ") + utf8proc_errmsg(length),
@@ -137,6 +153,10 @@ std::string normalize(std::string_view text, NormalizationForm form) {
   return std::string(reinterpret_cast<const char*>(mapped), static_cast<std::size_t>(length));
 }
 
+// A hand-written decoder rather than decode_at because the number of replacement characters
+// matters: each maximal invalid subpart (the longest prefix of a valid sequence, or one byte)
+// becomes exactly one U+FFFD, as in Rust and in the W3C/WHATWG "substitution of maximal
+// subparts" practice; byte-level BPE decoders reach this with split multi-byte characters.
 std::string from_utf8_lossy(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size());

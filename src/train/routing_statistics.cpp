@@ -10,6 +10,10 @@
 
 namespace svmoe {
 
+// One float64 vector holds every sum, so that a rank's statistics are one all-reduce:
+//   [0, L*E)          expert loads: top-k choices per (layer, expert)
+//   [L*E, L*E + L)    per layer, the sum over positions of the router's entropy
+//   [L*E + L]         positions seen
 RoutingStatistics::RoutingStatistics(std::int64_t layers, std::int64_t experts, std::int64_t top_k)
     : layers_(layers),
       experts_(experts),
@@ -50,6 +54,8 @@ torch::Tensor RoutingStatistics::load() const {
   return sums_.narrow(0, 0, layers_ * experts_).view({layers_, experts_}).clone();
 }
 
+// Per layer: each expert's share of the choices, the mean router entropy per position, and
+// max/min load (null when an expert was never chosen: the ratio is unbounded).
 nlohmann::json RoutingStatistics::to_json() const {
   nlohmann::json fractions = nlohmann::json::array(), entropies = nlohmann::json::array(),
                  ratios = nlohmann::json::array();

@@ -15,6 +15,9 @@
 
 #include "svmoe/util/strings.h"
 
+// The lock is flock(2) on DIR.lock, not the file's existence: the kernel drops it when the holder
+// exits however it exits (a crash, SIGKILL, a node's OOM killer), so a stale file never blocks a
+// rerun. The file's content only tells people (and the error) who holds it.
 namespace svmoe {
 namespace fs = std::filesystem;
 
@@ -71,6 +74,8 @@ std::string describe_holder(std::map<std::string, std::string> holder) {
          holder["started"] + ": " + holder["command"] + ")";
 }
 
+// kill(pid, 0) sends nothing and only checks: EPERM means the process exists under another user.
+// Meaningful on this host only; a pid from another host says nothing here.
 bool process_alive(const std::string& pid_text) {
   try {
     const long pid = std::stol(pid_text);
@@ -102,6 +107,7 @@ DirectoryLock DirectoryLock::acquire(const fs::path& directory, const std::strin
                   "svmoe writes DIR.lock beside each directory it writes: check that '" + path.parent_path().string() +
                       "' is writable");
   }
+  // Non-blocking: a second writer is told who writes now, rather than waiting without a word.
   const bool exclusive = mode == LockMode::kExclusive;
   if (::flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0) {
     const int error = errno;
@@ -122,6 +128,8 @@ DirectoryLock DirectoryLock::acquire(const fs::path& directory, const std::strin
     return DirectoryLock(path, -1, mode);
   }
   if (!exclusive) return DirectoryLock(path, fd, mode);  // shared holders leave the record alone
+  // We hold the lock, so a non-empty record is one a holder did not empty on release: it ended
+  // without releasing (killed, crashed). Say so, since its outputs may be partial.
   const auto previous = read_holder(fd);
   if (!previous.empty()) {
     const auto at = previous.find("host");
