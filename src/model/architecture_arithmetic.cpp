@@ -70,22 +70,37 @@ double feed_forward_training_flops_per_token(const ModelConfig& c) {
   const FeedForwardShape s = feed_forward_shape(c);
   const double f = static_cast<double>(s.expert_ffn);
   const double n = static_cast<double>(s.routed_experts);
-  const double sub_layer = s.experts_per_position * 3 * h * f + h * n + 3 * h * static_cast<double>(s.shared_ffn);
+  const double sub_layer = s.experts_per_position * 3 * h * f + h * n + 3 * h * static_cast<double>(s.shared_ffn) +
+                           (s.shared_gate ? h : 0.0);
   return 6 * s.sub_layers * sub_layer;
 }
 
-double training_flops_per_token(const ModelConfig& c, std::int64_t sequence_length) {
+double weight_training_flops_per_token(const ModelConfig& c) {
   const double h = static_cast<double>(c.hidden_size);
   const double q = head_dim_of(c) * static_cast<double>(c.num_attention_heads);
   const double kv = head_dim_of(c) * static_cast<double>(c.num_key_value_heads);
+  const double layers = static_cast<double>(c.num_hidden_layers);
+  // q, k, v and o projections, the FFN blocks, the LM head.
+  return 6 * (layers * (2 * h * q + 2 * h * kv) + h * static_cast<double>(c.vocab_size)) +
+         layers * feed_forward_training_flops_per_token(c);
+}
+
+double sequence_mixing_training_flops_per_token(const ModelConfig& c, std::int64_t sequence_length) {
+  const double h = static_cast<double>(c.hidden_size);
+  const double q = head_dim_of(c) * static_cast<double>(c.num_attention_heads);
   const double t = static_cast<double>(sequence_length);
   const double n = static_cast<double>(feed_forward_shape(c).routed_experts);
   const double layers = static_cast<double>(c.num_hidden_layers);
-  double flops = 6 * (layers * (2 * h * q + 2 * h * kv) + h * static_cast<double>(c.vocab_size)) +
-                 layers * feed_forward_training_flops_per_token(c) + 6 * layers * t * h;
+  // A token's query against on average T/2 keys (q K^T), and its weights over T/2 values:
+  // 2 x 2 (T/2) q forward, x 3 with the backward. GQA repeats K and V to every query head, so q.
+  double flops = 6 * layers * t * q;
   // Each of N slots mixes on average T/2 positions of h values (forward and backward: x 3).
   if (feed_forward_shape(c).soft_mixing) flops += 3 * layers * t * h * n;
   return flops;
+}
+
+double training_flops_per_token(const ModelConfig& c, std::int64_t sequence_length) {
+  return weight_training_flops_per_token(c) + sequence_mixing_training_flops_per_token(c, sequence_length);
 }
 
 ActivationsPerToken activations_per_token(const ModelConfig& c, std::int64_t sequence_length) {

@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "matmul_flops.h"
 #include "svmoe/model/architecture_arithmetic.h"
 #include "svmoe/model/causal_lm.h"
 #include "tiny_models.h"
@@ -85,8 +86,9 @@ TEST(Architecture, FeedForwardFlopsCountWhatEachPositionRunsThrough) {
   EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kLlama)), 6 * 3 * h * f);
   EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kMixtral)),
                    6 * (k * 3 * h * f + h * n));
+  // Its shared expert of 24 and the shared expert's gate (one weight row).
   EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kQwen2Moe)),
-                   6 * (k * 3 * h * f + h * n + 3 * h * 24));
+                   6 * (k * 3 * h * f + h * n + 3 * h * 24 + h));
   // Two sub-layers, each with its router and its shared expert of 12.
   EXPECT_DOUBLE_EQ(feed_forward_training_flops_per_token(small_config(Architecture::kCartesianMoe)),
                    6 * 2 * (k * 3 * h * f + h * n + 3 * h * 12));
@@ -98,6 +100,35 @@ TEST(Architecture, FeedForwardFlopsCountWhatEachPositionRunsThrough) {
   ModelConfig top_n = small_config(Architecture::kMixtral);
   top_n.num_experts_per_tok = 4;
   EXPECT_DOUBLE_EQ(training_flops_per_token(soft, 32) - training_flops_per_token(top_n, 32), 3 * 2 * 32 * h * n);
+}
+
+// The law that keeps the FLOPs arithmetic honest: for every architecture, the matrix products the
+// built model's forward runs, as ATen sees their shapes (tests/support/matmul_flops.h), times 3
+// for the backward, are the arithmetic's weight part plus twice its causal mixing part (the
+// model computes the whole T x T square of attention and soft dispatch and masks half of it).
+// head_dim 6 makes q = 24 differ from h = 16, so that a formula with h in place of q fails.
+TEST(Architecture, TrainingFlopsAreWhatTheBuiltModelsProductsCount) {
+  torch::manual_seed(7);
+  for (const Architecture a : kArchitectures) {
+    ModelConfig c = small_config(a);
+    c.head_dim = 6;
+    CausalLM model(c);
+    model->eval();
+    const std::int64_t batch = 2, length = 7;
+    const auto ids = torch::randint(0, c.vocab_size, {batch, length});
+    torch::NoGradGuard no_grad;
+    // A forward first: on a LibTorch with ATen's grouped product, the first MoE forward of a
+    // process asks once whether its CPU kernel exists (compat::cpu_grouped_mm_available), with
+    // a small product that is not the model's.
+    model->forward(ids);
+    const double counted = test::forward_matmul_flops([&] { model->forward(ids); });
+    const double tokens = static_cast<double>(batch * length);
+    EXPECT_DOUBLE_EQ(3 * counted / tokens,
+                     weight_training_flops_per_token(c) + 2 * sequence_mixing_training_flops_per_token(c, length))
+        << architecture_row(a).model_type;
+    EXPECT_DOUBLE_EQ(training_flops_per_token(c, length),
+                     weight_training_flops_per_token(c) + sequence_mixing_training_flops_per_token(c, length));
+  }
 }
 
 }  // namespace svmoe

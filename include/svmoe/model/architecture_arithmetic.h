@@ -10,9 +10,12 @@
 //   FFN        dense 3hf (+ 2f + h biases); a routed sub-layer N (3hf + h) [experts, router]
 //              + 3h f_s [shared] + h [Qwen2-MoE's shared gate]; s sub-layers (+ h: CartesianMoE's
 //              norm between)
-// Training FLOPs a token (6 x the weights a token multiplies with, forward and backward; Kaplan
-// et al. 2020 / PaLM's MFU), biases and norms left out:
-//   6 (L (2hq + 2h kv + s (3 a h f + h N + 3 h f_s)) + h V) + 6 L T h     [causal attention]
+// Training FLOPs a token, forward and backward (x 3 the forward's 2 per multiply-add; Kaplan et
+// al. 2020 / PaLM's MFU), biases and norms left out. The weights a token multiplies with:
+//   6 (L (2hq + 2h kv + s (3 a h f + h N + 3 h f_s + h [Qwen2-MoE's shared gate])) + h V)
+// and the products that mix positions, counted for the causal half of the T x T square that a
+// token reads (the model computes the whole square and masks the rest):
+//   + 6 L T q                                                           [causal attention]
 //   + 3 L T h N                                                         [soft: slots mix the prefix]
 // Activations a token and block (docs/training.md, term by term), in elements of the compute
 // dtype: 4h + 3q + 3kv, then 4f (dense) or per sub-layer a (4f + 2h) + 4 f_s, + 2h for
@@ -43,9 +46,14 @@ FeedForwardShape feed_forward_shape(const ModelConfig& config);
 std::int64_t parameter_count(const ModelConfig& config);
 // The routers' weights: what stage 3 trains.
 std::int64_t router_parameter_count(const ModelConfig& config);
-// Training FLOPs per token at `sequence_length` (the MFU's numerator; formula above).
+// Training FLOPs per token at `sequence_length` (the MFU's numerator; formula above): the sum of
+// the two parts below.
 double training_flops_per_token(const ModelConfig& config, std::int64_t sequence_length);
-// The part of it one layer's FFN block does: 6 s (a 3hf + hN + 3h f_s).
+// The weights' part, independent of the sequence length.
+double weight_training_flops_per_token(const ModelConfig& config);
+// The positions-mixing part (attention scores and values; a soft MoE's slots), causal half.
+double sequence_mixing_training_flops_per_token(const ModelConfig& config, std::int64_t sequence_length);
+// The part of it one layer's FFN block does: 6 s (a 3hf + hN + 3h f_s (+ h gated)).
 double feed_forward_training_flops_per_token(const ModelConfig& config);
 
 struct ActivationsPerToken {
