@@ -1,6 +1,7 @@
 #include "svmoe/io/eval_results.h"
 
 #include "svmoe/io/experiment_directory.h"
+#include "svmoe/io/json_fields.h"
 #include "svmoe/util/error.h"
 #include "svmoe/util/files.h"
 
@@ -59,70 +60,35 @@ Json model_json(const ModelResults& model) {
   return out;
 }
 
-// Reading: every field checked, an error naming the file and the field's path in it
-// ("results.models[2].splits.test.ppl.mean"), so that a hand-edited or truncated file says where
-// it went wrong. `where` is the path of `object` itself; each accessor appends its key.
-class FieldReader {
- public:
-  explicit FieldReader(const fs::path& file) : file_(file) {}
+// Reading: every field checked by io/json_fields.h's reader, `where` the path of the object read.
+JsonFieldReader results_reader(const fs::path& file) {
+  return JsonFieldReader(file, "it is svmoe eval's results.json: run svmoe eval again to write it");
+}
 
-  const Json& field(const Json& object, const std::string& key, const std::string& where) const {
-    if (!object.is_object() || !object.contains(key)) fail(where + "." + key, "missing", "a value");
-    return object.at(key);
+// The writer's two shapes: {mean, std, count} or {mean: null, std: null, count}.
+MetricStats read_stats(const JsonFieldReader& read, const Json& object, const std::string& key,
+                       const std::string& where) {
+  const Json& value = read.field(object, key, where);
+  const std::string path = where + "." + key;
+  MetricStats out;
+  out.count = read.get<std::uint64_t>(value, "count", path, "a count");
+  if (!read.field(value, "mean", path).is_null()) {
+    out.mean = read.get<double>(value, "mean", path, "a number or null");
+    out.std = read.get<double>(value, "std", path, "a number");
   }
-  template <typename T>
-  T get(const Json& object, const std::string& key, const std::string& where, const char* expected) const {
-    const Json& value = field(object, key, where);
-    try {
-      return value.get<T>();
-    } catch (const Json::exception&) {
-      fail(where + "." + key, value.dump(), expected);
-    }
-  }
-  template <typename E>
-  E option(const Json& object, const std::string& key, const std::string& where) const {
-    const auto name = get<std::string>(object, key, where, "a string");
-    const auto value = enum_from_name<E>(name);
-    if (!value) fail(where + "." + key, "'" + name + "'", "one of " + join_names<E>());
-    return *value;
-  }
-  MetricStats stats(const Json& object, const std::string& key, const std::string& where) const {
-    const Json& value = field(object, key, where);
-    const std::string path = where + "." + key;
-    // The writer's two shapes: {mean, std, count} or {mean: null, std: null, count}.
-    MetricStats out;
-    out.count = get<std::uint64_t>(value, "count", path, "a count");
-    if (!field(value, "mean", path).is_null()) {
-      out.mean = get<double>(value, "mean", path, "a number or null");
-      out.std = get<double>(value, "std", path, "a number");
-    }
-    return out;
-  }
-  [[noreturn]] void fail(const std::string& where, const std::string& found, const std::string& expected) const {
-    throw FormatError("'" + file_.string() + "' has " + where + " " + found + "; expected " + expected,
-                      "it is svmoe eval's results.json: run svmoe eval again to write it");
-  }
+  return out;
+}
 
- private:
-  template <typename E>
-  static std::string join_names() {
-    std::string out;
-    for (const auto& name : enum_names<E>()) out += (out.empty() ? "" : ", ") + name;
-    return out;
-  }
-  const fs::path& file_;
-};
-
-SplitMetrics read_split(const FieldReader& read, const Json& json, const std::string& where) {
+SplitMetrics read_split(const JsonFieldReader& read, const Json& json, const std::string& where) {
   SplitMetrics out;
   out.documents = read.get<std::int64_t>(json, "documents", where, "a count");
   out.tokens = read.get<std::int64_t>(json, "tokens", where, "a count");
-  out.ppl = read.stats(json, "ppl", where);
+  out.ppl = read_stats(read, json, "ppl", where);
   if (json.contains("cmr_1")) {
     RoutingMetrics routing;
-    routing.cmr_1 = read.stats(json, "cmr_1", where);
-    routing.cmr_2 = read.stats(json, "cmr_2", where);
-    routing.s_rl = read.stats(json, "s_rl", where);
+    routing.cmr_1 = read_stats(read, json, "cmr_1", where);
+    routing.cmr_2 = read_stats(read, json, "cmr_2", where);
+    routing.s_rl = read_stats(read, json, "s_rl", where);
     routing.expert_counts =
         read.get<std::vector<std::vector<std::int64_t>>>(json, "expert_counts", where, "[layer][expert] counts");
     routing.expert_fraction =
@@ -132,7 +98,7 @@ SplitMetrics read_split(const FieldReader& read, const Json& json, const std::st
   return out;
 }
 
-TrueFalseScores read_fewshot_scores(const FieldReader& read, const Json& json, const std::string& where) {
+TrueFalseScores read_fewshot_scores(const JsonFieldReader& read, const Json& json, const std::string& where) {
   TrueFalseScores out;
   out.acc = read.get<double>(json, "acc", where, "a fraction");
   out.acc_norm = read.get<double>(json, "acc_norm", where, "a fraction");
@@ -151,7 +117,7 @@ TrueFalseScores read_fewshot_scores(const FieldReader& read, const Json& json, c
   return out;
 }
 
-ModelResults read_model(const FieldReader& read, const Json& json, const std::string& where) {
+ModelResults read_model(const JsonFieldReader& read, const Json& json, const std::string& where) {
   ModelResults out;
   out.name = read.get<std::string>(json, "name", where, "a string");
   out.path = read.get<std::string>(json, "path", where, "a string");
@@ -198,7 +164,7 @@ Json to_json(const EvalResults& results) {
 }
 
 EvalResults eval_results_from_json(const Json& json, const fs::path& file) {
-  const FieldReader read(file);
+  const JsonFieldReader read = results_reader(file);
   EvalResults out;
   out.dataset = read.get<std::string>(json, "dataset", "results", "a path");
   const Json& splits = read.field(json, "splits", "results");
@@ -237,13 +203,7 @@ EvalResults read_eval_results(const fs::path& eval_dir) {
   const fs::path file = eval_results_file(eval_dir);
   if (!fs::exists(file))
     throw IoError("'" + file.string() + "' does not exist", "run svmoe eval with this config first");
-  Json json;
-  try {
-    json = Json::parse(read_text_file(file));
-  } catch (const Json::parse_error& e) {
-    throw FormatError("'" + file.string() + "' is not valid JSON: " + e.what(), "run svmoe eval again to write it");
-  }
-  return eval_results_from_json(json, file);
+  return eval_results_from_json(results_reader(file).parse(), file);
 }
 
 }  // namespace svmoe

@@ -2,9 +2,12 @@
 
 #include <ATen/record_function.h>
 
+#include <cstdint>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace svmoe::test {
 namespace {
@@ -83,19 +86,24 @@ void on_end(const at::RecordFunction& fn, at::ObserverContext* /*context*/) {
 }  // namespace
 
 double forward_matmul_flops(const std::function<void()>& run) {
+  // The callback is registered, and `active` set, for exactly as long as `listening` lives.
+  struct Listening {
+    explicit Listening(Count& count)
+        : handle(at::addThreadLocalCallback(
+              at::RecordFunctionCallback(on_start, on_end).needsInputs(true).scopes({at::RecordScope::FUNCTION}))) {
+      active = &count;
+    }
+    ~Listening() {
+      at::removeCallback(handle);
+      active = nullptr;
+    }
+    at::CallbackHandle handle;
+  };
   Count count;
-  active = &count;
-  const auto handle = at::addThreadLocalCallback(
-      at::RecordFunctionCallback(on_start, on_end).needsInputs(true).scopes({at::RecordScope::FUNCTION}));
-  try {
+  {
+    const Listening listening(count);
     run();
-  } catch (...) {
-    at::removeCallback(handle);
-    active = nullptr;
-    throw;
   }
-  at::removeCallback(handle);
-  active = nullptr;
   return count.flops;
 }
 
